@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+/**
+ * Parley's whole configuration: one typed object, validated once at start (src/config/load.ts merges the YAML file,
+ * PARLEY_* environment variables and flags into it) and passed down. Every field has its default here.
+ */
+const rateSchema = z.object({
+  /** Tokens added per second. */
+  perSecond: z.number().positive(),
+  /** Bucket size: how many may be spent at once. */
+  burst: z.number().int().positive(),
+}).strict();
+
+export const configSchema = z.object({
+  server: z.object({
+    /** @default '0.0.0.0' */
+    host: z.string().default('0.0.0.0'),
+    /** @default 8080 (0 picks a free port) */
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Address clients use, for printed hints and invite links; @default derived from host and port */
+    publicUrl: z.string().url().optional(),
+    /** An instance name for logs and metrics; @default the host name and pid */
+    instanceId: z.string().optional(),
+  }).strict().default({ host: '0.0.0.0', port: 8080 }),
+  /** Folder for the embedded store and the generated signing secret. @default './data' */
+  dataDir: z.string().default('./data'),
+  store: z.object({
+    kind: z.enum(['sqlite']).default('sqlite'),
+    sqlite: z.object({
+      /** @default '<dataDir>/parley.db' */
+      path: z.string().optional(),
+      /** 'full' syncs every commit to disk (group commit keeps it fast); 'normal' may lose the last commits on power loss. */
+      synchronous: z.enum(['full', 'normal']).default('full'),
+    }).strict().default({ synchronous: 'full' }),
+  }).strict().default({ kind: 'sqlite', sqlite: { synchronous: 'full' } }),
+  bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().default({ kind: 'memory' }),
+  presence: z.object({
+    kind: z.enum(['memory']).default('memory'),
+    /** A connection not touched for this long counts as gone. @default 60000 */
+    ttlMs: z.number().int().positive().default(60_000),
+    /** Presence changes are collected this long and pushed as one event per conversation. @default 500 */
+    batchMs: z.number().int().min(0).default(500),
+  }).strict().default({ kind: 'memory', ttlMs: 60_000, batchMs: 500 }),
+  auth: z.object({
+    accounts: z.object({
+      /** Built-in username/password accounts. @default true */
+      enabled: z.boolean().default(true),
+      /** HS256 secret for the server's own tokens; @default generated once and kept in <dataDir>/secret */
+      secret: z.string().min(32).optional(),
+      /** Issuer claim of the server's own tokens. @default 'parley' */
+      issuer: z.string().default('parley'),
+      /** @default 604800 (7 days) */
+      tokenTtlSeconds: z.number().int().positive().default(7 * 24 * 3600),
+      /** Minimum password length. @default 8 */
+      minPasswordLength: z.number().int().min(1).default(8),
+    }).strict().default({ enabled: true, issuer: 'parley', tokenTtlSeconds: 7 * 24 * 3600, minPasswordLength: 8 }),
+    /** Tokens issued by the integrating product. Any of the three key sources may be set. */
+    jwt: z.object({
+      /** Shared secret for HS256 tokens. */
+      secret: z.string().min(32).optional(),
+      /** PEM (SPKI) public key for RS256 / ES256 tokens. */
+      publicKey: z.string().optional(),
+      /** JWKS URL for RS256 / ES256 tokens. */
+      jwksUrl: z.string().url().optional(),
+      /** Required `iss`, if set. */
+      issuer: z.string().optional(),
+      /** Required `aud`, if set. */
+      audience: z.string().optional(),
+      /** Allowed clock skew in seconds. @default 30 */
+      clockToleranceSeconds: z.number().int().min(0).default(30),
+    }).strict().default({ clockToleranceSeconds: 30 }),
+  }).strict().default({
+    accounts: { enabled: true, issuer: 'parley', tokenTtlSeconds: 7 * 24 * 3600, minPasswordLength: 8 },
+    jwt: { clockToleranceSeconds: 30 },
+  }),
+  admin: z.object({
+    /** Static bearer token for /api/v1/admin (besides users with the admin flag). */
+    token: z.string().min(16).optional(),
+  }).strict().default({}),
+  limits: z.object({
+    /** Largest WebSocket frame accepted; larger ones close the connection with 1009. @default 65536 */
+    maxFrameBytes: z.number().int().min(1024).default(64 * 1024),
+    /** Largest message text in UTF-8 bytes. @default 4096 */
+    maxMessageBytes: z.number().int().min(1).default(4096),
+    /** Largest serialised metadata in bytes. @default 4096 */
+    maxMetaBytes: z.number().int().min(0).default(4096),
+    maxConversationsPerUser: z.number().int().min(1).default(1000),
+    maxMembersPerGroup: z.number().int().min(2).default(10_000),
+    /** Outgoing bytes a connection may have pending before it is closed as a slow consumer. @default 1 MiB */
+    maxOutgoingBytes: z.number().int().min(1024).default(1024 * 1024),
+    /** Every request of a connection spends a token. @default 50/s, burst 100 */
+    connectionRate: rateSchema.default({ perSecond: 50, burst: 100 }),
+    /** Every message send/edit/delete of a user, across devices, spends a token. @default 20/s, burst 50 */
+    userMessageRate: rateSchema.default({ perSecond: 20, burst: 50 }),
+    /** Requests refused for rate in a row before the connection is closed as a flood. @default 200 */
+    floodCloseAfter: z.number().int().min(1).default(200),
+    /** Largest page of history. @default 100 */
+    maxPageSize: z.number().int().min(1).max(500).default(100),
+  }).strict().default({
+    maxFrameBytes: 64 * 1024, maxMessageBytes: 4096, maxMetaBytes: 4096, maxConversationsPerUser: 1000,
+    maxMembersPerGroup: 10_000, maxOutgoingBytes: 1024 * 1024, connectionRate: { perSecond: 50, burst: 100 },
+    userMessageRate: { perSecond: 20, burst: 50 }, floodCloseAfter: 200, maxPageSize: 100,
+  }),
+  heartbeat: z.object({
+    /** The server pings every connection this often. @default 25000 */
+    intervalMs: z.number().int().min(50).default(25_000),
+    /** A connection that has not answered a ping within this time is closed (4001). @default 10000 */
+    timeoutMs: z.number().int().min(50).default(10_000),
+  }).strict().default({ intervalMs: 25_000, timeoutMs: 10_000 }),
+  typing: z.object({
+    /** A typing indicator expires by itself after this long without a refresh. @default 5000 */
+    ttlMs: z.number().int().min(100).default(5000),
+    /** Repeated "typing: true" from a user is forwarded at most this often. @default 1000 */
+    throttleMs: z.number().int().min(0).default(1000),
+  }).strict().default({ ttlMs: 5000, throttleMs: 1000 }),
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).strict().default({ level: 'info' }),
+  shutdown: z.object({
+    /** How long SIGTERM waits for pending writes before exiting. @default 5000 */
+    drainMs: z.number().int().min(0).default(5000),
+  }).strict().default({ drainMs: 5000 }),
+}).strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,71 @@
+/**
+ * The one catalogue of error codes a client can receive, in a request's error reply (WebSocket) or an error body
+ * (REST). Codes are stable: a client branches on `code`, never on `message`. `temporary: true` means the same request
+ * may succeed if retried later unchanged (with the same idempotency key for sends); `false` means retrying unchanged
+ * will fail again. `status` is the HTTP status the REST API answers with.
+ *
+ * docs/protocol.md lists exactly these codes; test/protocol/catalogue.test.ts holds the two equal.
+ */
+export const errorCatalogue = {
+  BAD_FRAME: { status: 400, temporary: false, message: 'The frame is not a JSON object' },
+  UNKNOWN_TYPE: { status: 400, temporary: false, message: 'Unknown request type' },
+  INVALID_REQUEST: { status: 400, temporary: false, message: 'The request does not match its schema' },
+  UNAUTHORIZED: { status: 401, temporary: false, message: 'Missing, invalid or expired credentials' },
+  FORBIDDEN: { status: 403, temporary: false, message: 'Your role does not allow this action' },
+  BANNED: { status: 403, temporary: false, message: 'This account is banned' },
+  NOT_MEMBER: { status: 403, temporary: false, message: 'You are not a member of this conversation' },
+  NOT_FOUND: { status: 404, temporary: false, message: 'No such conversation, message or user' },
+  ALREADY_MEMBER: { status: 409, temporary: false, message: 'Already a member of this conversation' },
+  CONFLICT: { status: 409, temporary: false, message: 'The request conflicts with the current state' },
+  MESSAGE_TOO_LARGE: { status: 413, temporary: false, message: 'The message text or metadata exceeds the size limit' },
+  LIMIT_EXCEEDED: { status: 422, temporary: false, message: 'A configured limit (conversations per user, members per group) is reached' },
+  INVITE_INVALID: { status: 404, temporary: false, message: 'No such invite' },
+  INVITE_EXPIRED: { status: 410, temporary: false, message: 'The invite has expired' },
+  INVITE_EXHAUSTED: { status: 410, temporary: false, message: 'The invite has reached its maximum number of uses' },
+  INVITE_REVOKED: { status: 410, temporary: false, message: 'The invite was revoked' },
+  ACCOUNT_EXISTS: { status: 409, temporary: false, message: 'An account with this username already exists' },
+  INVALID_CREDENTIALS: { status: 401, temporary: false, message: 'Wrong username or password' },
+  ACCOUNTS_DISABLED: { status: 403, temporary: false, message: 'Built-in accounts are turned off on this server' },
+  RATE_LIMITED: { status: 429, temporary: true, message: 'Too many requests; slow down and retry later' },
+  TIMEOUT: { status: 504, temporary: true, message: 'The request did not complete in time' },
+  UNAVAILABLE: { status: 503, temporary: true, message: 'A backing service is unavailable; retry later' },
+  INTERNAL: { status: 500, temporary: true, message: 'Internal server error' },
+} as const satisfies Record<string, { status: number; temporary: boolean; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+export const errorCodes = Object.keys(errorCatalogue) as ErrorCode[];
+
+/** The error body on the wire: `{code, message, temporary}` (plus optional `details` for INVALID_REQUEST). */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  temporary: boolean;
+  details?: unknown;
+}
+
+/** An error the server means to show the client. Anything else thrown becomes INTERNAL. */
+export class ParleyError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    super(message ?? errorCatalogue[code].message);
+    this.name = 'ParleyError';
+    this.code = code;
+    this.details = details;
+  }
+  get temporary(): boolean {
+    return errorCatalogue[this.code].temporary;
+  }
+  get status(): number {
+    return errorCatalogue[this.code].status;
+  }
+  toBody(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message, temporary: this.temporary };
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+}
+
+export function isParleyError(err: unknown): err is ParleyError {
+  return err instanceof ParleyError;
+}

@@ -1,0 +1,47 @@
+import type { Conversation, Member, Message, PresenceInfo, Role } from './types.js';
+
+/**
+ * Events the server pushes: `{"event": <name>, "data": ...}`. Events have no `id`; replies always do.
+ */
+export interface EventMap {
+  /** First frame on every connection. */
+  'welcome': {
+    version: number;
+    connectionId: string;
+    user: { id: string; name: string };
+    heartbeatIntervalMs: number;
+    limits: { maxMessageBytes: number; maxFrameBytes: number };
+  };
+  'message.new': Message;
+  /** An edit or delete (a delete sets `deleted: true` and clears text and meta). */
+  'message.updated': Message;
+  'read': { conversationId: string; userId: string; seq: number };
+  'typing': { conversationId: string; userId: string; typing: boolean; expiresInMs: number };
+  /** Presence changes of users you share a conversation with, batched. */
+  'presence': { users: PresenceInfo[] };
+  /** Someone joined (or was added to) a conversation you are in. */
+  'member.joined': { conversationId: string; member: Member };
+  /** Someone left or was removed; `by` is the kicker for a kick. */
+  'member.left': { conversationId: string; userId: string; by: string | null };
+  'member.role': { conversationId: string; userId: string; role: Role };
+  /** A conversation you are in was created for you, joined, renamed, or otherwise changed. */
+  'conversation.updated': Conversation;
+  /** You no longer belong to this conversation (left, kicked, or it was deleted). */
+  'conversation.removed': { conversationId: string; reason: 'left' | 'kicked' | 'deleted' };
+}
+
+export type EventName = keyof EventMap;
+export const eventNames: EventName[] = [
+  'welcome', 'message.new', 'message.updated', 'read', 'typing', 'presence', 'member.joined', 'member.left',
+  'member.role', 'conversation.updated', 'conversation.removed',
+];
+
+export interface EventFrame<E extends EventName = EventName> {
+  event: E;
+  data: EventMap[E];
+}
+
+/** Serialise an event once; the bytes go unchanged to every recipient. */
+export function encodeEvent<E extends EventName>(event: E, data: EventMap[E]): string {
+  return JSON.stringify({ event, data });
+}

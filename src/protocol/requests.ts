@@ -1,0 +1,98 @@
+import { z } from 'zod';
+
+/**
+ * Every request a client may send, keyed by `type`, with the schema of its `data`. The same operations back the REST
+ * API (src/http/routes.ts), so both transports validate with these schemas. Size limits on text are enforced by the
+ * domain from configuration; the bounds here only refuse absurd input early.
+ */
+const id = z.string().min(1).max(128);
+const seq = z.number().int().min(0);
+const limit = z.number().int().min(1).max(500).optional();
+const name = z.string().trim().min(1).max(200);
+
+export const requestSchemas = {
+  /** Application-level ping; the reply is `{}`. */
+  'ping': z.object({}).strict(),
+  /** My conversations, with lastSeq, readSeq and unread counts: what a client needs to know what to fetch. */
+  'conversation.list': z.object({}).strict(),
+  'conversation.get': z.object({ conversationId: id }).strict(),
+  'conversation.create': z
+    .object({ name, visibility: z.enum(['public', 'private']).default('public') })
+    .strict(),
+  /** Open (or return the existing) direct conversation with a user. */
+  'direct.open': z.object({ userId: id }).strict(),
+  /** Public groups whose name contains `query` (case-insensitive). */
+  'conversation.search': z.object({ query: z.string().max(200).default(''), limit }).strict(),
+  'conversation.join': z.object({ conversationId: id }).strict(),
+  'conversation.leave': z.object({ conversationId: id }).strict(),
+  'conversation.rename': z.object({ conversationId: id, name }).strict(),
+  'conversation.delete': z.object({ conversationId: id }).strict(),
+  'member.list': z.object({ conversationId: id }).strict(),
+  'member.kick': z.object({ conversationId: id, userId: id }).strict(),
+  'member.role': z.object({ conversationId: id, userId: id, role: z.enum(['admin', 'member']) }).strict(),
+  'invite.create': z
+    .object({
+      conversationId: id,
+      expiresInSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional(),
+      maxUses: z.number().int().min(1).max(1_000_000).optional(),
+    })
+    .strict(),
+  'invite.list': z.object({ conversationId: id }).strict(),
+  'invite.revoke': z.object({ token: z.string().min(1).max(200) }).strict(),
+  'invite.accept': z.object({ token: z.string().min(1).max(200) }).strict(),
+  /**
+   * Send a message to a conversation, or to a user (`to`), which opens the direct conversation on first use.
+   * `key` is the client's idempotency key: a retry with the same key returns the original message.
+   */
+  'message.send': z
+    .object({
+      conversationId: id.optional(),
+      to: id.optional(),
+      key: z.string().min(1).max(128),
+      text: z.string(),
+      meta: z.unknown().optional(),
+    })
+    .strict()
+    .refine((d) => (d.conversationId === undefined) !== (d.to === undefined), {
+      message: 'exactly one of conversationId and to is required',
+    }),
+  'message.edit': z.object({ conversationId: id, seq: seq.min(1), text: z.string(), meta: z.unknown().optional() }).strict(),
+  'message.delete': z.object({ conversationId: id, seq: seq.min(1) }).strict(),
+  /** Messages with seq > afterSeq, oldest first, at most `limit`; `more` says whether another page follows. */
+  'history.after': z.object({ conversationId: id, afterSeq: seq, limit }).strict(),
+  /**
+   * A page backwards: messages before `beforeSeq` (or before `beforeTime`, or from the newest when neither is given),
+   * returned oldest first; `more` says whether older messages remain.
+   */
+  'history.before': z
+    .object({ conversationId: id, beforeSeq: seq.optional(), beforeTime: z.number().int().min(0).optional(), limit })
+    .strict(),
+  /**
+   * Catch up after a disconnect: for each conversation the client knows, the last seq it has. The reply holds, per
+   * conversation, the first page of what follows (`history.after` fetches the rest) and lists conversations the client
+   * did not name (joined meanwhile) with their lastSeq.
+   */
+  'sync': z
+    .object({
+      conversations: z.array(z.object({ conversationId: id, afterSeq: seq }).strict()).max(1000),
+      limit,
+    })
+    .strict(),
+  'read.mark': z.object({ conversationId: id, seq: seq }).strict(),
+  'typing': z.object({ conversationId: id, typing: z.boolean() }).strict(),
+  /** Current presence of the given users (only users who share a conversation with you are answered). */
+  'presence.get': z.object({ userIds: z.array(id).max(1000) }).strict(),
+} as const;
+
+export type RequestType = keyof typeof requestSchemas;
+export type RequestData<T extends RequestType> = z.output<(typeof requestSchemas)[T]>;
+export const requestTypes = Object.keys(requestSchemas) as RequestType[];
+
+/** The envelope of every client frame: `{id, type, data}`. */
+export const requestEnvelope = z
+  .object({
+    id: z.union([z.string().min(1).max(64), z.number().int()]),
+    type: z.string().min(1).max(64),
+    data: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();

@@ -1,0 +1,53 @@
+import type { Conversation, Invite, Member, Message, MyConversation, PresenceInfo } from './types.js';
+
+export interface Page {
+  messages: Message[];
+  /** Whether more messages lie beyond this page in the direction of paging. */
+  more: boolean;
+}
+
+/** What each request returns in `result`. */
+export interface ResultMap {
+  'ping': Record<string, never>;
+  'conversation.list': { conversations: MyConversation[] };
+  'conversation.get': { conversation: MyConversation };
+  'conversation.create': { conversation: MyConversation };
+  'direct.open': { conversation: MyConversation };
+  'conversation.search': { conversations: Conversation[] };
+  'conversation.join': { conversation: MyConversation };
+  'conversation.leave': Record<string, never>;
+  'conversation.rename': { conversation: Conversation };
+  'conversation.delete': Record<string, never>;
+  'member.list': { members: Member[] };
+  'member.kick': Record<string, never>;
+  'member.role': { member: Member };
+  'invite.create': { invite: Invite };
+  'invite.list': { invites: Invite[] };
+  'invite.revoke': { invite: Invite };
+  'invite.accept': { conversation: MyConversation };
+  /** `duplicate` is true when the key was seen before and the original message is returned. */
+  'message.send': { message: Message; duplicate: boolean };
+  'message.edit': { message: Message };
+  'message.delete': { message: Message };
+  'history.after': Page;
+  'history.before': Page;
+  'sync': {
+    conversations: Array<{ conversationId: string; lastSeq: number; messages: Message[]; more: boolean }>;
+    /** Conversations you belong to that the request did not name. */
+    unknown: MyConversation[];
+    /** Conversations named in the request that you no longer belong to. */
+    removed: string[];
+  };
+  'read.mark': { conversationId: string; readSeq: number; unread: number };
+  'typing': Record<string, never>;
+  'presence.get': { users: PresenceInfo[] };
+}
+
+export interface ReplyOk<R = unknown> {
+  id: string | number;
+  result: R;
+}
+export interface ReplyError {
+  id: string | number | null;
+  error: import('./errors.js').ErrorBody;
+}

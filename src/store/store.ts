@@ -1,0 +1,142 @@
+import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
+
+/**
+ * The store seam: durable users, conversations, members, invites, messages and read cursors.
+ *
+ * Guarantees every engine gives (test/engines/store.contract.ts checks each one against every engine):
+ * - Every method resolves only after its change is durable (committed), and a rejected call changed nothing.
+ * - Methods that change several rows do it in one transaction: a concurrent reader sees all or none of it.
+ * - `appendMessage` assigns `seq` atomically: strictly increasing and gap-free per conversation, even under
+ *   concurrent appends from many processes; and it is idempotent on (conversationId, senderId, key).
+ * - Engine failures reject with a ParleyError('UNAVAILABLE') so callers can tell "retry later" from a bug.
+ * Permission checks are not the store's job: the domain decides who may do what, the store keeps data consistent.
+ */
+export interface Store {
+  /** Create tables or apply pending migrations. Idempotent. */
+  migrate(): Promise<void>;
+  /** Cheap round trip used by /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // ---- users
+  /** Insert a user; rejects CONFLICT ('ACCOUNT_EXISTS' for a taken name when passwordHash is set). */
+  createUser(user: NewUser): Promise<UserRecord>;
+  /** Insert the user if absent (JWT users appear on first connection); updates the name when given. */
+  ensureUser(id: string, name: string | null, now: number): Promise<UserRecord>;
+  getUser(id: string): Promise<UserRecord | null>;
+  getUserByName(name: string): Promise<UserRecord | null>;
+  listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]>;
+  setBanned(id: string, banned: boolean): Promise<boolean>;
+  setLastSeen(id: string, at: number): Promise<void>;
+
+  // ---- conversations and members
+  /** Create a group with its creator as owner, in one transaction. */
+  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number }): Promise<Conversation>;
+  /**
+   * Return the one direct conversation of the pair, creating it (both as members, role 'member') if absent.
+   * Concurrent calls for the same pair return the same conversation.
+   */
+  openDirect(input: { id: string; a: string; b: string; now: number }): Promise<{ conversation: Conversation; created: boolean }>;
+  getConversation(id: string): Promise<Conversation | null>;
+  /** The conversation as `userId` sees it, or null if not a member. */
+  getMyConversation(id: string, userId: string): Promise<MyConversation | null>;
+  listMyConversations(userId: string): Promise<MyConversation[]>;
+  /** Ids of the conversations the user belongs to. */
+  listConversationIds(userId: string): Promise<string[]>;
+  countMemberships(userId: string): Promise<number>;
+  searchPublic(query: string, limit: number): Promise<Conversation[]>;
+  listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]>;
+  renameConversation(id: string, name: string): Promise<Conversation | null>;
+  /** Delete the conversation with its members, invites and messages. */
+  deleteConversation(id: string): Promise<boolean>;
+
+  getMember(conversationId: string, userId: string): Promise<Member | null>;
+  listMembers(conversationId: string): Promise<Member[]>;
+  /** Ids of every member. */
+  listMemberIds(conversationId: string): Promise<string[]>;
+  /**
+   * Add a member unless already present or the conversation already has `maxMembers` members; atomic, so concurrent
+   * joins never exceed the limit. A new member's read cursor starts at the conversation's current lastSeq, so joining
+   * a busy group does not show its whole history as unread.
+   */
+  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult>;
+  removeMember(conversationId: string, userId: string): Promise<boolean>;
+  setRole(conversationId: string, userId: string, role: Role): Promise<Member | null>;
+  /** Users who share at least one conversation with `userId` (excluding the user). */
+  listContacts(userId: string): Promise<string[]>;
+
+  // ---- invites
+  createInvite(invite: Omit<Invite, 'uses' | 'revoked'>): Promise<Invite>;
+  getInvite(token: string): Promise<Invite | null>;
+  listInvites(conversationId: string): Promise<Invite[]>;
+  revokeInvite(token: string): Promise<Invite | null>;
+  /**
+   * Atomically check the invite (exists, not revoked, not expired at `now`, uses < maxUses), add the user as a member
+   * (if not one already) and count the use. Two concurrent redemptions of a one-use invite: exactly one succeeds.
+   */
+  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult>;
+
+  // ---- messages
+  /**
+   * Append a message: allocate the next seq of the conversation and store the message, atomically. If a message with
+   * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`.
+   */
+  appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }>;
+  getMessage(conversationId: string, seq: number): Promise<Message | null>;
+  /** Replace text and meta and set editedAt. Returns null if there is no such message. */
+  editMessage(input: { conversationId: string; seq: number; text: string; meta: unknown | null; now: number }): Promise<Message | null>;
+  /** Turn the message into a tombstone (deleted, text '', meta null); its seq stays. */
+  deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null>;
+  /** Messages with seq > afterSeq, ascending, at most `limit`. */
+  messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
+  /** Messages with seq < beforeSeq (or all when null), the newest `limit` of them, returned ascending. */
+  messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]>;
+  /** Messages created strictly before `beforeTime`, the newest `limit` of them, returned ascending. */
+  messagesBeforeTime(conversationId: string, beforeTime: number, limit: number): Promise<Message[]>;
+
+  // ---- read state
+  /**
+   * Move the member's read cursor forward to min(seq, lastSeq); never backwards. Returns the resulting cursor and
+   * the unread count (others' messages above it), or null if not a member.
+   */
+  markRead(conversationId: string, userId: string, seq: number): Promise<{ readSeq: number; unread: number; moved: boolean } | null>;
+}
+
+export interface NewUser {
+  id: string;
+  name: string;
+  passwordHash: string | null;
+  isAdmin?: boolean;
+  now: number;
+}
+
+export interface UserRecord {
+  id: string;
+  name: string;
+  passwordHash: string | null;
+  isAdmin: boolean;
+  banned: boolean;
+  createdAt: number;
+  lastSeen: number | null;
+}
+
+export interface NewMessage {
+  id: string;
+  conversationId: string;
+  senderId: string;
+  key: string;
+  text: string;
+  meta: unknown | null;
+  now: number;
+}
+
+export type AddMemberResult =
+  | { status: 'added'; member: Member }
+  | { status: 'exists'; member: Member }
+  | { status: 'full' }
+  | { status: 'no_conversation' };
+
+export type RedeemResult =
+  | { status: 'joined'; member: Member; conversationId: string }
+  | { status: 'already_member'; member: Member; conversationId: string }
+  | { status: 'invalid' | 'expired' | 'exhausted' | 'revoked' | 'full' };
