@@ -1,0 +1,147 @@
+import type { Presence } from '../presence.js';
+
+/**
+ * The in-process presence engine. Every time comes from the `now` argument (never from the clock), so tests are
+ * deterministic and instances agree on what "expired" means.
+ *
+ * A connection is live at `now` when `now - touchedAt <= ttlMs` (touched within `ttlMs`). A user is online at `now`
+ * when at least one of their connections is live.
+ *
+ * Transitions are reported against the state last reported to the caller (`reportedOnline`), so reports alternate:
+ * every `becameOnline` is followed by exactly one offline report, either `becameOffline` from `disconnect` or the
+ * user's id from `sweep`, and never both.
+ * - `connect`: `becameOnline` when the user was not reported online. A user whose connections all expired but who
+ *   was not swept yet is still reported online, so a new connection then is not a new transition (the stale entries
+ *   are dropped; observers never saw the user leave).
+ * - `disconnect`: `becameOffline` when the user was reported online and has no live connection left.
+ * - `touch`: refreshes registered connections that are still live; an unknown or already expired connection is
+ *   ignored (expiry is final: a dead instance's late heartbeat does not resurrect an entry; reconnect with
+ *   `connect`). `lastSeen` becomes `now` for a user when at least one of their connections was refreshed.
+ * - `sweep`: users reported online whose connections are all expired; each is reported once, and their entries
+ *   are dropped.
+ * - `lastSeen`: time of the last connect, touch or disconnect; an expired user keeps the time of the last touch.
+ *   It survives going offline (kept for every user seen since the process started).
+ */
+interface UserEntry {
+  /** connectionId → time of the last connect or touch. */
+  connections: Map<string, number>;
+  reportedOnline: boolean;
+  lastSeen: number | null;
+}
+
+export interface MemoryPresenceOptions {
+  ttlMs: number;
+}
+
+export class MemoryPresence implements Presence {
+  private readonly ttlMs: number;
+  private readonly users = new Map<string, UserEntry>();
+  /** Users reported online: the only candidates for `sweep`, so a sweep does not scan users seen long ago. */
+  private readonly online = new Set<string>();
+  private closed = false;
+
+  constructor(options: MemoryPresenceOptions) {
+    if (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0) {
+      throw new RangeError(`memory presence: ttlMs must be a positive number, got ${options.ttlMs}`);
+    }
+    this.ttlMs = options.ttlMs;
+  }
+
+  async connect(userId: string, connectionId: string, now: number): Promise<{ becameOnline: boolean }> {
+    this.assertOpen();
+    const user = this.entry(userId);
+    this.dropExpired(user, now);
+    user.connections.set(connectionId, now);
+    user.lastSeen = now;
+    if (user.reportedOnline) return { becameOnline: false };
+    user.reportedOnline = true;
+    this.online.add(userId);
+    return { becameOnline: true };
+  }
+
+  async disconnect(userId: string, connectionId: string, now: number): Promise<{ becameOffline: boolean }> {
+    this.assertOpen();
+    const user = this.users.get(userId);
+    if (!user || !user.connections.delete(connectionId)) return { becameOffline: false };
+    user.lastSeen = now;
+    this.dropExpired(user, now);
+    if (!user.reportedOnline || user.connections.size > 0) return { becameOffline: false };
+    user.reportedOnline = false;
+    this.online.delete(userId);
+    return { becameOffline: true };
+  }
+
+  async touch(entries: Array<{ userId: string; connectionId: string }>, now: number): Promise<void> {
+    this.assertOpen();
+    for (const { userId, connectionId } of entries) {
+      const user = this.users.get(userId);
+      const touchedAt = user?.connections.get(connectionId);
+      if (!user || touchedAt === undefined || !this.isLive(touchedAt, now)) continue;
+      user.connections.set(connectionId, now);
+      if (user.lastSeen === null || now > user.lastSeen) user.lastSeen = now;
+    }
+  }
+
+  async get(userIds: string[], now: number): Promise<Array<{ userId: string; online: boolean; lastSeen: number | null }>> {
+    this.assertOpen();
+    return userIds.map((userId) => {
+      const user = this.users.get(userId);
+      if (!user) return { userId, online: false, lastSeen: null };
+      let online = false;
+      for (const touchedAt of user.connections.values()) {
+        if (this.isLive(touchedAt, now)) {
+          online = true;
+          break;
+        }
+      }
+      return { userId, online, lastSeen: user.lastSeen };
+    });
+  }
+
+  async sweep(now: number): Promise<string[]> {
+    this.assertOpen();
+    const expired: string[] = [];
+    for (const userId of this.online) {
+      const user = this.users.get(userId)!;
+      this.dropExpired(user, now);
+      if (user.connections.size > 0) continue;
+      user.reportedOnline = false;
+      expired.push(userId);
+    }
+    for (const userId of expired) this.online.delete(userId);
+    return expired;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.users.clear();
+    this.online.clear();
+  }
+
+  private isLive(touchedAt: number, now: number): boolean {
+    return now - touchedAt <= this.ttlMs;
+  }
+
+  private dropExpired(user: UserEntry, now: number): void {
+    for (const [connectionId, touchedAt] of user.connections) {
+      if (!this.isLive(touchedAt, now)) user.connections.delete(connectionId);
+    }
+  }
+
+  private entry(userId: string): UserEntry {
+    let user = this.users.get(userId);
+    if (!user) {
+      user = { connections: new Map(), reportedOnline: false, lastSeen: null };
+      this.users.set(userId, user);
+    }
+    return user;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('memory presence: closed');
+  }
+}
+
+export function createMemoryPresence(options: MemoryPresenceOptions): Presence {
+  return new MemoryPresence(options);
+}
