@@ -1,0 +1,31 @@
+/** Opens the SQLite file with the pragmas the store relies on. */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface OpenOptions {
+  path: string;
+  synchronous: 'full' | 'normal';
+  /** How long a write waits for another process's lock before failing as UNAVAILABLE. @default 5000 */
+  busyTimeoutMs?: number;
+}
+
+function isFilePath(p: string): boolean {
+  return p !== '' && p !== ':memory:' && !p.startsWith('file:');
+}
+
+export function openDatabase(options: OpenOptions): Database.Database {
+  if (isFilePath(options.path)) fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
+  const db = new Database(options.path);
+  try {
+    // WAL lets readers (other processes, backups) proceed while a batch commits, and makes commits one fsync.
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}

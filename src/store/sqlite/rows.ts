@@ -1,0 +1,138 @@
+/** Row shapes as SQLite returns them, and their mapping to the protocol and store types. */
+import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility, ConversationKind } from '../../protocol/types.js';
+import type { UserRecord } from '../store.js';
+
+export interface UserRow {
+  id: string;
+  name: string;
+  password_hash: string | null;
+  is_admin: number;
+  banned: number;
+  created_at: number;
+  last_seen: number | null;
+}
+
+export interface ConversationRow {
+  id: string;
+  kind: ConversationKind;
+  name: string | null;
+  visibility: Visibility;
+  created_by: string;
+  created_at: number;
+  last_seq: number;
+  last_message_at: number | null;
+  member_count: number;
+}
+
+export interface MyConversationRow extends ConversationRow {
+  role: Role;
+  read_seq: number;
+  unread: number;
+  peer_id: string | null;
+  peer_name: string | null;
+}
+
+export interface MemberRow {
+  user_id: string;
+  name: string;
+  role: Role;
+  joined_at: number;
+  read_seq: number;
+}
+
+export interface InviteRow {
+  token: string;
+  conversation_id: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  max_uses: number | null;
+  uses: number;
+  revoked: number;
+}
+
+export interface MessageRow {
+  conversation_id: string;
+  seq: number;
+  id: string;
+  sender_id: string;
+  client_key: string;
+  text: string;
+  meta: string | null;
+  created_at: number;
+  edited_at: number | null;
+  deleted: number;
+}
+
+export function toUser(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    passwordHash: row.password_hash,
+    isAdmin: row.is_admin === 1,
+    banned: row.banned === 1,
+    createdAt: row.created_at,
+    lastSeen: row.last_seen,
+  };
+}
+
+export function toConversation(row: ConversationRow): Conversation {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    visibility: row.visibility,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    lastSeq: row.last_seq,
+    memberCount: row.member_count,
+  };
+}
+
+export function toMyConversation(row: MyConversationRow): MyConversation {
+  return {
+    ...toConversation(row),
+    role: row.role,
+    readSeq: row.read_seq,
+    unread: row.unread,
+    peer: row.peer_id === null || row.peer_name === null ? null : { id: row.peer_id, name: row.peer_name },
+    lastMessageAt: row.last_message_at,
+  };
+}
+
+export function toMember(row: MemberRow): Member {
+  return { userId: row.user_id, name: row.name, role: row.role, joinedAt: row.joined_at, readSeq: row.read_seq };
+}
+
+export function toInvite(row: InviteRow): Invite {
+  return {
+    token: row.token,
+    conversationId: row.conversation_id,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    maxUses: row.max_uses,
+    uses: row.uses,
+    revoked: row.revoked === 1,
+  };
+}
+
+export function toMessage(row: MessageRow): Message {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    seq: row.seq,
+    senderId: row.sender_id,
+    text: row.text,
+    meta: row.meta === null ? null : JSON.parse(row.meta),
+    key: row.client_key,
+    createdAt: row.created_at,
+    editedAt: row.edited_at,
+    deleted: row.deleted === 1,
+  };
+}
+
+/** Meta is stored as JSON text; null stays SQL NULL so "no meta" is distinguishable from the JSON value null. */
+export function metaToText(meta: unknown | null): string | null {
+  return meta === null || meta === undefined ? null : JSON.stringify(meta);
+}

@@ -1,0 +1,384 @@
+/**
+ * The embedded store engine: the Store seam over one SQLite file (better-sqlite3, WAL).
+ *
+ * better-sqlite3 is synchronous, so every write below is committed by the time its promise exists; each method still
+ * returns a promise so callers are engine-neutral. Appends go through group commit (see append.ts): all appends of
+ * one event-loop turn share one transaction and one fsync.
+ */
+import type Database from 'better-sqlite3';
+import { ParleyError } from '../../protocol/errors.js';
+import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
+import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
+import { closedError, toParleyError } from './errors.js';
+import { GroupCommit } from './group-commit.js';
+import { migrate } from './migrate.js';
+import { type OpenOptions, openDatabase } from './open.js';
+import {
+  metaToText, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
+} from './rows.js';
+import { type Statements, prepareStatements } from './statements.js';
+
+export type SqliteStoreOptions = OpenOptions;
+
+export function createSqliteStore(options: SqliteStoreOptions): Store {
+  return new SqliteStore(options);
+}
+
+// Sorts below every real id, so "after" paging can always bind a string.
+const beforeAllIds = '';
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private statements: Statements | null = null;
+  private appends: GroupCommit<QueuedAppend, AppendResult> | null = null;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = openDatabase(options);
+  }
+
+  // Prepared lazily: statements can only be prepared once migrate() has created the tables.
+  private get s(): Statements {
+    if (!this.db.open) throw closedError();
+    return (this.statements ??= prepareStatements(this.db));
+  }
+
+  private get appendQueue(): GroupCommit<QueuedAppend, AppendResult> {
+    return (this.appends ??= new GroupCommit(createAppendBatch(this.db, this.s), toParleyError));
+  }
+
+  /** Run synchronous work, turning a throw into a rejection with engine errors mapped. */
+  private run<T>(work: () => T): Promise<T> {
+    try {
+      if (!this.db.open) throw closedError();
+      return Promise.resolve(work());
+    } catch (err) {
+      return Promise.reject(toParleyError(err));
+    }
+  }
+
+  /** Run work in an immediate write transaction (taking the write lock up front avoids lock-upgrade failures). */
+  private write<T>(work: () => T): Promise<T> {
+    return this.run(() => this.db.transaction(work).immediate());
+  }
+
+  migrate(): Promise<void> {
+    return this.run(() => {
+      migrate(this.db);
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.s.ping.get();
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.db.open) return Promise.resolve();
+    return this.run(() => {
+      // Appends already queued were promised a commit; give it to them before closing.
+      this.appends?.flushAll();
+      this.db.close();
+    });
+  }
+
+  // ---- users
+
+  createUser(user: NewUser): Promise<UserRecord> {
+    return this.write(() => {
+      if (this.s.userById.get(user.id)) throw new ParleyError('CONFLICT', 'A user with this id exists');
+      if (this.s.userByName.get(user.name)) {
+        throw user.passwordHash !== null ? new ParleyError('ACCOUNT_EXISTS') : new ParleyError('CONFLICT', 'This name is taken');
+      }
+      this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now);
+      return this.requireUser(user.id);
+    });
+  }
+
+  ensureUser(id: string, name: string | null, now: number): Promise<UserRecord> {
+    return this.write(() => {
+      const row = this.s.userById.get(id);
+      // A nameless newcomer is shown by id until a name arrives.
+      if (!row) this.s.insertUser.run(id, name ?? id, null, 0, now);
+      else if (name !== null && name !== row.name) this.s.renameUser.run(name, id);
+      else return toUser(row);
+      return this.requireUser(id);
+    });
+  }
+
+  private requireUser(id: string): UserRecord {
+    const row = this.s.userById.get(id);
+    if (!row) throw new Error(`user ${id} vanished inside its own transaction`);
+    return toUser(row);
+  }
+
+  getUser(id: string): Promise<UserRecord | null> {
+    return this.run(() => mapOrNull(this.s.userById.get(id), toUser));
+  }
+
+  getUserByName(name: string): Promise<UserRecord | null> {
+    return this.run(() => mapOrNull(this.s.userByName.get(name), toUser));
+  }
+
+  listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]> {
+    return this.run(() => this.s.listUsers.all(opts.afterId ?? beforeAllIds, opts.limit).map(toUser));
+  }
+
+  setBanned(id: string, banned: boolean): Promise<boolean> {
+    return this.write(() => this.s.setBanned.run(banned ? 1 : 0, id).changes > 0);
+  }
+
+  setLastSeen(id: string, at: number): Promise<void> {
+    return this.write(() => {
+      this.s.setLastSeen.run(at, id);
+    });
+  }
+
+  // ---- conversations
+
+  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number }): Promise<Conversation> {
+    return this.write(() => {
+      this.insertConversation({ ...input, kind: 'group', memberCount: 1, directKey: null });
+      this.s.insertMember.run(input.id, input.createdBy, 'owner', input.now, 0);
+      return this.requireConversation(input.id);
+    });
+  }
+
+  openDirect(input: { id: string; a: string; b: string; now: number }): Promise<{ conversation: Conversation; created: boolean }> {
+    return this.write(() => {
+      const pair = [...new Set([input.a, input.b])].sort();
+      const directKey = JSON.stringify(pair);
+      const existing = this.s.conversationByDirectKey.get(directKey);
+      if (existing) return { conversation: toConversation(existing), created: false };
+      this.insertConversation({
+        id: input.id, kind: 'direct', name: null, visibility: 'private', createdBy: input.a, now: input.now,
+        memberCount: pair.length, directKey,
+      });
+      for (const userId of pair) this.s.insertMember.run(input.id, userId, 'member', input.now, 0);
+      return { conversation: this.requireConversation(input.id), created: true };
+    });
+  }
+
+  private insertConversation(row: Parameters<Statements['insertConversation']['run']>[0]): void {
+    if (this.s.conversationById.get(row.id)) throw new ParleyError('CONFLICT', 'A conversation with this id exists');
+    this.s.insertConversation.run(row);
+  }
+
+  private requireConversation(id: string): Conversation {
+    const row = this.s.conversationById.get(id);
+    if (!row) throw new Error(`conversation ${id} vanished inside its own transaction`);
+    return toConversation(row);
+  }
+
+  getConversation(id: string): Promise<Conversation | null> {
+    return this.run(() => mapOrNull(this.s.conversationById.get(id), toConversation));
+  }
+
+  getMyConversation(id: string, userId: string): Promise<MyConversation | null> {
+    return this.run(() => mapOrNull(this.s.myConversation.get(userId, id), toMyConversation));
+  }
+
+  listMyConversations(userId: string): Promise<MyConversation[]> {
+    return this.run(() => this.s.myConversations.all(userId).map(toMyConversation));
+  }
+
+  listConversationIds(userId: string): Promise<string[]> {
+    return this.run(() => this.s.conversationIdsOf.all(userId).map((r) => r.conversation_id));
+  }
+
+  countMemberships(userId: string): Promise<number> {
+    return this.run(() => this.s.countMemberships.get(userId)?.n ?? 0);
+  }
+
+  searchPublic(query: string, limit: number): Promise<Conversation[]> {
+    return this.run(() => this.s.searchPublic.all(query, limit).map(toConversation));
+  }
+
+  listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]> {
+    return this.run(() => this.s.listConversations.all(opts.afterId ?? beforeAllIds, opts.limit).map(toConversation));
+  }
+
+  renameConversation(id: string, name: string): Promise<Conversation | null> {
+    return this.write(() => {
+      if (this.s.renameConversation.run(name, id).changes === 0) return null;
+      return this.requireConversation(id);
+    });
+  }
+
+  deleteConversation(id: string): Promise<boolean> {
+    // Members, invites and messages go with it through ON DELETE CASCADE, in the same transaction.
+    return this.write(() => this.s.deleteConversation.run(id).changes > 0);
+  }
+
+  // ---- members
+
+  getMember(conversationId: string, userId: string): Promise<Member | null> {
+    return this.run(() => mapOrNull(this.s.member.get(conversationId, userId), toMember));
+  }
+
+  listMembers(conversationId: string): Promise<Member[]> {
+    return this.run(() => this.s.members.all(conversationId).map(toMember));
+  }
+
+  listMemberIds(conversationId: string): Promise<string[]> {
+    return this.run(() => this.s.memberIds.all(conversationId).map((r) => r.user_id));
+  }
+
+  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult> {
+    return this.write(() => this.addMemberNow(input));
+  }
+
+  /** The body of addMember, to run inside a caller's transaction. */
+  private addMemberNow(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): AddMemberResult {
+    const conversation = this.s.conversationById.get(input.conversationId);
+    if (!conversation) return { status: 'no_conversation' };
+    const existing = this.s.member.get(input.conversationId, input.userId);
+    if (existing) return { status: 'exists', member: toMember(existing) };
+    if (conversation.member_count >= input.maxMembers) return { status: 'full' };
+    this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
+    this.s.addMemberCount.run(1, input.conversationId);
+    return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
+  }
+
+  private requireMember(conversationId: string, userId: string): Member {
+    const row = this.s.member.get(conversationId, userId);
+    if (!row) throw new Error(`member ${userId} of ${conversationId} vanished inside its own transaction`);
+    return toMember(row);
+  }
+
+  removeMember(conversationId: string, userId: string): Promise<boolean> {
+    return this.write(() => {
+      if (this.s.deleteMember.run(conversationId, userId).changes === 0) return false;
+      this.s.addMemberCount.run(-1, conversationId);
+      return true;
+    });
+  }
+
+  setRole(conversationId: string, userId: string, role: Role): Promise<Member | null> {
+    return this.write(() => {
+      if (this.s.setRole.run(role, conversationId, userId).changes === 0) return null;
+      return this.requireMember(conversationId, userId);
+    });
+  }
+
+  listContacts(userId: string): Promise<string[]> {
+    return this.run(() => this.s.contacts.all(userId, userId).map((r) => r.user_id));
+  }
+
+  // ---- invites
+
+  createInvite(invite: Omit<Invite, 'uses' | 'revoked'>): Promise<Invite> {
+    return this.write(() => {
+      if (this.s.invite.get(invite.token)) throw new ParleyError('CONFLICT', 'An invite with this token exists');
+      this.s.insertInvite.run(
+        invite.token, invite.conversationId, invite.createdBy, invite.createdAt, invite.expiresAt, invite.maxUses);
+      return this.requireInvite(invite.token);
+    });
+  }
+
+  private requireInvite(token: string): Invite {
+    const row = this.s.invite.get(token);
+    if (!row) throw new Error('invite vanished inside its own transaction');
+    return toInvite(row);
+  }
+
+  getInvite(token: string): Promise<Invite | null> {
+    return this.run(() => mapOrNull(this.s.invite.get(token), toInvite));
+  }
+
+  listInvites(conversationId: string): Promise<Invite[]> {
+    return this.run(() => this.s.invites.all(conversationId).map(toInvite));
+  }
+
+  revokeInvite(token: string): Promise<Invite | null> {
+    return this.write(() => {
+      if (this.s.revokeInvite.run(token).changes === 0) return null;
+      return this.requireInvite(token);
+    });
+  }
+
+  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult> {
+    return this.write((): RedeemResult => {
+      const invite = mapOrNull(this.s.invite.get(input.token), toInvite);
+      const refusal = inviteRefusal(invite, input.now);
+      if (refusal || !invite) return { status: refusal ?? 'invalid' };
+      const conversationId = invite.conversationId;
+      const added = this.addMemberNow({ conversationId, userId: input.userId, role: 'member', now: input.now, maxMembers: input.maxMembers });
+      switch (added.status) {
+        case 'no_conversation': return { status: 'invalid' };
+        case 'full': return { status: 'full' };
+        case 'exists': return { status: 'already_member', member: added.member, conversationId };
+        case 'added':
+          this.s.useInvite.run(input.token);
+          return { status: 'joined', member: added.member, conversationId };
+      }
+    });
+  }
+
+  // ---- messages
+
+  appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }> {
+    try {
+      if (!this.db.open) throw closedError();
+      return this.appendQueue.submit({ ...input, metaText: metaToText(input.meta) });
+    } catch (err) {
+      return Promise.reject(toParleyError(err));
+    }
+  }
+
+  getMessage(conversationId: string, seq: number): Promise<Message | null> {
+    return this.run(() => mapOrNull(this.s.message.get(conversationId, seq), toMessage));
+  }
+
+  editMessage(input: { conversationId: string; seq: number; text: string; meta: unknown | null; now: number }): Promise<Message | null> {
+    return this.write(() => mapOrNull(
+      this.s.editMessage.get(input.text, metaToText(input.meta), input.now, input.conversationId, input.seq), toMessage));
+  }
+
+  deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null> {
+    return this.write(() => mapOrNull(this.s.deleteMessage.get(input.now, input.conversationId, input.seq), toMessage));
+  }
+
+  messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
+    return this.run(() => this.s.messagesAfter.all(conversationId, afterSeq, limit).map(toMessage));
+  }
+
+  messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]> {
+    const below = beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    return this.run(() => this.s.messagesBefore.all(conversationId, below, limit).map(toMessage).reverse());
+  }
+
+  messagesBeforeTime(conversationId: string, beforeTime: number, limit: number): Promise<Message[]> {
+    return this.run(() => this.s.messagesBeforeTime.all(conversationId, beforeTime, limit).map(toMessage)
+      .sort((x, y) => x.seq - y.seq));
+  }
+
+  // ---- read state
+
+  markRead(conversationId: string, userId: string, seq: number): Promise<{ readSeq: number; unread: number; moved: boolean } | null> {
+    return this.write(() => {
+      const cursor = this.s.readCursor.get(conversationId, userId);
+      if (!cursor) return null;
+      const target = Math.min(seq, cursor.last_seq);
+      const moved = target > cursor.read_seq;
+      if (moved) this.s.setReadSeq.run(target, conversationId, userId);
+      const readSeq = moved ? target : cursor.read_seq;
+      const own = this.s.countOwnAfter.get(conversationId, userId, readSeq)?.n ?? 0;
+      return { readSeq, unread: cursor.last_seq - readSeq - own, moved };
+    });
+  }
+}
+
+function mapOrNull<R, T>(row: R | undefined, map: (row: R) => T): T | null {
+  return row === undefined ? null : map(row);
+}
+
+/** Why an invite cannot be redeemed at `now`, or null if it can. */
+function inviteRefusal(invite: Invite | null, now: number): 'invalid' | 'revoked' | 'expired' | 'exhausted' | null {
+  if (!invite) return 'invalid';
+  if (invite.revoked) return 'revoked';
+  if (invite.expiresAt !== null && now >= invite.expiresAt) return 'expired';
+  if (invite.maxUses !== null && invite.uses >= invite.maxUses) return 'exhausted';
+  return null;
+}
