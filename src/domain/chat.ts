@@ -1,0 +1,376 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import { ParleyError } from '../protocol/errors.js';
+import type { RequestData } from '../protocol/requests.js';
+import type { ResultMap } from '../protocol/results.js';
+import type { Conversation, Member, Message, MyConversation } from '../protocol/types.js';
+import type { Store } from '../store/store.js';
+import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
+import type { Publisher } from './publisher.js';
+import { checkMessageSize } from './text-limits.js';
+
+export interface ChatLimits {
+  maxMessageBytes: number;
+  maxMetaBytes: number;
+  maxConversationsPerUser: number;
+  maxMembersPerGroup: number;
+  maxPageSize: number;
+}
+
+export interface ChatDeps {
+  store: Store;
+  publisher: Publisher;
+  limits: ChatLimits;
+  clock?: () => number;
+  /** Called with errors of best-effort event publishing (the change itself is already stored). */
+  onPublishError?: (err: unknown) => void;
+}
+
+export const chatLimitsFrom = (config: Config): ChatLimits => ({
+  maxMessageBytes: config.limits.maxMessageBytes,
+  maxMetaBytes: config.limits.maxMetaBytes,
+  maxConversationsPerUser: config.limits.maxConversationsPerUser,
+  maxMembersPerGroup: config.limits.maxMembersPerGroup,
+  maxPageSize: config.limits.maxPageSize,
+});
+
+const DEFAULT_PAGE = 50;
+const SYNC_PAGE = 100;
+
+/**
+ * The chat domain: conversations, membership, messages and read state, with every permission check. Transport-free:
+ * the gateway (WebSocket) and the REST API both call these methods with the authenticated user id; nothing here
+ * trusts a user id from a request body.
+ */
+export class Chat {
+  private readonly store: Store;
+  private readonly publisher: Publisher;
+  private readonly limits: ChatLimits;
+  private readonly now: () => number;
+  private readonly onPublishError: (err: unknown) => void;
+
+  constructor(deps: ChatDeps) {
+    this.store = deps.store;
+    this.publisher = deps.publisher;
+    this.limits = deps.limits;
+    this.now = deps.clock ?? Date.now;
+    this.onPublishError = deps.onPublishError ?? (() => {});
+  }
+
+  // ---------------------------------------------------------------- conversations
+
+  async listConversations(userId: string): Promise<ResultMap['conversation.list']> {
+    return { conversations: await this.store.listMyConversations(userId) };
+  }
+
+  async getConversation(userId: string, d: RequestData<'conversation.get'>): Promise<ResultMap['conversation.get']> {
+    return { conversation: await this.requireMyConversation(d.conversationId, userId) };
+  }
+
+  async createGroup(userId: string, d: RequestData<'conversation.create'>): Promise<ResultMap['conversation.create']> {
+    await this.requireRoomForAnotherConversation(userId);
+    const created = await this.store.createGroup({ id: randomUUID(), name: d.name, visibility: d.visibility, createdBy: userId, now: this.now() });
+    const conversation = await this.requireMyConversation(created.id, userId);
+    this.announce(this.publisher.toUser(userId, 'conversation.updated', created));
+    return { conversation };
+  }
+
+  async openDirect(userId: string, d: RequestData<'direct.open'>): Promise<ResultMap['direct.open']> {
+    const conversation = await this.openDirectWith(userId, d.userId);
+    return { conversation: await this.requireMyConversation(conversation.id, userId) };
+  }
+
+  async searchPublic(_userId: string, d: RequestData<'conversation.search'>): Promise<ResultMap['conversation.search']> {
+    return { conversations: await this.store.searchPublic(d.query, this.pageSize(d.limit)) };
+  }
+
+  async join(userId: string, d: RequestData<'conversation.join'>): Promise<ResultMap['conversation.join']> {
+    const conversation = await this.store.getConversation(d.conversationId);
+    // A private group is indistinguishable from a missing one to outsiders: its existence is not leaked.
+    if (!conversation || conversation.kind !== 'group' || conversation.visibility !== 'public') {
+      throw new ParleyError('NOT_FOUND', 'no such public group');
+    }
+    await this.requireRoomForAnotherConversation(userId);
+    const added = await this.store.addMember({
+      conversationId: conversation.id, userId, role: 'member', now: this.now(), maxMembers: this.limits.maxMembersPerGroup,
+    });
+    if (added.status === 'no_conversation') throw new ParleyError('NOT_FOUND', 'no such public group');
+    if (added.status === 'full') throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
+    if (added.status === 'exists') throw new ParleyError('ALREADY_MEMBER');
+    await this.announceJoin(conversation.id, added.member);
+    return { conversation: await this.requireMyConversation(conversation.id, userId) };
+  }
+
+  async leave(userId: string, d: RequestData<'conversation.leave'>): Promise<ResultMap['conversation.leave']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct') throw new ParleyError('FORBIDDEN', 'a direct conversation cannot be left');
+    if (member.role === 'owner') {
+      const others = (await this.store.listMembers(conversation.id)).filter((m) => m.userId !== userId);
+      if (others.length > 0) throw new ParleyError('FORBIDDEN', 'the owner must delete the group or hand over ownership first');
+      await this.store.deleteConversation(conversation.id);
+      this.announce(this.publisher.toUser(userId, 'conversation.removed', { conversationId: conversation.id, reason: 'left' }));
+      return {};
+    }
+    await this.store.removeMember(conversation.id, userId);
+    await this.announceLeave(conversation.id, userId, null, 'left');
+    return {};
+  }
+
+  async rename(userId: string, d: RequestData<'conversation.rename'>): Promise<ResultMap['conversation.rename']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct' || !canRename(member.role)) throw new ParleyError('FORBIDDEN');
+    const renamed = await this.store.renameConversation(conversation.id, d.name);
+    if (!renamed) throw new ParleyError('NOT_FOUND');
+    this.announce(this.publisher.toConversation(conversation.id, 'conversation.updated', renamed));
+    return { conversation: renamed };
+  }
+
+  async remove(userId: string, d: RequestData<'conversation.delete'>): Promise<ResultMap['conversation.delete']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct' || !canDelete(member.role)) throw new ParleyError('FORBIDDEN');
+    await this.deleteConversationAndTell(conversation.id);
+    return {};
+  }
+
+  /** Delete a conversation and tell every former member (used by owners and by admins of the server). */
+  async deleteConversationAndTell(conversationId: string): Promise<void> {
+    const memberIds = await this.store.listMemberIds(conversationId);
+    await this.store.deleteConversation(conversationId);
+    for (const id of memberIds) {
+      this.announce(this.publisher.toUser(id, 'conversation.removed', { conversationId, reason: 'deleted' }));
+    }
+  }
+
+  // ---------------------------------------------------------------- members
+
+  async listMembers(userId: string, d: RequestData<'member.list'>): Promise<ResultMap['member.list']> {
+    await this.requireMembership(d.conversationId, userId);
+    return { members: await this.store.listMembers(d.conversationId) };
+  }
+
+  async kick(userId: string, d: RequestData<'member.kick'>): Promise<ResultMap['member.kick']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct') throw new ParleyError('FORBIDDEN');
+    const target = await this.store.getMember(conversation.id, d.userId);
+    if (!target) throw new ParleyError('NOT_FOUND', 'that user is not a member');
+    if (!canKick(member.role, target.role)) throw new ParleyError('FORBIDDEN');
+    await this.store.removeMember(conversation.id, d.userId);
+    await this.announceLeave(conversation.id, d.userId, userId, 'kicked');
+    return {};
+  }
+
+  async setRole(userId: string, d: RequestData<'member.role'>): Promise<ResultMap['member.role']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct' || !canSetRoles(member.role)) throw new ParleyError('FORBIDDEN');
+    const target = await this.store.getMember(conversation.id, d.userId);
+    if (!target) throw new ParleyError('NOT_FOUND', 'that user is not a member');
+    if (target.role === 'owner') throw new ParleyError('FORBIDDEN', "the owner's role cannot be changed");
+    const updated = await this.store.setRole(conversation.id, d.userId, d.role);
+    if (!updated) throw new ParleyError('NOT_FOUND', 'that user is not a member');
+    this.announce(this.publisher.toConversation(conversation.id, 'member.role', { conversationId: conversation.id, userId: d.userId, role: d.role }));
+    return { member: updated };
+  }
+
+  // ---------------------------------------------------------------- invites
+
+  async createInvite(userId: string, d: RequestData<'invite.create'>): Promise<ResultMap['invite.create']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind !== 'group' || !canManageInvites(member.role)) throw new ParleyError('FORBIDDEN');
+    const now = this.now();
+    const invite = await this.store.createInvite({
+      // 24 random bytes: unguessable, and URL-safe for links.
+      token: randomBytes(24).toString('base64url'),
+      conversationId: conversation.id,
+      createdBy: userId,
+      createdAt: now,
+      expiresAt: d.expiresInSeconds === undefined ? null : now + d.expiresInSeconds * 1000,
+      maxUses: d.maxUses ?? null,
+    });
+    return { invite };
+  }
+
+  async listInvites(userId: string, d: RequestData<'invite.list'>): Promise<ResultMap['invite.list']> {
+    const { member } = await this.requireMembership(d.conversationId, userId);
+    if (!canManageInvites(member.role)) throw new ParleyError('FORBIDDEN');
+    return { invites: await this.store.listInvites(d.conversationId) };
+  }
+
+  async revokeInvite(userId: string, d: RequestData<'invite.revoke'>): Promise<ResultMap['invite.revoke']> {
+    const invite = await this.store.getInvite(d.token);
+    if (!invite) throw new ParleyError('INVITE_INVALID');
+    const member = await this.store.getMember(invite.conversationId, userId);
+    if (!member) throw new ParleyError('INVITE_INVALID');
+    if (!canManageInvites(member.role)) throw new ParleyError('FORBIDDEN');
+    const revoked = await this.store.revokeInvite(d.token);
+    if (!revoked) throw new ParleyError('INVITE_INVALID');
+    return { invite: revoked };
+  }
+
+  async acceptInvite(userId: string, d: RequestData<'invite.accept'>): Promise<ResultMap['invite.accept']> {
+    await this.requireRoomForAnotherConversation(userId);
+    const result = await this.store.redeemInvite({ token: d.token, userId, now: this.now(), maxMembers: this.limits.maxMembersPerGroup });
+    switch (result.status) {
+      case 'joined':
+        await this.announceJoin(result.conversationId, result.member);
+        return { conversation: await this.requireMyConversation(result.conversationId, userId) };
+      case 'already_member':
+        throw new ParleyError('ALREADY_MEMBER');
+      case 'invalid': throw new ParleyError('INVITE_INVALID');
+      case 'expired': throw new ParleyError('INVITE_EXPIRED');
+      case 'exhausted': throw new ParleyError('INVITE_EXHAUSTED');
+      case 'revoked': throw new ParleyError('INVITE_REVOKED');
+      case 'full': throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
+    }
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  async send(userId: string, d: RequestData<'message.send'>): Promise<ResultMap['message.send']> {
+    const meta = checkMessageSize(d.text, d.meta, this.limits);
+    const conversationId = d.conversationId ?? (await this.openDirectWith(userId, d.to as string)).id;
+    await this.requireMembership(conversationId, userId);
+    const { message, duplicate } = await this.store.appendMessage({
+      id: randomUUID(), conversationId, senderId: userId, key: d.key, text: d.text, meta, now: this.now(),
+    });
+    if (!duplicate) this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
+    return { message, duplicate };
+  }
+
+  async edit(userId: string, d: RequestData<'message.edit'>): Promise<ResultMap['message.edit']> {
+    const meta = checkMessageSize(d.text, d.meta, this.limits);
+    await this.requireOwnMessage(userId, d.conversationId, d.seq);
+    const message = await this.store.editMessage({ conversationId: d.conversationId, seq: d.seq, text: d.text, meta, now: this.now() });
+    if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
+    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
+    return { message };
+  }
+
+  async delete(userId: string, d: RequestData<'message.delete'>): Promise<ResultMap['message.delete']> {
+    await this.requireOwnMessage(userId, d.conversationId, d.seq);
+    const message = await this.store.deleteMessage({ conversationId: d.conversationId, seq: d.seq, now: this.now() });
+    if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
+    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
+    return { message };
+  }
+
+  async historyAfter(userId: string, d: RequestData<'history.after'>): Promise<ResultMap['history.after']> {
+    await this.requireMembership(d.conversationId, userId);
+    const limit = this.pageSize(d.limit);
+    const rows = await this.store.messagesAfter(d.conversationId, d.afterSeq, limit + 1);
+    return { messages: rows.slice(0, limit), more: rows.length > limit };
+  }
+
+  async historyBefore(userId: string, d: RequestData<'history.before'>): Promise<ResultMap['history.before']> {
+    await this.requireMembership(d.conversationId, userId);
+    const limit = this.pageSize(d.limit);
+    const rows =
+      d.beforeTime !== undefined && d.beforeSeq === undefined
+        ? await this.store.messagesBeforeTime(d.conversationId, d.beforeTime, limit + 1)
+        : await this.store.messagesBefore(d.conversationId, d.beforeSeq ?? null, limit + 1);
+    // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain.
+    return { messages: rows.length > limit ? rows.slice(1) : rows, more: rows.length > limit };
+  }
+
+  async sync(userId: string, d: RequestData<'sync'>): Promise<ResultMap['sync']> {
+    const mine = await this.store.listMyConversations(userId);
+    const byId = new Map(mine.map((c) => [c.id, c]));
+    const limit = Math.min(d.limit ?? SYNC_PAGE, this.limits.maxPageSize);
+    const named = new Set<string>();
+    const conversations: ResultMap['sync']['conversations'] = [];
+    const removed: string[] = [];
+    for (const { conversationId, afterSeq } of d.conversations) {
+      if (named.has(conversationId)) continue;
+      named.add(conversationId);
+      const conversation = byId.get(conversationId);
+      if (!conversation) {
+        removed.push(conversationId);
+        continue;
+      }
+      const rows = afterSeq >= conversation.lastSeq ? [] : await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
+      conversations.push({ conversationId, lastSeq: conversation.lastSeq, messages: rows.slice(0, limit), more: rows.length > limit });
+    }
+    return { conversations, unknown: mine.filter((c) => !named.has(c.id)), removed };
+  }
+
+  async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
+    await this.requireMembership(d.conversationId, userId);
+    const result = await this.store.markRead(d.conversationId, userId, d.seq);
+    if (!result) throw new ParleyError('NOT_MEMBER');
+    if (result.moved) {
+      this.announce(this.publisher.toConversation(d.conversationId, 'read', { conversationId: d.conversationId, userId, seq: result.readSeq }));
+    }
+    return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };
+  }
+
+  // ---------------------------------------------------------------- membership checks, shared by the services
+
+  /** The member record, or NOT_MEMBER (also for a missing conversation, so non-members learn nothing). */
+  async requireMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member }> {
+    const [conversation, member] = await Promise.all([
+      this.store.getConversation(conversationId),
+      this.store.getMember(conversationId, userId),
+    ]);
+    if (!conversation || !member) throw new ParleyError('NOT_MEMBER');
+    return { conversation, member };
+  }
+
+  private async requireMyConversation(conversationId: string, userId: string): Promise<MyConversation> {
+    const conversation = await this.store.getMyConversation(conversationId, userId);
+    if (!conversation) throw new ParleyError('NOT_MEMBER');
+    return conversation;
+  }
+
+  private async requireOwnMessage(userId: string, conversationId: string, seq: number): Promise<Message> {
+    await this.requireMembership(conversationId, userId);
+    const message = await this.store.getMessage(conversationId, seq);
+    if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
+    if (message.senderId !== userId) throw new ParleyError('FORBIDDEN', 'only the author may change a message');
+    if (message.deleted) throw new ParleyError('CONFLICT', 'the message was deleted');
+    return message;
+  }
+
+  private async requireRoomForAnotherConversation(userId: string): Promise<void> {
+    if ((await this.store.countMemberships(userId)) >= this.limits.maxConversationsPerUser) {
+      throw new ParleyError('LIMIT_EXCEEDED', `at most ${this.limits.maxConversationsPerUser} conversations per user`);
+    }
+  }
+
+  private async openDirectWith(userId: string, peerId: string): Promise<Conversation> {
+    if (peerId === userId) throw new ParleyError('INVALID_REQUEST', 'a direct conversation needs another user');
+    const peer = await this.store.getUser(peerId);
+    if (!peer) throw new ParleyError('NOT_FOUND', 'no such user');
+    const { conversation, created } = await this.store.openDirect({ id: randomUUID(), a: userId, b: peerId, now: this.now() });
+    if (created) {
+      // Each side's gateways subscribe on this event before any message of the conversation is published.
+      await Promise.all([
+        this.publisher.toUser(userId, 'conversation.updated', conversation),
+        this.publisher.toUser(peerId, 'conversation.updated', conversation),
+      ]).catch(this.onPublishError);
+    }
+    return conversation;
+  }
+
+  private async announceJoin(conversationId: string, member: Member): Promise<void> {
+    const conversation = await this.store.getConversation(conversationId);
+    if (!conversation) return;
+    await Promise.all([
+      this.publisher.toUser(member.userId, 'conversation.updated', conversation),
+      this.publisher.toConversation(conversationId, 'member.joined', { conversationId, member }),
+    ]).catch(this.onPublishError);
+  }
+
+  private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked'): Promise<void> {
+    await Promise.all([
+      this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),
+      this.publisher.toUser(userId, 'conversation.removed', { conversationId, reason }),
+    ]).catch(this.onPublishError);
+  }
+
+  private announce(publishing: Promise<void>): void {
+    publishing.catch(this.onPublishError);
+  }
+
+  private pageSize(requested: number | undefined): number {
+    return Math.min(requested ?? DEFAULT_PAGE, this.limits.maxPageSize);
+  }
+}

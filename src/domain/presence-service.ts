@@ -1,0 +1,105 @@
+import type { PresenceInfo } from '../protocol/types.js';
+import type { Presence } from '../presence/presence.js';
+import type { Store } from '../store/store.js';
+import type { Publisher } from './publisher.js';
+
+/**
+ * Presence as users see it: online / offline / last seen of the users they share a conversation with.
+ *
+ * Changes are collected for `batchMs` and then pushed as ONE `presence` event per affected conversation, so a
+ * reconnect storm of a thousand users in one group becomes one event to that group per window, not a thousand.
+ * A user who goes offline and back online within a window produces no event at all.
+ */
+export class PresenceService {
+  private pending = new Map<string, PresenceInfo>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly presence: Presence,
+    private readonly store: Store,
+    private readonly publisher: Publisher,
+    private readonly options: { batchMs: number; ttlMs: number },
+    private readonly now: () => number = Date.now,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {
+    this.sweeper = setInterval(() => void this.sweep(), Math.max(1000, Math.floor(options.ttlMs / 2)));
+    this.sweeper.unref();
+  }
+
+  async connected(userId: string, connectionId: string): Promise<void> {
+    const { becameOnline } = await this.presence.connect(userId, connectionId, this.now());
+    if (becameOnline) this.changed({ userId, online: true, lastSeen: this.now() });
+  }
+
+  async disconnected(userId: string, connectionId: string): Promise<void> {
+    const now = this.now();
+    const { becameOffline } = await this.presence.disconnect(userId, connectionId, now);
+    if (becameOffline) {
+      this.changed({ userId, online: false, lastSeen: now });
+      await this.store.setLastSeen(userId, now).catch(this.onError);
+    }
+  }
+
+  touch(entries: Array<{ userId: string; connectionId: string }>): Promise<void> {
+    return this.presence.touch(entries, this.now());
+  }
+
+  /** Presence of the requested users who share a conversation with `userId` (others are left out). */
+  async get(userId: string, userIds: string[]): Promise<PresenceInfo[]> {
+    const contacts = new Set(await this.store.listContacts(userId));
+    contacts.add(userId);
+    const visible = [...new Set(userIds)].filter((id) => contacts.has(id));
+    if (visible.length === 0) return [];
+    const states = await this.presence.get(visible, this.now());
+    const missingLastSeen = states.filter((s) => !s.online && s.lastSeen === null);
+    // The presence engine may have forgotten a user; the store keeps the last disconnect time.
+    for (const state of missingLastSeen) state.lastSeen = (await this.store.getUser(state.userId))?.lastSeen ?? null;
+    return states;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const now = this.now();
+      for (const userId of await this.presence.sweep(now)) this.changed({ userId, online: false, lastSeen: now });
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  private changed(info: PresenceInfo): void {
+    const previous = this.pending.get(info.userId);
+    // Offline then online again within one window: the others never saw the user leave.
+    if (previous && previous.online !== info.online && info.online) this.pending.delete(info.userId);
+    else this.pending.set(info.userId, info);
+    if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.options.batchMs);
+      this.timer.unref();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = null;
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    const byConversation = new Map<string, PresenceInfo[]>();
+    try {
+      for (const info of batch) {
+        for (const conversationId of await this.store.listConversationIds(info.userId)) {
+          let list = byConversation.get(conversationId);
+          if (!list) byConversation.set(conversationId, (list = []));
+          list.push(info);
+        }
+      }
+      await Promise.all([...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { users })));
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}

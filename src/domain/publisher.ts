@@ -1,0 +1,25 @@
+import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
+import { encodeControl, encodeFrame } from '../bus/envelope.js';
+import { encodeEvent, type EventMap, type EventName } from '../protocol/events.js';
+
+/**
+ * How the domain announces what happened. Each event is serialised once, here; the bus carries the bytes.
+ * Publishing is best effort (the bus is at-most-once): the durable record is the store, and clients recover
+ * anything missed with `sync`. A publish failure is therefore logged by the caller, never turned into a failed
+ * request after the change was stored.
+ */
+export class Publisher {
+  constructor(private readonly bus: Bus) {}
+
+  toConversation<E extends EventName>(conversationId: string, event: E, data: EventMap[E], exceptUser: string | null = null): Promise<void> {
+    return this.bus.publish(conversationTopic(conversationId), encodeFrame(encodeEvent(event, data), exceptUser));
+  }
+
+  toUser<E extends EventName>(userId: string, event: E, data: EventMap[E]): Promise<void> {
+    return this.bus.publish(userTopic(userId), encodeFrame(encodeEvent(event, data)));
+  }
+
+  controlUser(userId: string, command: 'ban'): Promise<void> {
+    return this.bus.publish(userTopic(userId), encodeControl(command));
+  }
+}

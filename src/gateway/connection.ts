@@ -1,0 +1,121 @@
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
+import { errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
+import { TokenBucket } from './rate-limit.js';
+import { frameText } from './frame.js';
+import type { WriteScheduler } from './write-scheduler.js';
+
+export const ConnectionState = { Open: 0, Closing: 1, Closed: 2 } as const;
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+
+/** Who handles a connection's socket events (the gateway); kept on the connection so listeners are shared functions. */
+export interface ConnectionOwner {
+  handleFrame(connection: Connection, data: import('ws').RawData, isBinary: boolean): void;
+  markAlive(connection: Connection): void;
+  unregister(connection: Connection): void;
+}
+
+export interface ConnectionLimits {
+  maxOutgoingBytes: number;
+  connectionRate: { perSecond: number; burst: number };
+}
+
+/**
+ * One authenticated WebSocket connection: a small state machine whose fields are all set here, so every connection
+ * has the same shape. Everything the server sends it (replies and events, in order) goes through `send`, which
+ * queues the ready-made frame and lets the WriteScheduler write the turn's frames as one socket write. The queue is
+ * bounded: a client that stops reading is closed as a slow consumer instead of growing the server's memory.
+ */
+export class Connection {
+  state: ConnectionState = ConnectionState.Open;
+  awaitingPong = false;
+  pingSentAt = 0;
+  lastTouchAt: number;
+  /** Requests refused for rate in a row; past the flood limit the connection is closed. */
+  refusedInRow = 0;
+  /** Conversations this connection receives events of (the gateway keeps its interest index from these). */
+  readonly conversations = new Set<string>();
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private marked = false;
+  readonly requests: TokenBucket;
+
+  constructor(
+    readonly id: string,
+    readonly userId: string,
+    readonly userName: string,
+    /** Token expiry in ms since the epoch, or null for none. */
+    readonly expiresAt: number | null,
+    readonly ws: WebSocket,
+    private readonly socket: Socket,
+    readonly owner: ConnectionOwner,
+    private readonly scheduler: WriteScheduler,
+    private readonly limits: ConnectionLimits,
+    now: number,
+  ) {
+    this.requests = new TokenBucket(limits.connectionRate.perSecond, limits.connectionRate.burst, now);
+    this.lastTouchAt = now;
+  }
+
+  /** Queue a ready-made frame. Returns false if the connection is closing or was just closed as a slow consumer. */
+  send(frame: Buffer): boolean {
+    if (this.state !== ConnectionState.Open) return false;
+    if (this.socket.writableLength + this.queuedBytes + frame.length > this.limits.maxOutgoingBytes) {
+      this.abandon('SLOW_CONSUMER');
+      return false;
+    }
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    if (!this.marked) {
+      this.marked = true;
+      this.scheduler.mark(this);
+    }
+    return true;
+  }
+
+  sendText(text: string): boolean {
+    return this.send(frameText(text));
+  }
+
+  reply(id: string | number, result: unknown): void {
+    this.sendText(JSON.stringify({ id, result }));
+  }
+
+  replyError(id: string | number | null, error: unknown): ErrorBody {
+    const body: ErrorBody = isParleyError(error)
+      ? error.toBody()
+      : { code: 'INTERNAL', message: errorCatalogue.INTERNAL.message, temporary: true };
+    this.sendText(JSON.stringify({ id, error: body }));
+    return body;
+  }
+
+  flush(): void {
+    this.marked = false;
+    const queue = this.queue;
+    if (queue.length === 0) return;
+    const bytes = this.queuedBytes;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.socket.destroyed) return;
+    this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
+  }
+
+  /** Write what is queued, then close with a catalogued code. */
+  close(name: CloseName): void {
+    if (this.state !== ConnectionState.Open) return;
+    this.flush();
+    this.state = ConnectionState.Closing;
+    const { code, reason } = closeCatalogue[name];
+    this.ws.close(code, reason);
+    // A peer that never answers the close handshake must not hold the socket for ws's 30 s default.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  /** Drop what is queued (the peer is not reading it) and close. */
+  abandon(name: CloseName): void {
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.close(name);
+  }
+}

@@ -1,0 +1,16 @@
+import { createRequire } from 'node:module';
+
+// ws exports its Sender at run time, but its type definitions do not declare it; describe the one function used.
+type FrameFn = (data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }) => Buffer[];
+const { frame } = (createRequire(import.meta.url)('ws') as { Sender: { frame: FrameFn } }).Sender;
+
+const TEXT = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false };
+
+/**
+ * Build the complete WebSocket text frame (header + payload) for a server message, once. The same Buffer is then
+ * written to every recipient's socket: fan-out costs one framing, not one per recipient.
+ */
+export function frameText(text: string): Buffer {
+  const parts = frame(Buffer.from(text, 'utf8'), TEXT);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}

@@ -1,0 +1,27 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics of one instance, served at /metrics. One registry per server (not prom-client's global), so
+ * several servers in one process (tests) do not collide. Label values are bounded sets (request types, error codes).
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'parley_connections', help: 'Open WebSocket connections', registers: [this.registry] });
+  readonly connectionsTotal = new Counter({ name: 'parley_connections_total', help: 'WebSocket connections accepted', registers: [this.registry] });
+  readonly closes = new Counter({ name: 'parley_closes_total', help: 'Connections closed by the server, by close code name', labelNames: ['reason'], registers: [this.registry] });
+  readonly requests = new Counter({ name: 'parley_requests_total', help: 'Requests received, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly errors = new Counter({ name: 'parley_errors_total', help: 'Error replies sent, by code', labelNames: ['code'], registers: [this.registry] });
+  readonly messagesIn = new Counter({ name: 'parley_messages_in_total', help: 'Messages stored from clients', registers: [this.registry] });
+  readonly framesOut = new Counter({ name: 'parley_frames_out_total', help: 'Event frames queued to connections', registers: [this.registry] });
+  readonly requestSeconds = new Histogram({
+    name: 'parley_request_duration_seconds',
+    help: 'Time from a request frame to its reply, by type',
+    labelNames: ['type'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'parley_process_' });
+  }
+}
