@@ -1,0 +1,199 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ParleyError } from '../protocol/errors.js';
+
+/**
+ * Bearer tokens. Two kinds are accepted:
+ * - the server's own: HS256 with the server secret, `iss` = auth.accounts.issuer (issued by `issue`, on login and by
+ *   `parley token`);
+ * - the integrating product's ("external"): HS256 with auth.jwt.secret, or RS256/ES256 with auth.jwt.publicKey or a key
+ *   from auth.jwt.jwksUrl.
+ * A token is routed by its unverified `iss`: the own issuer is checked against the own secret only, anything else
+ * against the external keys only, so an external key can never mint a token that passes as one of ours.
+ * Every refusal is a ParleyError('UNAUTHORIZED') with a short reason; an unreachable JWKS is UNAVAILABLE (retry later).
+ */
+
+export interface VerifiedToken {
+  userId: string;
+  name: string | null;
+  /** Expiry in ms since the epoch (like Date.now()). */
+  expiresAt: number | null;
+  issuer: 'local' | 'external';
+}
+
+export interface TokenService {
+  verify(token: string): Promise<VerifiedToken>;
+  /** A token of our own for the user; `expiresAt` in ms since the epoch. */
+  issue(user: { id: string; name: string }, options?: { ttlSeconds?: number }): Promise<{ token: string; expiresAt: number }>;
+}
+
+const MAX_TOKEN_LENGTH = 16 * 1024;
+const MAX_SUBJECT_LENGTH = 128;
+const MAX_NAME_LENGTH = 128;
+
+type AsymmetricAlg = 'RS256' | 'ES256';
+type Verifier = { key: Parameters<typeof jwtVerify>[1]; remote: boolean };
+
+export function createTokenService(config: Config['auth'], ownSecret: string): TokenService {
+  if (!ownSecret) throw new Error('createTokenService: the own secret is empty');
+  const ownKey = new TextEncoder().encode(ownSecret);
+  const ownIssuer = config.accounts.issuer;
+  const jwt = config.jwt;
+  const tolerance = jwt.clockToleranceSeconds;
+
+  const externalSecret = jwt.secret ? new TextEncoder().encode(jwt.secret) : undefined;
+  const pem = jwt.publicKey ? importPem(jwt.publicKey) : undefined;
+  const jwks = jwt.jwksUrl ? createRemoteJWKSet(new URL(jwt.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 }) : undefined;
+
+  const externalAlgs = new Set<string>();
+  if (externalSecret) externalAlgs.add('HS256');
+  if (pem) externalAlgs.add(pem.alg);
+  if (jwks) { externalAlgs.add('RS256'); externalAlgs.add('ES256'); }
+
+  const externalOptions: JWTVerifyOptions = { clockTolerance: tolerance, requiredClaims: ['exp', 'sub'] };
+  if (jwt.issuer) externalOptions.issuer = jwt.issuer;
+  if (jwt.audience) externalOptions.audience = jwt.audience;
+
+  async function verifyOwn(token: string): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(token, ownKey, {
+        algorithms: ['HS256'], issuer: ownIssuer, clockTolerance: tolerance, requiredClaims: ['exp', 'sub'],
+      });
+      return payload;
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+
+  async function verifyExternal(token: string, alg: string): Promise<JWTPayload> {
+    if (externalAlgs.size === 0) throw unauthorized('tokens from this issuer are not accepted');
+    if (!externalAlgs.has(alg)) throw unauthorized('algorithm not allowed');
+    const candidates: Verifier[] = [];
+    if (alg === 'HS256' && externalSecret) candidates.push({ key: externalSecret, remote: false });
+    if (pem && pem.alg === alg) candidates.push({ key: pem.key, remote: false });
+    if (jwks && (alg === 'RS256' || alg === 'ES256')) candidates.push({ key: jwks as unknown as Verifier['key'], remote: true });
+    const failures: ParleyError[] = [];
+    for (const { key, remote } of candidates) {
+      try {
+        const { payload } = await jwtVerify(token, key as any, { ...externalOptions, algorithms: [alg] });
+        return payload;
+      } catch (err) {
+        const wrapped = wrap(err, remote);
+        // A claim failure means the signature was good: that is the real reason.
+        if (isClaimFailure(err)) throw wrapped;
+        failures.push(wrapped);
+      }
+    }
+    throw failures.find((f) => f.code === 'UNAVAILABLE') ?? failures[0] ?? unauthorized('algorithm not allowed');
+  }
+
+  return {
+    async verify(token) {
+      if (typeof token !== 'string' || token.length === 0) throw unauthorized('missing token');
+      if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
+      let alg: unknown;
+      let claimedIssuer: unknown;
+      try {
+        alg = decodeProtectedHeader(token).alg;
+        claimedIssuer = decodeJwt(token).iss;
+      } catch {
+        throw unauthorized('malformed token');
+      }
+      if (typeof alg !== 'string' || alg.toLowerCase() === 'none') throw unauthorized('algorithm not allowed');
+
+      const local = claimedIssuer === ownIssuer;
+      const payload = local ? await verifyOwn(token) : await verifyExternal(token, alg);
+
+      const sub = payload.sub;
+      if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
+      if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
+      if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
+      return { userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external' };
+    },
+
+    async issue(user, options) {
+      if (!user.id || user.id.length > MAX_SUBJECT_LENGTH) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters`);
+      const ttl = options?.ttlSeconds ?? config.accounts.tokenTtlSeconds;
+      if (!(Number.isInteger(ttl) && ttl > 0)) throw new Error('issue: ttlSeconds must be a positive whole number');
+      const now = Math.floor(Date.now() / 1000);
+      const exp = now + ttl;
+      const token = await new SignJWT({ name: user.name })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuer(ownIssuer)
+        .setSubject(user.id)
+        .setIssuedAt(now)
+        .setExpirationTime(exp)
+        .sign(ownKey);
+      return { token, expiresAt: exp * 1000 };
+    },
+  };
+}
+
+function nameOf(payload: JWTPayload): string | null {
+  for (const claim of ['name', 'preferred_username']) {
+    const v = payload[claim];
+    if (typeof v === 'string' && v.trim().length > 0) return v.trim().slice(0, MAX_NAME_LENGTH);
+  }
+  return null;
+}
+
+/** Parse auth.jwt.publicKey (PEM SPKI or certificate) and pick its algorithm from the key type. */
+function importPem(text: string): { alg: AsymmetricAlg; key: KeyObject } {
+  const pem = text.includes('\\n') && !text.includes('\n') ? text.replace(/\\n/g, '\n') : text; // from an env var
+  const bad = (problem: string) => new ConfigError([{ path: 'auth.jwt.publicKey', problem, source: 'configuration' }]);
+  if (/PRIVATE KEY/.test(pem)) throw bad('is a private key; give the public key (PEM "BEGIN PUBLIC KEY")');
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw bad('is not a PEM public key (expected "-----BEGIN PUBLIC KEY-----")');
+  }
+  if (key.asymmetricKeyType === 'rsa') return { alg: 'RS256', key };
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { alg: 'ES256', key };
+  throw bad(`unsupported key type ${key.asymmetricKeyType}${key.asymmetricKeyDetails?.namedCurve ? ` (${key.asymmetricKeyDetails.namedCurve})` : ''}; use RSA (RS256) or EC P-256 (ES256)`);
+}
+
+function unauthorized(reason: string, cause?: unknown): ParleyError {
+  const err = new ParleyError('UNAUTHORIZED', reason);
+  if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, enumerable: false });
+  return err;
+}
+
+function isClaimFailure(err: unknown): boolean {
+  return err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed;
+}
+
+/**
+ * Turn whatever jose threw into a ParleyError with a short reason. With `remote` (a JWKS lookup), failures that are
+ * not about the token itself (network, timeout, bad JWKS response) are UNAVAILABLE.
+ */
+function wrap(err: unknown, remote = false): ParleyError {
+  if (err instanceof ParleyError) return err;
+  if (err instanceof errors.JWTExpired) return unauthorized('token expired', err);
+  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthorized('signature verification failed', err);
+  if (err instanceof errors.JOSEAlgNotAllowed) return unauthorized('algorithm not allowed', err);
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const missing = err.reason === 'missing';
+    switch (err.claim) {
+      case 'exp': return unauthorized(missing ? 'token has no expiry (exp)' : 'invalid expiry (exp)', err);
+      case 'sub': return unauthorized(missing ? 'token has no subject (sub)' : 'invalid subject (sub)', err);
+      case 'iss': return unauthorized('issuer not accepted', err);
+      case 'aud': return unauthorized('audience not accepted', err);
+      case 'nbf': return unauthorized(err.reason === 'check_failed' ? 'token not yet valid' : 'invalid not-before (nbf)', err);
+      case 'iat': return unauthorized('invalid issued-at (iat)', err);
+      default: return unauthorized(`invalid "${err.claim}" claim`, err);
+    }
+  }
+  if (err instanceof errors.JWKSNoMatchingKey) return unauthorized('no matching key in the JWKS', err);
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return unauthorized('ambiguous key in the JWKS (several match; set kid)', err);
+  const generic = !(err instanceof errors.JOSEError) || err.code === 'ERR_JOSE_GENERIC';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || (remote && generic)) {
+    const e = new ParleyError('UNAVAILABLE', 'could not fetch the signing keys (JWKS)');
+    Object.defineProperty(e, 'cause', { value: err, enumerable: false });
+    return e;
+  }
+  if (err instanceof errors.JOSEError) return unauthorized('malformed token', err);
+  return unauthorized('invalid token', err);
+}
