@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, SignJWT, type JWTPayload } from 'jose';
+import { createTokenService } from '../../src/auth/tokens.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config, ConfigInput } from '../../src/config/schema.js';
+import { ParleyError } from '../../src/protocol/errors.js';
+
+const OWN_SECRET = 'own-secret-own-secret-own-secret-0123456789';
+const EXTERNAL_SECRET = 'external-secret-external-secret-0123456789';
+const enc = (s: string) => new TextEncoder().encode(s);
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+function authConfig(jwt: Record<string, unknown> = {}): Config['auth'] {
+  return loadConfig({ env: {}, overrides: { auth: { jwt: jwt as NonNullable<NonNullable<ConfigInput['auth']>['jwt']> } } }).auth;
+}
+
+async function sign(payload: JWTPayload, key: Uint8Array | KeyObject, alg: string, header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT', ...header }).sign(key);
+}
+
+async function refused(promise: Promise<unknown>, reason?: RegExp): Promise<ParleyError> {
+  const err = await promise.then(
+    () => assert.fail('expected the token to be refused'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ParleyError, `expected a ParleyError, got ${String(err)}`);
+  assert.equal(err.code, 'UNAUTHORIZED');
+  if (reason) assert.match(err.message, reason);
+  return err;
+}
+
+const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+describe('own tokens', () => {
+  const service = createTokenService(authConfig(), OWN_SECRET);
+
+  test('issue then verify round-trips id, name and expiry', async () => {
+    const before = Date.now();
+    const { token, expiresAt } = await service.issue({ id: 'u-1', name: 'Alice' });
+    const verified = await service.verify(token);
+    assert.deepEqual(verified, { userId: 'u-1', name: 'Alice', expiresAt, issuer: 'local' });
+    const ttlMs = 7 * 24 * 3600 * 1000;
+    assert.ok(expiresAt >= Math.floor(before / 1000) * 1000 + ttlMs && expiresAt <= Date.now() + ttlMs);
+  });
+
+  test('a custom ttl is honoured', async () => {
+    const { token, expiresAt } = await service.issue({ id: 'u-1', name: 'Alice' }, { ttlSeconds: 60 });
+    assert.ok(Math.abs(expiresAt - (Date.now() + 60_000)) < 2000);
+    assert.equal((await service.verify(token)).expiresAt, expiresAt);
+  });
+
+  test('a token of another server (other secret, same issuer) is refused', async () => {
+    const other = createTokenService(authConfig(), 'another-secret-another-secret-0123456789');
+    const { token } = await other.issue({ id: 'u-1', name: 'Alice' });
+    await refused(service.verify(token), /signature verification failed/);
+  });
+
+  test('an expired own token is refused', async () => {
+    const token = await sign({ sub: 'u-1', iss: 'parley', exp: nowSeconds() - 3600 }, enc(OWN_SECRET), 'HS256');
+    await refused(service.verify(token), /token expired/);
+  });
+});
+
+describe('external tokens', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const otherEc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const rsaPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const ecPem = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+  const hs = createTokenService(authConfig({ secret: EXTERNAL_SECRET }), OWN_SECRET);
+  const rs = createTokenService(authConfig({ publicKey: rsaPem }), OWN_SECRET);
+  const valid = () => ({ sub: 'ext-42', name: 'Bob', iss: 'https://product.example', exp: nowSeconds() + 600 });
+
+  let jwksServer: Server;
+  let jwksUrl: string;
+  let jwksHits = 0;
+  before(async () => {
+    const jwk = { ...(await exportJWK(ec.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwksServer = createServer((req, res) => {
+      jwksHits++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+  });
+  after(() => new Promise<void>((resolve) => jwksServer.close(() => resolve())));
+
+  test('HS256 with the shared secret', async () => {
+    const exp = nowSeconds() + 600;
+    const token = await sign({ ...valid(), exp }, enc(EXTERNAL_SECRET), 'HS256');
+    assert.deepEqual(await hs.verify(token), { userId: 'ext-42', name: 'Bob', expiresAt: exp * 1000, issuer: 'external' });
+  });
+
+  test('preferred_username is used when there is no name', async () => {
+    const { name: _, ...rest } = valid();
+    const token = await sign({ ...rest, preferred_username: 'bobby' }, enc(EXTERNAL_SECRET), 'HS256');
+    assert.equal((await hs.verify(token)).name, 'bobby');
+  });
+
+  test('no name at all gives null', async () => {
+    const { name: _, ...rest } = valid();
+    assert.equal((await hs.verify(await sign(rest, enc(EXTERNAL_SECRET), 'HS256'))).name, null);
+  });
+
+  test('RS256 with a PEM public key', async () => {
+    const token = await sign(valid(), rsa.privateKey, 'RS256');
+    const verified = await rs.verify(token);
+    assert.equal(verified.userId, 'ext-42');
+    assert.equal(verified.issuer, 'external');
+  });
+
+  test('ES256 with a PEM public key (algorithm detected from the key)', async () => {
+    const es = createTokenService(authConfig({ publicKey: ecPem }), OWN_SECRET);
+    assert.equal((await es.verify(await sign(valid(), ec.privateKey, 'ES256'))).userId, 'ext-42');
+    await refused(es.verify(await sign(valid(), rsa.privateKey, 'RS256')), /algorithm not allowed/);
+  });
+
+  test('ES256 with a key from a JWKS URL', async () => {
+    const service = createTokenService(authConfig({ jwksUrl }), OWN_SECRET);
+    const token = await sign(valid(), ec.privateKey, 'ES256', { kid: 'k1' });
+    assert.equal((await service.verify(token)).userId, 'ext-42');
+    assert.ok(jwksHits >= 1);
+    await refused(service.verify(await sign(valid(), otherEc.privateKey, 'ES256', { kid: 'k1' })), /signature verification failed/);
+  });
+
+  test('an unreachable JWKS is UNAVAILABLE, not UNAUTHORIZED', async () => {
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    const service = createTokenService(authConfig({ jwksUrl: `http://127.0.0.1:${port}/jwks` }), OWN_SECRET);
+    const err = await service.verify(await sign(valid(), ec.privateKey, 'ES256')).catch((e: unknown) => e);
+    assert.ok(err instanceof ParleyError);
+    assert.equal(err.code, 'UNAVAILABLE');
+  });
+
+  test('required issuer and audience', async () => {
+    const strict = createTokenService(authConfig({ secret: EXTERNAL_SECRET, issuer: 'https://product.example', audience: 'parley' }), OWN_SECRET);
+    assert.equal((await strict.verify(await sign({ ...valid(), aud: 'parley' }, enc(EXTERNAL_SECRET), 'HS256'))).userId, 'ext-42');
+    await refused(strict.verify(await sign({ ...valid(), aud: 'other' }, enc(EXTERNAL_SECRET), 'HS256')), /audience/);
+    await refused(strict.verify(await sign({ ...valid(), aud: 'parley', iss: 'https://evil.example' }, enc(EXTERNAL_SECRET), 'HS256')), /issuer/);
+  });
+
+  test('clock tolerance: recently expired passes, long expired does not', async () => {
+    await hs.verify(await sign({ ...valid(), exp: nowSeconds() - 10 }, enc(EXTERNAL_SECRET), 'HS256'));
+    await refused(hs.verify(await sign({ ...valid(), exp: nowSeconds() - 120 }, enc(EXTERNAL_SECRET), 'HS256')), /token expired/);
+  });
+
+  describe('refused', () => {
+    test('alg none (crafted by hand)', async () => {
+      const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(valid())}.`;
+      await refused(hs.verify(token), /algorithm not allowed/);
+      const own = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...valid(), iss: 'parley' })}.`;
+      await refused(hs.verify(own), /algorithm not allowed/);
+    });
+
+    test('wrong shared secret', async () => {
+      const token = await sign(valid(), enc('not-the-secret-not-the-secret-0123456789'), 'HS256');
+      await refused(hs.verify(token), /signature verification failed/);
+    });
+
+    test('wrong RSA key', async () => {
+      await refused(rs.verify(await sign(valid(), otherRsa.privateKey, 'RS256')), /signature verification failed/);
+    });
+
+    test('HS256 signed with the public key as secret (algorithm confusion)', async () => {
+      await refused(rs.verify(await sign(valid(), enc(rsaPem), 'HS256')), /algorithm not allowed/);
+    });
+
+    test('algorithm the configured keys do not use', async () => {
+      await refused(hs.verify(await sign(valid(), rsa.privateKey, 'RS256')), /algorithm not allowed/);
+      await refused(hs.verify(await sign(valid(), enc(EXTERNAL_SECRET), 'HS512')), /algorithm not allowed/);
+    });
+
+    test('expired', async () => {
+      await refused(hs.verify(await sign({ ...valid(), exp: nowSeconds() - 3600 }, enc(EXTERNAL_SECRET), 'HS256')), /token expired/);
+    });
+
+    test('missing exp (an eternal token)', async () => {
+      const { exp: _, ...rest } = valid();
+      await refused(hs.verify(await sign(rest, enc(EXTERNAL_SECRET), 'HS256')), /expiry/);
+    });
+
+    test('missing, empty or too long sub', async () => {
+      const { sub: _, ...rest } = valid();
+      await refused(hs.verify(await sign(rest, enc(EXTERNAL_SECRET), 'HS256')), /subject/);
+      await refused(hs.verify(await sign({ ...valid(), sub: '' }, enc(EXTERNAL_SECRET), 'HS256')), /subject/);
+      await refused(hs.verify(await sign({ ...valid(), sub: 'x'.repeat(129) }, enc(EXTERNAL_SECRET), 'HS256')), /subject/);
+    });
+
+    test('signed with the external secret but claiming the own issuer', async () => {
+      const token = await sign({ ...valid(), iss: 'parley' }, enc(EXTERNAL_SECRET), 'HS256');
+      await refused(hs.verify(token), /signature verification failed/);
+    });
+
+    test('an own token is not accepted by the external route (no issuer)', async () => {
+      const { iss: _, ...rest } = valid();
+      await refused(hs.verify(await sign(rest, enc(OWN_SECRET), 'HS256')), /signature verification failed/);
+    });
+
+    test('external tokens when no external key is configured', async () => {
+      const ownOnly = createTokenService(authConfig(), OWN_SECRET);
+      await refused(ownOnly.verify(await sign(valid(), enc(EXTERNAL_SECRET), 'HS256')), /not accepted/);
+    });
+
+    test('garbage strings', async () => {
+      for (const garbage of ['', 'abc', 'a.b.c', '...', 'Bearer x', `${b64url({ alg: 'HS256' })}.notjson.sig`, 'x'.repeat(20_000)]) {
+        await refused(hs.verify(garbage));
+      }
+      await refused(hs.verify(undefined as unknown as string));
+    });
+
+    test('a tampered payload', async () => {
+      const token = await sign(valid(), enc(EXTERNAL_SECRET), 'HS256');
+      const [h, , s] = token.split('.');
+      await refused(hs.verify(`${h}.${b64url({ ...valid(), sub: 'admin' })}.${s}`), /signature verification failed/);
+    });
+  });
+});
+
+describe('configuration mistakes', () => {
+  test('a private key or junk as auth.jwt.publicKey is refused at creation', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    assert.throws(() => createTokenService(authConfig({ publicKey: pem }), OWN_SECRET), /private key/);
+    assert.throws(() => createTokenService(authConfig({ publicKey: 'nonsense' }), OWN_SECRET), /auth\.jwt\.publicKey/);
+  });
+});
