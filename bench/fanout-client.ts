@@ -1,0 +1,636 @@
+/**
+ * The fan-out load client, shared by every bench target (the baselines here, Parley later).
+ *
+ * Workload: one room of `clients` subscribers; one sender keeps `inflight` messages outstanding (a message is done
+ * when every subscriber got it; then the sender sends the next one); ~100-byte JSON text bodies carrying a
+ * sequence number and the send time; loopback only. Measured at the clients over a fixed window after a warm-up:
+ * deliveries per second and per-delivery latency (receive time − send time embedded in the body) → p50/p99.
+ *
+ * Processes (2 cores on this machine kind, see bench/README.md for what was measured):
+ * - the server under test runs in its own child process (`target.start()`);
+ * - the subscribers run in `clientProcesses` child processes (this file, forked with an IPC channel), each
+ *   holding a slice of the subscribers and reporting the sequence numbers all its subscribers received;
+ * - the sender and the coordination run in the calling process, which is otherwise idle.
+ * Send and receive times use CLOCK_MONOTONIC (`monoUs`), which is one clock for every process on the machine.
+ *
+ * Plugging in another server: implement a `FanoutAdapter` in a module (how to connect a subscriber, how to connect
+ * the sender and send a body, optionally how to find the body in a received frame), and pass a `CustomTarget`
+ * whose `start()` launches the server and returns `{ adapter: { module, exportName, options }, stop }`. The adapter
+ * module is imported in every client process, so its options must be JSON.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+import { io as ioClient } from 'socket.io-client';
+import { LatencyHistogram, monoUs, type HistogramJSON } from './stats.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Adapter interface
+
+export type Frame = Buffer | string;
+
+export interface SubscriberConnection {
+  close(): void;
+}
+
+export interface SenderConnection {
+  send(body: string): void;
+  close(): void;
+}
+
+export interface FanoutAdapter {
+  /**
+   * Connect subscriber `index` (0-based, unique across all client processes) and subscribe it to the room. Resolve
+   * once a message sent afterwards will reach it. Call `onFrame` with each received message (the raw text frame,
+   * or the decoded body when the client library decodes it).
+   */
+  connectSubscriber(index: number, onFrame: (frame: Frame) => void): Promise<SubscriberConnection>;
+  /** Connect the sender; `send(body)` gets `body` to the server, which broadcasts it (or a frame containing it). */
+  connectSender(): Promise<SenderConnection>;
+  /**
+   * Where the bench token is in a received frame. The default (`findToken`) searches for the token, so it works
+   * for any frame that embeds the body's `id` verbatim; override only to skip frames or for a binary encoding.
+   */
+  extract?(frame: Frame): { seq: number; sentUs: number } | null;
+}
+
+/** How a client process builds the adapter: `(await import(module))[exportName](options)`. */
+export interface AdapterSpec {
+  module: string;
+  exportName: string;
+  options: unknown;
+}
+
+export interface CustomTarget {
+  name: string;
+  /** Launch the server; call `fail` if it dies later (the run then stops with that error). */
+  start(context: { fail(error: Error): void }): Promise<{
+    adapter: AdapterSpec;
+    stop(): Promise<void>;
+    /** Server RSS in bytes, if the target can tell (used for the per-connection memory estimate). */
+    rss?(): Promise<number>;
+  }>;
+}
+
+export type BuiltinTarget = 'ws-coalesced' | 'ws-naive' | 'socketio';
+
+export interface FanoutOptions {
+  target: BuiltinTarget | CustomTarget;
+  /** Subscribers in the room. Default 1,000. */
+  clients?: number;
+  /** Measured window, seconds. Default 8, at most 60. */
+  seconds?: number;
+  /** Unmeasured warm-up before the window, seconds. Default 1. */
+  warmupSeconds?: number;
+  /** Messages outstanding. Default 50. */
+  inflight?: number;
+  /** Child processes holding the subscribers. Default 1 (measured best on 2 cores; see bench/README.md). */
+  clientProcesses?: number;
+  /** Body size in bytes. Default 100. */
+  bodyBytes?: number;
+  /** A message not done within this time is given up (counted in `timedOut`) so the window keeps moving. */
+  messageTimeoutMs?: number;
+  /** Budget for starting the server and connecting every subscriber. Default 60 s. */
+  connectTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface FanoutResult {
+  target: string;
+  clients: number;
+  clientProcesses: number;
+  inflight: number;
+  seconds: number;
+  deliveries: number;
+  deliveriesPerSec: number;
+  messagesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  timedOut: number;
+  connectMs: number;
+  /** Server RSS growth per connected subscriber, KB (rough; includes the sender and allocator slack). */
+  serverRssPerConnKB: number | null;
+  serverRssMB: number | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Body and token
+
+/**
+ * The token is `~B` + 10-digit seq + `.` + 15-digit send time (µs, CLOCK_MONOTONIC) + `~`: fixed width, digits and
+ * letters only, so it survives JSON escaping and can be read at fixed offsets without parsing the frame.
+ */
+const TOKEN_SEQ_DIGITS = 10;
+const TOKEN_TS_DIGITS = 15;
+const TILDE = 0x7e;
+const LETTER_B = 0x42;
+
+export function makeBody(seq: number, sentUs: number, bodyBytes = 100): string {
+  const token = `~B${String(seq).padStart(TOKEN_SEQ_DIGITS, '0')}.${String(sentUs).padStart(TOKEN_TS_DIGITS, '0')}~`;
+  const head = `{"type":"chat","room":"bench","id":"${token}","text":"`;
+  const tail = '"}';
+  const fill = Math.max(0, bodyBytes - head.length - tail.length);
+  return head + 'lorem ipsum dolor sit amet '.repeat(Math.ceil(fill / 27)).slice(0, fill) + tail;
+}
+
+const digitsAt = (frame: Frame, start: number, count: number): number => {
+  let n = 0;
+  if (typeof frame === 'string') {
+    for (let i = start; i < start + count; i++) n = n * 10 + (frame.charCodeAt(i) - 48);
+  } else {
+    for (let i = start; i < start + count; i++) n = n * 10 + (frame[i]! - 48);
+  }
+  return n;
+};
+
+/** Find the bench token in a text frame (Buffer of UTF-8 bytes, or string). Bounded by the frame length. */
+export function findToken(frame: Frame): { seq: number; sentUs: number } | null {
+  const isString = typeof frame === 'string';
+  let from = 0;
+  for (;;) {
+    const at = isString ? frame.indexOf('~B', from) : (frame as Buffer).indexOf(TILDE, from);
+    if (at < 0 || at + 3 + TOKEN_SEQ_DIGITS + TOKEN_TS_DIGITS >= frame.length) return null;
+    if (isString || (frame as Buffer)[at + 1] === LETTER_B) {
+      return {
+        seq: digitsAt(frame, at + 2, TOKEN_SEQ_DIGITS),
+        sentUs: digitsAt(frame, at + 3 + TOKEN_SEQ_DIGITS, TOKEN_TS_DIGITS),
+      };
+    }
+    from = at + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Built-in adapters (exported by name so client processes can build them from an AdapterSpec)
+
+const withTimeout = <T>(what: string, ms: number, promise: Promise<T>): Promise<T> =>
+  new Promise<T>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolvePromise(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+
+function openWs(url: string): Promise<WebSocket> {
+  return withTimeout(
+    `connect ${url}`,
+    10_000,
+    new Promise<WebSocket>((resolvePromise, reject) => {
+      // skipUTF8Validation: the client must not be the bottleneck; the server under test is.
+      const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+      ws.once('open', () => {
+        ws.off('error', reject);
+        ws.on('error', () => {});
+        resolvePromise(ws);
+      });
+      ws.once('error', reject);
+    }),
+  );
+}
+
+/** Plain WebSocket server: subscribers connect to `url?role=sub`, the sender to `url?role=sender`. */
+export function createWsAdapter(options: { url: string }): FanoutAdapter {
+  return {
+    async connectSubscriber(_index, onFrame) {
+      const ws = await openWs(`${options.url}/?role=sub`);
+      ws.on('message', (data) => onFrame(data as Buffer));
+      return { close: () => ws.terminate() };
+    },
+    async connectSender() {
+      const ws = await openWs(`${options.url}/?role=sender`);
+      return { send: (body) => ws.send(body), close: () => ws.terminate() };
+    },
+  };
+}
+
+/** Socket.IO server: subscribers are put in the room by the server; the sender emits `send`, subscribers get `msg`. */
+export function createSocketIoAdapter(options: { url: string }): FanoutAdapter {
+  const connect = (role: string) => {
+    const socket = ioClient(options.url, {
+      transports: ['websocket'],
+      forceNew: true, // one engine.io connection per client (no multiplexing)
+      reconnection: false,
+      auth: { role },
+      timeout: 10_000,
+    });
+    return withTimeout(
+      `socket.io connect ${options.url}`,
+      10_000,
+      new Promise<typeof socket>((resolvePromise, reject) => {
+        socket.once('connect', () => resolvePromise(socket));
+        socket.once('connect_error', reject);
+      }),
+    ).catch((error) => {
+      socket.close();
+      throw error;
+    });
+  };
+  return {
+    async connectSubscriber(_index, onFrame) {
+      const socket = await connect('sub');
+      socket.on('msg', (body: string) => onFrame(body));
+      return { close: () => socket.close() };
+    },
+    async connectSender() {
+      const socket = await connect('sender');
+      return { send: (body) => void socket.emit('send', body), close: () => socket.close() };
+    },
+  };
+}
+
+async function loadAdapter(spec: AdapterSpec): Promise<FanoutAdapter> {
+  const mod = (await import(spec.module)) as Record<string, unknown>;
+  const factory = mod[spec.exportName];
+  if (typeof factory !== 'function') throw new Error(`${spec.module} does not export a function ${spec.exportName}`);
+  return (await factory(spec.options)) as FanoutAdapter;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child-process management
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '..');
+const thisModule = import.meta.url;
+
+/** Every child this process started; killed on exit whatever happened. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function forkTs(file: string, args: string[]): ChildProcess {
+  const child = fork(file, args, {
+    cwd: repoRoot,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'json',
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Wait for the first IPC message of `type` from `child`; rejects if the child exits first or on timeout. */
+function nextMessage<T extends { type: string }>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolvePromise, reject) => {
+    const onMessage = (msg: T & { message?: string }) => {
+      if (msg?.type === type) {
+        cleanup();
+        resolvePromise(msg);
+      } else if (msg?.type === 'error') {
+        cleanup();
+        reject(new Error(`child ${child.pid}: ${msg.message}`));
+      }
+    };
+    const onExit = (code: number | null, signal: string | null) => {
+      cleanup();
+      reject(new Error(`child ${child.pid} exited (${code ?? signal}) while waiting for ${type}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`child ${child.pid}: no ${type} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/** Ask a child to stop, then kill it if it has not exited within `graceMs`. */
+async function stopChild(child: ChildProcess, graceMs = 2_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    if (child.connected) child.send({ type: 'stop' });
+  } catch {
+    // channel already closed
+  }
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The baseline servers as targets: each runs in its own child process. */
+function builtinTarget(name: BuiltinTarget): CustomTarget {
+  const file = name === 'socketio' ? 'baseline-socketio.ts' : 'baseline-ws.ts';
+  const args = name === 'ws-naive' ? ['naive'] : name === 'ws-coalesced' ? ['coalesced'] : [];
+  const exportName = name === 'socketio' ? 'createSocketIoAdapter' : 'createWsAdapter';
+  return {
+    name,
+    async start({ fail }) {
+      const child = forkTs(resolve(here, file), args);
+      let stopped = false;
+      child.once('exit', (code, signal) => {
+        if (!stopped) fail(new Error(`${name} server exited (${code ?? signal})`));
+      });
+      const { port } = await nextMessage<{ type: 'ready'; port: number }>(child, 'ready', 15_000);
+      return {
+        adapter: { module: thisModule, exportName, options: { url: `${name === 'socketio' ? 'http' : 'ws'}://127.0.0.1:${port}` } },
+        stop: () => {
+          stopped = true;
+          return stopChild(child);
+        },
+        async rss() {
+          child.send({ type: 'mem' });
+          return (await nextMessage<{ type: 'mem'; rss: number }>(child, 'mem', 5_000)).rss;
+        },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Coordinator (the calling process): server, client processes, sender
+
+type WorkerMessage =
+  | { type: 'ready'; connected: number }
+  | { type: 'done'; seqs: number[] }
+  | { type: 'result'; deliveries: number; elapsedUs: number; histogram: HistogramJSON; unparsed: number }
+  | { type: 'error'; message: string };
+
+export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResult> {
+  const target = typeof options.target === 'string' ? builtinTarget(options.target) : options.target;
+  const clients = Math.max(1, Math.min(options.clients ?? 1_000, 20_000));
+  const seconds = Math.max(0.5, Math.min(options.seconds ?? 8, 60));
+  const warmupSeconds = Math.max(0, Math.min(options.warmupSeconds ?? 1, 10));
+  const inflight = Math.max(1, Math.min(options.inflight ?? 50, 10_000));
+  const processes = Math.max(1, Math.min(options.clientProcesses ?? 1, 8, clients));
+  const bodyBytes = options.bodyBytes ?? 100;
+  const messageTimeoutMs = options.messageTimeoutMs ?? 5_000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 60_000;
+  const log = options.log ?? (() => {});
+
+  const workers: ChildProcess[] = [];
+  let server: Awaited<ReturnType<CustomTarget['start']>> | undefined;
+  let sender: SenderConnection | undefined;
+  let stopping = false;
+  let failure: ((error: Error) => void) | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    failure = reject;
+  });
+  failed.catch(() => {}); // observed through Promise.race below
+  const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed]);
+  // Hard bound on the whole run, whatever happens.
+  const deadline = setTimeout(
+    () => failure!(new Error(`${target.name}: run exceeded its time budget`)),
+    connectTimeoutMs + (warmupSeconds + seconds) * 1_000 + 20_000,
+  );
+
+  try {
+    const connectStart = performance.now();
+    server = await race(target.start({ fail: (error) => failure!(error) }));
+    const rssBefore = server.rss ? await race(server.rss()) : null;
+
+    // Client processes, each with a contiguous slice of subscriber indices.
+    const readies: Promise<{ connected: number }>[] = [];
+    for (let w = 0; w < processes; w++) {
+      const from = Math.floor((w * clients) / processes);
+      const to = Math.floor(((w + 1) * clients) / processes);
+      const worker = forkTs(fileURLToPath(thisModule), ['--fanout-worker']);
+      workers.push(worker);
+      worker.once('exit', (code, signal) => {
+        if (!stopping) failure!(new Error(`${target.name}: client process exited early (${code ?? signal})`));
+      });
+      worker.send({ type: 'init', adapter: server.adapter, from, to });
+      readies.push(nextMessage<{ type: 'ready'; connected: number }>(worker, 'ready', connectTimeoutMs));
+    }
+    await race(Promise.all(readies));
+    const adapter = await loadAdapter(server.adapter);
+    sender = await race(adapter.connectSender());
+    const connectMs = performance.now() - connectStart;
+    const rssAfter = server.rss ? await race(server.rss()) : null;
+    log(`${target.name}: ${clients} subscribers in ${processes} process(es) connected in ${Math.round(connectMs)} ms`);
+
+    // The in-flight window.
+    const outstanding = new Map<number, { sentAt: number; doneIn: number }>();
+    let nextSeq = 1;
+    let sending = true;
+    let completed = 0;
+    let timedOut = 0;
+    const sendOne = () => {
+      const seq = nextSeq++;
+      outstanding.set(seq, { sentAt: performance.now(), doneIn: 0 });
+      sender!.send(makeBody(seq, monoUs(), bodyBytes));
+    };
+    const refill = () => {
+      while (sending && outstanding.size < inflight) sendOne();
+    };
+    const onWorkerMessage = (msg: WorkerMessage) => {
+      if (msg.type !== 'done') return;
+      for (const seq of msg.seqs) {
+        const entry = outstanding.get(seq);
+        if (!entry) continue; // timed out already
+        if (++entry.doneIn === processes) {
+          outstanding.delete(seq);
+          completed++;
+        }
+      }
+      refill();
+    };
+    for (const worker of workers) worker.on('message', onWorkerMessage);
+    const reaper = setInterval(() => {
+      const now = performance.now();
+      for (const [seq, entry] of outstanding) {
+        if (now - entry.sentAt > messageTimeoutMs) {
+          outstanding.delete(seq);
+          timedOut++;
+        }
+      }
+      refill();
+    }, 250);
+
+    try {
+      refill();
+      await race(new Promise((r) => setTimeout(r, warmupSeconds * 1_000)));
+      for (const worker of workers) worker.send({ type: 'start' });
+      const completedAtStart = completed;
+      const windowStart = performance.now();
+      await race(new Promise((r) => setTimeout(r, seconds * 1_000)));
+      const results = workers.map((worker) =>
+        nextMessage<Extract<WorkerMessage, { type: 'result' }>>(worker, 'result', 10_000),
+      );
+      for (const worker of workers) worker.send({ type: 'stop' });
+      const windowSeconds = (performance.now() - windowStart) / 1_000;
+      const messagesInWindow = completed - completedAtStart;
+      sending = false;
+      const reports = await race(Promise.all(results));
+
+      const histogram = new LatencyHistogram();
+      let deliveries = 0;
+      let deliveriesPerSec = 0;
+      for (const report of reports) {
+        histogram.merge(report.histogram);
+        deliveries += report.deliveries;
+        deliveriesPerSec += report.deliveries / (report.elapsedUs / 1e6);
+        if (report.unparsed > 0) log(`${target.name}: ${report.unparsed} frames without a bench token`);
+      }
+      stopping = true;
+      return {
+        target: target.name,
+        clients,
+        clientProcesses: processes,
+        inflight,
+        seconds,
+        deliveries,
+        deliveriesPerSec,
+        messagesPerSec: messagesInWindow / windowSeconds,
+        p50Ms: histogram.quantileUs(0.5) / 1_000,
+        p99Ms: histogram.quantileUs(0.99) / 1_000,
+        maxMs: histogram.maxUs / 1_000,
+        timedOut,
+        connectMs,
+        serverRssPerConnKB: rssBefore !== null && rssAfter !== null ? (rssAfter - rssBefore) / 1024 / clients : null,
+        serverRssMB: rssAfter !== null ? rssAfter / 1024 / 1024 : null,
+      };
+    } finally {
+      stopping = true;
+      sending = false;
+      clearInterval(reaper);
+    }
+  } finally {
+    clearTimeout(deadline);
+    try {
+      sender?.close();
+    } catch {
+      // already gone
+    }
+    await Promise.all(workers.map((worker) => stopChild(worker)));
+    await server?.stop().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client process: a slice of the subscribers
+
+async function workerMain(): Promise<void> {
+  const send = (msg: WorkerMessage) => {
+    if (process.connected) process.send!(msg);
+  };
+  const connections: SubscriberConnection[] = [];
+  const exit = () => {
+    for (const c of connections) {
+      try {
+        c.close();
+      } catch {
+        // ignore
+      }
+    }
+    process.exit(0);
+  };
+  process.on('disconnect', exit); // the coordinator is gone: never outlive it
+
+  const init = await new Promise<{ adapter: AdapterSpec; from: number; to: number }>((r) =>
+    process.once('message', (msg: { adapter: AdapterSpec; from: number; to: number }) => r(msg)),
+  );
+  const local = init.to - init.from;
+
+  // Completion tracking: a ring indexed by seq (far more slots than messages can be outstanding).
+  const RING = 1 << 16;
+  const ringSeq = new Int32Array(RING).fill(-1);
+  const ringCount = new Int32Array(RING);
+  let doneBatch: number[] = [];
+  let flushScheduled = false;
+  const flushDone = () => {
+    flushScheduled = false;
+    const seqs = doneBatch;
+    doneBatch = [];
+    send({ type: 'done', seqs });
+  };
+
+  let measuring = false;
+  let deliveries = 0;
+  let unparsed = 0;
+  let windowStartUs = 0;
+  let histogram = new LatencyHistogram();
+
+  let adapter: FanoutAdapter;
+  try {
+    adapter = await loadAdapter(init.adapter);
+  } catch (error) {
+    send({ type: 'error', message: String(error) });
+    return;
+  }
+  const extract = adapter.extract ?? findToken;
+
+  const onFrame = (frame: Frame) => {
+    const token = extract(frame);
+    if (!token) {
+      unparsed++;
+      return;
+    }
+    if (measuring) {
+      deliveries++;
+      histogram.record(monoUs() - token.sentUs);
+    }
+    const slot = token.seq & (RING - 1);
+    if (ringSeq[slot] !== token.seq) {
+      ringSeq[slot] = token.seq;
+      ringCount[slot] = 0;
+    }
+    if (++ringCount[slot]! === local) {
+      doneBatch.push(token.seq);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushDone);
+      }
+    }
+  };
+
+  // Connect with bounded concurrency (the server's listen backlog is finite).
+  const CONCURRENCY = 64;
+  let next = init.from;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(CONCURRENCY, local) }, async () => {
+        while (next < init.to) {
+          const index = next++;
+          connections.push(await adapter.connectSubscriber(index, onFrame));
+        }
+      }),
+    );
+  } catch (error) {
+    send({ type: 'error', message: `connecting subscribers: ${String(error)}` });
+    return;
+  }
+
+  process.on('message', (msg: { type: string }) => {
+    if (msg.type === 'start') {
+      histogram = new LatencyHistogram();
+      deliveries = 0;
+      windowStartUs = monoUs();
+      measuring = true;
+    } else if (msg.type === 'stop') {
+      measuring = false;
+      send({
+        type: 'result',
+        deliveries,
+        elapsedUs: monoUs() - windowStartUs,
+        histogram: histogram.toJSON(),
+        unparsed,
+      });
+      setImmediate(exit);
+    }
+  });
+  send({ type: 'ready', connected: connections.length });
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMain && process.argv.includes('--fanout-worker')) {
+  workerMain().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
