@@ -1,0 +1,40 @@
+import { ParleyError } from '../protocol/errors.js';
+import type { Conversation, MyConversation, Visibility } from '../protocol/types.js';
+import type { Store, UserRecord } from '../store/store.js';
+import type { Chat } from './chat.js';
+import type { Publisher } from './publisher.js';
+
+export type PublicUser = Omit<UserRecord, 'passwordHash'>;
+export const publicUser = ({ passwordHash: _hidden, ...user }: UserRecord): PublicUser => user;
+
+/** What the operators of a Parley server may do through the admin API: list, ban, create and delete. */
+export class Admin {
+  constructor(private readonly store: Store, private readonly chat: Chat, private readonly publisher: Publisher) {}
+
+  async listUsers(limit: number, afterId?: string): Promise<PublicUser[]> {
+    return (await this.store.listUsers({ limit, afterId })).map(publicUser);
+  }
+
+  /** Ban a user: refused at every later login and connection, and their open connections are closed now (4502). */
+  async setBanned(userId: string, banned: boolean): Promise<PublicUser> {
+    if (!(await this.store.setBanned(userId, banned))) throw new ParleyError('NOT_FOUND', 'no such user');
+    if (banned) await this.publisher.controlUser(userId, 'ban');
+    const user = await this.store.getUser(userId);
+    if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
+    return publicUser(user);
+  }
+
+  listConversations(limit: number, afterId?: string): Promise<Conversation[]> {
+    return this.store.listConversations({ limit, afterId });
+  }
+
+  async createGroup(input: { name: string; visibility: Visibility; ownerId: string }): Promise<MyConversation> {
+    if (!(await this.store.getUser(input.ownerId))) throw new ParleyError('NOT_FOUND', 'no such owner');
+    return (await this.chat.createGroup(input.ownerId, { name: input.name, visibility: input.visibility })).conversation;
+  }
+
+  async deleteConversation(conversationId: string): Promise<void> {
+    if (!(await this.store.getConversation(conversationId))) throw new ParleyError('NOT_FOUND');
+    await this.chat.deleteConversationAndTell(conversationId);
+  }
+}

@@ -1,0 +1,79 @@
+import type { RequestType } from '../protocol/requests.js';
+
+/** What a REST route reads its input from: path parameters, the query string and the JSON body, merged. */
+export interface RouteInput {
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A REST route that serves one protocol operation: the same schema validates its input and the same domain call
+ * answers it, so the WebSocket and REST APIs cannot drift apart.
+ */
+export interface OperationRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  summary: string;
+  /** The operation, or a chooser when the query decides (history after / before). */
+  operation: RequestType | ((input: RouteInput) => RequestType);
+  /** Build the operation's `data` from the request. Query values arrive as strings and are converted here. */
+  input: (input: RouteInput) => Record<string, unknown>;
+  /** Query parameters this route reads, for the OpenAPI document. */
+  queryParams?: string[];
+  successStatus?: number;
+}
+
+const int = (value: string | undefined): number | undefined => {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : (value as unknown as number); // the schema then reports the bad value
+};
+const conversation = (i: RouteInput) => ({ conversationId: i.params.conversationId });
+
+export const operationRoutes: OperationRoute[] = [
+  { method: 'GET', url: '/api/v1/conversations', summary: 'List my conversations with lastSeq, readSeq and unread counts', operation: 'conversation.list', input: () => ({}) },
+  { method: 'POST', url: '/api/v1/conversations', summary: 'Create a group (I become its owner)', operation: 'conversation.create', input: (i) => i.body, successStatus: 201 },
+  {
+    method: 'GET', url: '/api/v1/conversations/search', summary: 'Search public groups by name', operation: 'conversation.search',
+    input: (i) => ({ query: i.query.query ?? '', limit: int(i.query.limit) }), queryParams: ['query', 'limit'],
+  },
+  { method: 'POST', url: '/api/v1/direct', summary: 'Open (or get) the direct conversation with a user', operation: 'direct.open', input: (i) => i.body },
+  { method: 'GET', url: '/api/v1/conversations/:conversationId', summary: 'One of my conversations', operation: 'conversation.get', input: conversation },
+  { method: 'PATCH', url: '/api/v1/conversations/:conversationId', summary: 'Rename a group (owner or admin)', operation: 'conversation.rename', input: (i) => ({ ...i.body, ...conversation(i) }) },
+  { method: 'DELETE', url: '/api/v1/conversations/:conversationId', summary: 'Delete a group (owner)', operation: 'conversation.delete', input: conversation },
+  { method: 'POST', url: '/api/v1/conversations/:conversationId/join', summary: 'Join a public group', operation: 'conversation.join', input: conversation },
+  { method: 'POST', url: '/api/v1/conversations/:conversationId/leave', summary: 'Leave a group', operation: 'conversation.leave', input: conversation },
+  { method: 'GET', url: '/api/v1/conversations/:conversationId/members', summary: 'Members with their roles', operation: 'member.list', input: conversation },
+  {
+    method: 'DELETE', url: '/api/v1/conversations/:conversationId/members/:userId', summary: 'Kick a member (owner, or admin for members)',
+    operation: 'member.kick', input: (i) => ({ ...conversation(i), userId: i.params.userId }),
+  },
+  {
+    method: 'PUT', url: '/api/v1/conversations/:conversationId/members/:userId/role', summary: "Set a member's role (owner)",
+    operation: 'member.role', input: (i) => ({ ...i.body, ...conversation(i), userId: i.params.userId }),
+  },
+  { method: 'POST', url: '/api/v1/conversations/:conversationId/invites', summary: 'Create an invite link token (owner or admin)', operation: 'invite.create', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201 },
+  { method: 'GET', url: '/api/v1/conversations/:conversationId/invites', summary: 'List invites (owner or admin)', operation: 'invite.list', input: conversation },
+  { method: 'DELETE', url: '/api/v1/invites/:token', summary: 'Revoke an invite (owner or admin)', operation: 'invite.revoke', input: (i) => ({ token: i.params.token }) },
+  { method: 'POST', url: '/api/v1/invites/:token/accept', summary: 'Join the group of an invite', operation: 'invite.accept', input: (i) => ({ token: i.params.token }) },
+  {
+    method: 'GET', url: '/api/v1/conversations/:conversationId/messages',
+    summary: 'History: with `after`, messages after that seq (oldest first); otherwise a page backwards from `before` (a seq), `beforeTime` (ms) or the newest',
+    operation: (i) => (i.query.after !== undefined ? 'history.after' : 'history.before'),
+    input: (i) => i.query.after !== undefined
+      ? { ...conversation(i), afterSeq: int(i.query.after), limit: int(i.query.limit) }
+      : { ...conversation(i), beforeSeq: int(i.query.before), beforeTime: int(i.query.beforeTime), limit: int(i.query.limit) },
+    queryParams: ['after', 'before', 'beforeTime', 'limit'],
+  },
+  { method: 'POST', url: '/api/v1/conversations/:conversationId/read', summary: 'Move my read cursor forward', operation: 'read.mark', input: (i) => ({ ...i.body, ...conversation(i) }) },
+  {
+    method: 'GET', url: '/api/v1/presence', summary: 'Presence of users I share a conversation with (userIds comma-separated)', operation: 'presence.get',
+    input: (i) => ({ userIds: (i.query.userIds ?? '').split(',').filter(Boolean) }), queryParams: ['userIds'],
+  },
+];
+
+/** Drop keys whose value is undefined, so optional query parameters are simply absent. */
+export function compact(data: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined));
+}
