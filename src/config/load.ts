@@ -140,8 +140,8 @@ function leaves() {
 function schemaAt(path: readonly PropertyKey[]): AnySchema | undefined {
   let node: AnySchema | undefined = unwrap(configSchema as unknown as AnySchema).schema;
   for (const key of path) {
-    const shape = node && shapeOf(node);
-    const child = shape?.[String(key)];
+    const shape: Record<string, AnySchema> | undefined = node && shapeOf(node);
+    const child: AnySchema | undefined = shape?.[String(key)];
     if (!child) return undefined;
     node = unwrap(child).schema;
   }
@@ -421,11 +421,12 @@ function readYaml(file: string, fileSource: string, problems: ConfigProblem[]): 
     problems.push({ path: file, problem: `cannot read the config file: ${why}`, source: fileSource });
     return undefined;
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
-      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : '';
-      problems.push({ path: file, problem: `YAML syntax error at ${where}${e.message.split('\n')[0]}`, source: fileSource });
+      const pos = e.linePos?.[0];
+      const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+      problems.push({ path: file, problem: `YAML syntax error${where}: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, source: fileSource });
     }
     return undefined;
   }
@@ -443,7 +444,7 @@ function describeIssue(issue: { code: string; path: PropertyKey[]; message: stri
   const value = getAt(input, issue.path);
   switch (issue.code) {
     case 'invalid_type':
-      if (value === undefined) return `is required (${expected(node)})`;
+      if (value === undefined) return `missing; expected ${expected(node)}`;
       return `expected ${expected(node, value)}, got ${show(value, issue.path)}`;
     case 'too_small':
     case 'too_big':
@@ -464,7 +465,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
   const problems: ConfigProblem[] = [];
   const sources = new Sources();
-  const merged: Plain = {};
+  // The base layer is the complete default config, so a section given in part (e.g. only limits.connectionRate.burst)
+  // keeps the defaults of its other fields even where the schema's per-field defaults are missing.
+  const merged = structuredClone(schemaDefaults()) as Plain;
 
   // 1. YAML file
   const file = options.file ?? (env.PARLEY_CONFIG || undefined);
@@ -527,7 +530,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   }
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
-  const config = result.data!;
+  // Zod 4 hands out the schema's default objects themselves (not copies): copy before filling in derived values.
+  const config = structuredClone(result.data!);
 
   // 5. Derived defaults
   config.store.sqlite.path ??= join(config.dataDir, 'parley.db');
