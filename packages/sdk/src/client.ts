@@ -1,0 +1,655 @@
+import { shouldReconnect } from '../../../src/protocol/close-codes.js';
+import type { EventMap } from '../../../src/protocol/events.js';
+import type { RequestType } from '../../../src/protocol/requests.js';
+import type { Page, ResultMap } from '../../../src/protocol/results.js';
+import type { Message, MyConversation } from '../../../src/protocol/types.js';
+import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
+import { Emitter, type Handler } from './emitter.js';
+import { errorFromBody, ParleyClientError } from './errors.js';
+import { newIdempotencyKey } from './keys.js';
+import { Outbox, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
+import { PendingRequests } from './pending-requests.js';
+import { Sequencer, type Position } from './sequencer.js';
+import { frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { catchUp, runSync, type CatchUpContext } from './sync.js';
+import type {
+  ClientEventMap,
+  ClientEventName,
+  ClientState,
+  ParleyClientOptions,
+  RequestInput,
+  SendOptions,
+  SendTarget,
+  SyncedInfo,
+} from './types.js';
+
+export type Welcome = EventMap['welcome'];
+
+/** Results that put the caller into a conversation: the client starts tracking it at the reported lastSeq. */
+const JOINING_REQUESTS = new Set<string>(['conversation.create', 'direct.open', 'conversation.join', 'invite.accept']);
+/** Results that take the caller out of a conversation: the client forgets its position. */
+const LEAVING_REQUESTS = new Set<string>(['conversation.leave', 'conversation.delete']);
+
+interface Waiter {
+  resolve: (welcome: Welcome) => void;
+  reject: (err: ParleyClientError) => void;
+}
+
+/**
+ * A Parley connection that survives disconnects: typed requests with timeouts, automatic reconnect with jittered
+ * backoff, catch-up after every (re)connect, exactly-once in-order `message` delivery, and an outbox whose sends are
+ * retried with their idempotency key until acknowledged. See packages/sdk/README.md.
+ */
+export class ParleyClient {
+  private readonly url: string;
+  private readonly tokenSource: ParleyClientOptions['token'];
+  private readonly WS: WebSocketConstructor;
+  private readonly requestTimeoutMs: number;
+  private readonly backoffOpts: Required<BackoffOptions>;
+  private readonly autoReconnect: boolean;
+  private readonly syncPageSize: number | undefined;
+  private readonly gapFetchDelayMs: number;
+  private readonly random: () => number;
+
+  private readonly emitter: Emitter<ClientEventMap>;
+  private readonly pending = new PendingRequests();
+  private readonly outbox: Outbox;
+  private readonly sequencer = new Sequencer();
+  private readonly reconnectBackoff: Backoff;
+  private readonly syncBackoff: Backoff;
+
+  private stateValue: ClientState = 'closed';
+  private ws: WebSocketLike | null = null;
+  /** Bumped whenever a socket is abandoned: callbacks of older sockets and requests compare and bail out. */
+  private generation = 0;
+  private welcomeValue: Welcome | null = null;
+  private waiters: Waiter[] = [];
+  private userClosed = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private watchdogTimer: ReturnType<typeof setInterval> | undefined;
+  private pingInFlight = false;
+  private lastFrameAt = 0;
+  private openedAt = 0;
+  private syncing: Promise<SyncedInfo> | null = null;
+  private syncRetryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly filling = new Set<string>();
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly gapFailures = new Map<string, number>();
+
+  constructor(options: ParleyClientOptions) {
+    if (!options || typeof options.url !== 'string') throw new TypeError('ParleyClient: options.url is required');
+    if (typeof options.token !== 'string' && typeof options.token !== 'function') {
+      throw new TypeError('ParleyClient: options.token must be a string or a function');
+    }
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new TypeError('ParleyClient: no global WebSocket; pass options.WebSocket (e.g. the `ws` package)');
+    this.url = normalizeUrl(options.url);
+    this.tokenSource = options.token;
+    this.WS = WS;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.backoffOpts = {
+      initialMs: options.backoff?.initialMs ?? DEFAULT_BACKOFF.initialMs,
+      maxMs: options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs,
+    };
+    this.autoReconnect = options.autoReconnect ?? true;
+    this.syncPageSize = options.syncPageSize;
+    this.gapFetchDelayMs = options.gapFetchDelayMs ?? 50;
+    this.random = options.random ?? Math.random;
+    this.outbox = new Outbox(options.outboxLimit ?? 1000);
+    this.reconnectBackoff = new Backoff(this.backoffOpts, this.random);
+    this.syncBackoff = new Backoff(this.backoffOpts, this.random);
+    this.emitter = new Emitter<ClientEventMap>((err, event) => {
+      if (event !== 'error') this.emitter.emit('error', asError(err));
+    });
+  }
+
+  // ---------------------------------------------------------------- public state
+
+  get state(): ClientState {
+    return this.stateValue;
+  }
+
+  /** The `welcome` of the current (or last) connection. */
+  get welcome(): Welcome | null {
+    return this.welcomeValue;
+  }
+
+  on<K extends ClientEventName>(event: K, handler: Handler<ClientEventMap[K]>): () => void {
+    return this.emitter.on(event, handler);
+  }
+
+  once<K extends ClientEventName>(event: K, handler: Handler<ClientEventMap[K]>): () => void {
+    return this.emitter.once(event, handler);
+  }
+
+  off<K extends ClientEventName>(event: K, handler: Handler<ClientEventMap[K]>): void {
+    this.emitter.off(event, handler);
+  }
+
+  // ---------------------------------------------------------------- connection lifecycle
+
+  /**
+   * Connects (if not already) and resolves with the `welcome` of the next open connection. Rejects when the client
+   * gives up: a do-not-reconnect close (code CLOSED, `closeCode` set), `close()`, or — with autoReconnect off — the
+   * first failed attempt (DISCONNECTED). With autoReconnect on, transient failures are retried meanwhile.
+   */
+  connect(): Promise<Welcome> {
+    if (this.stateValue === 'open' && this.welcomeValue) return Promise.resolve(this.welcomeValue);
+    const promise = new Promise<Welcome>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.stateValue === 'closed') {
+      this.userClosed = false;
+      this.setState('connecting');
+      void this.attempt();
+    }
+    return promise;
+  }
+
+  /** Closes for good (until `connect()` is called again): pending requests, sends and connect() calls reject with CLOSED. */
+  close(reason = 'client closed'): void {
+    const wasOpen = this.stateValue === 'open';
+    this.userClosed = true;
+    this.generation++;
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) abandon(ws, 1000, reason);
+    const closed = () => new ParleyClientError('CLOSED', 'The client was closed');
+    this.pending.rejectAll(closed);
+    this.outbox.rejectAll(closed);
+    this.rejectWaiters(closed());
+    this.setState('closed');
+    if (wasOpen) this.emitter.emit('disconnect', { code: 1000, reason, willReconnect: false });
+  }
+
+  private async attempt(): Promise<void> {
+    const gen = ++this.generation;
+    this.reconnectTimer = undefined;
+    let token: string;
+    try {
+      token = typeof this.tokenSource === 'function' ? await this.tokenSource() : this.tokenSource;
+      if (typeof token !== 'string') throw new TypeError('the token function did not return a string');
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.emitError(err);
+      this.lost(gen, 1006, 'could not obtain a token');
+      return;
+    }
+    if (gen !== this.generation) return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(this.url, subprotocols(token));
+    } catch (err) {
+      this.emitError(err);
+      this.lost(gen, 1006, 'could not create the WebSocket');
+      return;
+    }
+    this.ws = ws;
+    try {
+      ws.binaryType = 'arraybuffer';
+    } catch {
+      /* not settable: text frames are strings anyway */
+    }
+    ws.onopen = () => {
+      if (gen === this.generation) this.lastFrameAt = Date.now();
+    };
+    ws.onmessage = (ev: { data: unknown }) => {
+      if (gen === this.generation) this.onFrame(ev.data);
+    };
+    ws.onclose = (ev: { code?: number; reason?: string }) => {
+      if (gen === this.generation) this.lost(gen, typeof ev?.code === 'number' ? ev.code : 1006, ev?.reason ?? '');
+    };
+    ws.onerror = () => {
+      /* a close event follows; its code says what to do */
+    };
+  }
+
+  /** The socket of generation `gen` is gone (closed by the server, the network, or abandoned by the watchdog). */
+  private lost(gen: number, code: number, reason: string): void {
+    if (gen !== this.generation || this.userClosed) return;
+    this.generation++;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) abandon(ws);
+    this.stopWatchdog();
+    this.clearGapTimers();
+    if (this.syncRetryTimer !== undefined) clearTimeout(this.syncRetryTimer);
+    this.syncRetryTimer = undefined;
+    this.pending.rejectAll(
+      (type) => new ParleyClientError('DISCONNECTED', `Connection closed (${code}) before the reply to ${type}`, {
+        closeCode: code, closeReason: reason, requestType: type,
+      }),
+    );
+    this.outbox.requeueAll();
+
+    const terminal = !shouldReconnect(code);
+    const willReconnect = this.autoReconnect && !terminal;
+    this.emitter.emit('disconnect', { code, reason, willReconnect });
+    if (willReconnect) {
+      // A connection that stayed up long enough counts as a success: start the delays from the beginning again.
+      if (this.openedAt && Date.now() - this.openedAt >= this.backoffOpts.maxMs) this.reconnectBackoff.reset();
+      this.openedAt = 0;
+      this.setState('reconnecting');
+      this.reconnectTimer = setTimeout(() => void this.attempt(), this.reconnectBackoff.next());
+      return;
+    }
+    this.openedAt = 0;
+    this.setState('closed');
+    const err = terminal
+      ? new ParleyClientError('CLOSED', `The server closed the connection (${code}${reason ? `: ${reason}` : ''}); not reconnecting`, {
+          closeCode: code, closeReason: reason,
+        })
+      : new ParleyClientError('DISCONNECTED', `Connection closed (${code}); autoReconnect is off`, { closeCode: code, closeReason: reason });
+    this.rejectWaiters(err);
+    if (terminal) this.outbox.rejectAll(() => err);
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    this.welcomeValue = welcome;
+    this.openedAt = Date.now();
+    this.setState('open');
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve(welcome);
+    this.emitter.emit('welcome', welcome);
+    this.startWatchdog(welcome.heartbeatIntervalMs);
+    this.sync().catch(() => {
+      /* reported through `error` and retried */
+    });
+    this.pumpOutbox();
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  private onFrame(data: unknown): void {
+    this.lastFrameAt = Date.now();
+    const text = frameText(data);
+    let frame: unknown;
+    try {
+      if (text === undefined) throw new Error('binary frame');
+      frame = JSON.parse(text);
+    } catch {
+      this.emitError(new ParleyClientError('BAD_FRAME', 'The server sent a frame that is not JSON text'));
+      return;
+    }
+    if (!frame || typeof frame !== 'object') return;
+    const f = frame as { event?: unknown; data?: unknown; id?: unknown; result?: unknown; error?: unknown };
+    if (typeof f.event === 'string') {
+      this.onEvent(f.event, f.data);
+      return;
+    }
+    if (!('id' in f)) return;
+    if (f.error !== undefined) {
+      const err = errorFromBody(f.error as never, this.pending.typeOf(f.id));
+      if (f.id === null || !this.pending.reject(f.id, err)) this.emitError(err);
+      return;
+    }
+    this.pending.resolve(f.id, f.result);
+  }
+
+  private onEvent(name: string, data: unknown): void {
+    switch (name) {
+      case 'welcome':
+        this.onWelcome(data as Welcome);
+        return;
+      case 'message.new':
+        this.emitter.emit('message.new', data as Message);
+        this.accept([data as Message]);
+        return;
+      case 'message.updated':
+        this.sequencer.update(data as Message);
+        break;
+      case 'conversation.removed':
+        this.sequencer.forget((data as EventMap['conversation.removed']).conversationId);
+        break;
+    }
+    // Every other event (and events of newer servers this SDK does not know) goes to the app as is.
+    (this.emitter.emit as (e: string, d: unknown) => void)(name, data);
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  /**
+   * Sends any request and resolves with its result, typed by the protocol. Rejects with a ParleyClientError: the
+   * server's code, TIMEOUT (no reply in time), DISCONNECTED (not open, or the connection dropped) or CLOSED.
+   * Requests are not queued while disconnected (only `send` is).
+   */
+  request<T extends RequestType>(type: T, data: RequestInput<T>, options: { timeoutMs?: number } = {}): Promise<ResultMap[T]> {
+    const ws = this.ws;
+    if (this.stateValue !== 'open' || !ws) {
+      const code = this.userClosed ? 'CLOSED' : 'DISCONNECTED';
+      return Promise.reject(new ParleyClientError(code, `Cannot send ${type}: the client is ${this.stateValue}`, { requestType: type }));
+    }
+    const { id, promise } = this.pending.add<ResultMap[T]>(type, options.timeoutMs ?? this.requestTimeoutMs);
+    const frame = JSON.stringify({ id, type, data: data ?? {} });
+    const maxFrame = this.welcomeValue?.limits.maxFrameBytes;
+    if (maxFrame !== undefined && frame.length * 3 > maxFrame && utf8Length(frame) > maxFrame) {
+      // The server would close the connection with 1009; refuse locally instead (retrying would only repeat it).
+      this.pending.reject(id, new ParleyClientError('MESSAGE_TOO_LARGE', `The ${type} frame exceeds ${maxFrame} bytes`, {
+        temporary: false, requestType: type,
+      }));
+      return promise;
+    }
+    try {
+      ws.send(frame);
+    } catch (err) {
+      this.pending.reject(id, new ParleyClientError('DISCONNECTED', `Could not send ${type}: ${asError(err).message}`, { requestType: type }));
+    }
+    return promise.then((result) => {
+      this.observe(type, data as Record<string, unknown>, result);
+      return result;
+    });
+  }
+
+  /** Keeps the delivery positions in step with the caller's own joins, leaves and sends. */
+  private observe(type: string, data: Record<string, unknown>, result: unknown): void {
+    if (JOINING_REQUESTS.has(type)) {
+      const conv = (result as { conversation?: MyConversation }).conversation;
+      if (conv && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq);
+    } else if (LEAVING_REQUESTS.has(type) && typeof data?.conversationId === 'string') {
+      this.sequencer.forget(data.conversationId);
+    } else if (type === 'message.send') {
+      const message = (result as ResultMap['message.send']).message;
+      if (message) this.accept([message]);
+    }
+  }
+
+  // ---------------------------------------------------------------- ordered delivery
+
+  /** Where delivery of a conversation stands: the highest seq delivered through `message`, or undefined. */
+  position(conversationId: string): number | undefined {
+    return this.sequencer.last(conversationId);
+  }
+
+  /** Every known conversation's position (persist these to resume delivery after a restart; restore with `track`). */
+  positions(): Position[] {
+    return this.sequencer.positions();
+  }
+
+  /**
+   * Seeds (or moves forward) a conversation's delivered position, e.g. from local storage before `connect()`: the next
+   * sync delivers everything after `lastSeq`. Never moves a position backwards (fetch older messages with `history`).
+   */
+  track(conversationId: string, lastSeq: number): void {
+    this.deliver(this.sequencer.track(conversationId, lastSeq));
+  }
+
+  /** Stops tracking a conversation (its messages are no longer delivered until it becomes known again). */
+  forget(conversationId: string): void {
+    this.sequencer.forget(conversationId);
+  }
+
+  /**
+   * Runs the catch-up: `sync` with every known position, delivering what was missed. Runs by itself after every
+   * (re)connect; concurrent calls share one run.
+   */
+  sync(): Promise<SyncedInfo> {
+    if (this.syncing) return this.syncing;
+    if (this.stateValue !== 'open') {
+      return Promise.reject(new ParleyClientError('DISCONNECTED', 'Cannot sync while not connected', { requestType: 'sync' }));
+    }
+    const gen = this.generation;
+    const run = runSync(this.catchUpContext()).then(
+      (outcome) => {
+        this.syncBackoff.reset();
+        this.emitter.emit('synced', outcome);
+        return outcome;
+      },
+      (err: unknown) => {
+        if (gen === this.generation && this.stateValue === 'open') {
+          this.emitError(err);
+          this.syncRetryTimer = setTimeout(() => {
+            this.syncRetryTimer = undefined;
+            this.sync().catch(() => {});
+          }, this.syncBackoff.next());
+        }
+        throw err;
+      },
+    );
+    const tracked = run.finally(() => {
+      this.syncing = null;
+      for (const g of this.sequencer.gaps()) this.scheduleGapFill(g.conversationId);
+    });
+    this.syncing = tracked;
+    return tracked;
+  }
+
+  private accept(messages: Message[]): void {
+    this.deliver(this.sequencer.offerMany(messages));
+    for (const id of new Set(messages.map((m) => m.conversationId))) this.scheduleGapFill(id);
+  }
+
+  private deliver(messages: Message[]): void {
+    for (const m of messages) this.emitter.emit('message', m);
+  }
+
+  private scheduleGapFill(conversationId: string, delayMs = this.gapFetchDelayMs): void {
+    if (this.syncing || this.filling.has(conversationId) || this.gapTimers.has(conversationId)) return;
+    if (!this.sequencer.gap(conversationId)) return;
+    this.gapTimers.set(conversationId, setTimeout(() => {
+      this.gapTimers.delete(conversationId);
+      void this.fillGap(conversationId);
+    }, delayMs));
+  }
+
+  private async fillGap(conversationId: string): Promise<void> {
+    if (this.syncing || this.filling.has(conversationId) || this.stateValue !== 'open') return;
+    if (!this.sequencer.gap(conversationId)) return;
+    const gen = this.generation;
+    this.filling.add(conversationId);
+    try {
+      await catchUp(this.catchUpContext(), conversationId, false);
+      this.gapFailures.delete(conversationId);
+    } catch (err) {
+      // If the connection went, the reconnect's sync catches up; otherwise retry after a backoff.
+      if (gen === this.generation && this.stateValue === 'open') {
+        this.emitError(err);
+        const failures = this.gapFailures.get(conversationId) ?? 0;
+        this.gapFailures.set(conversationId, failures + 1);
+        this.filling.delete(conversationId);
+        this.scheduleGapFill(conversationId, fullJitterDelay(failures, this.backoffOpts, this.random));
+      }
+    } finally {
+      this.filling.delete(conversationId);
+    }
+  }
+
+  private catchUpContext(): CatchUpContext {
+    const ctx: CatchUpContext = {
+      sequencer: this.sequencer,
+      historyAfter: (data) => this.request('history.after', data),
+      sync: (data) => this.request('sync', data),
+      deliver: (messages) => this.deliver(messages),
+      onSkippedGap: (conversationId, from, to) =>
+        this.emitError(new ParleyClientError('NOT_FOUND', `Messages ${from}..${to} of ${conversationId} could not be fetched; skipped`, {
+          details: { conversationId, from, to },
+        })),
+    };
+    if (this.syncPageSize !== undefined) ctx.pageSize = this.syncPageSize;
+    return ctx;
+  }
+
+  // ---------------------------------------------------------------- outbox
+
+  /**
+   * Sends a message (to a conversation id, `{conversationId}`, or `{to: userId}`) and resolves with the stored message
+   * once the server acknowledges it. While disconnected the send waits in the outbox; a temporary failure or a
+   * disconnect retries it with the same idempotency key, so it is stored exactly once. Rejects on a permanent error,
+   * OUTBOX_FULL, or CLOSED.
+   */
+  send(target: SendTarget, text: string, meta?: unknown, options: SendOptions = {}): Promise<Message> {
+    if (this.userClosed) return Promise.reject(new ParleyClientError('CLOSED', 'The client was closed'));
+    const data: SendData = { key: options.key ?? newIdempotencyKey(), text };
+    if (typeof target === 'string') data.conversationId = target;
+    else if ('to' in target) data.to = target.to;
+    else data.conversationId = target.conversationId;
+    if (meta !== undefined) data.meta = meta;
+    let added: ReturnType<Outbox['add']>;
+    try {
+      added = this.outbox.add(data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.pumpOutbox();
+    return added.promise;
+  }
+
+  /** Unacknowledged sends, oldest first. */
+  pendingSends(): PendingSend[] {
+    return this.outbox.snapshot();
+  }
+
+  private pumpOutbox(): void {
+    if (this.stateValue !== 'open') return;
+    for (const entry of this.outbox.queued()) this.transmit(entry);
+  }
+
+  private transmit(entry: OutboxEntry): void {
+    entry.state = 'sending';
+    entry.attempts++;
+    const gen = this.generation;
+    this.request('message.send', entry.data).then(
+      (result) => {
+        if (!this.outbox.has(entry)) return;
+        this.outbox.remove(entry);
+        entry.resolve(result.message);
+      },
+      (err: unknown) => {
+        if (!this.outbox.has(entry) || entry.state !== 'sending') return;
+        const e = err instanceof ParleyClientError ? err : new ParleyClientError('INTERNAL', asError(err).message);
+        if (!e.temporary) {
+          this.outbox.remove(entry);
+          entry.reject(e);
+          return;
+        }
+        if (gen !== this.generation || this.stateValue !== 'open') {
+          entry.state = 'queued'; // the next connection sends it
+          return;
+        }
+        entry.state = 'waiting';
+        entry.retryTimer = setTimeout(() => {
+          entry.retryTimer = undefined;
+          if (entry.state !== 'waiting') return;
+          entry.state = 'queued';
+          this.pumpOutbox();
+        }, fullJitterDelay(entry.attempts - 1, this.backoffOpts, this.random));
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------- convenience wrappers (thin)
+
+  ping(): Promise<ResultMap['ping']> {
+    return this.request('ping', {});
+  }
+
+  conversations(): Promise<MyConversation[]> {
+    return this.request('conversation.list', {}).then((r) => r.conversations);
+  }
+
+  /** A page of older messages (oldest first): before `beforeSeq`/`beforeTime`, or the newest page. Not deduplicated. */
+  history(conversationId: string, options: { beforeSeq?: number; beforeTime?: number; limit?: number } = {}): Promise<Page> {
+    return this.request('history.before', { conversationId, ...options });
+  }
+
+  /** Messages after `afterSeq` (oldest first). Not routed through `message`; for the app's own paging. */
+  historyAfter(conversationId: string, afterSeq: number, limit?: number): Promise<Page> {
+    return this.request('history.after', limit === undefined ? { conversationId, afterSeq } : { conversationId, afterSeq, limit });
+  }
+
+  edit(conversationId: string, seq: number, text: string, meta?: unknown): Promise<Message> {
+    const data = meta === undefined ? { conversationId, seq, text } : { conversationId, seq, text, meta };
+    return this.request('message.edit', data).then((r) => r.message);
+  }
+
+  deleteMessage(conversationId: string, seq: number): Promise<Message> {
+    return this.request('message.delete', { conversationId, seq }).then((r) => r.message);
+  }
+
+  markRead(conversationId: string, seq: number): Promise<ResultMap['read.mark']> {
+    return this.request('read.mark', { conversationId, seq });
+  }
+
+  typing(conversationId: string, typing = true): Promise<ResultMap['typing']> {
+    return this.request('typing', { conversationId, typing });
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private setState(state: ClientState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.emitter.emit('state', state);
+  }
+
+  private emitError(err: unknown): void {
+    this.emitter.emit('error', asError(err));
+  }
+
+  private rejectWaiters(err: ParleyClientError): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /**
+   * The server pings at the WebSocket level, which browsers cannot observe. So when nothing has arrived for a heartbeat
+   * interval, the client sends a `ping` request; no reply within the request timeout means the connection is dead.
+   */
+  private startWatchdog(intervalMs: number): void {
+    this.stopWatchdog();
+    if (!(intervalMs > 0)) return;
+    const gen = this.generation;
+    this.watchdogTimer = setInterval(() => {
+      if (gen !== this.generation || this.pingInFlight) return;
+      if (Date.now() - this.lastFrameAt < intervalMs) return;
+      this.pingInFlight = true;
+      this.ping()
+        .catch((err: unknown) => {
+          if (gen === this.generation && err instanceof ParleyClientError && err.code === 'TIMEOUT') {
+            this.lost(gen, 4001, 'no reply to a ping (client-side heartbeat)');
+          }
+        })
+        .finally(() => {
+          this.pingInFlight = false;
+        });
+    }, intervalMs);
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdogTimer !== undefined) clearInterval(this.watchdogTimer);
+    this.watchdogTimer = undefined;
+    this.pingInFlight = false;
+  }
+
+  private clearGapTimers(): void {
+    for (const t of this.gapTimers.values()) clearTimeout(t);
+    this.gapTimers.clear();
+  }
+
+  private clearTimers(): void {
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    if (this.syncRetryTimer !== undefined) clearTimeout(this.syncRetryTimer);
+    this.syncRetryTimer = undefined;
+    this.stopWatchdog();
+    this.clearGapTimers();
+  }
+}
+
+/** Detaches a socket and closes it; late events of it are ignored (an error listener stays: `ws` throws without one). */
+function abandon(ws: WebSocketLike, code?: number, reason?: string): void {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  ws.onerror = () => {};
+  try {
+    if (code === undefined) ws.close();
+    else ws.close(code, reason);
+  } catch {
+    /* already closed */
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

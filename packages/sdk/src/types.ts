@@ -1,0 +1,71 @@
+import type { z } from 'zod';
+import type { EventMap } from '../../../src/protocol/events.js';
+import type { RequestType, requestSchemas } from '../../../src/protocol/requests.js';
+import type { Message, MyConversation } from '../../../src/protocol/types.js';
+import type { BackoffOptions } from './backoff.js';
+import type { ParleyClientError } from './errors.js';
+import type { WebSocketConstructor } from './socket.js';
+
+/** The `data` a caller passes for a request type (schema input: fields with a default may be omitted). */
+export type RequestInput<T extends RequestType> = z.input<(typeof requestSchemas)[T]>;
+
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ParleyClientOptions {
+  /** The WebSocket URL, e.g. `wss://chat.example.com/ws` (http/https are mapped to ws/wss). */
+  url: string;
+  /** A JWT, or a function returning one; the function is called before every connection attempt. */
+  token: TokenSource;
+  /** WebSocket implementation; default `globalThis.WebSocket`. In Node < 22 pass the `ws` package's export. */
+  WebSocket?: WebSocketConstructor;
+  /** Reply timeout of each request. @default 10000 */
+  requestTimeoutMs?: number;
+  /** Reconnect/retry delays (full jitter). @default { initialMs: 250, maxMs: 10000 } */
+  backoff?: BackoffOptions;
+  /** Reconnect after an unexpected close whose code allows it. @default true */
+  autoReconnect?: boolean;
+  /** `limit` for `sync` and the `history.after` pages of catch-up; default: the server's page size. */
+  syncPageSize?: number;
+  /** Most unacknowledged sends kept; beyond it `send` rejects with OUTBOX_FULL. @default 1000 */
+  outboxLimit?: number;
+  /** A gap is fetched after this delay, in case the missing messages are merely a frame behind. @default 50 */
+  gapFetchDelayMs?: number;
+  /** Random source in [0, 1) for jitter (tests). @default Math.random */
+  random?: () => number;
+}
+
+export interface DisconnectInfo {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+}
+
+export interface SyncedInfo {
+  /** Conversations that became known through this sync (joined while away), tracked from their lastSeq. */
+  unknown: MyConversation[];
+  /** Conversations the user no longer belongs to (left/kicked/deleted while away); they are forgotten. */
+  removed: string[];
+}
+
+/** Everything `on()` accepts: every server event by its wire name, plus the client's own. */
+export interface ClientEventMap extends EventMap {
+  /** Exactly once per message, in seq order per conversation (live, gap-filled or caught up after a reconnect). */
+  'message': Message;
+  'state': ClientState;
+  'disconnect': DisconnectInfo;
+  'error': ParleyClientError | Error;
+  /** A catch-up `sync` after a (re)connect completed. */
+  'synced': SyncedInfo;
+}
+
+export type ClientEventName = keyof ClientEventMap;
+
+/** Where a send goes: a conversation id, or `{ to: userId }` for a direct message (opened on first use). */
+export type SendTarget = string | { conversationId: string } | { to: string };
+
+export interface SendOptions {
+  /** Idempotency key; default a fresh UUID. Supply your own to dedupe across page reloads (persist it with the draft). */
+  key?: string;
+}
