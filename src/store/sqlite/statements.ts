@@ -28,92 +28,100 @@ const messageColumns = 'conversation_id, seq, id, sender_id, client_key, text, m
 
 type Count = { n: number };
 
+/** The part of a prepared statement the store uses; our own type, so the Statements type can be named in declarations. */
+export interface Statement<P extends unknown[], R = unknown> {
+  run(...params: P): Database.RunResult;
+  get(...params: P): R | undefined;
+  all(...params: P): R[];
+}
+
 export function prepareStatements(db: Database.Database) {
+  const prepare = <P extends unknown[] = [], R = unknown>(sql: string): Statement<P, R> => db.prepare<P, R>(sql);
   return {
-    ping: db.prepare<[], { ok: number }>('SELECT 1 AS ok'),
+    ping: prepare<[], { ok: number }>('SELECT 1 AS ok'),
 
     // ---- users
-    userById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
-    userByName: db.prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?'),
-    insertUser: db.prepare<[string, string, string | null, number, number]>(
+    userById: prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
+    userByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?'),
+    insertUser: prepare<[string, string, string | null, number, number]>(
       'INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)'),
-    renameUser: db.prepare<[string, string]>('UPDATE users SET name = ? WHERE id = ?'),
-    listUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
-    setBanned: db.prepare<[number, string]>('UPDATE users SET banned = ? WHERE id = ?'),
-    setLastSeen: db.prepare<[number, string]>('UPDATE users SET last_seen = ? WHERE id = ?'),
+    renameUser: prepare<[string, string]>('UPDATE users SET name = ? WHERE id = ?'),
+    listUsers: prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
+    setBanned: prepare<[number, string]>('UPDATE users SET banned = ? WHERE id = ?'),
+    setLastSeen: prepare<[number, string]>('UPDATE users SET last_seen = ? WHERE id = ?'),
 
     // ---- conversations
-    conversationById: db.prepare<[string], ConversationRow>(`SELECT ${conversationColumns} FROM conversations c WHERE c.id = ?`),
-    conversationByDirectKey: db.prepare<[string], ConversationRow>(
+    conversationById: prepare<[string], ConversationRow>(`SELECT ${conversationColumns} FROM conversations c WHERE c.id = ?`),
+    conversationByDirectKey: prepare<[string], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.direct_key = ?`),
-    insertConversation: db.prepare<[{
+    insertConversation: prepare<[{
       id: string; kind: string; name: string | null; visibility: string; createdBy: string; now: number;
       memberCount: number; directKey: string | null;
     }]>(`INSERT INTO conversations (id, kind, name, visibility, created_by, created_at, member_count, direct_key)
          VALUES (@id, @kind, @name, @visibility, @createdBy, @now, @memberCount, @directKey)`),
-    myConversation: db.prepare<[string, string], MyConversationRow>(`${myConversationSelect} WHERE m.user_id = ? AND m.conversation_id = ?`),
-    myConversations: db.prepare<[string], MyConversationRow>(
+    myConversation: prepare<[string, string], MyConversationRow>(`${myConversationSelect} WHERE m.user_id = ? AND m.conversation_id = ?`),
+    myConversations: prepare<[string], MyConversationRow>(
       `${myConversationSelect} WHERE m.user_id = ? ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id`),
-    conversationIdsOf: db.prepare<[string], { conversation_id: string }>(
+    conversationIdsOf: prepare<[string], { conversation_id: string }>(
       'SELECT conversation_id FROM members WHERE user_id = ? ORDER BY conversation_id'),
-    countMemberships: db.prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
+    countMemberships: prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
     // instr rather than LIKE: the query is literal text, so % and _ in it must not act as wildcards.
-    searchPublic: db.prepare<[string, number], ConversationRow>(
+    searchPublic: prepare<[string, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c
        WHERE c.kind = 'group' AND c.visibility = 'public' AND instr(lower(c.name), lower(?)) > 0
        ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
-    listConversations: db.prepare<[string, number], ConversationRow>(
+    listConversations: prepare<[string, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`),
-    renameConversation: db.prepare<[string, string]>('UPDATE conversations SET name = ? WHERE id = ?'),
-    deleteConversation: db.prepare<[string]>('DELETE FROM conversations WHERE id = ?'),
-    addMemberCount: db.prepare<[number, string]>('UPDATE conversations SET member_count = member_count + ? WHERE id = ?'),
+    renameConversation: prepare<[string, string]>('UPDATE conversations SET name = ? WHERE id = ?'),
+    deleteConversation: prepare<[string]>('DELETE FROM conversations WHERE id = ?'),
+    addMemberCount: prepare<[number, string]>('UPDATE conversations SET member_count = member_count + ? WHERE id = ?'),
 
     // ---- members
-    member: db.prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
-    members: db.prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
-    memberIds: db.prepare<[string], { user_id: string }>('SELECT user_id FROM members WHERE conversation_id = ? ORDER BY user_id'),
-    insertMember: db.prepare<[string, string, string, number, number]>(
+    member: prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
+    members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
+    memberIds: prepare<[string], { user_id: string }>('SELECT user_id FROM members WHERE conversation_id = ? ORDER BY user_id'),
+    insertMember: prepare<[string, string, string, number, number]>(
       'INSERT INTO members (conversation_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)'),
-    deleteMember: db.prepare<[string, string]>('DELETE FROM members WHERE conversation_id = ? AND user_id = ?'),
-    setRole: db.prepare<[string, string, string]>('UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?'),
-    contacts: db.prepare<[string, string], { user_id: string }>(
+    deleteMember: prepare<[string, string]>('DELETE FROM members WHERE conversation_id = ? AND user_id = ?'),
+    setRole: prepare<[string, string, string]>('UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?'),
+    contacts: prepare<[string, string], { user_id: string }>(
       `SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id
        WHERE m.user_id = ? AND o.user_id <> ? ORDER BY o.user_id`),
-    readCursor: db.prepare<[string, string], { read_seq: number; last_seq: number }>(
+    readCursor: prepare<[string, string], { read_seq: number; last_seq: number }>(
       `SELECT m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
        WHERE m.conversation_id = ? AND m.user_id = ?`),
-    setReadSeq: db.prepare<[number, string, string]>('UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ?'),
-    countOwnAfter: db.prepare<[string, string, number], Count>(
+    setReadSeq: prepare<[number, string, string]>('UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ?'),
+    countOwnAfter: prepare<[string, string, number], Count>(
       'SELECT count(*) AS n FROM messages WHERE conversation_id = ? AND sender_id = ? AND seq > ?'),
 
     // ---- invites
-    invite: db.prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
-    invites: db.prepare<[string], InviteRow>('SELECT * FROM invites WHERE conversation_id = ? ORDER BY created_at, token'),
-    insertInvite: db.prepare<[string, string, string, number, number | null, number | null]>(
+    invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
+    invites: prepare<[string], InviteRow>('SELECT * FROM invites WHERE conversation_id = ? ORDER BY created_at, token'),
+    insertInvite: prepare<[string, string, string, number, number | null, number | null]>(
       `INSERT INTO invites (token, conversation_id, created_by, created_at, expires_at, max_uses)
        VALUES (?, ?, ?, ?, ?, ?)`),
-    revokeInvite: db.prepare<[string]>('UPDATE invites SET revoked = 1 WHERE token = ?'),
-    useInvite: db.prepare<[string]>('UPDATE invites SET uses = uses + 1 WHERE token = ?'),
+    revokeInvite: prepare<[string]>('UPDATE invites SET revoked = 1 WHERE token = ?'),
+    useInvite: prepare<[string]>('UPDATE invites SET uses = uses + 1 WHERE token = ?'),
 
     // ---- messages
-    messageByKey: db.prepare<[string, string, string], MessageRow>(
+    messageByKey: prepare<[string, string, string], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_key = ?`),
-    nextSeq: db.prepare<[number, string], { last_seq: number }>(
+    nextSeq: prepare<[number, string], { last_seq: number }>(
       'UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE id = ? RETURNING last_seq'),
-    insertMessage: db.prepare<[string, number, string, string, string, string, string | null, number]>(
+    insertMessage: prepare<[string, number, string, string, string, string, string | null, number]>(
       `INSERT INTO messages (conversation_id, seq, id, sender_id, client_key, text, meta, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-    message: db.prepare<[string, number], MessageRow>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq = ?`),
-    editMessage: db.prepare<[string, string | null, number, string, number], MessageRow>(
+    message: prepare<[string, number], MessageRow>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq = ?`),
+    editMessage: prepare<[string, string | null, number, string, number], MessageRow>(
       `UPDATE messages SET text = ?, meta = ?, edited_at = ? WHERE conversation_id = ? AND seq = ? RETURNING ${messageColumns}`),
-    deleteMessage: db.prepare<[number, string, number], MessageRow>(
+    deleteMessage: prepare<[number, string, number], MessageRow>(
       `UPDATE messages SET deleted = 1, text = '', meta = NULL, edited_at = ? WHERE conversation_id = ? AND seq = ?
        RETURNING ${messageColumns}`),
-    messagesAfter: db.prepare<[string, number, number], MessageRow>(
+    messagesAfter: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
-    messagesBefore: db.prepare<[string, number, number], MessageRow>(
+    messagesBefore: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`),
-    messagesBeforeTime: db.prepare<[string, number, number], MessageRow>(
+    messagesBeforeTime: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND created_at < ?
        ORDER BY created_at DESC, seq DESC LIMIT ?`),
   };

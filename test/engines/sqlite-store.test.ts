@@ -1,0 +1,129 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { isParleyError } from '../../src/protocol/errors.js';
+import { loadMigrations } from '../../src/store/sqlite/migrate.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { runStoreContract } from './store.contract.js';
+
+/** The store contract against SQLite files, plus what only a file-backed engine can show (reopening, locking). */
+const T0 = 1_700_000_000_000;
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-sqlite-store-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+let fileCounter = 0;
+const freshPath = (): string => path.join(root, `store-${++fileCounter}.db`);
+
+runStoreContract('sqlite', async () => createSqliteStore({ path: freshPath(), synchronous: 'full' }));
+
+async function openMigrated(file: string, options: { busyTimeoutMs?: number } = {}): Promise<Store> {
+  const store = createSqliteStore({ path: file, synchronous: 'full', ...options });
+  await store.migrate();
+  return store;
+}
+
+async function seed(store: Store): Promise<void> {
+  await store.createUser({ id: 'u1', name: 'Ann', passwordHash: 'h', now: T0 });
+  await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
+}
+
+const message = (key: string, id = `id-${key}`) =>
+  ({ id, conversationId: 'g', senderId: 'u1', key, text: key, meta: { key }, now: T0 });
+
+describe('sqlite store', () => {
+  it('keeps data across close and reopen, including appends still queued at close', async () => {
+    const file = freshPath();
+    const store = await openMigrated(file);
+    await seed(store);
+    await store.appendMessage(message('a'));
+    const queued = [store.appendMessage(message('b')), store.appendMessage(message('c'))];
+    await store.close();
+    assert.deepEqual((await Promise.all(queued)).map((r) => r.message.seq), [2, 3]);
+
+    const reopened = await openMigrated(file);
+    try {
+      assert.equal((await reopened.getUserByName('ann'))?.passwordHash, 'h');
+      assert.deepEqual((await reopened.messagesAfter('g', 0, 10)).map((m) => m.text), ['a', 'b', 'c']);
+      assert.equal((await reopened.appendMessage(message('d'))).message.seq, 4);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('migrate() twice is harmless and records each migration once', async () => {
+    const file = freshPath();
+    const store = await openMigrated(file);
+    await seed(store);
+    await store.migrate();
+    await store.close();
+    const again = await openMigrated(file);
+    assert.equal((await again.getConversation('g'))?.name, 'Team');
+    await again.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all();
+      assert.deepEqual(versions, loadMigrations().map((m) => m.version));
+    } finally {
+      db.close();
+    }
+  });
+
+  it('creates the parent folder of the file', async () => {
+    const file = path.join(root, 'nested', 'deeper', 'parley.db');
+    const store = await openMigrated(file);
+    await store.close();
+    assert.ok(fs.existsSync(file));
+  });
+
+  it('works in memory and with synchronous normal', async () => {
+    for (const options of [{ path: ':memory:', synchronous: 'full' }, { path: freshPath(), synchronous: 'normal' }] as const) {
+      const store = createSqliteStore(options);
+      await store.migrate();
+      await seed(store);
+      assert.equal((await store.appendMessage(message('a'))).message.seq, 1);
+      await store.close();
+    }
+  });
+
+  it('turns a lock held by another process into UNAVAILABLE, for single writes and append batches', async () => {
+    const file = freshPath();
+    const store = await openMigrated(file, { busyTimeoutMs: 20 });
+    await seed(store);
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const rejectedUnavailable = (err: unknown) => isParleyError(err) && err.code === 'UNAVAILABLE';
+      await assert.rejects(store.setBanned('u1', true), rejectedUnavailable);
+      const batch = await Promise.allSettled([store.appendMessage(message('a')), store.appendMessage(message('b'))]);
+      assert.ok(batch.every((r) => r.status === 'rejected' && rejectedUnavailable(r.reason)));
+      other.exec('ROLLBACK');
+      assert.equal((await store.appendMessage(message('a'))).message.seq, 1);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
+  it('rejects a conflicting message id alone, without leaving a gap in seq', async () => {
+    const store = await openMigrated(freshPath());
+    try {
+      await seed(store);
+      const results = await Promise.allSettled([
+        store.appendMessage(message('a', 'same-id')),
+        store.appendMessage(message('b', 'same-id')),
+        store.appendMessage(message('c')),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+      const rejected = results[1];
+      assert.ok(rejected.status === 'rejected' && isParleyError(rejected.reason) && rejected.reason.code === 'CONFLICT');
+      assert.deepEqual((await store.messagesAfter('g', 0, 10)).map((m) => [m.seq, m.text]), [[1, 'a'], [2, 'c']]);
+      assert.equal((await store.getConversation('g'))?.lastSeq, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});

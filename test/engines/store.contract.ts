@@ -1,0 +1,695 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { isParleyError, type ErrorCode } from '../../src/protocol/errors.js';
+import type { Conversation, MyConversation } from '../../src/protocol/types.js';
+import type { NewMessage, Store } from '../../src/store/store.js';
+
+/**
+ * The store contract (the guarantees in src/store/store.ts), run against every engine. `createStore` returns a
+ * fresh store on an empty database (engines on a shared server must isolate it, e.g. with a schema per call); the
+ * suite migrates it, uses it for one test and closes it. Only the `Store` interface is used, so every engine runs the
+ * same suite, and every time is a `now` argument.
+ */
+
+/** A base time far from zero, so an engine that treats 0 or small numbers specially is caught. */
+const T0 = 1_700_000_000_000;
+const BIG = 1_000_000;
+
+async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isParleyError(err), `expected a ParleyError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+async function addUsers(store: Store, ...ids: string[]): Promise<void> {
+  for (const id of ids) await store.createUser({ id, name: `name-${id}`, passwordHash: null, now: T0 });
+}
+
+async function addGroup(store: Store, id: string, owner: string, extra: string[] = [], name = `group ${id}`): Promise<Conversation> {
+  const group = await store.createGroup({ id, name, visibility: 'private', createdBy: owner, now: T0 });
+  for (const userId of extra) {
+    const added = await store.addMember({ conversationId: id, userId, role: 'member', now: T0, maxMembers: BIG });
+    assert.equal(added.status, 'added');
+  }
+  return group;
+}
+
+let messageCounter = 0;
+function newMessage(conversationId: string, senderId: string, key: string, extra: Partial<NewMessage> = {}): NewMessage {
+  return {
+    id: `msg-${++messageCounter}`, conversationId, senderId, key, text: `text ${key}`, meta: null, now: T0, ...extra,
+  };
+}
+
+async function send(store: Store, conversationId: string, senderId: string, count: number, at = (i: number) => T0 + i): Promise<number[]> {
+  const seqs: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = `k-${++messageCounter}`;
+    const { message } = await store.appendMessage(newMessage(conversationId, senderId, key, { now: at(seqs.length) }));
+    seqs.push(message.seq);
+  }
+  return seqs;
+}
+
+const seqsOf = (messages: { seq: number }[]): number[] => messages.map((m) => m.seq);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+export function runStoreContract(engineName: string, createStore: () => Promise<Store>): void {
+  describe(`store contract: ${engineName}`, () => {
+    /** One fresh, migrated store per test, closed afterwards whatever happens. */
+    function test(name: string, fn: (store: Store) => Promise<void>): void {
+      it(name, async () => {
+        const store = await createStore();
+        try {
+          await store.migrate();
+          await fn(store);
+        } finally {
+          await store.close();
+        }
+      });
+    }
+
+    describe('engine', () => {
+      test('ping resolves and migrate is idempotent, keeping the data', async (store) => {
+        await store.ping();
+        await addUsers(store, 'u1');
+        await store.migrate();
+        assert.equal((await store.getUser('u1'))?.name, 'name-u1');
+      });
+
+      test('after close every call rejects UNAVAILABLE', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await store.close();
+        await rejectsWith(store.ping(), 'UNAVAILABLE');
+        await rejectsWith(store.getUser('u1'), 'UNAVAILABLE');
+        await rejectsWith(store.setBanned('u1', true), 'UNAVAILABLE');
+        await rejectsWith(store.appendMessage(newMessage('g', 'u1', 'k')), 'UNAVAILABLE');
+      });
+    });
+
+    describe('users', () => {
+      test('createUser stores the user, found by id and by name in any case', async (store) => {
+        const created = await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', isAdmin: true, now: T0 });
+        const expected = { id: 'u1', name: 'Alice', passwordHash: 'hash', isAdmin: true, banned: false, createdAt: T0, lastSeen: null };
+        assert.deepEqual(created, expected);
+        assert.deepEqual(await store.getUser('u1'), expected);
+        assert.deepEqual(await store.getUserByName('alice'), expected);
+        assert.equal(await store.getUser('nobody'), null);
+        assert.equal(await store.getUserByName('nobody'), null);
+      });
+
+      test('a taken name with a password hash rejects ACCOUNT_EXISTS and stores nothing', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', now: T0 });
+        await rejectsWith(store.createUser({ id: 'u2', name: 'ALICE', passwordHash: 'other', now: T0 }), 'ACCOUNT_EXISTS');
+        assert.equal(await store.getUser('u2'), null);
+        assert.equal((await store.getUserByName('alice'))?.id, 'u1');
+      });
+
+      test('a taken id, or a taken name without a password hash, rejects CONFLICT', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: null, now: T0 });
+        await rejectsWith(store.createUser({ id: 'u1', name: 'Bob', passwordHash: 'hash', now: T0 }), 'CONFLICT');
+        await rejectsWith(store.createUser({ id: 'u2', name: 'alice', passwordHash: null, now: T0 }), 'CONFLICT');
+        assert.equal(await store.getUserByName('Bob'), null);
+        assert.equal(await store.getUser('u2'), null);
+      });
+
+      test('ensureUser inserts a missing user, keeps an existing one and renames only when given a name', async (store) => {
+        const first = await store.ensureUser('j1', 'Jay', T0);
+        assert.deepEqual(first, { id: 'j1', name: 'Jay', passwordHash: null, isAdmin: false, banned: false, createdAt: T0, lastSeen: null });
+        assert.deepEqual(await store.ensureUser('j1', null, T0 + 5), first);
+        assert.deepEqual(await store.ensureUser('j1', 'Jay', T0 + 5), first);
+        const renamed = await store.ensureUser('j1', 'Jules', T0 + 9);
+        assert.deepEqual(renamed, { ...first, name: 'Jules' });
+        assert.deepEqual(await store.getUser('j1'), renamed);
+        const nameless = await store.ensureUser('j2', null, T0);
+        assert.equal(nameless.id, 'j2');
+        assert.equal(typeof nameless.name, 'string');
+      });
+
+      test('setBanned bans and unbans; false for an unknown user', async (store) => {
+        await addUsers(store, 'u1');
+        assert.equal(await store.setBanned('u1', true), true);
+        assert.equal((await store.getUser('u1'))?.banned, true);
+        assert.equal(await store.setBanned('u1', false), true);
+        assert.equal((await store.getUser('u1'))?.banned, false);
+        assert.equal(await store.setBanned('nobody', true), false);
+      });
+
+      test('setLastSeen records the time', async (store) => {
+        await addUsers(store, 'u1');
+        await store.setLastSeen('u1', T0 + 42);
+        assert.equal((await store.getUser('u1'))?.lastSeen, T0 + 42);
+        await store.setLastSeen('nobody', T0);
+      });
+
+      test('listUsers pages in id order', async (store) => {
+        await addUsers(store, 'u3', 'u1', 'u5', 'u2', 'u4');
+        const page1 = await store.listUsers({ limit: 2 });
+        assert.deepEqual(page1.map((u) => u.id), ['u1', 'u2']);
+        const page2 = await store.listUsers({ limit: 2, afterId: 'u2' });
+        assert.deepEqual(page2.map((u) => u.id), ['u3', 'u4']);
+        const page3 = await store.listUsers({ limit: 2, afterId: 'u4' });
+        assert.deepEqual(page3.map((u) => u.id), ['u5']);
+        assert.deepEqual(await store.listUsers({ limit: 2, afterId: 'u5' }), []);
+      });
+    });
+
+    describe('conversations', () => {
+      test('createGroup makes the creator its owner', async (store) => {
+        await addUsers(store, 'u1');
+        const group = await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
+        const expected: Conversation = {
+          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 0, memberCount: 1,
+        };
+        assert.deepEqual(group, expected);
+        assert.deepEqual(await store.getConversation('g'), expected);
+        assert.deepEqual(await store.getMember('g', 'u1'), { userId: 'u1', name: 'name-u1', role: 'owner', joinedAt: T0, readSeq: 0 });
+        assert.equal(await store.getConversation('nope'), null);
+      });
+
+      test('createGroup with a taken id rejects CONFLICT and changes nothing', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        const group = await addGroup(store, 'g', 'u1');
+        await rejectsWith(store.createGroup({ id: 'g', name: 'Other', visibility: 'public', createdBy: 'u2', now: T0 }), 'CONFLICT');
+        assert.deepEqual(await store.getConversation('g'), group);
+        assert.equal(await store.getMember('g', 'u2'), null);
+        assert.equal(await store.countMemberships('u2'), 0);
+      });
+
+      test('renameConversation renames; null for an unknown conversation', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        assert.equal((await store.renameConversation('g', 'New name'))?.name, 'New name');
+        assert.equal((await store.getConversation('g'))?.name, 'New name');
+        assert.equal(await store.renameConversation('nope', 'x'), null);
+      });
+
+      test('searchPublic finds public groups by case-insensitive substring, ordered by name', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        for (const [id, name, visibility] of [
+          ['g1', 'Rust lovers', 'public'], ['g2', 'TRUSTED', 'public'], ['g3', 'rusty secret', 'private'],
+          ['g4', 'Gardening', 'public'], ['g5', 'Arts and rust', 'public'],
+        ] as const) {
+          await store.createGroup({ id, name, visibility, createdBy: 'u1', now: T0 });
+        }
+        await store.openDirect({ id: 'd', a: 'u1', b: 'u2', now: T0 });
+        assert.deepEqual((await store.searchPublic('rUsT', 10)).map((c) => c.name), ['Arts and rust', 'Rust lovers', 'TRUSTED']);
+        assert.deepEqual((await store.searchPublic('rust', 2)).map((c) => c.id), ['g5', 'g1']);
+        assert.deepEqual(await store.searchPublic('%', 10), []);
+        assert.deepEqual(await store.searchPublic('nothing like it', 10), []);
+      });
+
+      test('listConversations pages in id order', async (store) => {
+        await addUsers(store, 'u1');
+        for (const id of ['c3', 'c1', 'c2']) await addGroup(store, id, 'u1');
+        assert.deepEqual((await store.listConversations({ limit: 2 })).map((c) => c.id), ['c1', 'c2']);
+        assert.deepEqual((await store.listConversations({ limit: 2, afterId: 'c2' })).map((c) => c.id), ['c3']);
+      });
+    });
+
+    describe('direct conversations', () => {
+      test('openDirect creates one conversation per pair, whatever the argument order', async (store) => {
+        await addUsers(store, 'a', 'b', 'c');
+        const first = await store.openDirect({ id: 'd1', a: 'a', b: 'b', now: T0 });
+        assert.equal(first.created, true);
+        assert.deepEqual(first.conversation, {
+          id: 'd1', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2,
+        });
+        assert.deepEqual((await store.listMemberIds('d1')).sort(), ['a', 'b']);
+        assert.equal((await store.getMember('d1', 'a'))?.role, 'member');
+        assert.equal((await store.getMember('d1', 'b'))?.role, 'member');
+        const again = await store.openDirect({ id: 'd2', a: 'b', b: 'a', now: T0 + 1 });
+        assert.deepEqual(again, { conversation: first.conversation, created: false });
+        assert.equal(await store.getConversation('d2'), null);
+        const other = await store.openDirect({ id: 'd3', a: 'a', b: 'c', now: T0 });
+        assert.equal(other.created, true);
+        assert.equal(other.conversation.id, 'd3');
+      });
+
+      test('concurrent openDirect calls for a pair return the same conversation', async (store) => {
+        await addUsers(store, 'a', 'b');
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+          store.openDirect({ id: `d${i}`, a: i % 2 ? 'a' : 'b', b: i % 2 ? 'b' : 'a', now: T0 + i })));
+        assert.equal(new Set(results.map((r) => r.conversation.id)).size, 1);
+        assert.equal(results.filter((r) => r.created).length, 1);
+        assert.deepEqual(await store.listConversationIds('a'), [results[0].conversation.id]);
+        assert.equal((await store.getConversation(results[0].conversation.id))?.memberCount, 2);
+      });
+    });
+
+    describe('members', () => {
+      test('addMember adds, reports an existing member unchanged, and reports a missing conversation', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1');
+        const added = await store.addMember({ conversationId: 'g', userId: 'u2', role: 'admin', now: T0 + 1, maxMembers: 10 });
+        const member = { userId: 'u2', name: 'name-u2', role: 'admin', joinedAt: T0 + 1, readSeq: 0 };
+        assert.deepEqual(added, { status: 'added', member });
+        const again = await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0 + 2, maxMembers: 10 });
+        assert.deepEqual(again, { status: 'exists', member });
+        assert.equal((await store.getConversation('g'))?.memberCount, 2);
+        const missing = await store.addMember({ conversationId: 'nope', userId: 'u2', role: 'member', now: T0, maxMembers: 10 });
+        assert.deepEqual(missing, { status: 'no_conversation' });
+      });
+
+      test('addMember refuses at maxMembers', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'u1');
+        assert.equal((await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 2 })).status, 'added');
+        assert.deepEqual(await store.addMember({ conversationId: 'g', userId: 'u3', role: 'member', now: T0, maxMembers: 2 }), { status: 'full' });
+        assert.equal(await store.getMember('g', 'u3'), null);
+        assert.equal((await store.getConversation('g'))?.memberCount, 2);
+      });
+
+      test('concurrent addMember calls never exceed maxMembers', async (store) => {
+        const joiners = Array.from({ length: 20 }, (_, i) => `j${i}`);
+        await addUsers(store, 'owner', ...joiners);
+        await addGroup(store, 'g', 'owner');
+        const results = await Promise.all(joiners.map((userId) =>
+          store.addMember({ conversationId: 'g', userId, role: 'member', now: T0, maxMembers: 5 })));
+        assert.equal(results.filter((r) => r.status === 'added').length, 4);
+        assert.equal(results.filter((r) => r.status === 'full').length, 16);
+        assert.equal((await store.getConversation('g'))?.memberCount, 5);
+        assert.equal((await store.listMemberIds('g')).length, 5);
+      });
+
+      test('removeMember removes once and keeps memberCount right', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        assert.equal(await store.removeMember('g', 'u2'), true);
+        assert.equal(await store.removeMember('g', 'u2'), false);
+        assert.equal(await store.removeMember('nope', 'u2'), false);
+        assert.equal(await store.getMember('g', 'u2'), null);
+        assert.equal((await store.getConversation('g'))?.memberCount, 1);
+        assert.deepEqual(await store.listConversationIds('u2'), []);
+      });
+
+      test('setRole changes the role; null for a non-member', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        assert.equal((await store.setRole('g', 'u2', 'admin'))?.role, 'admin');
+        assert.equal((await store.getMember('g', 'u2'))?.role, 'admin');
+        assert.equal(await store.setRole('g', 'u3', 'admin'), null);
+        assert.equal(await store.getMember('g', 'u3'), null);
+      });
+
+      test('member listings and counts agree', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g1', 'u1', ['u2', 'u3']);
+        await addGroup(store, 'g2', 'u2');
+        assert.deepEqual((await store.listMembers('g1')).map((m) => [m.userId, m.name, m.role]).sort(),
+          [['u1', 'name-u1', 'owner'], ['u2', 'name-u2', 'member'], ['u3', 'name-u3', 'member']]);
+        assert.deepEqual((await store.listMemberIds('g1')).sort(), ['u1', 'u2', 'u3']);
+        assert.deepEqual((await store.listConversationIds('u2')).sort(), ['g1', 'g2']);
+        assert.equal(await store.countMemberships('u2'), 2);
+        assert.equal(await store.countMemberships('u3'), 1);
+        assert.equal(await store.countMemberships('nobody'), 0);
+        assert.deepEqual(await store.listMembers('nope'), []);
+      });
+
+      test('listContacts lists everyone sharing a conversation, once, without the user', async (store) => {
+        await addUsers(store, 'me', 'a', 'b', 'c', 'stranger', 'x');
+        await addGroup(store, 'g1', 'me', ['a', 'b']);
+        await addGroup(store, 'g2', 'a', ['me']);
+        await store.openDirect({ id: 'd', a: 'c', b: 'me', now: T0 });
+        await addGroup(store, 'g3', 'stranger', ['x']);
+        assert.deepEqual((await store.listContacts('me')).sort(), ['a', 'b', 'c']);
+        assert.deepEqual((await store.listContacts('b')).sort(), ['a', 'me']);
+        await store.removeMember('g1', 'b');
+        assert.deepEqual((await store.listContacts('me')).sort(), ['a', 'c']);
+        assert.deepEqual(await store.listContacts('nobody'), []);
+      });
+    });
+
+    describe('invites', () => {
+      async function setup(store: Store, invite: { expiresAt?: number | null; maxUses?: number | null } = {}) {
+        await addUsers(store, 'owner', 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'owner');
+        return store.createInvite({
+          token: 'tok', conversationId: 'g', createdBy: 'owner', createdAt: T0,
+          expiresAt: invite.expiresAt ?? null, maxUses: invite.maxUses ?? null,
+        });
+      }
+      const redeem = (store: Store, userId: string, now = T0, maxMembers = BIG) =>
+        store.redeemInvite({ token: 'tok', userId, now, maxMembers });
+
+      test('createInvite stores it; getInvite and listInvites read it back', async (store) => {
+        const invite = await setup(store, { expiresAt: T0 + 1000, maxUses: 3 });
+        const expected = { token: 'tok', conversationId: 'g', createdBy: 'owner', createdAt: T0, expiresAt: T0 + 1000, maxUses: 3, uses: 0, revoked: false };
+        assert.deepEqual(invite, expected);
+        assert.deepEqual(await store.getInvite('tok'), expected);
+        assert.deepEqual(await store.listInvites('g'), [expected]);
+        assert.equal(await store.getInvite('nope'), null);
+        assert.deepEqual(await store.listInvites('nope'), []);
+      });
+
+      test('redeeming joins the user as a member and counts a use', async (store) => {
+        await setup(store);
+        await send(store, 'g', 'owner', 3);
+        const result = await redeem(store, 'u1', T0 + 7);
+        assert.deepEqual(result, {
+          status: 'joined', conversationId: 'g', member: { userId: 'u1', name: 'name-u1', role: 'member', joinedAt: T0 + 7, readSeq: 3 },
+        });
+        assert.equal((await store.getInvite('tok'))?.uses, 1);
+        assert.equal((await store.getConversation('g'))?.memberCount, 2);
+      });
+
+      test('an existing member gets already_member and no use is counted', async (store) => {
+        await setup(store, { maxUses: 5 });
+        await redeem(store, 'u1');
+        const again = await redeem(store, 'u1');
+        assert.equal(again.status, 'already_member');
+        assert.ok(again.status === 'already_member' && again.member.userId === 'u1' && again.conversationId === 'g');
+        assert.equal((await store.getInvite('tok'))?.uses, 1);
+        assert.equal((await redeem(store, 'owner')).status, 'already_member');
+        assert.equal((await store.getInvite('tok'))?.uses, 1);
+      });
+
+      test('an invite expires at expiresAt', async (store) => {
+        await setup(store, { expiresAt: T0 + 100 });
+        assert.deepEqual(await redeem(store, 'u1', T0 + 100), { status: 'expired' });
+        assert.deepEqual(await redeem(store, 'u1', T0 + 500), { status: 'expired' });
+        assert.equal(await store.getMember('g', 'u1'), null);
+        assert.equal((await redeem(store, 'u1', T0 + 99)).status, 'joined');
+      });
+
+      test('an invite is exhausted after maxUses', async (store) => {
+        await setup(store, { maxUses: 2 });
+        assert.equal((await redeem(store, 'u1')).status, 'joined');
+        assert.equal((await redeem(store, 'u2')).status, 'joined');
+        assert.deepEqual(await redeem(store, 'u3'), { status: 'exhausted' });
+        assert.equal(await store.getMember('g', 'u3'), null);
+        assert.equal((await store.getInvite('tok'))?.uses, 2);
+      });
+
+      test('a revoked invite is refused; revoking an unknown token returns null', async (store) => {
+        await setup(store);
+        assert.equal((await store.revokeInvite('tok'))?.revoked, true);
+        assert.equal((await store.getInvite('tok'))?.revoked, true);
+        assert.deepEqual(await redeem(store, 'u1'), { status: 'revoked' });
+        assert.equal(await store.getMember('g', 'u1'), null);
+        assert.equal(await store.revokeInvite('nope'), null);
+      });
+
+      test('an unknown token is invalid', async (store) => {
+        await setup(store);
+        assert.deepEqual(await store.redeemInvite({ token: 'nope', userId: 'u1', now: T0, maxMembers: BIG }), { status: 'invalid' });
+      });
+
+      test('a full group refuses the redemption and counts no use', async (store) => {
+        await setup(store);
+        assert.deepEqual(await redeem(store, 'u1', T0, 1), { status: 'full' });
+        assert.equal(await store.getMember('g', 'u1'), null);
+        assert.equal((await store.getInvite('tok'))?.uses, 0);
+      });
+
+      test('a one-use invite redeemed concurrently by two users: exactly one joins', async (store) => {
+        await setup(store, { maxUses: 1 });
+        const results = await Promise.all([redeem(store, 'u1'), redeem(store, 'u2')]);
+        assert.deepEqual(results.map((r) => r.status).sort(), ['exhausted', 'joined']);
+        assert.equal((await store.getInvite('tok'))?.uses, 1);
+        assert.equal((await store.getConversation('g'))?.memberCount, 2);
+      });
+    });
+
+    describe('messages', () => {
+      test('appendMessage assigns seq 1, 2, 3 and stores every field', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        const meta = { reply: 1, tags: ['a', 'b'], nested: { ok: true, none: null } };
+        const first = await store.appendMessage({ id: 'm1', conversationId: 'g', senderId: 'u1', key: 'k1', text: 'hello', meta, now: T0 + 10 });
+        const expected = {
+          id: 'm1', conversationId: 'g', seq: 1, senderId: 'u1', text: 'hello', meta, key: 'k1', createdAt: T0 + 10, editedAt: null, deleted: false,
+        };
+        assert.deepEqual(first, { message: expected, duplicate: false });
+        assert.deepEqual(await store.getMessage('g', 1), expected);
+        const second = await store.appendMessage(newMessage('g', 'u2', 'k1', { now: T0 + 20 }));
+        const third = await store.appendMessage(newMessage('g', 'u1', 'k2', { now: T0 + 30 }));
+        assert.deepEqual([second.message.seq, third.message.seq], [2, 3]);
+        assert.equal((await store.getMessage('g', 2))?.meta, null);
+        assert.equal((await store.getConversation('g'))?.lastSeq, 3);
+        assert.equal((await store.getMyConversation('g', 'u1'))?.lastMessageAt, T0 + 30);
+      });
+
+      test('500 concurrent appends from several senders get seq 1..500, gap-free', async (store) => {
+        const senders = ['s1', 's2', 's3', 's4', 's5'];
+        await addUsers(store, ...senders);
+        await addGroup(store, 'busy', 's1', senders.slice(1));
+        await addGroup(store, 'other', 's1');
+        const appends = Array.from({ length: 500 }, (_, i) =>
+          store.appendMessage(newMessage('busy', senders[i % senders.length], `busy-${i}`, { text: `busy ${i}` })));
+        const interleaved = Array.from({ length: 100 }, (_, i) =>
+          store.appendMessage(newMessage('other', 's1', `other-${i}`)));
+        const results = await Promise.all(appends);
+        await Promise.all(interleaved);
+        assert.ok(results.every((r) => !r.duplicate));
+        assert.deepEqual(results.map((r) => r.message.seq).sort((a, b) => a - b), range(1, 500));
+        const stored = await store.messagesAfter('busy', 0, 1000);
+        assert.deepEqual(seqsOf(stored), range(1, 500));
+        const textBySeq = new Map(results.map((r) => [r.message.seq, r.message.text]));
+        assert.ok(stored.every((m) => textBySeq.get(m.seq) === m.text));
+        assert.equal((await store.getConversation('busy'))?.lastSeq, 500);
+        assert.deepEqual(seqsOf(await store.messagesAfter('other', 0, 1000)), range(1, 100));
+      });
+
+      test('a repeated (conversation, sender, key) returns the original as a duplicate and stores nothing', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const original = await store.appendMessage(newMessage('g', 'u1', 'same', { text: 'first' }));
+        const repeat = await store.appendMessage(newMessage('g', 'u1', 'same', { text: 'second', now: T0 + 99 }));
+        assert.deepEqual(repeat, { message: original.message, duplicate: true });
+        assert.equal((await store.getConversation('g'))?.lastSeq, 1);
+        assert.equal((await store.messagesAfter('g', 0, 10)).length, 1);
+      });
+
+      test('concurrent repeats of one key store one message', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.appendMessage(newMessage('g', 'u1', 'same'))));
+        assert.equal(results.filter((r) => !r.duplicate).length, 1);
+        assert.equal(new Set(results.map((r) => r.message.id)).size, 1);
+        assert.ok(results.every((r) => r.message.seq === 1));
+        assert.equal((await store.getConversation('g'))?.lastSeq, 1);
+      });
+
+      test('the same key from another sender, or in another conversation, is a distinct message', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await addGroup(store, 'h', 'u1');
+        const a = await store.appendMessage(newMessage('g', 'u1', 'k'));
+        const b = await store.appendMessage(newMessage('g', 'u2', 'k'));
+        const c = await store.appendMessage(newMessage('h', 'u1', 'k'));
+        assert.deepEqual([a.duplicate, b.duplicate, c.duplicate], [false, false, false]);
+        assert.deepEqual([a.message.seq, b.message.seq, c.message.seq], [1, 2, 1]);
+      });
+
+      test('an append to a missing conversation rejects NOT_FOUND alone; concurrent appends still succeed', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const results = await Promise.allSettled([
+          store.appendMessage(newMessage('g', 'u1', 'a')),
+          store.appendMessage(newMessage('nope', 'u1', 'b')),
+          store.appendMessage(newMessage('g', 'u1', 'c')),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+        await rejectsWith(store.appendMessage(newMessage('nope', 'u1', 'b')), 'NOT_FOUND');
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1, 2]);
+        assert.equal(await store.getConversation('nope'), null);
+      });
+
+      test('editMessage replaces text and meta and sets editedAt; null when missing', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const { message } = await store.appendMessage(newMessage('g', 'u1', 'k', { meta: { v: 1 } }));
+        const edited = await store.editMessage({ conversationId: 'g', seq: 1, text: 'fixed', meta: { v: 2 }, now: T0 + 50 });
+        const expected = { ...message, text: 'fixed', meta: { v: 2 }, editedAt: T0 + 50 };
+        assert.deepEqual(edited, expected);
+        assert.deepEqual(await store.getMessage('g', 1), expected);
+        assert.equal((await store.editMessage({ conversationId: 'g', seq: 1, text: 'plain', meta: null, now: T0 + 60 }))?.meta, null);
+        assert.equal(await store.editMessage({ conversationId: 'g', seq: 2, text: 'x', meta: null, now: T0 }), null);
+        assert.equal(await store.getMessage('g', 2), null);
+        assert.equal(await store.getMessage('nope', 1), null);
+      });
+
+      test('deleteMessage leaves a tombstone that keeps its seq', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 3);
+        const tombstone = await store.deleteMessage({ conversationId: 'g', seq: 2, now: T0 + 90 });
+        assert.ok(tombstone);
+        assert.equal(tombstone.seq, 2);
+        assert.equal(tombstone.deleted, true);
+        assert.equal(tombstone.text, '');
+        assert.equal(tombstone.meta, null);
+        assert.deepEqual(await store.getMessage('g', 2), tombstone);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1, 2, 3]);
+        assert.equal((await store.getConversation('g'))?.lastSeq, 3);
+        assert.equal((await store.appendMessage(newMessage('g', 'u1', 'next'))).message.seq, 4);
+        assert.equal(await store.deleteMessage({ conversationId: 'g', seq: 9, now: T0 }), null);
+      });
+
+      test('messagesAfter pages forward in ascending order', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 10);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 4)), [1, 2, 3, 4]);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 4, 4)), [5, 6, 7, 8]);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 8, 4)), [9, 10]);
+        assert.deepEqual(await store.messagesAfter('g', 10, 4), []);
+        assert.deepEqual(await store.messagesAfter('nope', 0, 4), []);
+      });
+
+      test('messagesBefore returns the newest below a seq, ascending', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 10);
+        assert.deepEqual(seqsOf(await store.messagesBefore('g', null, 3)), [8, 9, 10]);
+        assert.deepEqual(seqsOf(await store.messagesBefore('g', 8, 3)), [5, 6, 7]);
+        assert.deepEqual(seqsOf(await store.messagesBefore('g', 3, 3)), [1, 2]);
+        assert.deepEqual(await store.messagesBefore('g', 1, 3), []);
+        assert.deepEqual(seqsOf(await store.messagesBefore('g', null, 50)), range(1, 10));
+      });
+
+      test('messagesBeforeTime returns the newest created strictly before a time, ascending', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 10, (i) => T0 + (i + 1) * 1000);
+        assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 5000, 2)), [3, 4]);
+        assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 5001, 2)), [4, 5]);
+        assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 99_000, 3)), [8, 9, 10]);
+        assert.deepEqual(await store.messagesBeforeTime('g', T0 + 1000, 3), []);
+      });
+    });
+
+    describe('read state', () => {
+      test('markRead moves forward only and clamps to lastSeq', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await send(store, 'g', 'u1', 5);
+        assert.deepEqual(await store.markRead('g', 'u2', 3), { readSeq: 3, unread: 2, moved: true });
+        assert.deepEqual(await store.markRead('g', 'u2', 1), { readSeq: 3, unread: 2, moved: false });
+        assert.deepEqual(await store.markRead('g', 'u2', 3), { readSeq: 3, unread: 2, moved: false });
+        assert.deepEqual(await store.markRead('g', 'u2', 99), { readSeq: 5, unread: 0, moved: true });
+        assert.equal((await store.getMember('g', 'u2'))?.readSeq, 5);
+        await send(store, 'g', 'u1', 1);
+        assert.deepEqual(await store.markRead('g', 'u2', 99), { readSeq: 6, unread: 0, moved: true });
+      });
+
+      test('unread counts only other members\' messages', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await send(store, 'g', 'u1', 3);
+        await send(store, 'g', 'u2', 2);
+        await send(store, 'g', 'u1', 1);
+        assert.deepEqual(await store.markRead('g', 'u2', 0), { readSeq: 0, unread: 4, moved: false });
+        assert.deepEqual(await store.markRead('g', 'u1', 0), { readSeq: 0, unread: 2, moved: false });
+        assert.deepEqual(await store.markRead('g', 'u2', 4), { readSeq: 4, unread: 1, moved: true });
+        assert.equal((await store.getMyConversation('g', 'u2'))?.unread, 1);
+        assert.equal((await store.getMyConversation('g', 'u1'))?.unread, 2);
+      });
+
+      test('markRead for a non-member returns null', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1');
+        assert.equal(await store.markRead('g', 'u2', 1), null);
+        assert.equal(await store.markRead('nope', 'u1', 1), null);
+      });
+
+      test('a new member starts reading at the current lastSeq', async (store) => {
+        await addUsers(store, 'u1', 'late');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 7);
+        const added = await store.addMember({ conversationId: 'g', userId: 'late', role: 'member', now: T0, maxMembers: BIG });
+        assert.ok(added.status === 'added');
+        assert.equal(added.member.readSeq, 7);
+        assert.equal((await store.getMyConversation('g', 'late'))?.unread, 0);
+        await send(store, 'g', 'u1', 1);
+        assert.equal((await store.getMyConversation('g', 'late'))?.unread, 1);
+      });
+    });
+
+    describe('my conversations', () => {
+      test('getMyConversation shows a group as the member sees it; null for a non-member', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
+        await store.addMember({ conversationId: 'g', userId: 'u2', role: 'admin', now: T0, maxMembers: BIG });
+        await send(store, 'g', 'u1', 4, (i) => T0 + 100 + i);
+        await store.markRead('g', 'u2', 1);
+        const expected: MyConversation = {
+          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 4, memberCount: 2,
+          role: 'admin', readSeq: 1, unread: 3, peer: null, lastMessageAt: T0 + 103,
+        };
+        assert.deepEqual(await store.getMyConversation('g', 'u2'), expected);
+        assert.deepEqual(await store.getMyConversation('g', 'u1'), { ...expected, role: 'owner', readSeq: 0, unread: 0 });
+        assert.equal(await store.getMyConversation('g', 'u3'), null);
+        assert.equal(await store.getMyConversation('nope', 'u1'), null);
+      });
+
+      test('a direct conversation shows the other member as peer', async (store) => {
+        await addUsers(store, 'a', 'b');
+        await store.openDirect({ id: 'd', a: 'a', b: 'b', now: T0 });
+        const forA = await store.getMyConversation('d', 'a');
+        assert.deepEqual(forA, {
+          id: 'd', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2,
+          role: 'member', readSeq: 0, unread: 0, peer: { id: 'b', name: 'name-b' }, lastMessageAt: null,
+        });
+        assert.deepEqual((await store.getMyConversation('d', 'b'))?.peer, { id: 'a', name: 'name-a' });
+      });
+
+      test('listMyConversations lists exactly the user\'s conversations, each as getMyConversation shows it', async (store) => {
+        await addUsers(store, 'me', 'a', 'b');
+        await addGroup(store, 'g1', 'me', ['a']);
+        await addGroup(store, 'g2', 'a', ['me']);
+        await addGroup(store, 'g3', 'a', ['b']);
+        await store.openDirect({ id: 'd', a: 'b', b: 'me', now: T0 });
+        await send(store, 'g2', 'a', 2);
+        await send(store, 'd', 'b', 1);
+        const mine = await store.listMyConversations('me');
+        assert.deepEqual(mine.map((c) => c.id).sort(), ['d', 'g1', 'g2']);
+        for (const conversation of mine) assert.deepEqual(conversation, await store.getMyConversation(conversation.id, 'me'));
+        const byId = new Map(mine.map((c) => [c.id, c]));
+        assert.equal(byId.get('g2')?.unread, 2);
+        assert.equal(byId.get('g2')?.role, 'member');
+        assert.equal(byId.get('g1')?.role, 'owner');
+        assert.deepEqual(byId.get('d')?.peer, { id: 'b', name: 'name-b' });
+        assert.deepEqual(await store.listMyConversations('nobody'), []);
+      });
+    });
+
+    describe('deleteConversation', () => {
+      test('removes the conversation with its members, invites and messages', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await addGroup(store, 'keep', 'u1', ['u2']);
+        await store.createInvite({ token: 'tok', conversationId: 'g', createdBy: 'u1', createdAt: T0, expiresAt: null, maxUses: null });
+        await send(store, 'g', 'u2', 3);
+        await send(store, 'keep', 'u2', 2);
+        assert.equal(await store.deleteConversation('g'), true);
+        assert.equal(await store.getConversation('g'), null);
+        assert.equal(await store.getMember('g', 'u1'), null);
+        assert.deepEqual(await store.listMemberIds('g'), []);
+        assert.equal(await store.getInvite('tok'), null);
+        assert.deepEqual(await store.listInvites('g'), []);
+        assert.equal(await store.getMessage('g', 1), null);
+        assert.deepEqual(await store.messagesAfter('g', 0, 10), []);
+        assert.deepEqual(await store.listConversationIds('u2'), ['keep']);
+        assert.equal(await store.countMemberships('u1'), 1);
+        assert.equal(await store.getMyConversation('g', 'u1'), null);
+        assert.equal(await store.markRead('g', 'u1', 1), null);
+        assert.deepEqual(await store.listContacts('u1'), ['u2']);
+        assert.equal(await store.deleteConversation('g'), false);
+        assert.deepEqual(seqsOf(await store.messagesAfter('keep', 0, 10)), [1, 2]);
+      });
+
+      test('a deleted direct conversation can be opened afresh', async (store) => {
+        await addUsers(store, 'a', 'b');
+        await store.openDirect({ id: 'd1', a: 'a', b: 'b', now: T0 });
+        await store.deleteConversation('d1');
+        const reopened = await store.openDirect({ id: 'd2', a: 'b', b: 'a', now: T0 });
+        assert.deepEqual([reopened.conversation.id, reopened.created], ['d2', true]);
+      });
+    });
+  });
+}
