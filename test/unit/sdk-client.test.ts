@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Message } from '../../src/protocol/types.js';
-import { ParleyClient, ParleyClientError, type WebSocketLike } from '../../packages/sdk/src/index.js';
+import WebSocket from 'ws';
+import { ParleyClient, ParleyClientError, type WebSocketConstructor, type WebSocketLike } from '../../packages/sdk/src/index.js';
+
+// Compile-time check: Node passes the `ws` package's class as options.WebSocket.
+const wsPackageFits: WebSocketConstructor = WebSocket;
+void wsPackageFits;
 
 interface Frame {
   id: number;
