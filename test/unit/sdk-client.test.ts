@@ -148,8 +148,13 @@ describe('SDK client (fake WebSocket)', () => {
     s.push({ event: 'message.new', data: msg('a', 7) }); // late live copy: duplicate
     s.push({ event: 'message.new', data: msg('a', 9) });
     await until(() => log.messages.length === 4, 'message 9');
-    assert.deepEqual(log.messages.map((m) => m.seq), [6, 7, 8, 9]);
-    assert.deepEqual(log.raw, [6, 6, 8, 7, 9], 'message.new is the raw wire event');
+    // A direct conversation a peer opened: known from its conversation.updated (lastSeq 0), so seq 1 is delivered.
+    s.push({ event: 'conversation.updated', data: { ...syncReply([{ id: 'dm', lastSeq: 0 }]).unknown[0], kind: 'direct', name: null } });
+    assert.equal(client.position('dm'), 0);
+    s.push({ event: 'message.new', data: msg('dm', 1) });
+    assert.equal(log.messages.length, 5);
+    assert.deepEqual(log.messages.map((m) => m.seq), [6, 7, 8, 9, 1]);
+    assert.deepEqual(log.raw, [6, 6, 8, 7, 9, 1], 'message.new is the raw wire event');
     assert.equal(s.requests('history.after').length, 1);
     assert.deepEqual(log.states, ['connecting', 'open']);
     client.close();

@@ -298,6 +298,13 @@ export class ParleyClient {
       case 'message.updated':
         this.sequencer.update(data as Message);
         break;
+      case 'conversation.updated': {
+        // A conversation created for us (a direct conversation a peer opened) or joined: the server sends this before
+        // any of its messages, so its lastSeq is where delivery starts. Known conversations keep their position.
+        const conv = data as EventMap['conversation.updated'];
+        if (conv && typeof conv.id === 'string' && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq ?? 0);
+        break;
+      }
       case 'conversation.removed':
         this.sequencer.forget((data as EventMap['conversation.removed']).conversationId);
         break;
