@@ -101,7 +101,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     `Data folder: ${config.dataDir}  (store: ${config.store.sqlite.path})`,
     '',
     'Get a token to try it:',
-    `  parley token alice${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
+    `  parley token demo-user${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
   ];
   if (config.auth.accounts.enabled) {
     hints.push(
@@ -304,13 +304,9 @@ function buildProgram(): Command {
   withAdminOptions(admin.command('create-group').description('Create a group.'))
     .argument('<name>')
     .option('--private', 'invite-only instead of public', false)
-    .option('--owner <user-id>', 'the user who owns the group')
-    .action((name: string, flags: AdminFlags & { private: boolean; owner?: string }) =>
-      adminCall(flags, 'POST', '/api/v1/admin/groups', {
-        name,
-        visibility: flags.private ? 'private' : 'public',
-        ...(flags.owner ? { ownerId: flags.owner } : {}),
-      }));
+    .requiredOption('--owner <user-id>', 'the user who owns the group (the admin API requires one)')
+    .action((name: string, flags: AdminFlags & { private: boolean; owner: string }) =>
+      adminCall(flags, 'POST', '/api/v1/admin/groups', { name, visibility: flags.private ? 'private' : 'public', ownerId: flags.owner }));
 
   return program;
 }
