@@ -4,6 +4,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, SignJWT, type JWTPayload } from 'jose';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOrCreateSecret } from '../../src/auth/secret.js';
 import { createTokenService } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
@@ -230,5 +234,32 @@ describe('configuration mistakes', () => {
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     assert.throws(() => createTokenService(authConfig({ publicKey: pem }), OWN_SECRET), /private key/);
     assert.throws(() => createTokenService(authConfig({ publicKey: 'nonsense' }), OWN_SECRET), /auth\.jwt\.publicKey/);
+  });
+});
+
+describe('the server secret (<dataDir>/secret)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'parley-secret-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test('created once (folder too), mode 0600, then read back unchanged', async () => {
+    const dataDir = join(root, 'a', 'b');
+    const secret = await loadOrCreateSecret(dataDir);
+    assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(statSync(join(dataDir, 'secret')).mode & 0o777, 0o600);
+    assert.equal(await loadOrCreateSecret(dataDir), secret);
+    assert.equal(readFileSync(join(dataDir, 'secret'), 'utf8').trim(), secret);
+  });
+
+  test('processes starting together agree on one secret', async () => {
+    const dataDir = join(root, 'race');
+    const secrets = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateSecret(dataDir)));
+    assert.equal(new Set(secrets).size, 1);
+  });
+
+  test('a damaged secret file is an error, not silently replaced', async () => {
+    const dataDir = join(root, 'damaged');
+    await loadOrCreateSecret(dataDir);
+    writeFileSync(join(dataDir, 'secret'), 'short');
+    await assert.rejects(loadOrCreateSecret(dataDir), /no usable secret/);
   });
 });
