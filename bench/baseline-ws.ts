@@ -10,7 +10,7 @@
  * Connections: `ws://host:port/?role=sender` is the sender; any other connection is a subscriber.
  *
  * Run as a child process: `node --import tsx bench/baseline-ws.ts <coalesced|naive>`; it reports
- * `{ type: 'ready', port }` over IPC, answers `{ type: 'mem' }` with `{ type: 'mem', rss, heapUsed, connections }`,
+ * `{ type: 'ready', port }` over IPC, answers `{ type: 'mem' }` with `{ type: 'mem', rss, heapUsed, cpuUs, connections }`,
  * and exits on `{ type: 'stop' }`, on SIGTERM, or when the parent goes away.
  */
 import { createServer, type Server } from 'node:http';
@@ -164,7 +164,14 @@ export function serveAsChild(start: () => Promise<RunningServer>): void {
     if (msg?.type === 'stop') void exit(0);
     if (msg?.type === 'mem') {
       const m = process.memoryUsage();
-      process.send!({ type: 'mem', rss: m.rss, heapUsed: m.heapUsed, connections: server?.connections() ?? 0 });
+      const cpu = process.cpuUsage();
+      process.send!({
+        type: 'mem',
+        rss: m.rss,
+        heapUsed: m.heapUsed,
+        cpuUs: cpu.user + cpu.system,
+        connections: server?.connections() ?? 0,
+      });
     }
   });
   start().then(

@@ -19,6 +19,8 @@
  * module is imported in every client process, so its options must be JSON.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
@@ -68,8 +70,11 @@ export interface CustomTarget {
   start(context: { fail(error: Error): void }): Promise<{
     adapter: AdapterSpec;
     stop(): Promise<void>;
-    /** Server RSS in bytes, if the target can tell (used for the per-connection memory estimate). */
-    rss?(): Promise<number>;
+    /**
+     * Server RSS (bytes) and CPU time used so far (µs), if the target can tell: used for the per-connection memory
+     * estimate and the CPU column (who the bottleneck is).
+     */
+    stats?(): Promise<{ rss: number; cpuUs: number }>;
   }>;
 }
 
@@ -93,6 +98,8 @@ export interface FanoutOptions {
   messageTimeoutMs?: number;
   /** Budget for starting the server and connecting every subscriber. Default 60 s. */
   connectTimeoutMs?: number;
+  /** Subscriber client for the `ws-*` targets: `raw` (default, `connectRawWs`) or the `ws` library. */
+  wsClient?: 'raw' | 'ws';
   log?: (line: string) => void;
 }
 
@@ -113,6 +120,8 @@ export interface FanoutResult {
   /** Server RSS growth per connected subscriber, KB (rough; includes the sender and allocator slack). */
   serverRssPerConnKB: number | null;
   serverRssMB: number | null;
+  /** CPU used during the window, in cores (1.0 = one core busy): the bottleneck is the one near 1.0. */
+  cpu: { server: number | null; clients: number; coordinator: number };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,10 +206,145 @@ function openWs(url: string): Promise<WebSocket> {
   );
 }
 
-/** Plain WebSocket server: subscribers connect to `url?role=sub`, the sender to `url?role=sender`. */
-export function createWsAdapter(options: { url: string }): FanoutAdapter {
+/**
+ * A minimal receive-side WebSocket client on a raw TCP socket, for load clients: HTTP upgrade, then server frames
+ * are cut out of the received chunks without copying (a frame split across chunks is joined) and each complete
+ * text or binary message goes to `onMessage` as a Buffer view. Pings are answered with a masked pong; fragmented
+ * messages are reassembled; a close frame ends the socket. It skips what the `ws` library does per frame (stream
+ * machinery, events, UTF-8 validation), which is what makes the client side cheaper than the server under test.
+ * `send(text)` sends one masked text frame (the sender path is not hot).
+ */
+export function connectRawWs(
+  url: string,
+  onMessage: (payload: Buffer) => void,
+  options: { headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ socket: Socket; send(text: string): void; close(): void }> {
+  const target = new URL(url);
+  const key = randomBytes(16).toString('base64');
+  const socket = netConnect({ host: target.hostname, port: Number(target.port || 80), noDelay: true });
+  const extra = Object.entries(options.headers ?? {})
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.write(
+    `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  const maskedFrame = (opcode: number, payload: Buffer): Buffer => {
+    const len = payload.length;
+    const headerLen = len < 126 ? 2 : len < 65_536 ? 4 : 10;
+    const frame = Buffer.allocUnsafe(headerLen + 4 + len);
+    frame[0] = 0x80 | opcode;
+    if (len < 126) frame[1] = 0x80 | len;
+    else if (len < 65_536) {
+      frame[1] = 0x80 | 126;
+      frame.writeUInt16BE(len, 2);
+    } else {
+      frame[1] = 0x80 | 127;
+      frame.writeBigUInt64BE(BigInt(len), 2);
+    }
+    const mask = randomBytes(4);
+    mask.copy(frame, headerLen);
+    for (let i = 0; i < len; i++) frame[headerLen + 4 + i] = payload[i]! ^ mask[i & 3]!;
+    return frame;
+  };
+
+  let pending: Buffer | null = null; // bytes of an incomplete frame
+  let fragments: Buffer[] | null = null; // a fragmented message being reassembled
+  const onData = (chunk: Buffer): void => {
+    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    pending = null;
+    let at = 0;
+    const end = buf.length;
+    // Bounded by the chunk: every iteration consumes one whole frame or stops.
+    while (at < end) {
+      if (end - at < 2) break;
+      const b0 = buf[at]!;
+      let len = buf[at + 1]! & 0x7f;
+      let header = 2;
+      if (len === 126) {
+        if (end - at < 4) break;
+        len = buf.readUInt16BE(at + 2);
+        header = 4;
+      } else if (len === 127) {
+        if (end - at < 10) break;
+        len = Number(buf.readBigUInt64BE(at + 2));
+        header = 10;
+      }
+      if (end - at < header + len) break;
+      const payload = buf.subarray(at + header, at + header + len);
+      at += header + len;
+      const opcode = b0 & 0x0f;
+      const fin = (b0 & 0x80) !== 0;
+      if (opcode === 1 || opcode === 2) {
+        if (fin) onMessage(payload);
+        else fragments = [payload];
+      } else if (opcode === 0 && fragments) {
+        fragments.push(payload);
+        if (fin) {
+          const whole = Buffer.concat(fragments);
+          fragments = null;
+          onMessage(whole);
+        }
+      } else if (opcode === 9) {
+        socket.write(maskedFrame(10, payload));
+      } else if (opcode === 8) {
+        socket.end();
+        return;
+      }
+    }
+    if (at < end) pending = buf.subarray(at);
+    buf = chunk; // drop the reference to a joined buffer
+  };
+
+  return withTimeout(
+    `connect ${url}`,
+    options.timeoutMs ?? 10_000,
+    new Promise<{ socket: Socket; send(text: string): void; close(): void }>((resolvePromise, reject) => {
+      let head = Buffer.alloc(0);
+      const onHandshake = (chunk: Buffer) => {
+        head = Buffer.concat([head, chunk]);
+        const endOfHead = head.indexOf('\r\n\r\n');
+        if (endOfHead < 0) {
+          if (head.length > 16_384) reject(new Error(`${url}: oversized handshake response`));
+          return;
+        }
+        const status = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
+        socket.off('data', onHandshake);
+        if (!/^HTTP\/1\.1 101/.test(status)) {
+          socket.destroy();
+          reject(new Error(`${url}: upgrade refused: ${status}`));
+          return;
+        }
+        socket.on('data', onData);
+        resolvePromise({
+          socket,
+          send: (text) => void socket.write(maskedFrame(1, Buffer.from(text))),
+          close: () => socket.destroy(),
+        });
+        const rest = head.subarray(endOfHead + 4);
+        if (rest.length > 0) onData(rest);
+      };
+      socket.on('data', onHandshake);
+      socket.once('error', reject);
+      socket.on('error', () => {});
+    }),
+  ).catch((error) => {
+    socket.destroy();
+    throw error;
+  });
+}
+
+/**
+ * Plain WebSocket server: subscribers connect to `url?role=sub`, the sender to `url?role=sender`.
+ * `client: 'raw'` (default) receives with `connectRawWs`; `client: 'ws'` with the `ws` library.
+ */
+export function createWsAdapter(options: { url: string; client?: 'raw' | 'ws' }): FanoutAdapter {
   return {
     async connectSubscriber(_index, onFrame) {
+      if (options.client !== 'ws') {
+        const conn = await connectRawWs(`${options.url}/?role=sub`, onFrame);
+        return { close: conn.close };
+      }
       const ws = await openWs(`${options.url}/?role=sub`);
       ws.on('message', (data) => onFrame(data as Buffer));
       return { close: () => ws.terminate() };
@@ -324,7 +468,7 @@ async function stopChild(child: ChildProcess, graceMs = 2_000): Promise<void> {
 }
 
 /** The baseline servers as targets: each runs in its own child process. */
-function builtinTarget(name: BuiltinTarget): CustomTarget {
+function builtinTarget(name: BuiltinTarget, wsClient: 'raw' | 'ws'): CustomTarget {
   const file = name === 'socketio' ? 'baseline-socketio.ts' : 'baseline-ws.ts';
   const args = name === 'ws-naive' ? ['naive'] : name === 'ws-coalesced' ? ['coalesced'] : [];
   const exportName = name === 'socketio' ? 'createSocketIoAdapter' : 'createWsAdapter';
@@ -338,14 +482,19 @@ function builtinTarget(name: BuiltinTarget): CustomTarget {
       });
       const { port } = await nextMessage<{ type: 'ready'; port: number }>(child, 'ready', 15_000);
       return {
-        adapter: { module: thisModule, exportName, options: { url: `${name === 'socketio' ? 'http' : 'ws'}://127.0.0.1:${port}` } },
+        adapter: {
+          module: thisModule,
+          exportName,
+          options:
+            name === 'socketio' ? { url: `http://127.0.0.1:${port}` } : { url: `ws://127.0.0.1:${port}`, client: wsClient },
+        },
         stop: () => {
           stopped = true;
           return stopChild(child);
         },
-        async rss() {
+        async stats() {
           child.send({ type: 'mem' });
-          return (await nextMessage<{ type: 'mem'; rss: number }>(child, 'mem', 5_000)).rss;
+          return nextMessage<{ type: 'mem'; rss: number; cpuUs: number }>(child, 'mem', 5_000);
         },
       };
     },
@@ -358,11 +507,12 @@ function builtinTarget(name: BuiltinTarget): CustomTarget {
 type WorkerMessage =
   | { type: 'ready'; connected: number }
   | { type: 'done'; seqs: number[] }
-  | { type: 'result'; deliveries: number; elapsedUs: number; histogram: HistogramJSON; unparsed: number }
+  | { type: 'result'; deliveries: number; elapsedUs: number; cpuUs: number; histogram: HistogramJSON; unparsed: number }
   | { type: 'error'; message: string };
 
 export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResult> {
-  const target = typeof options.target === 'string' ? builtinTarget(options.target) : options.target;
+  const target =
+    typeof options.target === 'string' ? builtinTarget(options.target, options.wsClient ?? 'raw') : options.target;
   const clients = Math.max(1, Math.min(options.clients ?? 1_000, 20_000));
   const seconds = Math.max(0.5, Math.min(options.seconds ?? 8, 60));
   const warmupSeconds = Math.max(0, Math.min(options.warmupSeconds ?? 1, 10));
@@ -392,7 +542,8 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
   try {
     const connectStart = performance.now();
     server = await race(target.start({ fail: (error) => failure!(error) }));
-    const rssBefore = server.rss ? await race(server.rss()) : null;
+    const serverStats = server.stats?.bind(server);
+    const rssBefore = serverStats ? (await race(serverStats())).rss : null;
 
     // Client processes, each with a contiguous slice of subscriber indices.
     const readies: Promise<{ connected: number }>[] = [];
@@ -411,7 +562,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
     const adapter = await loadAdapter(server.adapter);
     sender = await race(adapter.connectSender());
     const connectMs = performance.now() - connectStart;
-    const rssAfter = server.rss ? await race(server.rss()) : null;
+    const rssAfter = serverStats ? (await race(serverStats())).rss : null;
     log(`${target.name}: ${clients} subscribers in ${processes} process(es) connected in ${Math.round(connectMs)} ms`);
 
     // The in-flight window.
@@ -458,7 +609,11 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
       for (const worker of workers) worker.send({ type: 'start' });
       const completedAtStart = completed;
       const windowStart = performance.now();
+      const coordinatorCpuStart = process.cpuUsage();
+      const serverCpuStart = serverStats ? (await race(serverStats())).cpuUs : null;
       await race(new Promise((r) => setTimeout(r, seconds * 1_000)));
+      const serverCpuEnd = serverStats ? (await race(serverStats())).cpuUs : null;
+      const coordinatorCpu = process.cpuUsage(coordinatorCpuStart);
       const results = workers.map((worker) =>
         nextMessage<Extract<WorkerMessage, { type: 'result' }>>(worker, 'result', 10_000),
       );
@@ -471,7 +626,9 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
       const histogram = new LatencyHistogram();
       let deliveries = 0;
       let deliveriesPerSec = 0;
+      let clientCpuUs = 0;
       for (const report of reports) {
+        clientCpuUs += report.cpuUs;
         histogram.merge(report.histogram);
         deliveries += report.deliveries;
         deliveriesPerSec += report.deliveries / (report.elapsedUs / 1e6);
@@ -494,6 +651,11 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
         connectMs,
         serverRssPerConnKB: rssBefore !== null && rssAfter !== null ? (rssAfter - rssBefore) / 1024 / clients : null,
         serverRssMB: rssAfter !== null ? rssAfter / 1024 / 1024 : null,
+        cpu: {
+          server: serverCpuStart !== null && serverCpuEnd !== null ? (serverCpuEnd - serverCpuStart) / 1e6 / windowSeconds : null,
+          clients: clientCpuUs / 1e6 / windowSeconds,
+          coordinator: (coordinatorCpu.user + coordinatorCpu.system) / 1e6 / windowSeconds,
+        },
       };
     } finally {
       stopping = true;
@@ -554,6 +716,7 @@ async function workerMain(): Promise<void> {
   let deliveries = 0;
   let unparsed = 0;
   let windowStartUs = 0;
+  let cpuAtStart = process.cpuUsage();
   let histogram = new LatencyHistogram();
 
   let adapter: FanoutAdapter;
@@ -611,10 +774,13 @@ async function workerMain(): Promise<void> {
       histogram = new LatencyHistogram();
       deliveries = 0;
       windowStartUs = monoUs();
+      cpuAtStart = process.cpuUsage();
       measuring = true;
     } else if (msg.type === 'stop') {
       measuring = false;
+      const cpu = process.cpuUsage(cpuAtStart);
       send({
+        cpuUs: cpu.user + cpu.system,
         type: 'result',
         deliveries,
         elapsedUs: monoUs() - windowStartUs,
