@@ -28,8 +28,13 @@ function requestedVersion(offered: string[], url: URL): number | null {
   return asked.find((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)) ?? null;
 }
 
-/** The subprotocol the server selects: the version's, never the token. */
+/**
+ * The subprotocol the server selects: the version's, never the token. When the client offers only versions this
+ * server lacks, its own first `parley.v<N>` is selected: a client that gets no subprotocol back fails the handshake
+ * (ws, browsers) and could never read the 4501 close that follows.
+ */
 export function selectSubprotocol(protocols: Set<string>): string | false {
   for (const v of PROTOCOL_VERSIONS) if (protocols.has(`${SUBPROTOCOL_PREFIX}${v}`)) return `${SUBPROTOCOL_PREFIX}${v}`;
+  for (const p of protocols) if (p.startsWith(SUBPROTOCOL_PREFIX)) return p;
   return false;
 }
