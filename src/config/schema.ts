@@ -6,9 +6,9 @@ import { z } from 'zod';
  */
 const rateSchema = z.object({
   /** Tokens added per second. */
-  perSecond: z.number().positive(),
+  perSecond: z.number().positive().default(10),
   /** Bucket size: how many may be spent at once. */
-  burst: z.number().int().positive(),
+  burst: z.number().int().positive().default(20),
 }).strict();
 
 export const configSchema = z.object({
@@ -21,7 +21,7 @@ export const configSchema = z.object({
     publicUrl: z.string().url().optional(),
     /** An instance name for logs and metrics; @default the host name and pid */
     instanceId: z.string().optional(),
-  }).strict().default({ host: '0.0.0.0', port: 8080 }),
+  }).strict().prefault({}),
   /** Folder for the embedded store and the generated signing secret. @default './data' */
   dataDir: z.string().default('./data'),
   store: z.object({
@@ -31,16 +31,16 @@ export const configSchema = z.object({
       path: z.string().optional(),
       /** 'full' syncs every commit to disk (group commit keeps it fast); 'normal' may lose the last commits on power loss. */
       synchronous: z.enum(['full', 'normal']).default('full'),
-    }).strict().default({ synchronous: 'full' }),
-  }).strict().default({ kind: 'sqlite', sqlite: { synchronous: 'full' } }),
-  bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().default({ kind: 'memory' }),
+    }).strict().prefault({}),
+  }).strict().prefault({}),
+  bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),
   presence: z.object({
     kind: z.enum(['memory']).default('memory'),
     /** A connection not touched for this long counts as gone. @default 60000 */
     ttlMs: z.number().int().positive().default(60_000),
     /** Presence changes are collected this long and pushed as one event per conversation. @default 500 */
     batchMs: z.number().int().min(0).default(500),
-  }).strict().default({ kind: 'memory', ttlMs: 60_000, batchMs: 500 }),
+  }).strict().prefault({}),
   auth: z.object({
     accounts: z.object({
       /** Built-in username/password accounts. @default true */
@@ -53,7 +53,7 @@ export const configSchema = z.object({
       tokenTtlSeconds: z.number().int().positive().default(7 * 24 * 3600),
       /** Minimum password length. @default 8 */
       minPasswordLength: z.number().int().min(1).default(8),
-    }).strict().default({ enabled: true, issuer: 'parley', tokenTtlSeconds: 7 * 24 * 3600, minPasswordLength: 8 }),
+    }).strict().prefault({}),
     /** Tokens issued by the integrating product. Any of the three key sources may be set. */
     jwt: z.object({
       /** Shared secret for HS256 tokens. */
@@ -68,15 +68,12 @@ export const configSchema = z.object({
       audience: z.string().optional(),
       /** Allowed clock skew in seconds. @default 30 */
       clockToleranceSeconds: z.number().int().min(0).default(30),
-    }).strict().default({ clockToleranceSeconds: 30 }),
-  }).strict().default({
-    accounts: { enabled: true, issuer: 'parley', tokenTtlSeconds: 7 * 24 * 3600, minPasswordLength: 8 },
-    jwt: { clockToleranceSeconds: 30 },
-  }),
+    }).strict().prefault({}),
+  }).strict().prefault({}),
   admin: z.object({
     /** Static bearer token for /api/v1/admin (besides users with the admin flag). */
     token: z.string().min(16).optional(),
-  }).strict().default({}),
+  }).strict().prefault({}),
   limits: z.object({
     /** Largest WebSocket frame accepted; larger ones close the connection with 1009. @default 65536 */
     maxFrameBytes: z.number().int().min(1024).default(64 * 1024),
@@ -89,38 +86,45 @@ export const configSchema = z.object({
     /** Outgoing bytes a connection may have pending before it is closed as a slow consumer. @default 1 MiB */
     maxOutgoingBytes: z.number().int().min(1024).default(1024 * 1024),
     /** Every request of a connection spends a token. @default 50/s, burst 100 */
-    connectionRate: rateSchema.default({ perSecond: 50, burst: 100 }),
+    connectionRate: rateSchema.prefault({ perSecond: 50, burst: 100 }),
     /** Every message send/edit/delete of a user, across devices, spends a token. @default 20/s, burst 50 */
-    userMessageRate: rateSchema.default({ perSecond: 20, burst: 50 }),
+    userMessageRate: rateSchema.prefault({ perSecond: 20, burst: 50 }),
     /** Requests refused for rate in a row before the connection is closed as a flood. @default 200 */
     floodCloseAfter: z.number().int().min(1).default(200),
     /** Largest page of history. @default 100 */
     maxPageSize: z.number().int().min(1).max(500).default(100),
-  }).strict().default({
-    maxFrameBytes: 64 * 1024, maxMessageBytes: 4096, maxMetaBytes: 4096, maxConversationsPerUser: 1000,
-    maxMembersPerGroup: 10_000, maxOutgoingBytes: 1024 * 1024, connectionRate: { perSecond: 50, burst: 100 },
-    userMessageRate: { perSecond: 20, burst: 50 }, floodCloseAfter: 200, maxPageSize: 100,
-  }),
+  }).strict().prefault({}),
   heartbeat: z.object({
     /** The server pings every connection this often. @default 25000 */
     intervalMs: z.number().int().min(50).default(25_000),
     /** A connection that has not answered a ping within this time is closed (4001). @default 10000 */
     timeoutMs: z.number().int().min(50).default(10_000),
-  }).strict().default({ intervalMs: 25_000, timeoutMs: 10_000 }),
+  }).strict().prefault({}),
   typing: z.object({
     /** A typing indicator expires by itself after this long without a refresh. @default 5000 */
     ttlMs: z.number().int().min(100).default(5000),
     /** Repeated "typing: true" from a user is forwarded at most this often. @default 1000 */
     throttleMs: z.number().int().min(0).default(1000),
-  }).strict().default({ ttlMs: 5000, throttleMs: 1000 }),
+  }).strict().prefault({}),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }).strict().default({ level: 'info' }),
+  }).strict().prefault({}),
   shutdown: z.object({
     /** How long SIGTERM waits for pending writes before exiting. @default 5000 */
     drainMs: z.number().int().min(0).default(5000),
-  }).strict().default({ drainMs: 5000 }),
-}).strict();
+  }).strict().prefault({}),
+}).strict().superRefine((config, ctx) => {
+  if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'jwt', 'issuer'],
+      message: 'must differ from auth.accounts.issuer: tokens are routed to a key by their issuer',
+    });
+  }
+  if (config.limits.maxMessageBytes + config.limits.maxMetaBytes > config.limits.maxFrameBytes) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'maxFrameBytes'], message: 'must hold a message of maxMessageBytes text plus maxMetaBytes metadata' });
+  }
+});
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
