@@ -121,9 +121,6 @@ export const configSchema = z.object({
       message: 'must differ from auth.accounts.issuer: tokens are routed to a key by their issuer',
     });
   }
-  if (config.limits.maxMessageBytes + config.limits.maxMetaBytes > config.limits.maxFrameBytes) {
-    ctx.addIssue({ code: 'custom', path: ['limits', 'maxFrameBytes'], message: 'must hold a message of maxMessageBytes text plus maxMetaBytes metadata' });
-  }
 });
 
 export type Config = z.output<typeof configSchema>;
