@@ -1,4 +1,4 @@
-import { shouldReconnect } from '../../../src/protocol/close-codes.js';
+import { closeCatalogue, shouldReconnect } from '../../../src/protocol/close-codes.js';
 import type { EventMap } from '../../../src/protocol/events.js';
 import type { RequestType } from '../../../src/protocol/requests.js';
 import type { Page, ResultMap } from '../../../src/protocol/results.js';
@@ -10,7 +10,7 @@ import { newIdempotencyKey } from './keys.js';
 import { Outbox, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
 import { Sequencer, type Position } from './sequencer.js';
-import { frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { CLOSE_ABNORMAL, CLOSE_NORMAL, frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import { catchUp, runSync, type CatchUpContext } from './sync.js';
 import type {
   ClientEventMap,
@@ -152,13 +152,13 @@ export class ParleyClient {
     this.clearTimers();
     const ws = this.ws;
     this.ws = null;
-    if (ws) abandon(ws, 1000, reason);
+    if (ws) abandon(ws, CLOSE_NORMAL, reason);
     const closed = () => new ParleyClientError('CLOSED', 'The client was closed');
     this.pending.rejectAll(closed);
     this.outbox.rejectAll(closed);
     this.rejectWaiters(closed());
     this.setState('closed');
-    if (wasOpen) this.emitter.emit('disconnect', { code: 1000, reason, willReconnect: false });
+    if (wasOpen) this.emitter.emit('disconnect', { code: CLOSE_NORMAL, reason, willReconnect: false });
   }
 
   private async attempt(): Promise<void> {
@@ -171,7 +171,7 @@ export class ParleyClient {
     } catch (err) {
       if (gen !== this.generation) return;
       this.emitError(err);
-      this.lost(gen, 1006, 'could not obtain a token');
+      this.lost(gen, CLOSE_ABNORMAL, 'could not obtain a token');
       return;
     }
     if (gen !== this.generation) return;
@@ -180,7 +180,7 @@ export class ParleyClient {
       ws = new this.WS(this.url, subprotocols(token));
     } catch (err) {
       this.emitError(err);
-      this.lost(gen, 1006, 'could not create the WebSocket');
+      this.lost(gen, CLOSE_ABNORMAL, 'could not create the WebSocket');
       return;
     }
     this.ws = ws;
@@ -196,7 +196,7 @@ export class ParleyClient {
       if (gen === this.generation) this.onFrame(ev.data);
     };
     ws.onclose = (ev: { code?: number; reason?: string }) => {
-      if (gen === this.generation) this.lost(gen, typeof ev?.code === 'number' ? ev.code : 1006, ev?.reason ?? '');
+      if (gen === this.generation) this.lost(gen, typeof ev?.code === 'number' ? ev.code : CLOSE_ABNORMAL, ev?.reason ?? '');
     };
     ws.onerror = () => {
       /* a close event follows; its code says what to do */
@@ -613,7 +613,7 @@ export class ParleyClient {
       this.ping()
         .catch((err: unknown) => {
           if (gen === this.generation && err instanceof ParleyClientError && err.code === 'TIMEOUT') {
-            this.lost(gen, 4001, 'no reply to a ping (client-side heartbeat)');
+            this.lost(gen, closeCatalogue.HEARTBEAT_TIMEOUT.code, 'no reply to a ping (client-side heartbeat)');
           }
         })
         .finally(() => {

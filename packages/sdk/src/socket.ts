@@ -22,8 +22,9 @@ export interface WebSocketLike {
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
-/** WebSocket.OPEN in every implementation. */
-export const WS_OPEN = 1;
+/** Standard close codes (RFC 6455) the client uses itself: a normal close, and "closed without a close frame". */
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_ABNORMAL = 1006;
 
 /** The subprotocols offered: `parley.v1` (the server selects it) and `bearer.<jwt>` (carries the token). */
 export function subprotocols(token: string): string[] {
