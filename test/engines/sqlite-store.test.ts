@@ -126,4 +126,21 @@ describe('sqlite store', () => {
       await store.close();
     }
   });
+
+  it('rejects an item that fails after taking its seq alone, without leaving a gap', async () => {
+    const store = await openMigrated(freshPath());
+    try {
+      await seed(store);
+      // Only a caller breaking the types can make the insert itself fail (NOT NULL), after the seq was allocated.
+      const broken = { ...message('b'), text: null as unknown as string };
+      const results = await Promise.allSettled([
+        store.appendMessage(message('a')), store.appendMessage(broken), store.appendMessage(message('c')),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+      assert.deepEqual((await store.messagesAfter('g', 0, 10)).map((m) => [m.seq, m.text]), [[1, 'a'], [2, 'c']]);
+      assert.equal((await store.getConversation('g'))?.lastSeq, 2);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -1,6 +1,6 @@
 /**
- * The append batch: a queue of appends run in one immediate transaction, each item inside its own savepoint so one
- * failing item is rolled back and rejected alone while the rest commit.
+ * The append batch: queued appends run in one immediate transaction, and each item gets its own outcome: one failing
+ * item is rejected alone while the rest commit.
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
@@ -17,28 +17,59 @@ export interface QueuedAppend extends NewMessage {
 
 export type AppendResult = { message: Message; duplicate: boolean };
 
-export function createAppendBatch(db: Database.Database, s: Statements): (items: QueuedAppend[]) => Outcome<AppendResult>[] {
-  // A transaction function called inside another transaction runs as a savepoint.
-  const appendOne = db.transaction((m: QueuedAppend): AppendResult => {
+/** An item failed after its seq was taken: undoing it needs a savepoint. */
+class FailedAfterWrite extends Error {
+  constructor(readonly original: unknown) {
+    super('append failed after allocating its seq');
+  }
+}
+
+type Batch = (items: QueuedAppend[]) => Outcome<AppendResult>[];
+
+export function createAppendBatch(db: Database.Database, s: Statements): Batch {
+  // Every expected refusal (duplicate, unknown conversation, taken id) is found before anything is written, so the
+  // common path needs no savepoint per item; those cost a sub-journal copy of every page the item touches.
+  const appendChecked = (m: QueuedAppend): AppendResult => {
     const existing = s.messageByKey.get(m.conversationId, m.senderId, m.key);
     if (existing) return { message: toMessage(existing), duplicate: true };
+    if (s.messageIdTaken.get(m.id)) throw new ParleyError('CONFLICT', 'A message with this id exists');
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');
-    s.insertMessage.run(m.conversationId, counter.last_seq, m.id, m.senderId, m.key, m.text, m.metaText, m.now);
-    return { message: newMessage(m, counter.last_seq), duplicate: false };
-  });
-
-  const batch = db.transaction((items: QueuedAppend[]) => items.map((item): Outcome<AppendResult> => {
     try {
-      return { ok: true, value: appendOne(item) };
+      s.insertMessage.run(m.conversationId, counter.last_seq, m.id, m.senderId, m.key, m.text, m.metaText, m.now);
+    } catch (error) {
+      throw new FailedAfterWrite(error);
+    }
+    return { message: newMessage(m, counter.last_seq), duplicate: false };
+  };
+  // A transaction function called inside another transaction runs as a savepoint.
+  const appendInSavepoint = db.transaction(appendChecked);
+
+  const fast = batchOf(db, appendChecked, false);
+  const safe = batchOf(db, appendInSavepoint, true);
+  return (items) => {
+    try {
+      return fast.immediate(items);
+    } catch (error) {
+      if (!(error instanceof FailedAfterWrite)) throw error;
+    }
+    // The fast pass was rolled back whole; redo it with a savepoint per item so only the failing one is undone.
+    return safe.immediate(items);
+  };
+}
+
+function batchOf(db: Database.Database, append: (m: QueuedAppend) => AppendResult, undoable: boolean) {
+  return db.transaction((items: QueuedAppend[]) => items.map((item): Outcome<AppendResult> => {
+    try {
+      return { ok: true, value: append(item) };
     } catch (error) {
       // Some failures (I/O, full disk) make SQLite roll back the whole transaction: then nothing in it committed.
       if (!db.inTransaction) throw error;
-      return { ok: false, error };
+      if (!(error instanceof FailedAfterWrite)) return { ok: false, error };
+      if (!undoable) throw error;
+      return { ok: false, error: error.original };
     }
   }));
-
-  return (items) => batch.immediate(items);
 }
 
 function newMessage(m: QueuedAppend, seq: number): Message {
