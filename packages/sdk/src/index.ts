@@ -24,6 +24,7 @@ export {
 export { Backoff, backoffCeiling, fullJitterDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { Sequencer, type GapRange, type Position } from './sequencer.js';
 export { Outbox, type PendingSend, type SendData } from './outbox.js';
+export { PendingRequests } from './pending-requests.js';
 export { Emitter, type Handler } from './emitter.js';
 export { newIdempotencyKey } from './keys.js';
 export { subprotocols, type WebSocketConstructor, type WebSocketLike } from './socket.js';
