@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { RawClient, sleep } from '../helpers/raw-client.js';
+import { register, startServer, type TestServer } from '../helpers/server.js';
+
+interface Seat {
+  user: { id: string; name: string; token: string };
+  client: RawClient;
+}
+
+describe('messages', () => {
+  let server: TestServer;
+  const clients: RawClient[] = [];
+  let counter = 0;
+
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await server.stop();
+  });
+
+  const seat = async (label: string): Promise<Seat> => {
+    const user = await register(server, `msg-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
+    const client = await RawClient.connect(server.wsUrl, user.token);
+    clients.push(client);
+    return { user, client };
+  };
+  const settle = (c: RawClient): Promise<unknown> => c.ok('ping');
+  /** A public group owned by the first seat that the others joined. */
+  const group = async (owner: Seat, ...others: Seat[]): Promise<string> => {
+    const { conversation } = await owner.client.ok('conversation.create', { name: `chat ${randomUUID().slice(0, 8)}` });
+    for (const o of others) await o.client.ok('conversation.join', { conversationId: conversation.id });
+    return conversation.id;
+  };
+  const newIn = (c: RawClient, conversationId: string): any[] => c.eventsOf('message.new').filter((m) => m.conversationId === conversationId);
+  const lastSeq = async (c: RawClient, conversationId: string): Promise<number> =>
+    (await c.ok('conversation.get', { conversationId })).conversation.lastSeq;
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  describe('ordering', () => {
+    it('assigns seqs 1..N without gaps under 100 concurrent sends from 3 clients, and every member receives each exactly once', async () => {
+      const seats = [await seat('burst-a'), await seat('burst-b'), await seat('burst-c')];
+      const conversationId = await group(seats[0], seats[1], seats[2]);
+      const N = 100;
+      const replies = await Promise.all(range(0, N - 1).map((i) =>
+        seats[i % 3].client.ok('message.send', { conversationId, key: `burst-${i}`, text: `message ${i}` })));
+      const seqs = replies.map((r) => r.message.seq).sort((x, y) => x - y);
+      assert.deepEqual(seqs, range(1, N), 'seqs are exactly 1..N');
+      assert.equal(new Set(replies.map((r) => r.message.id)).size, N, 'every message has its own id');
+      assert.ok(replies.every((r) => r.duplicate === false));
+
+      for (const { client } of seats) {
+        const deadline = Date.now() + 5000;
+        while (newIn(client, conversationId).length < N && Date.now() < deadline) await sleep(10);
+        await settle(client);
+        const received = newIn(client, conversationId).map((m) => m.seq);
+        assert.equal(received.length, N, 'no duplicates');
+        assert.deepEqual([...received].sort((x, y) => x - y), range(1, N));
+        assert.deepEqual(received, range(1, N), 'events arrive in seq order');
+      }
+      assert.equal(await lastSeq(seats[0].client, conversationId), N);
+      const { messages } = await seats[1].client.ok('history.after', { conversationId, afterSeq: 0, limit: 100 });
+      assert.deepEqual(messages.map((m: any) => m.seq), range(1, N));
+    });
+  });
+
+  describe('idempotent sends', () => {
+    it('returns the original message for a retry with the same key, without a second message.new or a second copy', async () => {
+      const alice = await seat('idem-a');
+      const bob = await seat('idem-b');
+      const conversationId = await group(alice, bob);
+      const first = await alice.client.ok('message.send', { conversationId, key: 'retry-me', text: 'only once' });
+      assert.equal(first.duplicate, false);
+      const retry = await alice.client.ok('message.send', { conversationId, key: 'retry-me', text: 'only once' });
+      assert.equal(retry.duplicate, true);
+      assert.equal(retry.message.id, first.message.id);
+      assert.equal(retry.message.seq, first.message.seq);
+      assert.equal(retry.message.text, 'only once');
+
+      const { message: next } = await alice.client.ok('message.send', { conversationId, key: 'next', text: 'after the retry' });
+      assert.equal(next.seq, first.message.seq + 1, 'the retry did not take a seq');
+      await bob.client.waitFor('message.new', (m) => m.id === next.id);
+      await settle(bob.client);
+      await settle(alice.client);
+      for (const c of [alice.client, bob.client]) {
+        assert.equal(newIn(c, conversationId).filter((m) => m.id === first.message.id).length, 1, 'one message.new for the key');
+      }
+      const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.deepEqual(messages.map((m: any) => m.text), ['only once', 'after the retry']);
+    });
+
+    it('stores one message for concurrent sends with the same key', async () => {
+      const alice = await seat('idem-race');
+      const conversationId = await group(alice);
+      const replies = await Promise.all(range(1, 5).map(() =>
+        alice.client.ok('message.send', { conversationId, key: 'same-key', text: 'raced' })));
+      assert.equal(new Set(replies.map((r) => r.message.id)).size, 1);
+      assert.equal(replies.filter((r) => !r.duplicate).length, 1, 'exactly one original');
+      assert.equal(await lastSeq(alice.client, conversationId), 1);
+    });
+
+    it('treats the same key from another user as a new message', async () => {
+      const alice = await seat('key-a');
+      const bob = await seat('key-b');
+      const conversationId = await group(alice, bob);
+      const fromAlice = await alice.client.ok('message.send', { conversationId, key: 'shared-key', text: 'from alice' });
+      const fromBob = await bob.client.ok('message.send', { conversationId, key: 'shared-key', text: 'from bob' });
+      assert.equal(fromBob.duplicate, false);
+      assert.notEqual(fromBob.message.id, fromAlice.message.id);
+      assert.equal(fromBob.message.seq, fromAlice.message.seq + 1);
+      assert.equal(fromBob.message.text, 'from bob');
+      await alice.client.waitFor('message.new', (m) => m.id === fromBob.message.id);
+    });
+  });
+
+  describe('editing and deleting', () => {
+    it('lets the author edit: message.updated carries the new text and editedAt', async () => {
+      const alice = await seat('edit-a');
+      const bob = await seat('edit-b');
+      const conversationId = await group(alice, bob);
+      const { message } = await alice.client.ok('message.send', { conversationId, key: 'e1', text: 'teh typo' });
+      const { message: edited } = await alice.client.ok('message.edit', { conversationId, seq: message.seq, text: 'the typo' });
+      assert.equal(edited.id, message.id);
+      assert.equal(edited.seq, message.seq);
+      assert.equal(edited.text, 'the typo');
+      assert.equal(typeof edited.editedAt, 'number');
+      assert.ok(edited.editedAt >= message.createdAt);
+      assert.equal(edited.createdAt, message.createdAt);
+      for (const c of [alice.client, bob.client]) {
+        const updated = await c.waitFor('message.updated', (m) => m.id === message.id);
+        assert.equal(updated.text, 'the typo');
+        assert.equal(updated.editedAt, edited.editedAt);
+        assert.equal(updated.deleted, false);
+      }
+      const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.equal(messages[0].text, 'the typo');
+      assert.equal(messages[0].editedAt, edited.editedAt);
+    });
+
+    it('refuses an edit or delete by another member (FORBIDDEN) and leaves the message as it was', async () => {
+      const alice = await seat('edit-owner');
+      const bob = await seat('edit-other');
+      const conversationId = await group(alice, bob);
+      const { message } = await bob.client.ok('message.send', { conversationId, key: 'mine', text: 'bob wrote this' });
+      assert.equal(await alice.client.errorCode('message.edit', { conversationId, seq: message.seq, text: 'alice rewrote it' }), 'FORBIDDEN');
+      assert.equal(await alice.client.errorCode('message.delete', { conversationId, seq: message.seq }), 'FORBIDDEN');
+      const { messages } = await alice.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.equal(messages[0].text, 'bob wrote this');
+      assert.equal(messages[0].editedAt, null);
+      assert.equal(messages[0].deleted, false);
+    });
+
+    it('refuses an edit of a seq that holds no message (NOT_FOUND)', async () => {
+      const alice = await seat('edit-missing');
+      const conversationId = await group(alice);
+      assert.equal(await alice.client.errorCode('message.edit', { conversationId, seq: 7, text: 'nothing here' }), 'NOT_FOUND');
+    });
+
+    it('turns a deleted message into a tombstone that keeps its seq; the next message takes the next seq', async () => {
+      const alice = await seat('del-a');
+      const bob = await seat('del-b');
+      const conversationId = await group(alice, bob);
+      await alice.client.ok('message.send', { conversationId, key: 'd1', text: 'first' });
+      const { message: doomed } = await alice.client.ok('message.send', { conversationId, key: 'd2', text: 'regrettable', meta: { mood: 'angry' } });
+      await alice.client.ok('message.send', { conversationId, key: 'd3', text: 'third' });
+
+      const { message: tombstone } = await alice.client.ok('message.delete', { conversationId, seq: doomed.seq });
+      assert.equal(tombstone.id, doomed.id);
+      assert.equal(tombstone.seq, doomed.seq);
+      assert.equal(tombstone.deleted, true);
+      assert.equal(tombstone.text, '');
+      assert.equal(tombstone.meta, null);
+      for (const c of [alice.client, bob.client]) {
+        const updated = await c.waitFor('message.updated', (m) => m.id === doomed.id && m.deleted);
+        assert.equal(updated.text, '');
+        assert.equal(updated.meta, null);
+        assert.equal(updated.seq, doomed.seq);
+      }
+
+      const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.deepEqual(messages.map((m: any) => [m.seq, m.text, m.deleted, m.meta]), [
+        [1, 'first', false, null],
+        [2, '', true, null],
+        [3, 'third', false, null],
+      ]);
+      const { messages: backwards } = await bob.client.ok('history.before', { conversationId });
+      assert.deepEqual(backwards.map((m: any) => m.seq), [1, 2, 3]);
+      assert.equal(backwards[1].deleted, true);
+
+      const { message: next } = await bob.client.ok('message.send', { conversationId, key: 'd4', text: 'fourth' });
+      assert.equal(next.seq, 4);
+      assert.equal(await lastSeq(alice.client, conversationId), 4);
+    });
+
+    it('refuses editing or deleting again a deleted message (CONFLICT)', async () => {
+      const alice = await seat('del-conflict');
+      const conversationId = await group(alice);
+      const { message } = await alice.client.ok('message.send', { conversationId, key: 'gone', text: 'soon gone' });
+      await alice.client.ok('message.delete', { conversationId, seq: message.seq });
+      assert.equal(await alice.client.errorCode('message.edit', { conversationId, seq: message.seq, text: 'back from the dead' }), 'CONFLICT');
+      assert.equal(await alice.client.errorCode('message.delete', { conversationId, seq: message.seq }), 'CONFLICT');
+      const { messages } = await alice.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.equal(messages[0].text, '');
+      assert.equal(messages[0].deleted, true);
+    });
+  });
+
+  describe('metadata and size limits', () => {
+    it('round-trips nested JSON metadata through the reply, the event, history and an edit', async () => {
+      const alice = await seat('meta-a');
+      const bob = await seat('meta-b');
+      const conversationId = await group(alice, bob);
+      const meta = {
+        kind: 'attachment',
+        files: [{ name: 'résumé.pdf', size: 12345, tags: ['cv', null, true] }, { name: '☃.png', size: 0, tags: [] }],
+        nested: { deeper: { deepest: { n: -1.5, empty: {}, list: [[1, 2], [3]] } } },
+        quote: 'he said "hi"\n',
+      };
+      const { message } = await alice.client.ok('message.send', { conversationId, key: 'meta', text: 'see attached', meta });
+      assert.deepEqual(message.meta, meta);
+      const received = await bob.client.waitFor('message.new', (m) => m.id === message.id);
+      assert.deepEqual(received.meta, meta);
+      const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.deepEqual(messages[0].meta, meta);
+
+      const replaced = { kind: 'poll', options: [{ id: 1, votes: [] }] };
+      const { message: edited } = await alice.client.ok('message.edit', { conversationId, seq: message.seq, text: 'vote', meta: replaced });
+      assert.deepEqual(edited.meta, replaced);
+      const { messages: after } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.deepEqual(after[0].meta, replaced);
+
+      const { message: plain } = await alice.client.ok('message.send', { conversationId, key: 'no-meta', text: 'no meta' });
+      assert.equal(plain.meta, null);
+    });
+
+    it('refuses text over 4096 UTF-8 bytes (MESSAGE_TOO_LARGE) even when it is under 4096 characters, and stores nothing', async () => {
+      const alice = await seat('big-a');
+      const bob = await seat('big-b');
+      const conversationId = await group(alice, bob);
+      await alice.client.ok('message.send', { conversationId, key: 'small', text: 'small' });
+      const euros = '€'.repeat(1366); // 1366 characters, 4098 bytes
+      const emoji = '😀'.repeat(1025); // 2050 UTF-16 code units, 4100 bytes
+      for (const text of [euros, emoji]) {
+        assert.ok(text.length < 4096 && Buffer.byteLength(text) > 4096);
+        assert.equal(await alice.client.errorCode('message.send', { conversationId, key: `big-${text.length}`, text }), 'MESSAGE_TOO_LARGE');
+      }
+      assert.equal(await lastSeq(alice.client, conversationId), 1, 'lastSeq unchanged');
+      const { messages } = await alice.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.equal(messages.length, 1);
+      await settle(bob.client);
+      assert.equal(newIn(bob.client, conversationId).length, 1, 'no event for a refused message');
+      assert.equal(await alice.client.errorCode('message.edit', { conversationId, seq: 1, text: euros }), 'MESSAGE_TOO_LARGE');
+      const { messages: still } = await alice.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.equal(still[0].text, 'small');
+      assert.equal(still[0].editedAt, null);
+    });
+
+    it('accepts text of exactly 4096 UTF-8 bytes and returns it unchanged', async () => {
+      const alice = await seat('exact-a');
+      const bob = await seat('exact-b');
+      const conversationId = await group(alice, bob);
+      const texts = ['€'.repeat(1365) + 'a', '😀'.repeat(1024), 'x'.repeat(4096)];
+      for (const [i, text] of texts.entries()) {
+        assert.equal(Buffer.byteLength(text), 4096);
+        const { message } = await alice.client.ok('message.send', { conversationId, key: `exact-${i}`, text });
+        assert.equal(message.text, text);
+        const received = await bob.client.waitFor('message.new', (m) => m.id === message.id);
+        assert.equal(received.text, text);
+      }
+      const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: 0 });
+      assert.deepEqual(messages.map((m: any) => m.text), texts);
+    });
+  });
+});
