@@ -223,6 +223,22 @@ describe('the SDK uses the protocol catalogues', () => {
     }
   });
 
+  it('is browser-safe: no Node built-ins, and at run time only the dependency-free protocol modules', () => {
+    const dir = join(root, 'packages', 'sdk', 'src');
+    const allowed = new Set(['errors.js', 'close-codes.js', 'version.js', 'events.js']);
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      const source = readFileSync(join(dir, file), 'utf8');
+      for (const m of source.matchAll(/^(?:import|export)\s+(type\s+)?[^;]*?from\s+'([^']+)'/gm)) {
+        const [, typeOnly, spec] = m;
+        assert.ok(!spec.startsWith('node:'), `${file} imports ${spec}`);
+        if (typeOnly) continue;
+        if (spec.startsWith('./')) continue;
+        const protocol = /^\.\.\/\.\.\/\.\.\/src\/protocol\/([a-z-]+\.js)$/.exec(spec);
+        assert.ok(protocol && allowed.has(protocol[1]), `${file}: run-time import of ${spec} (only type imports of other modules)`);
+      }
+    }
+  });
+
   it('sends the version and token subprotocols the server expects', () => {
     assert.deepEqual(sdk.subprotocols('abc.def.ghi'), [`${sdk.SUBPROTOCOL_PREFIX}${sdk.CURRENT_VERSION}`, `${sdk.TOKEN_SUBPROTOCOL_PREFIX}abc.def.ghi`]);
     assert.deepEqual(sdk.subprotocols('t'), ['parley.v1', 'bearer.t']);
