@@ -237,8 +237,10 @@ export class Chat {
   }
 
   async edit(userId: string, d: RequestData<'message.edit'>): Promise<ResultMap['message.edit']> {
-    const meta = checkMessageSize(d.text, d.meta, this.limits);
-    await this.requireOwnMessage(userId, d.conversationId, d.seq);
+    const checkedMeta = checkMessageSize(d.text, d.meta, this.limits);
+    const original = await this.requireOwnMessage(userId, d.conversationId, d.seq);
+    // An edit without `meta` changes the text only; `meta: null` clears it.
+    const meta = d.meta === undefined ? original.meta : checkedMeta;
     const message = await this.store.editMessage({ conversationId: d.conversationId, seq: d.seq, text: d.text, meta, now: this.now() });
     if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
