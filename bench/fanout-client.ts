@@ -90,6 +90,11 @@ export interface FanoutOptions {
   warmupSeconds?: number;
   /** Messages outstanding. Default 50. */
   inflight?: number;
+  /**
+   * Fixed-rate mode: aim at this many deliveries per second (the sender sends `rate / clients` messages per second,
+   * evenly, still never more than `inflight` outstanding) to read latency below saturation. Default: saturate.
+   */
+  rate?: number;
   /** Child processes holding the subscribers. Default 1 (measured best on 2 cores; see bench/README.md). */
   clientProcesses?: number;
   /** Body size in bytes. Default 100. */
@@ -108,6 +113,8 @@ export interface FanoutResult {
   clients: number;
   clientProcesses: number;
   inflight: number;
+  /** Target deliveries/s in fixed-rate mode, null when saturating. */
+  rate: number | null;
   seconds: number;
   deliveries: number;
   deliveriesPerSec: number;
@@ -517,6 +524,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
   const seconds = Math.max(0.5, Math.min(options.seconds ?? 8, 60));
   const warmupSeconds = Math.max(0, Math.min(options.warmupSeconds ?? 1, 10));
   const inflight = Math.max(1, Math.min(options.inflight ?? 50, 10_000));
+  const messagesPerMs = options.rate !== undefined && options.rate > 0 ? options.rate / clients / 1_000 : null;
   const processes = Math.max(1, Math.min(options.clientProcesses ?? 1, 8, clients));
   const bodyBytes = options.bodyBytes ?? 100;
   const messageTimeoutMs = options.messageTimeoutMs ?? 5_000;
@@ -576,9 +584,21 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
       outstanding.set(seq, { sentAt: performance.now(), doneIn: 0 });
       sender!.send(makeBody(seq, monoUs(), bodyBytes));
     };
+    let paceStart = 0;
+    let paced = 0; // messages the pacer has released
     const refill = () => {
-      while (sending && outstanding.size < inflight) sendOne();
+      if (messagesPerMs === null) {
+        while (sending && outstanding.size < inflight) sendOne();
+        return;
+      }
+      const due = Math.floor((performance.now() - paceStart) * messagesPerMs);
+      while (sending && paced < due && outstanding.size < inflight) {
+        paced++;
+        sendOne();
+      }
+      if (due - paced > inflight) paced = due - inflight; // the server cannot keep up: do not build a burst
     };
+    const pacer = messagesPerMs === null ? null : setInterval(refill, 1);
     const onWorkerMessage = (msg: WorkerMessage) => {
       if (msg.type !== 'done') return;
       for (const seq of msg.seqs) {
@@ -604,6 +624,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
     }, 250);
 
     try {
+      paceStart = performance.now();
       refill();
       await race(new Promise((r) => setTimeout(r, warmupSeconds * 1_000)));
       for (const worker of workers) worker.send({ type: 'start' });
@@ -640,6 +661,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
         clients,
         clientProcesses: processes,
         inflight,
+        rate: options.rate ?? null,
         seconds,
         deliveries,
         deliveriesPerSec,
@@ -661,6 +683,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
       stopping = true;
       sending = false;
       clearInterval(reaper);
+      if (pacer) clearInterval(pacer);
     }
   } finally {
     clearTimeout(deadline);
