@@ -22,7 +22,7 @@ export class GroupCommit<T, R> {
     private readonly runBatch: BatchRunner<T, R>,
     private readonly mapError: (error: unknown) => unknown,
     // Bounds how long one flush blocks the event loop; the rest waits for the next turn.
-    private readonly maxBatch = 1000,
+    private readonly maxBatch = 2000,
   ) {}
 
   submit(item: T): Promise<R> {

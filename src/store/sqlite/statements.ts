@@ -106,7 +106,6 @@ export function prepareStatements(db: Database.Database) {
     // ---- messages
     messageByKey: prepare<[string, string, string], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_key = ?`),
-    messageIdTaken: prepare<[string], { taken: number }>('SELECT 1 AS taken FROM messages WHERE id = ?'),
     nextSeq: prepare<[number, string], { last_seq: number }>(
       'UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE id = ? RETURNING last_seq'),
     insertMessage: prepare<[string, number, string, string, string, string, string | null, number]>(
