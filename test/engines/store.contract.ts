@@ -7,7 +7,7 @@ import type { NewMessage, Store } from '../../src/store/store.js';
 /**
  * The store contract (the guarantees in src/store/store.ts), run against every engine. `createStore` returns a
  * fresh store on an empty database (engines on a shared server must isolate it, e.g. with a schema per call); the
- * suite migrates it, uses it for one test and closes it. Only the `Store` interface is used, so every engine runs the
+ * suite migrates it, uses it for one test and closes it. Members are always existing users (Member carries the name). Only the `Store` interface is used, so every engine runs the
  * same suite, and every time is a `now` argument.
  */
 
@@ -273,6 +273,18 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal(results.filter((r) => r.status === 'full').length, 16);
         assert.equal((await store.getConversation('g'))?.memberCount, 5);
         assert.equal((await store.listMemberIds('g')).length, 5);
+      });
+
+      test('members must be existing users: an unknown user rejects NOT_FOUND and changes nothing', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await rejectsWith(store.createGroup({ id: 'h', name: 'x', visibility: 'public', createdBy: 'ghost', now: T0 }), 'NOT_FOUND');
+        await rejectsWith(store.openDirect({ id: 'd', a: 'u1', b: 'ghost', now: T0 }), 'NOT_FOUND');
+        await rejectsWith(store.addMember({ conversationId: 'g', userId: 'ghost', role: 'member', now: T0, maxMembers: BIG }), 'NOT_FOUND');
+        assert.equal(await store.getConversation('h'), null);
+        assert.equal(await store.getConversation('d'), null);
+        assert.deepEqual(await store.listConversationIds('u1'), ['g']);
+        assert.equal((await store.getConversation('g'))?.memberCount, 1);
       });
 
       test('removeMember removes once and keeps memberCount right', async (store) => {
