@@ -14,6 +14,8 @@ export interface ConnectionOwner {
   handleFrame(connection: Connection, data: import('ws').RawData, isBinary: boolean): void;
   markAlive(connection: Connection): void;
   unregister(connection: Connection): void;
+  /** Count a close the connection decided itself (slow consumer), like the closes the owner makes. */
+  countClose(name: CloseName): void;
 }
 
 export interface ConnectionLimits {
@@ -114,6 +116,7 @@ export class Connection {
 
   /** Drop what is queued (the peer is not reading it) and close. */
   abandon(name: CloseName): void {
+    if (this.state === ConnectionState.Open) this.owner.countClose(name);
     this.queue = [];
     this.queuedBytes = 0;
     this.close(name);

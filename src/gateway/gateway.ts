@@ -193,8 +193,12 @@ export class Gateway implements ConnectionOwner {
   }
 
   closeConnection(connection: Connection, name: CloseName): void {
-    this.deps.metrics.closes.inc({ reason: name });
+    this.countClose(name);
     connection.close(name);
+  }
+
+  countClose(name: CloseName): void {
+    this.deps.metrics.closes.inc({ reason: name });
   }
 
   // ---------------------------------------------------------------- interest index
