@@ -99,10 +99,10 @@ export class SqliteStore implements Store {
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord> {
     return this.write(() => {
       const row = this.s.userById.get(id);
+      if (row && (name === null || name === row.name)) return toUser(row);
       // A nameless newcomer is shown by id until a name arrives.
-      if (!row) this.s.insertUser.run(id, name ?? id, null, 0, now);
-      else if (name !== null && name !== row.name) this.s.renameUser.run(name, id);
-      else return toUser(row);
+      if (row) this.s.renameUser.run(name ?? row.name, id);
+      else this.s.insertUser.run(id, name ?? id, null, 0, now);
       return this.requireUser(id);
     });
   }
