@@ -19,11 +19,16 @@ export interface Store {
   close(): Promise<void>;
 
   // ---- users
-  /** Insert a user; rejects CONFLICT ('ACCOUNT_EXISTS' for a taken name when passwordHash is set). */
+  /**
+   * Insert a user; rejects CONFLICT for a taken id. Built-in accounts (passwordHash set) have unique login names,
+   * compared case-insensitively: a taken one rejects ACCOUNT_EXISTS. Users from an integrating product's tokens
+   * (no password) may share display names with anyone.
+   */
   createUser(user: NewUser): Promise<UserRecord>;
   /** Insert the user if absent (JWT users appear on first connection); updates the name when given. */
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord>;
   getUser(id: string): Promise<UserRecord | null>;
+  /** The built-in account (with a password) of this login name, case-insensitively. */
   getUserByName(name: string): Promise<UserRecord | null>;
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]>;
   setBanned(id: string, banned: boolean): Promise<boolean>;

@@ -108,12 +108,19 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await store.getUserByName('alice'))?.id, 'u1');
       });
 
-      test('a taken id, or a taken name without a password hash, rejects CONFLICT', async (store) => {
-        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: null, now: T0 });
+      test('a taken id rejects CONFLICT and stores nothing', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', now: T0 });
         await rejectsWith(store.createUser({ id: 'u1', name: 'Bob', passwordHash: 'hash', now: T0 }), 'CONFLICT');
-        await rejectsWith(store.createUser({ id: 'u2', name: 'alice', passwordHash: null, now: T0 }), 'CONFLICT');
         assert.equal(await store.getUserByName('Bob'), null);
-        assert.equal(await store.getUser('u2'), null);
+      });
+
+      test('token users (no password) may share a display name with each other and with an account', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', now: T0 });
+        await store.createUser({ id: 'u2', name: 'alice', passwordHash: null, now: T0 });
+        const renamed = await store.ensureUser('u3', 'ALICE', T0);
+        assert.equal(renamed.name, 'ALICE');
+        assert.equal((await store.getUser('u2'))?.name, 'alice');
+        assert.equal((await store.getUserByName('alice'))?.id, 'u1', 'login by name finds the account, never a token user');
       });
 
       test('ensureUser inserts a missing user, keeps an existing one and renames only when given a name', async (store) => {

@@ -88,9 +88,7 @@ export class SqliteStore implements Store {
   createUser(user: NewUser): Promise<UserRecord> {
     return this.write(() => {
       if (this.s.userById.get(user.id)) throw new ParleyError('CONFLICT', 'A user with this id exists');
-      if (this.s.userByName.get(user.name)) {
-        throw user.passwordHash !== null ? new ParleyError('ACCOUNT_EXISTS') : new ParleyError('CONFLICT', 'This name is taken');
-      }
+      if (user.passwordHash !== null && this.s.userByName.get(user.name)) throw new ParleyError('ACCOUNT_EXISTS');
       this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now);
       return this.requireUser(user.id);
     });

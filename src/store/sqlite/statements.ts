@@ -42,7 +42,7 @@ export function prepareStatements(db: Database.Database) {
 
     // ---- users
     userById: prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
-    userByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?'),
+    userByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ? AND password_hash IS NOT NULL'),
     insertUser: prepare<[string, string, string | null, number, number]>(
       'INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)'),
     renameUser: prepare<[string, string]>('UPDATE users SET name = ? WHERE id = ?'),

@@ -2,14 +2,18 @@
 
 CREATE TABLE users (
   id            TEXT PRIMARY KEY,
-  -- NOCASE so "Alice" and "alice" cannot both sign up and login by name is case-insensitive.
-  name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  -- Display name; for a built-in account also the login name. Users from an integrating product's tokens may share
+  -- display names, so uniqueness holds among built-in accounts only (users_login_name below).
+  name          TEXT NOT NULL COLLATE NOCASE,
   password_hash TEXT,
   is_admin      INTEGER NOT NULL DEFAULT 0,
   banned        INTEGER NOT NULL DEFAULT 0,
   created_at    INTEGER NOT NULL,
   last_seen     INTEGER
 );
+
+-- NOCASE so "Alice" and "alice" cannot both sign up, and login by name is case-insensitive.
+CREATE UNIQUE INDEX users_login_name ON users (name COLLATE NOCASE) WHERE password_hash IS NOT NULL;
 
 CREATE TABLE conversations (
   id              TEXT PRIMARY KEY,
