@@ -242,7 +242,8 @@ export class Chat {
     // An edit without `meta` changes the text only; `meta: null` clears it.
     const meta = d.meta === undefined ? original.meta : checkedMeta;
     const message = await this.store.editMessage({ conversationId: d.conversationId, seq: d.seq, text: d.text, meta, now: this.now() });
-    if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
+    // The store refuses a message deleted since requireOwnMessage looked (a delete racing this edit).
+    if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
     return { message };
   }
@@ -250,7 +251,7 @@ export class Chat {
   async delete(userId: string, d: RequestData<'message.delete'>): Promise<ResultMap['message.delete']> {
     await this.requireOwnMessage(userId, d.conversationId, d.seq);
     const message = await this.store.deleteMessage({ conversationId: d.conversationId, seq: d.seq, now: this.now() });
-    if (!message) throw new ParleyError('NOT_FOUND', 'no such message');
+    if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
     return { message };
   }
@@ -329,6 +330,12 @@ export class Chat {
     if (message.senderId !== userId) throw new ParleyError('FORBIDDEN', 'only the author may change a message');
     if (message.deleted) throw new ParleyError('CONFLICT', 'the message was deleted');
     return message;
+  }
+
+  /** Why a checked edit or delete changed nothing: the message was deleted meanwhile, or is gone with its conversation. */
+  private async changeRefusal(conversationId: string, seq: number): Promise<ParleyError> {
+    const current = await this.store.getMessage(conversationId, seq);
+    return current?.deleted ? new ParleyError('CONFLICT', 'the message was deleted') : new ParleyError('NOT_FOUND', 'no such message');
   }
 
   private async requireRoomForAnotherConversation(userId: string): Promise<void> {

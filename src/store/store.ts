@@ -88,9 +88,9 @@ export interface Store {
    */
   appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }>;
   getMessage(conversationId: string, seq: number): Promise<Message | null>;
-  /** Replace text and meta and set editedAt. Returns null if there is no such message. */
+  /** Replace text and meta and set editedAt. Returns null if there is no such message or it is deleted (a tombstone stays one). */
   editMessage(input: { conversationId: string; seq: number; text: string; meta: unknown | null; now: number }): Promise<Message | null>;
-  /** Turn the message into a tombstone (deleted, text '', meta null); its seq stays. */
+  /** Turn the message into a tombstone (deleted, text '', meta null); its seq stays. Returns null if there is no such message or it is already deleted. */
   deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null>;
   /** Messages with seq > afterSeq, ascending, at most `limit`. */
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;

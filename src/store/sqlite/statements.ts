@@ -113,9 +113,10 @@ export function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     message: prepare<[string, number], MessageRow>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq = ?`),
     editMessage: prepare<[string, string | null, number, string, number], MessageRow>(
-      `UPDATE messages SET text = ?, meta = ?, edited_at = ? WHERE conversation_id = ? AND seq = ? RETURNING ${messageColumns}`),
+      `UPDATE messages SET text = ?, meta = ?, edited_at = ? WHERE conversation_id = ? AND seq = ? AND deleted = 0
+       RETURNING ${messageColumns}`),
     deleteMessage: prepare<[number, string, number], MessageRow>(
-      `UPDATE messages SET deleted = 1, text = '', meta = NULL, edited_at = ? WHERE conversation_id = ? AND seq = ?
+      `UPDATE messages SET deleted = 1, text = '', meta = NULL, edited_at = ? WHERE conversation_id = ? AND seq = ? AND deleted = 0
        RETURNING ${messageColumns}`),
     messagesAfter: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
