@@ -206,6 +206,28 @@ describe('messages', () => {
       assert.equal(messages[0].text, '');
       assert.equal(messages[0].deleted, true);
     });
+
+    it('keeps a tombstone a tombstone when an edit races the delete: the edit is refused (CONFLICT), never applied', async () => {
+      const alice = await seat('race-edit');
+      const bob = await seat('race-watch');
+      const conversationId = await group(alice, bob);
+      for (let i = 0; i < 5; i++) {
+        const { message } = await alice.client.ok('message.send', { conversationId, key: `race-${i}`, text: 'secret draft', meta: { draft: true } });
+        // Both frames leave in the same turn, delete first: the server handles them concurrently.
+        const [deleted, edited] = await Promise.all([
+          alice.client.request('message.delete', { conversationId, seq: message.seq }),
+          alice.client.request('message.edit', { conversationId, seq: message.seq, text: 'edited after delete', meta: { draft: false } }),
+        ]);
+        assert.ok(deleted.result, JSON.stringify(deleted));
+        assert.equal(edited.error?.code, 'CONFLICT', `the edit after the delete is refused: ${JSON.stringify(edited)}`);
+        const { messages } = await bob.client.ok('history.after', { conversationId, afterSeq: message.seq - 1, limit: 1 });
+        assert.deepEqual([messages[0].deleted, messages[0].text, messages[0].meta], [true, '', null]);
+        const { message: last } = await alice.client.ok('message.send', { conversationId, key: `race-marker-${i}`, text: 'marker' });
+        await bob.client.waitFor('message.new', (m) => m.id === last.id);
+        const updates = bob.client.eventsOf('message.updated').filter((m) => m.id === message.id);
+        assert.deepEqual(updates.map((m) => [m.deleted, m.text]), [[true, '']], 'members only ever see the tombstone');
+      }
+    });
   });
 
   describe('metadata and size limits', () => {
