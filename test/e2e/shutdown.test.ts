@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { RawClient } from '../helpers/raw-client.js';
+import { api, register, startServer } from '../helpers/server.js';
+
+describe('graceful shutdown', () => {
+  const dataDirs: string[] = [];
+  const freshDataDir = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-shutdown-'));
+    dataDirs.push(dir);
+    return dir;
+  };
+  after(() => {
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes every client with 4000 on SIGTERM and exits with code 0', async () => {
+    const server = await startServer({}, { dataDir: freshDataDir() });
+    const alice = await register(server, 'bye-alice');
+    const bob = await register(server, 'bye-bob');
+    const clients = [
+      await RawClient.connect(server.wsUrl, alice.token),
+      await RawClient.connect(server.wsUrl, alice.token, { via: 'header' }),
+      await RawClient.connect(server.wsUrl, bob.token, { via: 'query' }),
+    ];
+    const closes = Promise.all(clients.map((c) => c.waitClose(10_000)));
+    const started = Date.now();
+    const exitCode = await server.stop();
+    assert.equal(exitCode, 0);
+    assert.deepEqual((await closes).map((c) => c.code), [4000, 4000, 4000]);
+    assert.ok(Date.now() - started < 4000, 'clients that answer the close do not make it wait for the drain timeout');
+  });
+
+  it('keeps every message acknowledged before SIGTERM, across a restart on the same data folder', async () => {
+    const dataDir = freshDataDir();
+    const first = await startServer({}, { dataDir });
+    const alice = await register(first, 'keep-alice');
+    const bob = await register(first, 'keep-bob');
+    const a = await RawClient.connect(first.wsUrl, alice.token);
+    const conversationId = (await a.ok('direct.open', { userId: bob.id })).conversation.id;
+    const acknowledged = [];
+    for (let i = 0; i < 20; i++) acknowledged.push((await a.ok('message.send', { conversationId, key: `keep-${i}`, text: `kept ${i}` })).message);
+    const closed = a.waitClose(10_000);
+    assert.equal(await first.stop(), 0);
+    assert.equal((await closed).code, 4000);
+
+    const second = await startServer({}, { dataDir });
+    try {
+      const b = await RawClient.connect(second.wsUrl, bob.token);
+      assert.equal((await b.waitFor('welcome')).user.id, bob.id, 'tokens of the same secret still work');
+      const { messages, more } = await b.ok('history.after', { conversationId, afterSeq: 0, limit: 100 });
+      assert.equal(more, false);
+      assert.deepEqual(messages, acknowledged);
+      const { message } = await b.ok('message.send', { conversationId, key: 'after-restart', text: 'next' });
+      assert.equal(message.seq, 21, 'numbering continues after the restart');
+      const login = await api(second, null, 'POST', '/api/v1/sessions', { username: 'keep-alice', password: 'correct horse battery' });
+      assert.equal(login.status, 200, 'accounts survive too');
+      b.close();
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
+  });
+
+  it('does not let a client that stops reading hold the shutdown beyond the drain time', async () => {
+    const server = await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '1000' }, { dataDir: freshDataDir() });
+    const alice = await register(server, 'stuck-alice');
+    const stuck = await RawClient.connect(server.wsUrl, alice.token);
+    const fine = await RawClient.connect(server.wsUrl, alice.token);
+    (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const fineClosed = fine.waitClose(10_000);
+    const started = Date.now();
+    assert.equal(await server.stop(), 0);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 1000 + 3000, `exited after ${elapsed} ms`);
+    assert.equal((await fineClosed).code, 4000);
+    (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
+    await stuck.waitClose(5000);
+  });
+});
