@@ -228,7 +228,7 @@ export class Chat {
   async send(userId: string, d: RequestData<'message.send'>): Promise<ResultMap['message.send']> {
     const meta = checkMessageSize(d.text, d.meta, this.limits);
     const conversationId = d.conversationId ?? (await this.openDirectWith(userId, d.to as string)).id;
-    await this.requireMembership(conversationId, userId);
+    // Membership is checked by the store inside the append transaction (NOT_MEMBER), atomically with the write.
     const { message, duplicate } = await this.store.appendMessage({
       id: randomUUID(), conversationId, senderId: userId, key: d.key, text: d.text, meta, now: this.now(),
     });

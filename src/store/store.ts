@@ -84,7 +84,9 @@ export interface Store {
   // ---- messages
   /**
    * Append a message: allocate the next seq of the conversation and store the message, atomically. If a message with
-   * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`.
+   * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`. Otherwise a
+   * sender who is not a member (checked in the same transaction, so a concurrent kick cannot be overtaken) rejects
+   * NOT_MEMBER and nothing is stored.
    */
   appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }>;
   getMessage(conversationId: string, seq: number): Promise<Message | null>;

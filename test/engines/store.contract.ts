@@ -504,7 +504,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual([a.message.seq, b.message.seq, c.message.seq], [1, 2, 1]);
       });
 
-      test('an append to a missing conversation rejects NOT_FOUND alone; concurrent appends still succeed', async (store) => {
+      test('an append to a missing conversation rejects NOT_MEMBER alone; concurrent appends still succeed', async (store) => {
         await addUsers(store, 'u1');
         await addGroup(store, 'g', 'u1');
         const results = await Promise.allSettled([
@@ -513,9 +513,25 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
           store.appendMessage(newMessage('g', 'u1', 'c')),
         ]);
         assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-        await rejectsWith(store.appendMessage(newMessage('nope', 'u1', 'b')), 'NOT_FOUND');
+        await rejectsWith(store.appendMessage(newMessage('nope', 'u1', 'b')), 'NOT_MEMBER');
         assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1, 2]);
         assert.equal(await store.getConversation('nope'), null);
+      });
+
+      test('an append by a non-member rejects NOT_MEMBER and stores nothing, even racing the removal', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await rejectsWith(store.appendMessage(newMessage('g', 'u3-unknown', 'x')), 'NOT_MEMBER');
+        const removal = store.removeMember('g', 'u2');
+        const racing = await Promise.allSettled([store.appendMessage(newMessage('g', 'u2', 'late'))]);
+        await removal;
+        const stored = await store.messagesAfter('g', 0, 10);
+        // Either order is allowed; what is not allowed is a stored message from someone who is no longer a member
+        // and was refused, or a gap.
+        if (racing[0].status === 'fulfilled') assert.deepEqual(seqsOf(stored), [1]);
+        else assert.deepEqual(stored, []);
+        await rejectsWith(store.appendMessage(newMessage('g', 'u2', 'after')), 'NOT_MEMBER');
+        assert.equal((await store.getConversation('g'))?.lastSeq, stored.length);
       });
 
       test('editMessage replaces text and meta and sets editedAt; null when missing', async (store) => {

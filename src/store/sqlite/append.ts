@@ -27,12 +27,14 @@ class FailedAfterWrite extends Error {
 type Batch = (items: QueuedAppend[]) => Outcome<AppendResult>[];
 
 export function createAppendBatch(db: Database.Database, s: Statements): Batch {
-  // Expected refusals (duplicate, unknown conversation) are found before anything is written, so the common path needs
+  // Expected refusals (duplicate, non-member sender, unknown conversation) are found before anything is written, so the common path needs
   // no savepoint per item (each costs a sub-journal copy of every page the item touches). A taken message id is not
   // looked up: server-generated ids practically never collide, and the insert's UNIQUE failure takes the slow path.
   const appendChecked = (m: QueuedAppend): AppendResult => {
     const existing = s.messageByKey.get(m.conversationId, m.senderId, m.key);
     if (existing) return { message: toMessage(existing), duplicate: true };
+    // Checked inside the transaction, so a sender removed a moment ago cannot slip a message in.
+    if (!s.isMember.get(m.conversationId, m.senderId)) throw new ParleyError('NOT_MEMBER');
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');
     try {

@@ -78,6 +78,7 @@ export function prepareStatements(db: Database.Database) {
 
     // ---- members
     member: prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
+    isMember: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM members WHERE conversation_id = ? AND user_id = ?'),
     members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
     memberIds: prepare<[string], { user_id: string }>('SELECT user_id FROM members WHERE conversation_id = ? ORDER BY user_id'),
     insertMember: prepare<[string, string, string, number, number]>(
