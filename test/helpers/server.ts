@@ -29,9 +29,13 @@ export const EXTERNAL_SECRET = 'test-external-secret-0123456789-abcdefghij';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
-export async function startServer(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
+/**
+ * `options.dataDir` reuses a data folder (and leaves it in place on stop). `options.port` listens on that port instead
+ * of a random one (the `--port` flag wins over PARLEY_SERVER_PORT), so that a restarted server is found at the same URL.
+ */
+export async function startServer(env: Record<string, string> = {}, options: { dataDir?: string; port?: number } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
-  const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir], {
     env: {
       PATH: process.env.PATH ?? '',
       PARLEY_AUTH_ACCOUNTS_SECRET: OWN_SECRET,
