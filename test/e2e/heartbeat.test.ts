@@ -6,7 +6,7 @@ import { register, startServer, type TestServer } from '../helpers/server.js';
 const INTERVAL_MS = 200;
 const TIMEOUT_MS = 300;
 /** Timer granularity of the server (half the smaller period) plus scheduling and loopback latency. */
-const SLACK_MS = 400;
+const SLACK_MS = 700;
 
 describe('heartbeat', () => {
   let server: TestServer;
