@@ -1,8 +1,12 @@
 /**
- * `npm run bench`: the fan-out workload (bench/README.md) against the baselines, one after another, each server in
- * its own child process and the subscribers in another. Prints two tables, no assertions:
- * 1. saturated: the sender keeps BENCH_INFLIGHT messages outstanding → deliveries/s (latency is queueing-dominated);
- * 2. fixed rate: BENCH_RATE deliveries/s offered (default 50,000, 4 s per run) → latency below saturation.
+ * `npm run bench`: Parley and the baselines under the bench workloads (bench/README.md), one after another, each
+ * server in its own child process and the clients in others. Prints, no assertions:
+ * 1. fan-out saturated: the sender keeps BENCH_INFLIGHT messages outstanding → deliveries/s (Parley through its full
+ *    path: authenticated, validated, stored, sequenced; the baselines bare), and Parley's ratio to each baseline;
+ * 2. DM pairs (Parley): maximum acknowledged stored messages/s, then latency at a fixed offered rate;
+ * 3. memory per idle authenticated Parley connection at BENCH_MEM_CONNECTIONS (10,000);
+ * 4. fan-out at a fixed rate: BENCH_RATE deliveries/s offered (default 50,000, 4 s per run) → latency below saturation;
+ * 5. one summary table: each figure, its target, met or not.
  *
  * Bounded: every run has its own time budget inside runFanoutBench; a run that would not fit in what is left of
  * TOTAL_BUDGET_MS is skipped; a watchdog exits at HARD_LIMIT_MS whatever happens, and the exit hook in
@@ -10,14 +14,17 @@
  *
  * Environment: BENCH_CLIENTS (1000), BENCH_SECONDS (8), BENCH_INFLIGHT (50), BENCH_RATE (50000; 0 skips table 2),
  * BENCH_CLIENT_PROCS (1), BENCH_WS_CLIENT (raw | ws; raw),
- * BENCH_TARGETS (comma-separated, default ws-coalesced,ws-naive,socketio).
+ * BENCH_TARGETS (comma-separated, default parley,ws-coalesced,socketio; ws-naive is available), BENCH_DM_PAIRS (1000),
+ * BENCH_DM_INFLIGHT (requests each DM sender keeps outstanding at maximum rate, 4), BENCH_DM_PROCS (1),
+ * BENCH_MEM_CONNECTIONS (10000; 0 skips), BENCH_MEM_PROCS (2).
  */
-import { loadavg } from 'node:os';
-import { runFanoutBench, type BuiltinTarget, type FanoutResult } from './fanout-client.js';
+import { cpus, loadavg } from 'node:os';
+import { runFanoutBench, type BuiltinTarget, type CustomTarget, type FanoutResult } from './fanout-client.js';
+import { BENCH_LIMITS_ENV, parleyFanoutTarget, runDmBench, runMemoryBench, type DmResult, type MemoryResult } from './parley.js';
 import { formatInt, formatMs, formatTable } from './stats.js';
 
-const TOTAL_BUDGET_MS = 110_000;
-const HARD_LIMIT_MS = 118_000;
+const TOTAL_BUDGET_MS = 280_000;
+const HARD_LIMIT_MS = 295_000;
 /** Worst case set-up and tear-down of one run beyond its measured seconds (server start, 1,000 connects, stop). */
 const RUN_OVERHEAD_MS = 12_000;
 
@@ -33,10 +40,17 @@ const rate = envNumber('BENCH_RATE', 50_000);
 const rateSeconds = 4;
 const clientProcesses = envNumber('BENCH_CLIENT_PROCS', 1);
 const wsClient = process.env.BENCH_WS_CLIENT === 'ws' ? 'ws' : 'raw';
-const targets = (process.env.BENCH_TARGETS ?? 'ws-coalesced,ws-naive,socketio')
+const targets = (process.env.BENCH_TARGETS ?? 'parley,ws-coalesced,socketio')
   .split(',')
   .map((t) => t.trim())
-  .filter(Boolean) as BuiltinTarget[];
+  .filter(Boolean) as Array<BuiltinTarget | 'parley'>;
+const dmPairs = envNumber('BENCH_DM_PAIRS', 1_000);
+const dmInflight = envNumber('BENCH_DM_INFLIGHT', 4);
+const dmProcesses = envNumber('BENCH_DM_PROCS', 1);
+const memConnections = envNumber('BENCH_MEM_CONNECTIONS', 10_000);
+const memProcesses = envNumber('BENCH_MEM_PROCS', 2);
+const targetOf = (name: BuiltinTarget | 'parley'): BuiltinTarget | CustomTarget =>
+  name === 'parley' ? parleyFanoutTarget(clients) : name;
 
 const started = performance.now();
 const watchdog = setTimeout(() => {
@@ -60,7 +74,7 @@ async function runAll(mode: 'saturated' | 'rate'): Promise<Row[]> {
       // The machine may be shared: the 1-minute load average before each run says how much else was running.
       const load = loadavg()[0]!;
       const result = await runFanoutBench({
-        target,
+        target: targetOf(target),
         clients,
         seconds: runSeconds,
         inflight,
@@ -81,9 +95,23 @@ async function runAll(mode: 'saturated' | 'rate'): Promise<Row[]> {
 const cpuCell = (r: FanoutResult) =>
   `${r.cpu.server === null ? '-' : r.cpu.server.toFixed(2)} / ${r.cpu.clients.toFixed(2)} / ${r.cpu.coordinator.toFixed(2)}`;
 
+const loadAtStart = loadavg();
+console.log(
+  `machine: ${cpus().length} cores, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min) at start; ` +
+    `other engineers' processes may be running: figures are lower bounds, compare within this run\n`,
+);
 console.log(
   `fan-out: 1 room x ${formatInt(clients)} subscribers, ~100-byte JSON text, loopback; ${clientProcesses} client ` +
-    `process(es); ws-* subscribers on the ${wsClient} client\n`,
+    `process(es); ws-* and parley subscribers on the ${wsClient} client (parley: raw TCP WebSocket client always)\n` +
+    `parley: one public group, the sender is its owner, ${formatInt(clients)} members joined over REST, each an ` +
+    `authenticated connection of its own user; every message.send is rate-checked, validated, stored (SQLite, ` +
+    `synchronous=full, group commit), sequenced and fanned out.\n` +
+    `parley rate limits raised for the bench (it measures the path, not the limiter): ` +
+    Object.entries(BENCH_LIMITS_ENV)
+      .filter(([k]) => k.includes('RATE') || k.includes('FLOOD'))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') +
+    '\n',
 );
 
 console.log(`saturated: ${inflight} messages in flight, ${seconds} s per run (+1 s warm-up)`);
@@ -112,6 +140,101 @@ console.log(
     '\n',
 );
 
+const found = (name: string): (FanoutResult & { load: number }) | null => {
+  const row = saturated.find((r) => r.target === name);
+  return row && !('error' in row) ? row : null;
+};
+const parleyFan = found('parley');
+const ioFan = found('socketio');
+const wsFan = found('ws-coalesced');
+const ratio = (a: FanoutResult | null, b: FanoutResult | null): number | null =>
+  a && b && b.deliveriesPerSec > 0 ? a.deliveriesPerSec / b.deliveriesPerSec : null;
+const vsSocketIo = ratio(parleyFan, ioFan);
+const vsWs = ratio(parleyFan, wsFan);
+if (parleyFan) {
+  console.log(
+    `parley / socketio: ${vsSocketIo === null ? '-' : vsSocketIo.toFixed(2) + 'x'} (target >= 5x); ` +
+      `parley / ws-coalesced: ${vsWs === null ? '-' : vsWs.toFixed(2) + 'x'} (target >= 0.8x)\n`,
+  );
+}
+
+const leftMs = () => TOTAL_BUDGET_MS - (performance.now() - started);
+let dm: DmResult | { error: string } | null = null;
+if (dmPairs > 0) {
+  const dmLoad = loadavg()[0]!;
+  console.log(
+    `DM pairs: ${formatInt(dmPairs)} pairs (${formatInt(dmPairs * 2)} authenticated connections, one direct conversation ` +
+      `each), ${dmProcesses} client process(es), ~100-byte text; load ${dmLoad.toFixed(1)}`,
+  );
+  if (leftMs() < 45_000) dm = { error: 'skipped (time budget)' };
+  else {
+    try {
+      dm = await runDmBench({
+        pairs: dmPairs,
+        inflightPerSender: dmInflight,
+        clientProcesses: dmProcesses,
+        maxSeconds: 6,
+        rateSeconds: 6,
+        log: (l) => console.log(`  ${l}`),
+      });
+    } catch (error) {
+      console.error(`  dm: ${(error as Error).message}`);
+      dm = { error: (error as Error).message };
+    }
+  }
+  if (dm && !('error' in dm)) {
+    console.log(
+      '\n' +
+        formatTable(
+          ['phase', 'offered msg/s', 'stored msg/s (acked)', 'peer deliveries/s', 'p50 ms', 'p99 ms', 'CPU server/clients'],
+          [
+            [
+              `maximum (${dm.inflightPerSender} in flight per sender)`,
+              '-',
+              formatInt(dm.maxStoredPerSec),
+              '-',
+              formatMs(dm.maxP50Ms),
+              formatMs(dm.maxP99Ms),
+              `${dm.maxCpu.server.toFixed(2)} / ${dm.maxCpu.clients.toFixed(2)}`,
+            ],
+            [
+              'fixed rate',
+              formatInt(dm.offeredPerSec),
+              formatInt(dm.rateStoredPerSec),
+              formatInt(dm.rateDeliveredPerSec),
+              formatMs(dm.rateP50Ms, 2),
+              formatMs(dm.rateP99Ms, 2),
+              `${dm.rateCpu.server.toFixed(2)} / ${dm.rateCpu.clients.toFixed(2)}`,
+            ],
+          ],
+        ) +
+        '\n',
+    );
+  }
+}
+
+let memory: MemoryResult | { error: string } | null = null;
+if (memConnections > 0) {
+  console.log(
+    `memory: ${formatInt(memConnections)} idle authenticated connections (each its own user), ${memProcesses} client ` +
+      `process(es); server RSS sampled every 0.5 s after connecting, minimum of the last 3 samples; load ${loadavg()[0]!.toFixed(1)}`,
+  );
+  if (leftMs() < 60_000) memory = { error: 'skipped (time budget)' };
+  else {
+    try {
+      memory = await runMemoryBench({ connections: memConnections, clientProcesses: memProcesses, log: (l) => console.log(`  ${l}`) });
+      console.log(
+        `  RSS ${memory.rssBeforeMB.toFixed(1)} MB before (after ${memory.warmup} warm-up connections) -> ` +
+          `${memory.rssAfterMB.toFixed(1)} MB after (samples ${memory.samplesAfterMB.map((m) => m.toFixed(1)).join(', ')}): ` +
+          `${memory.perConnKB.toFixed(2)} KB per connection\n`,
+      );
+    } catch (error) {
+      console.error(`  memory: ${(error as Error).message}`);
+      memory = { error: (error as Error).message };
+    }
+  }
+}
+
 if (rate > 0) {
   console.log(`fixed rate: ${formatInt(rate)} deliveries/s offered (at most ${inflight} in flight), ${rateSeconds} s per run`);
   const fixed = await runAll('rate');
@@ -136,6 +259,37 @@ if (rate > 0) {
       ),
   );
 }
+
+// ---------------------------------------------------------------- summary
+const met = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'yes' : 'NO');
+const dmOk = dm && !('error' in dm) ? dm : null;
+const memOk = memory && !('error' in memory) ? memory : null;
+const summary: string[][] = [
+  ['fan-out deliveries/s (parley, 1,000 members, 50 in flight)', parleyFan ? formatInt(parleyFan.deliveriesPerSec) : '-', '-', ''],
+  ['fan-out p50 / p99 ms (parley, saturated)', parleyFan ? `${formatMs(parleyFan.p50Ms)} / ${formatMs(parleyFan.p99Ms)}` : '-', '-', ''],
+  ['fan-out deliveries/s (socketio / ws-coalesced)', `${ioFan ? formatInt(ioFan.deliveriesPerSec) : '-'} / ${wsFan ? formatInt(wsFan.deliveriesPerSec) : '-'}`, '-', ''],
+  ['parley / socketio fan-out', vsSocketIo === null ? '-' : `${vsSocketIo.toFixed(2)}x`, '>= 5x', met(vsSocketIo === null ? null : vsSocketIo >= 5)],
+  ['parley / ws-coalesced fan-out', vsWs === null ? '-' : `${vsWs.toFixed(2)}x`, '>= 0.8x', met(vsWs === null ? null : vsWs >= 0.8)],
+  ['DM stored msg/s (max, acknowledged)', dmOk ? formatInt(dmOk.maxStoredPerSec) : dm && 'error' in dm ? dm.error : '-', '>= 20,000', met(dmOk ? dmOk.maxStoredPerSec >= 20_000 : null)],
+  [
+    `DM p50 / p99 ms at ${dmOk ? formatInt(dmOk.offeredPerSec) : '-'} msg/s offered`,
+    dmOk ? `${formatMs(dmOk.rateP50Ms, 2)} / ${formatMs(dmOk.rateP99Ms, 2)}` : '-',
+    'p99 < 20 ms',
+    met(dmOk ? dmOk.rateP99Ms < 20 : null),
+  ],
+  [
+    `memory per idle authenticated connection (${formatInt(memConnections)})`,
+    memOk ? `${memOk.perConnKB.toFixed(2)} KB` : memory && 'error' in memory ? memory.error : '-',
+    '<= 6 KB',
+    met(memOk ? memOk.perConnKB <= 6 : null),
+  ],
+];
+const loadAtEnd = loadavg();
+console.log(
+  `\nsummary (machine load average ${loadAtStart[0]!.toFixed(2)} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')} ` +
+    `at end; figures only, nothing asserted)\n\n` +
+    formatTable(['figure', 'measured', 'target', 'met'], summary),
+);
 console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`);
 clearTimeout(watchdog);
 process.exit(0);
