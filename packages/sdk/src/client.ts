@@ -66,6 +66,8 @@ export class ParleyClient {
   private waiters: Waiter[] = [];
   private userClosed = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Abandons a connection attempt that has not brought `welcome` within requestTimeoutMs (a hung handshake). */
+  private attemptTimer: ReturnType<typeof setTimeout> | undefined;
   private watchdogTimer: ReturnType<typeof setInterval> | undefined;
   private pingInFlight = false;
   private lastFrameAt = 0;
@@ -201,6 +203,15 @@ export class ParleyClient {
     ws.onerror = () => {
       /* a close event follows; its code says what to do */
     };
+    // A server (or a proxy, or a dead network path) may accept the TCP connection and then never answer: no close
+    // event would ever come. Give up on the attempt like on an abnormal close, and retry.
+    this.clearAttemptTimer();
+    this.attemptTimer = setTimeout(() => {
+      this.attemptTimer = undefined;
+      if (gen === this.generation && this.stateValue !== 'open') {
+        this.lost(gen, CLOSE_ABNORMAL, `no welcome within ${this.requestTimeoutMs} ms`);
+      }
+    }, this.requestTimeoutMs);
   }
 
   /** The socket of generation `gen` is gone (closed by the server, the network, or abandoned by the watchdog). */
@@ -210,6 +221,7 @@ export class ParleyClient {
     const ws = this.ws;
     this.ws = null;
     if (ws) abandon(ws);
+    this.clearAttemptTimer();
     this.stopWatchdog();
     this.clearGapTimers();
     if (this.syncRetryTimer !== undefined) clearTimeout(this.syncRetryTimer);
@@ -244,6 +256,7 @@ export class ParleyClient {
   }
 
   private onWelcome(welcome: Welcome): void {
+    this.clearAttemptTimer();
     this.welcomeValue = welcome;
     this.openedAt = Date.now();
     this.setState('open');
@@ -633,9 +646,15 @@ export class ParleyClient {
     this.gapTimers.clear();
   }
 
+  private clearAttemptTimer(): void {
+    if (this.attemptTimer !== undefined) clearTimeout(this.attemptTimer);
+    this.attemptTimer = undefined;
+  }
+
   private clearTimers(): void {
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    this.clearAttemptTimer();
     if (this.syncRetryTimer !== undefined) clearTimeout(this.syncRetryTimer);
     this.syncRetryTimer = undefined;
     this.stopWatchdog();

@@ -20,7 +20,7 @@ export interface ParleyClientOptions {
   token: TokenSource;
   /** WebSocket implementation; default `globalThis.WebSocket`. In Node < 22 pass the `ws` package's export. */
   WebSocket?: WebSocketConstructor;
-  /** Reply timeout of each request. @default 10000 */
+  /** Reply timeout of each request, and the longest a connection attempt may take to bring `welcome`. @default 10000 */
   requestTimeoutMs?: number;
   /** Reconnect/retry delays (full jitter). @default { initialMs: 250, maxMs: 10000 } */
   backoff?: BackoffOptions;
