@@ -539,6 +539,11 @@ describe('SDK against a frozen server (SIGSTOP)', () => {
       await until(() => x.disconnects.length >= 1, 'the watchdog to drop the connection', 5000);
       assert.deepEqual(x.disconnects[0], { code: 4001, reason: x.disconnects[0].reason, willReconnect: true });
       assert.notEqual(x.client.state, 'open');
+      // The frozen server's kernel still accepts TCP connections, so a reconnect attempt hangs in the handshake: the
+      // client must give up on it (no welcome within requestTimeoutMs) and try again, not wait forever.
+      await until(() => x.disconnects.length >= 3, 'hung connection attempts to be abandoned and retried', 5000);
+      for (const d of x.disconnects.slice(1)) assert.deepEqual(d, { code: 1006, reason: d.reason, willReconnect: true });
+      assert.ok(x.trace.sockets.length >= 3);
     } finally {
       server.process.kill('SIGCONT');
     }
