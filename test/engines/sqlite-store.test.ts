@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+// The same build the store loads: two SQLite copies in one process do not see each other's locks.
+import { Database } from '../../src/store/sqlite/driver.js';
 import { isParleyError } from '../../src/protocol/errors.js';
 import { loadMigrations } from '../../src/store/sqlite/migrate.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';

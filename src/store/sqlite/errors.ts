@@ -2,7 +2,7 @@
  * Translates better-sqlite3 failures into ParleyErrors, so callers can tell "retry later" (UNAVAILABLE) and
  * data conflicts (CONFLICT, NOT_FOUND) from bugs, which are rethrown untouched.
  */
-import Database from 'better-sqlite3';
+import { Database } from './driver.js';
 import { ParleyError, isParleyError } from '../../protocol/errors.js';
 
 // Result codes that mean the engine, not the request, is at fault: retrying later may succeed.

@@ -1,7 +1,7 @@
 /** Opens the SQLite file with the pragmas the store relies on. */
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from './driver.js';
 
 export interface OpenOptions {
   path: string;
@@ -14,7 +14,7 @@ function isFilePath(p: string): boolean {
   return p !== '' && p !== ':memory:' && !p.startsWith('file:');
 }
 
-export function openDatabase(options: OpenOptions): Database.Database {
+export function openDatabase(options: OpenOptions): Database {
   if (isFilePath(options.path)) fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
   const db = new Database(options.path);
   try {
