@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+
+/**
+ * The folder tree is the architecture, and these are its import rules (docs/architecture.md): the protocol imports
+ * nothing of Parley, the domain knows no transport, SQL or engine, the seams' engines are chosen only by the
+ * composition root, and the SDK sees only the protocol.
+ */
+const root = new URL('../../', import.meta.url).pathname;
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(join(root, dir)).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(join(root, path)).isDirectory()) return sourceFiles(path);
+    return path.endsWith('.ts') ? [path] : [];
+  });
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(root, file), 'utf8');
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2]);
+}
+
+/** Imports of `file` resolved to repository paths (relative ones) or package names. */
+function resolvedImports(file: string): string[] {
+  return importsOf(file).map((spec) => (spec.startsWith('.') ? relative(root, join(root, file, '..', spec)) : spec));
+}
+
+function violations(dir: string, forbidden: (target: string) => boolean): string[] {
+  return sourceFiles(dir).flatMap((file) => resolvedImports(file).filter(forbidden).map((target) => `${file} → ${target}`));
+}
+
+const engineFolder = /^src\/(store\/sqlite|bus\/memory|presence\/memory)\//;
+
+describe('layering', () => {
+  it('protocol imports nothing of Parley but itself', () => {
+    assert.deepEqual(violations('src/protocol', (t) => t.startsWith('src/') && !t.startsWith('src/protocol/')), []);
+  });
+
+  it('domain imports only the protocol, the seam interfaces and its own modules: no transport, SQL or engine', () => {
+    const allowed = /^src\/(protocol\/|domain\/|config\/schema|store\/store|bus\/bus|bus\/envelope|presence\/presence)/;
+    assert.deepEqual(violations('src/domain', (t) => (t.startsWith('src/') && !allowed.test(t)) || /^(ws|better-sqlite3|fastify|pg|ioredis)/.test(t)), []);
+  });
+
+  it('only the composition root imports concrete engines', () => {
+    const outside = sourceFiles('src').filter((f) => f !== 'src/main.ts' && !engineFolder.test(f));
+    const bad = outside.flatMap((file) => resolvedImports(file).filter((t) => engineFolder.test(t)).map((t) => `${file} → ${t}`));
+    assert.deepEqual(bad, []);
+  });
+
+  it('engines do not import the domain, the gateway or the HTTP layer', () => {
+    for (const dir of ['src/store', 'src/bus', 'src/presence']) {
+      assert.deepEqual(violations(dir, (t) => /^src\/(domain|gateway|http)\//.test(t)), [], dir);
+    }
+  });
+
+  it('the SDK imports only the protocol, never the server', () => {
+    assert.deepEqual(violations('packages/sdk/src', (t) => t.startsWith('src/') && !t.startsWith('src/protocol/')), []);
+  });
+});
