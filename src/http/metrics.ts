@@ -22,6 +22,6 @@ export class Metrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'parley_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
   }
 }

@@ -126,5 +126,6 @@ export async function api(server: TestServer, token: string | null, method: stri
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${server.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  const json = (res.headers.get('content-type') ?? '').includes('json');
+  return { status: res.status, body: text && json ? JSON.parse(text) : text || null };
 }
