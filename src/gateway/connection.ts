@@ -6,6 +6,8 @@ import { TokenBucket } from './rate-limit.js';
 import { frameText } from './frame.js';
 import type { WriteScheduler } from './write-scheduler.js';
 
+const NO_CONVERSATIONS: ReadonlySet<string> = new Set<string>();
+
 export const ConnectionState = { Open: 0, Closing: 1, Closed: 2 } as const;
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
 
@@ -36,8 +38,11 @@ export class Connection {
   lastTouchAt: number;
   /** Requests refused for rate in a row; past the flood limit the connection is closed. */
   refusedInRow = 0;
-  /** Conversations this connection receives events of (the gateway keeps its interest index from these). */
-  readonly conversations = new Set<string>();
+  /**
+   * Conversations this connection receives events of (the gateway keeps its interest index from these). Allocated on
+   * the first one: an idle connection without conversations then costs no Set (~150 B).
+   */
+  private conversationSet: Set<string> | null = null;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private marked = false;
@@ -58,6 +63,18 @@ export class Connection {
   ) {
     this.requests = new TokenBucket(limits.connectionRate.perSecond, limits.connectionRate.burst, now);
     this.lastTouchAt = now;
+  }
+
+  get conversations(): ReadonlySet<string> {
+    return this.conversationSet ?? NO_CONVERSATIONS;
+  }
+
+  addConversation(conversationId: string): void {
+    (this.conversationSet ??= new Set()).add(conversationId);
+  }
+
+  removeConversation(conversationId: string): void {
+    this.conversationSet?.delete(conversationId);
   }
 
   /** Queue a ready-made frame. Returns false if the connection is closing or was just closed as a slow consumer. */

@@ -54,7 +54,8 @@ export class Gateway implements ConnectionOwner {
   private readonly wss: WebSocketServer;
   private readonly scheduler = new WriteScheduler();
   private readonly connections = new Set<Connection>();
-  private readonly byUser = new Map<string, Set<Connection>>();
+  /** userId → its one connection, or a Set of them when it has several (most users have one; a Set costs ~150 B). */
+  private readonly byUser = new Map<string, Connection | Set<Connection>>();
   private readonly byConversation = new Map<string, Set<Connection>>();
   private readonly dispatcher: Dispatcher;
   private readonly heartbeat: Heartbeat;
@@ -171,9 +172,10 @@ export class Gateway implements ConnectionOwner {
 
   private register(connection: Connection, conversationIds: string[]): void {
     this.connections.add(connection);
-    let devices = this.byUser.get(connection.userId);
-    if (!devices) this.byUser.set(connection.userId, (devices = new Set()));
-    devices.add(connection);
+    const devices = this.byUser.get(connection.userId);
+    if (devices === undefined) this.byUser.set(connection.userId, connection);
+    else if (devices instanceof Set) devices.add(connection);
+    else this.byUser.set(connection.userId, new Set([devices, connection]));
     for (const id of conversationIds) this.addInterest(connection, id, false);
   }
 
@@ -185,8 +187,13 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.connections.dec();
     for (const id of connection.conversations) this.removeInterest(connection, id);
     const devices = this.byUser.get(connection.userId);
-    devices?.delete(connection);
-    if (devices && devices.size === 0) {
+    let lastDevice = false;
+    if (devices === connection) {
+      lastDevice = true;
+    } else if (devices instanceof Set && devices.delete(connection) && devices.size === 1) {
+      this.byUser.set(connection.userId, devices.values().next().value!);
+    }
+    if (lastDevice) {
       this.byUser.delete(connection.userId);
       this.dispatcher.forgetUser(connection.userId);
       this.unsubscribe(userTopic(connection.userId));
@@ -206,7 +213,7 @@ export class Gateway implements ConnectionOwner {
   // ---------------------------------------------------------------- interest index
 
   private addInterest(connection: Connection, conversationId: string, subscribe = true): void {
-    connection.conversations.add(conversationId);
+    connection.addConversation(conversationId);
     let members = this.byConversation.get(conversationId);
     if (!members) {
       this.byConversation.set(conversationId, (members = new Set()));
@@ -216,7 +223,7 @@ export class Gateway implements ConnectionOwner {
   }
 
   private removeInterest(connection: Connection, conversationId: string): void {
-    connection.conversations.delete(conversationId);
+    connection.removeConversation(conversationId);
     const members = this.byConversation.get(conversationId);
     if (!members) return;
     members.delete(connection);
@@ -232,17 +239,23 @@ export class Gateway implements ConnectionOwner {
 
   // ---------------------------------------------------------------- fan-out
 
+  /** A user's connections on this instance. */
+  private devicesOf(userId: string): Set<Connection> | Connection[] {
+    const devices = this.byUser.get(userId);
+    return devices === undefined ? [] : devices instanceof Set ? devices : [devices];
+  }
+
   /** One bus payload: framed once, queued to every interested local connection. */
   private deliver(topic: string, payload: string): void {
     const envelope = decodeEnvelope(payload);
     const isUserTopic = topic.charCodeAt(0) === 0x75; /* u */
     const id = topic.slice(2);
     if (envelope.kind === 'control') {
-      if (isUserTopic && envelope.command === 'ban') for (const c of this.byUser.get(id) ?? []) this.closeConnection(c, 'BANNED');
+      if (isUserTopic && envelope.command === 'ban') for (const c of this.devicesOf(id)) this.closeConnection(c, 'BANNED');
       return;
     }
-    const targets = isUserTopic ? this.byUser.get(id) : this.byConversation.get(id);
-    if (!targets || targets.size === 0) return;
+    const targets = isUserTopic ? this.devicesOf(id) : this.byConversation.get(id);
+    if (!targets || (targets instanceof Set ? targets.size : targets.length) === 0) return;
     if (isUserTopic) this.applyMembershipChange(targets, envelope.frame);
     const frame = frameText(envelope.frame);
     const except = envelope.exceptUser;
@@ -255,7 +268,7 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** A user's own events say when they joined or left a conversation: keep the interest index in step. */
-  private applyMembershipChange(devices: Set<Connection>, frame: string): void {
+  private applyMembershipChange(devices: Iterable<Connection>, frame: string): void {
     const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string } };
     if (event === 'conversation.updated' && data.id) {
       for (const c of devices) this.addInterest(c, data.id);

@@ -22,31 +22,35 @@ import type { Bus } from '../bus.js';
  * - Nothing is ever lost inside one process, so `onReset` listeners never run.
  */
 export class MemoryBusHub {
-  private readonly topics = new Map<string, Set<MemoryBus>>();
+  /**
+   * topic → its one subscribed instance, or a Set when several are. One instance per topic is the common case (one
+   * process, or a topic of one user), and a Set for each of 10,000 user topics would cost ~150 B apiece.
+   */
+  private readonly topics = new Map<string, MemoryBus | Set<MemoryBus>>();
 
   /** @internal */
   add(topic: string, bus: MemoryBus): void {
-    let set = this.topics.get(topic);
-    if (!set) {
-      set = new Set();
-      this.topics.set(topic, set);
-    }
-    set.add(bus);
+    const subscribers = this.topics.get(topic);
+    if (subscribers === undefined) this.topics.set(topic, bus);
+    else if (subscribers instanceof Set) subscribers.add(bus);
+    else if (subscribers !== bus) this.topics.set(topic, new Set([subscribers, bus]));
   }
 
   /** @internal */
   remove(topic: string, bus: MemoryBus): void {
-    const set = this.topics.get(topic);
-    if (!set) return;
-    set.delete(bus);
-    if (set.size === 0) this.topics.delete(topic);
+    const subscribers = this.topics.get(topic);
+    if (subscribers === bus) this.topics.delete(topic);
+    else if (subscribers instanceof Set && subscribers.delete(bus) && subscribers.size === 1) {
+      this.topics.set(topic, subscribers.values().next().value!);
+    }
   }
 
   /** @internal Synchronous fan-out into the subscribed instances' inboxes. */
   fanOut(topic: string, payload: string): void {
-    const set = this.topics.get(topic);
-    if (!set) return;
-    for (const bus of set) bus.enqueue(topic, payload);
+    const subscribers = this.topics.get(topic);
+    if (subscribers === undefined) return;
+    if (subscribers instanceof Set) for (const bus of subscribers) bus.enqueue(topic, payload);
+    else subscribers.enqueue(topic, payload);
   }
 
   /** Number of topics with at least one subscribed instance (for tests and metrics). */
