@@ -22,9 +22,56 @@ import type { Presence } from '../presence.js';
  * - `lastSeen`: time of the last connect, touch or disconnect; an expired user keeps the time of the last touch.
  *   It survives going offline (kept for every user seen since the process started).
  */
+/**
+ * connectionId → time of the last connect or touch. Most users have one connection: it is kept inline, and a Map
+ * (~300 B with its table) is made only for a second one, so 10,000 idle users do not cost 10,000 Maps.
+ */
+class ConnectionTimes {
+  private soleId: string | null = null;
+  private soleAt = 0;
+  private many: Map<string, number> | null = null;
+
+  get size(): number {
+    return this.many !== null ? this.many.size : this.soleId === null ? 0 : 1;
+  }
+
+  get(connectionId: string): number | undefined {
+    if (this.many !== null) return this.many.get(connectionId);
+    return connectionId === this.soleId ? this.soleAt : undefined;
+  }
+
+  set(connectionId: string, at: number): void {
+    if (this.many !== null) {
+      this.many.set(connectionId, at);
+    } else if (this.soleId === null || this.soleId === connectionId) {
+      this.soleId = connectionId;
+      this.soleAt = at;
+    } else {
+      this.many = new Map([[this.soleId, this.soleAt], [connectionId, at]]);
+      this.soleId = null;
+    }
+  }
+
+  delete(connectionId: string): boolean {
+    if (this.many !== null) {
+      const deleted = this.many.delete(connectionId);
+      if (this.many.size === 0) this.many = null;
+      return deleted;
+    }
+    if (connectionId !== this.soleId) return false;
+    this.soleId = null;
+    return true;
+  }
+
+  /** A snapshot of the entries (safe to delete from while iterating it). */
+  entries(): Array<[string, number]> {
+    if (this.many !== null) return [...this.many];
+    return this.soleId === null ? [] : [[this.soleId, this.soleAt]];
+  }
+}
+
 interface UserEntry {
-  /** connectionId → time of the last connect or touch. */
-  connections: Map<string, number>;
+  connections: ConnectionTimes;
   reportedOnline: boolean;
   lastSeen: number | null;
 }
@@ -88,7 +135,7 @@ export class MemoryPresence implements Presence {
       const user = this.users.get(userId);
       if (!user) return { userId, online: false, lastSeen: null };
       let online = false;
-      for (const touchedAt of user.connections.values()) {
+      for (const [, touchedAt] of user.connections.entries()) {
         if (this.isLive(touchedAt, now)) {
           online = true;
           break;
@@ -123,7 +170,7 @@ export class MemoryPresence implements Presence {
   }
 
   private dropExpired(user: UserEntry, now: number): void {
-    for (const [connectionId, touchedAt] of user.connections) {
+    for (const [connectionId, touchedAt] of user.connections.entries()) {
       if (!this.isLive(touchedAt, now)) user.connections.delete(connectionId);
     }
   }
@@ -131,7 +178,7 @@ export class MemoryPresence implements Presence {
   private entry(userId: string): UserEntry {
     let user = this.users.get(userId);
     if (!user) {
-      user = { connections: new Map(), reportedOnline: false, lastSeen: null };
+      user = { connections: new ConnectionTimes(), reportedOnline: false, lastSeen: null };
       this.users.set(userId, user);
     }
     return user;
