@@ -44,10 +44,11 @@ export function procStats(pid: number): { rss: number; cpuUs: number } {
   return { rss: rssKb * 1024, cpuUs: (ticks / CLOCK_TICKS) * 1e6 };
 }
 
-/** BENCH_PARLEY_NODE_OPTIONS is handed to the server process as NODE_OPTIONS (for example `--cpu-prof`). */
+/** BENCH_PARLEY_NODE_OPTIONS is handed to the server process as NODE_OPTIONS (profiling: see cpu-profile.mjs). */
 export async function startParley(env: Record<string, string> = {}): Promise<TestServer> {
   const nodeOptions = process.env.BENCH_PARLEY_NODE_OPTIONS;
-  return startServer({ ...BENCH_LIMITS_ENV, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}), ...env });
+  const profiling = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
+  return startServer({ ...BENCH_LIMITS_ENV, ...profiling, ...env });
 }
 
 async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
