@@ -123,6 +123,7 @@ export class Connection {
   /** Write what is queued, then close with a catalogued code. */
   close(name: CloseName): void {
     if (this.state !== ConnectionState.Open) return;
+    this.owner.countClose(name);
     this.flush();
     this.state = ConnectionState.Closing;
     const { code, reason } = closeCatalogue[name];
@@ -133,7 +134,6 @@ export class Connection {
 
   /** Drop what is queued (the peer is not reading it) and close. */
   abandon(name: CloseName): void {
-    if (this.state === ConnectionState.Open) this.owner.countClose(name);
     this.queue = [];
     this.queuedBytes = 0;
     this.close(name);

@@ -5,7 +5,7 @@ import type { Metrics } from '../http/metrics.js';
 import type { CloseName } from '../protocol/close-codes.js';
 import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
-import type { Connection } from './connection.js';
+import { ConnectionState, type Connection } from './connection.js';
 import { TokenBucket } from './rate-limit.js';
 import { zodDetails } from './validation.js';
 
@@ -32,6 +32,8 @@ export class Dispatcher {
   ) {}
 
   handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): void {
+    // Frames that arrive while the close handshake runs are not served (a flood keeps coming after its close).
+    if (connection.state !== ConnectionState.Open) return;
     const now = Date.now();
     if (!connection.requests.take(now)) {
       if (++connection.refusedInRow >= this.options.floodCloseAfter) return close('FLOOD');

@@ -202,7 +202,6 @@ export class Gateway implements ConnectionOwner {
   }
 
   closeConnection(connection: Connection, name: CloseName): void {
-    this.countClose(name);
     connection.close(name);
   }
 
