@@ -86,7 +86,11 @@ export interface Store {
    * Append a message: allocate the next seq of the conversation and store the message, atomically. If a message with
    * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`. Otherwise a
    * sender who is not a member (checked in the same transaction, so a concurrent kick cannot be overtaken) rejects
-   * NOT_MEMBER and nothing is stored.
+   * NOT_MEMBER and nothing is stored. In the same transaction:
+   * - `createdAt` is max(now, the conversation's previous createdAt): it never decreases along seq, so history by time
+   *   can follow seq order;
+   * - the sender's read cursor moves up to the new seq (sending implies having read what came before), so a member
+   *   never has an unread message of their own and unread = lastSeq - readSeq.
    */
   appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }>;
   getMessage(conversationId: string, seq: number): Promise<Message | null>;
@@ -128,6 +132,7 @@ export interface UserRecord {
 }
 
 export interface NewMessage {
+  /** A fresh random id made by the caller (a UUID): unique by construction, so the store does not index it. */
   id: string;
   conversationId: string;
   senderId: string;

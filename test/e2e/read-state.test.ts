@@ -48,31 +48,32 @@ describe('read state', () => {
   };
   const readsIn = (c: RawClient, conversationId: string): any[] => c.eventsOf('read').filter((e) => e.conversationId === conversationId);
 
-  it('counts as unread only messages from others', async () => {
+  it('counts as unread only messages from others: sending moves your own cursor to your message', async () => {
     const alice = await seat('count-a');
     const bob = await seat('count-b');
     const conversationId = await group(alice, bob);
-    await sendAll(conversationId, [alice, bob, alice, alice, bob, alice]);
+    await sendAll(conversationId, [alice, alice, alice, bob, alice, alice]);
     const forBob = await listed(bob.client, conversationId);
     assert.equal(forBob.lastSeq, 6);
-    assert.equal(forBob.readSeq, 0);
-    assert.equal(forBob.unread, 4, "alice's four messages");
+    assert.equal(forBob.readSeq, 4, 'bob replied at seq 4, so he has read up to it');
+    assert.equal(forBob.unread, 2, "alice's two messages after bob's reply");
     const forAlice = await listed(alice.client, conversationId);
-    assert.equal(forAlice.unread, 2, "bob's two messages");
+    assert.equal(forAlice.readSeq, 6);
+    assert.equal(forAlice.unread, 0, "nothing after alice's last message");
     const { conversation } = await bob.client.ok('conversation.get', { conversationId });
-    assert.equal(conversation.unread, 4);
+    assert.equal(conversation.unread, 2);
   });
 
   it('moves the cursor forward with read.mark, answering readSeq and the remaining unread', async () => {
     const alice = await seat('mark-a');
     const bob = await seat('mark-b');
     const conversationId = await group(alice, bob);
-    await sendAll(conversationId, [alice, bob, alice, alice, bob, alice]);
+    await sendAll(conversationId, [alice, alice, alice, alice, alice, alice]);
     const marked = await bob.client.ok('read.mark', { conversationId, seq: 3 });
-    assert.deepEqual(marked, { conversationId, readSeq: 3, unread: 2 });
+    assert.deepEqual(marked, { conversationId, readSeq: 3, unread: 3 });
     const forBob = await listed(bob.client, conversationId);
     assert.equal(forBob.readSeq, 3);
-    assert.equal(forBob.unread, 2);
+    assert.equal(forBob.unread, 3);
     const { members } = await alice.client.ok('member.list', { conversationId });
     assert.equal(members.find((m: any) => m.userId === bob.user.id).readSeq, 3);
     assert.deepEqual(await bob.client.ok('read.mark', { conversationId, seq: 6 }), { conversationId, readSeq: 6, unread: 0 });

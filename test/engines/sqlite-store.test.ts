@@ -109,25 +109,6 @@ describe('sqlite store', () => {
     }
   });
 
-  it('rejects a conflicting message id alone, without leaving a gap in seq', async () => {
-    const store = await openMigrated(freshPath());
-    try {
-      await seed(store);
-      const results = await Promise.allSettled([
-        store.appendMessage(message('a', 'same-id')),
-        store.appendMessage(message('b', 'same-id')),
-        store.appendMessage(message('c')),
-      ]);
-      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-      const rejected = results[1];
-      assert.ok(rejected.status === 'rejected' && isParleyError(rejected.reason) && rejected.reason.code === 'CONFLICT');
-      assert.deepEqual((await store.messagesAfter('g', 0, 10)).map((m) => [m.seq, m.text]), [[1, 'a'], [2, 'c']]);
-      assert.equal((await store.getConversation('g'))?.lastSeq, 2);
-    } finally {
-      await store.close();
-    }
-  });
-
   it('rejects an item that fails after taking its seq alone, without leaving a gap', async () => {
     const store = await openMigrated(freshPath());
     try {

@@ -596,6 +596,18 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 99_000, 3)), [8, 9, 10]);
         assert.deepEqual(await store.messagesBeforeTime('g', T0 + 1000, 3), []);
       });
+      test('createdAt never decreases along seq, even when the clock goes back; history by time follows it', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const times = [T0 + 5000, T0 + 3000, T0 + 7000, T0 + 6000];
+        await send(store, 'g', 'u1', times.length, (i) => times[i]);
+        const createdAt = (await store.messagesAfter('g', 0, 10)).map((m) => m.createdAt);
+        assert.deepEqual(createdAt, [T0 + 5000, T0 + 5000, T0 + 7000, T0 + 7000]);
+        assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 7000, 10)), [1, 2]);
+        assert.deepEqual(seqsOf(await store.messagesBeforeTime('g', T0 + 7001, 10)), [1, 2, 3, 4]);
+        assert.deepEqual(await store.messagesBeforeTime('g', T0 + 5000, 10), []);
+        assert.deepEqual(await store.messagesBeforeTime('nope', T0 + 9000, 10), []);
+      });
     });
 
     describe('read state', () => {
@@ -612,17 +624,20 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(await store.markRead('g', 'u2', 99), { readSeq: 6, unread: 0, moved: true });
       });
 
-      test('unread counts only other members\' messages', async (store) => {
+      test('sending moves the sender\'s cursor to the message, so unread counts only others\' messages', async (store) => {
         await addUsers(store, 'u1', 'u2');
         await addGroup(store, 'g', 'u1', ['u2']);
         await send(store, 'g', 'u1', 3);
+        assert.equal((await store.getMember('g', 'u1'))?.readSeq, 3);
+        assert.equal((await store.getMyConversation('g', 'u2'))?.unread, 3);
         await send(store, 'g', 'u2', 2);
+        assert.equal((await store.getMember('g', 'u2'))?.readSeq, 5, 'replying implies having read what came before');
         await send(store, 'g', 'u1', 1);
-        assert.deepEqual(await store.markRead('g', 'u2', 0), { readSeq: 0, unread: 4, moved: false });
-        assert.deepEqual(await store.markRead('g', 'u1', 0), { readSeq: 0, unread: 2, moved: false });
-        assert.deepEqual(await store.markRead('g', 'u2', 4), { readSeq: 4, unread: 1, moved: true });
+        assert.deepEqual(await store.markRead('g', 'u2', 0), { readSeq: 5, unread: 1, moved: false });
+        assert.deepEqual(await store.markRead('g', 'u1', 0), { readSeq: 6, unread: 0, moved: false });
         assert.equal((await store.getMyConversation('g', 'u2'))?.unread, 1);
-        assert.equal((await store.getMyConversation('g', 'u1'))?.unread, 2);
+        assert.equal((await store.getMyConversation('g', 'u1'))?.unread, 0);
+        assert.equal((await store.listMyConversations('u2'))[0].unread, 1);
       });
 
       test('markRead for a non-member returns null', async (store) => {
@@ -657,7 +672,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
           role: 'admin', readSeq: 1, unread: 3, peer: null, lastMessageAt: T0 + 103,
         };
         assert.deepEqual(await store.getMyConversation('g', 'u2'), expected);
-        assert.deepEqual(await store.getMyConversation('g', 'u1'), { ...expected, role: 'owner', readSeq: 0, unread: 0 });
+        assert.deepEqual(await store.getMyConversation('g', 'u1'), { ...expected, role: 'owner', readSeq: 4, unread: 0 });
         assert.equal(await store.getMyConversation('g', 'u3'), null);
         assert.equal(await store.getMyConversation('nope', 'u1'), null);
       });

@@ -28,8 +28,8 @@ type Batch = (items: QueuedAppend[]) => Outcome<AppendResult>[];
 
 export function createAppendBatch(db: Database.Database, s: Statements): Batch {
   // Expected refusals (duplicate, non-member sender, unknown conversation) are found before anything is written, so the common path needs
-  // no savepoint per item (each costs a sub-journal copy of every page the item touches). A taken message id is not
-  // looked up: server-generated ids practically never collide, and the insert's UNIQUE failure takes the slow path.
+  // no savepoint per item (each costs a sub-journal copy of every page the item touches). An insert that still fails
+  // (a caller breaking the types) takes the slow path below.
   const appendChecked = (m: QueuedAppend): AppendResult => {
     const existing = s.messageByKey.get(m.conversationId, m.senderId, m.key);
     if (existing) return { message: toMessage(existing), duplicate: true };
@@ -38,11 +38,13 @@ export function createAppendBatch(db: Database.Database, s: Statements): Batch {
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');
     try {
-      s.insertMessage.run(m.conversationId, counter.last_seq, m.id, m.senderId, m.key, m.text, m.metaText, m.now);
+      s.insertMessage.run(m.conversationId, counter.last_seq, m.id, m.senderId, m.key, m.text, m.metaText, counter.last_message_at);
+      // Whoever sends has read the conversation up to their message: no own message is ever unread.
+      s.advanceOwnCursor.run(counter.last_seq, m.conversationId, m.senderId, counter.last_seq);
     } catch (error) {
       throw new FailedAfterWrite(error);
     }
-    return { message: newMessage(m, counter.last_seq), duplicate: false };
+    return { message: newMessage(m, counter.last_seq, counter.last_message_at), duplicate: false };
   };
   // A transaction function called inside another transaction runs as a savepoint.
   const appendInSavepoint = db.transaction(appendChecked);
@@ -74,7 +76,7 @@ function batchOf(db: Database.Database, append: (m: QueuedAppend) => AppendResul
   }));
 }
 
-function newMessage(m: QueuedAppend, seq: number): Message {
+function newMessage(m: QueuedAppend, seq: number, createdAt: number): Message {
   return {
     id: m.id,
     conversationId: m.conversationId,
@@ -84,7 +86,7 @@ function newMessage(m: QueuedAppend, seq: number): Message {
     // Parsed back from the stored text so the caller sees exactly what later reads return.
     meta: m.metaText === null ? null : JSON.parse(m.metaText),
     key: m.key,
-    createdAt: m.now,
+    createdAt,
     editedAt: null,
     deleted: false,
   };

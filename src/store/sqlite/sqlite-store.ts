@@ -348,8 +348,23 @@ export class SqliteStore implements Store {
   }
 
   messagesBeforeTime(conversationId: string, beforeTime: number, limit: number): Promise<Message[]> {
-    return this.run(() => this.s.messagesBeforeTime.all(conversationId, beforeTime, limit).map(toMessage)
-      .sort((x, y) => x.seq - y.seq));
+    return this.run(() => {
+      const below = this.firstSeqAtOrAfter(conversationId, beforeTime);
+      return this.s.messagesBefore.all(conversationId, below, limit).map(toMessage).reverse();
+    });
+  }
+
+  /** The first seq created at or after `time` (lastSeq + 1 if none): a binary search, as created_at follows seq. */
+  private firstSeqAtOrAfter(conversationId: string, time: number): number {
+    let low = 1;
+    let high = (this.s.conversationById.get(conversationId)?.last_seq ?? 0) + 1;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const createdAt = this.s.createdAtOf.get(conversationId, middle)?.created_at ?? Number.POSITIVE_INFINITY;
+      if (createdAt < time) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   // ---- read state
@@ -362,8 +377,7 @@ export class SqliteStore implements Store {
       const moved = target > cursor.read_seq;
       if (moved) this.s.setReadSeq.run(target, conversationId, userId);
       const readSeq = moved ? target : cursor.read_seq;
-      const own = this.s.countOwnAfter.get(conversationId, userId, readSeq)?.n ?? 0;
-      return { readSeq, unread: cursor.last_seq - readSeq - own, moved };
+      return { readSeq, unread: cursor.last_seq - readSeq, moved };
     });
   }
 }

@@ -8,13 +8,11 @@ import type { ConversationRow, InviteRow, MemberRow, MessageRow, MyConversationR
 const conversationColumns =
   'c.id, c.kind, c.name, c.visibility, c.created_by, c.created_at, c.last_seq, c.last_message_at, c.member_count';
 
-// Unread is derived instead of scanning others' messages: every seq above read_seq is a message (seqs are gap-free and
-// messages are never removed one by one), so subtracting one's own leaves the others', via a short index range scan.
+// Unread is derived, not counted: every seq above read_seq is a message (seqs are gap-free, messages are never removed
+// one by one) and none of them is one's own (sending moves the sender's cursor to the message sent).
 const myConversationSelect = `
   SELECT ${conversationColumns}, m.role, m.read_seq,
-    c.last_seq - m.read_seq - (
-      SELECT count(*) FROM messages x WHERE x.conversation_id = c.id AND x.sender_id = m.user_id AND x.seq > m.read_seq
-    ) AS unread,
+    c.last_seq - m.read_seq AS unread,
     p.id AS peer_id, p.name AS peer_name
   FROM members m
   JOIN conversations c ON c.id = m.conversation_id
@@ -92,8 +90,6 @@ export function prepareStatements(db: Database.Database) {
       `SELECT m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
        WHERE m.conversation_id = ? AND m.user_id = ?`),
     setReadSeq: prepare<[number, string, string]>('UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ?'),
-    countOwnAfter: prepare<[string, string, number], Count>(
-      'SELECT count(*) AS n FROM messages WHERE conversation_id = ? AND sender_id = ? AND seq > ?'),
 
     // ---- invites
     invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
@@ -107,8 +103,13 @@ export function prepareStatements(db: Database.Database) {
     // ---- messages
     messageByKey: prepare<[string, string, string], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_key = ?`),
-    nextSeq: prepare<[number, string], { last_seq: number }>(
-      'UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE id = ? RETURNING last_seq'),
+    // created_at never goes backwards within a conversation, even if the clock does: history by time relies on it.
+    nextSeq: prepare<[number, string], { last_seq: number; last_message_at: number }>(
+      `UPDATE conversations SET last_seq = last_seq + 1, last_message_at = max(coalesce(last_message_at, 0), ?)
+       WHERE id = ? RETURNING last_seq, last_message_at`),
+    advanceOwnCursor: prepare<[number, string, string, number]>(
+      'UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?'),
+    createdAtOf: prepare<[string, number], { created_at: number }>('SELECT created_at FROM messages WHERE conversation_id = ? AND seq = ?'),
     insertMessage: prepare<[string, number, string, string, string, string, string | null, number]>(
       `INSERT INTO messages (conversation_id, seq, id, sender_id, client_key, text, meta, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -123,9 +124,6 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
     messagesBefore: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`),
-    messagesBeforeTime: prepare<[string, number, number], MessageRow>(
-      `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND created_at < ?
-       ORDER BY created_at DESC, seq DESC LIMIT ?`),
   };
 }
 
