@@ -47,7 +47,7 @@ export function procStats(pid: number): { rss: number; cpuUs: number } {
 /** BENCH_PARLEY_NODE_OPTIONS is handed to the server process as NODE_OPTIONS (profiling: see cpu-profile.mjs). */
 export async function startParley(env: Record<string, string> = {}): Promise<TestServer> {
   const nodeOptions = process.env.BENCH_PARLEY_NODE_OPTIONS;
-  const profiling = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
+  const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
   return startServer({ ...BENCH_LIMITS_ENV, ...profiling, ...env });
 }
 

@@ -1,37 +1,24 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type User } from '../helpers/seats.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
-
-interface User {
-  id: string;
-  name: string;
-  token: string;
-}
+import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('groups', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'grp');
 
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  /** A fresh account with a name unique to this run. */
-  const user = (label: string): Promise<User> => register(server, `grp-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-  const connect = async (u: User): Promise<RawClient> => {
-    const c = await RawClient.connect(server.wsUrl, u.token);
-    clients.push(c);
-    return c;
-  };
-  /** A round trip on a connection: every frame the server queued for it before the reply has arrived after this. */
-  const settle = (c: RawClient): Promise<unknown> => c.ok('ping');
+  const user = (label: string): Promise<User> => seats.user(label);
+  const connect = (u: User): Promise<RawClient> => seats.connect(u);
   const unique = (): string => randomUUID().replace(/-/g, '').slice(0, 10);
 
   /** A group of `owner` that every other given user has joined (public) or been invited into (private). */

@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { RawClient, sleep } from '../helpers/raw-client.js';
-import { api, register, startServer, type TestServer } from '../helpers/server.js';
-
-interface Seat {
-  user: { id: string; name: string; token: string };
-  client: RawClient;
-}
+import { api, startServer, type TestServer } from '../helpers/server.js';
 
 describe('history', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'hist');
 
   before(async () => {
     // Each test writes a long history from one connection, faster than the default per-user message rate and
@@ -25,16 +20,11 @@ describe('history', () => {
     });
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  const seat = async (label: string): Promise<Seat> => {
-    const user = await register(server, `hist-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-    const client = await RawClient.connect(server.wsUrl, user.token);
-    clients.push(client);
-    return { user, client };
-  };
+  const seat = (label: string): Promise<Seat> => seats.seat(label);
   const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
   const seqsOf = (page: { messages: any[] }): number[] => page.messages.map((m) => m.seq);
 

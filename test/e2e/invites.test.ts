@@ -1,34 +1,24 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type User } from '../helpers/seats.js';
 import { RawClient, sleep } from '../helpers/raw-client.js';
-import { api, register, startServer, type TestServer } from '../helpers/server.js';
-
-interface User {
-  id: string;
-  name: string;
-  token: string;
-}
+import { api, startServer, type TestServer } from '../helpers/server.js';
 
 describe('invites', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'inv');
 
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  const user = (label: string): Promise<User> => register(server, `inv-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-  const connect = async (u: User): Promise<RawClient> => {
-    const c = await RawClient.connect(server.wsUrl, u.token);
-    clients.push(c);
-    return c;
-  };
+  const user = (label: string): Promise<User> => seats.user(label);
+  const connect = (u: User): Promise<RawClient> => seats.connect(u);
   const privateGroup = async (owner: RawClient): Promise<any> =>
     (await owner.ok('conversation.create', { name: `private ${randomUUID().slice(0, 8)}`, visibility: 'private' })).conversation;
   const usesOf = async (owner: RawClient, conversationId: string, token: string): Promise<number> => {

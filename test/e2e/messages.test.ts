@@ -1,34 +1,23 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { RawClient, sleep } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
-
-interface Seat {
-  user: { id: string; name: string; token: string };
-  client: RawClient;
-}
+import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('messages', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'msg');
 
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  const seat = async (label: string): Promise<Seat> => {
-    const user = await register(server, `msg-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-    const client = await RawClient.connect(server.wsUrl, user.token);
-    clients.push(client);
-    return { user, client };
-  };
-  const settle = (c: RawClient): Promise<unknown> => c.ok('ping');
+  const seat = (label: string): Promise<Seat> => seats.seat(label);
   /** A public group owned by the first seat that the others joined. */
   const group = async (owner: Seat, ...others: Seat[]): Promise<string> => {
     const { conversation } = await owner.client.ok('conversation.create', { name: `chat ${randomUUID().slice(0, 8)}` });

@@ -1,33 +1,23 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { api, register, startServer, type TestServer } from '../helpers/server.js';
-
-interface Seat {
-  user: { id: string; name: string; token: string };
-  client: RawClient;
-}
+import { api, startServer, type TestServer } from '../helpers/server.js';
 
 describe('read state', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'read');
 
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  const seat = async (label: string): Promise<Seat> => {
-    const user = await register(server, `read-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-    const client = await RawClient.connect(server.wsUrl, user.token);
-    clients.push(client);
-    return { user, client };
-  };
+  const seat = (label: string): Promise<Seat> => seats.seat(label);
   const group = async (owner: Seat, ...others: Seat[]): Promise<string> => {
     const { conversation } = await owner.client.ok('conversation.create', { name: `reads ${randomUUID().slice(0, 8)}` });
     for (const o of others) await o.client.ok('conversation.join', { conversationId: conversation.id });
@@ -107,8 +97,7 @@ describe('read state', () => {
     const alice = await seat('receipt-a');
     const bob = await seat('receipt-b');
     const carol = await seat('receipt-c');
-    const bobTablet = await RawClient.connect(server.wsUrl, bob.user.token);
-    clients.push(bobTablet);
+    const bobTablet = await seats.connect(bob.user);
     const conversationId = await group(alice, bob, carol);
     await sendAll(conversationId, [alice, alice, carol]);
     await bob.client.ok('read.mark', { conversationId, seq: 2 });

@@ -1,39 +1,23 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
-
-interface User {
-  id: string;
-  name: string;
-  token: string;
-}
-interface Seat {
-  user: User;
-  client: RawClient;
-}
+import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('roles and kicking', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  let counter = 0;
+  const seats = new Seats(() => server, 'role');
 
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    for (const c of clients) c.close();
+    seats.closeAll();
     await server.stop();
   });
 
-  const seat = async (label: string): Promise<Seat> => {
-    const user = await register(server, `role-${label}-${++counter}-${randomUUID().slice(0, 6)}`);
-    const client = await RawClient.connect(server.wsUrl, user.token);
-    clients.push(client);
-    return { user, client };
-  };
-  const settle = (c: RawClient): Promise<unknown> => c.ok('ping');
+  const seat = (label: string): Promise<Seat> => seats.seat(label);
 
   /** A public group: an owner, `admins` promoted by the owner, and `members` who only joined. */
   async function team(admins: number, members: number): Promise<{ conversationId: string; owner: Seat; admins: Seat[]; members: Seat[] }> {
