@@ -207,7 +207,10 @@ export class Chat {
   }
 
   async acceptInvite(userId: string, d: RequestData<'invite.accept'>): Promise<ResultMap['invite.accept']> {
-    await this.requireRoomForAnotherConversation(userId);
+    // Someone already in the group is told so (by the store), even when at their conversation limit.
+    const invite = await this.store.getInvite(d.token);
+    const alreadyMember = invite !== null && (await this.store.getMember(invite.conversationId, userId)) !== null;
+    if (!alreadyMember) await this.requireRoomForAnotherConversation(userId);
     const result = await this.store.redeemInvite({ token: d.token, userId, now: this.now(), maxMembers: this.limits.maxMembersPerGroup });
     switch (result.status) {
       case 'joined':

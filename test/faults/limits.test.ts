@@ -238,6 +238,9 @@ describe('limits: conversations per user and members per group', () => {
     const privateGroup = (await b.ok('conversation.create', { name: 'bobs private', visibility: 'private' })).conversation.id;
     const { invite } = await b.ok('invite.create', { conversationId: privateGroup });
     assert.equal(await a.errorCode('invite.accept', { token: invite.token }), 'LIMIT_EXCEEDED');
+    const first = (await a.ok('conversation.list')).conversations.find((c: any) => c.name === 'first');
+    const { invite: ownInvite } = await a.ok('invite.create', { conversationId: first.id });
+    assert.equal(await a.errorCode('invite.accept', { token: ownInvite.token }), 'ALREADY_MEMBER', 'at the limit, a member is still told they are one');
     const { conversations } = await a.ok('conversation.list');
     assert.deepEqual(conversations.map((c: any) => c.name).sort(), ['first', 'second']);
     assert.equal((await b.ok('member.list', { conversationId: publicGroup })).members.length, 1);
