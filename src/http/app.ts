@@ -10,6 +10,7 @@ import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../p
 import { requestSchemas, type RequestType } from '../protocol/requests.js';
 import { zodDetails } from '../gateway/validation.js';
 import type { Metrics } from './metrics.js';
+import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { compact, operationRoutes, type RouteInput } from './routes.js';
 
@@ -26,9 +27,6 @@ export interface HttpDeps {
   bodyLimit: number;
 }
 
-const adminUserSchema = credentialsSchema.extend({ admin: z.boolean().default(false) });
-const groupSchema = z.object({ name: z.string().trim().min(1).max(200), visibility: z.enum(['public', 'private']).default('public'), ownerId: z.string().min(1) }).strict();
-const pageSchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), after: z.string().optional() }).strict();
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -97,32 +95,23 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
 }
 
 function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
-  const guard = { preHandler: authenticateAdmin(deps) };
-  app.get('/api/v1/admin/users', guard, async (req) => {
-    const page = parse(pageSchema, req.query);
-    return { users: await deps.admin.listUsers(page.limit, page.after) };
-  });
-  app.post('/api/v1/admin/users', guard, async (req, reply) => {
-    const input = parse(adminUserSchema, req.body);
-    const user = await deps.accounts.create(input.username, input.password, input.admin);
-    reply.code(201);
-    return { user: { id: user.id, name: user.name, isAdmin: user.isAdmin } };
-  });
-  app.post('/api/v1/admin/users/:userId/ban', guard, async (req) => ({ user: await deps.admin.setBanned((req.params as { userId: string }).userId, true) }));
-  app.post('/api/v1/admin/users/:userId/unban', guard, async (req) => ({ user: await deps.admin.setBanned((req.params as { userId: string }).userId, false) }));
-  app.get('/api/v1/admin/conversations', guard, async (req) => {
-    const page = parse(pageSchema, req.query);
-    return { conversations: await deps.admin.listConversations(page.limit, page.after) };
-  });
-  app.post('/api/v1/admin/groups', guard, async (req, reply) => {
-    const conversation = await deps.admin.createGroup(parse(groupSchema, req.body));
-    reply.code(201);
-    return { conversation };
-  });
-  app.delete('/api/v1/admin/conversations/:conversationId', guard, async (req) => {
-    await deps.admin.deleteConversation((req.params as { conversationId: string }).conversationId);
-    return {};
-  });
+  const preHandler = authenticateAdmin(deps);
+  for (const route of adminRoutes) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      preHandler,
+      handler: async (req, reply) => {
+        const result = await route.run(deps, {
+          params: req.params as Record<string, string>,
+          query: route.query ? parse(route.query, req.query) : {},
+          body: route.body ? parse(route.body, req.body) : {},
+        });
+        if (route.successStatus) reply.code(route.successStatus);
+        return result;
+      },
+    });
+  }
 }
 
 function authenticate(deps: HttpDeps) {

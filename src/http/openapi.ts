@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { credentialsSchema } from '../auth/accounts.js';
 import { errorCodes } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
+import { adminRoutes } from './admin-routes.js';
 import { operationRoutes } from './routes.js';
 
 type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
@@ -15,7 +16,7 @@ interface ExtraRoute {
   status?: number;
 }
 
-/** Routes that are not protocol operations: accounts, health, metrics, admin. */
+/** Routes that are neither protocol operations nor admin routes: accounts, health, metrics. */
 const extraRoutes: ExtraRoute[] = [
   { method: 'POST', url: '/api/v1/accounts', summary: 'Register a built-in account; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema, status: 201 },
   { method: 'POST', url: '/api/v1/sessions', summary: 'Log in; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema },
@@ -23,16 +24,6 @@ const extraRoutes: ExtraRoute[] = [
   { method: 'GET', url: '/healthz', summary: 'Liveness: the process serves HTTP', auth: 'none' },
   { method: 'GET', url: '/readyz', summary: 'Readiness: the store and bus answer (503 UNAVAILABLE otherwise)', auth: 'none' },
   { method: 'GET', url: '/metrics', summary: 'Prometheus metrics', auth: 'none' },
-  { method: 'GET', url: '/api/v1/admin/users', summary: 'List users (query: limit, after)', auth: 'admin' },
-  { method: 'POST', url: '/api/v1/admin/users', summary: 'Create a built-in account', auth: 'admin', body: credentialsSchema.extend({ admin: z.boolean().optional() }), status: 201 },
-  { method: 'POST', url: '/api/v1/admin/users/{userId}/ban', summary: 'Ban a user and close their connections', auth: 'admin' },
-  { method: 'POST', url: '/api/v1/admin/users/{userId}/unban', summary: 'Lift a ban', auth: 'admin' },
-  { method: 'GET', url: '/api/v1/admin/conversations', summary: 'List all conversations (query: limit, after)', auth: 'admin' },
-  {
-    method: 'POST', url: '/api/v1/admin/groups', summary: 'Create a group owned by a given user', auth: 'admin', status: 201,
-    body: z.object({ name: z.string(), visibility: z.enum(['public', 'private']).optional(), ownerId: z.string() }),
-  },
-  { method: 'DELETE', url: '/api/v1/admin/conversations/{conversationId}', summary: 'Delete any conversation', auth: 'admin' },
 ];
 
 const openApiPath = (url: string): string => url.replace(/:([A-Za-z]+)/g, '{$1}');
@@ -63,6 +54,21 @@ export function buildOpenApi(): Record<string, unknown> {
       const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation], { io: 'input', unrepresentable: 'any' }) as JsonSchema, params);
       if (body) op.requestBody = { required: true, content: { 'application/json': { schema: body } } };
     }
+    add(url, route.method, op);
+  }
+  for (const route of adminRoutes) {
+    const url = openApiPath(route.url);
+    const query = route.query ? Object.keys((z.toJSONSchema(route.query, { io: 'input' }) as JsonSchema).properties ?? {}) : [];
+    const op: Record<string, unknown> = {
+      summary: route.summary,
+      security: [{ bearer: [] }],
+      parameters: [
+        ...pathParams(url).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+        ...query.map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } })),
+      ],
+      responses: responses(route.successStatus ?? 200),
+    };
+    if (route.body) op.requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } };
     add(url, route.method, op);
   }
   for (const route of extraRoutes) {

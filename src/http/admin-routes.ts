@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { credentialsSchema, type Accounts } from '../auth/accounts.js';
+import type { Admin } from '../domain/admin.js';
+
+export interface AdminDeps {
+  admin: Admin;
+  accounts: Accounts;
+}
+
+interface AdminInput {
+  params: Record<string, string>;
+  query: any;
+  body: any;
+}
+
+/** One route of the admin API. The server registers these and the OpenAPI document describes them: one table. */
+export interface AdminRoute {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  summary: string;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  successStatus?: number;
+  run(deps: AdminDeps, input: AdminInput): Promise<unknown>;
+}
+
+const pageSchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), after: z.string().optional() }).strict();
+const newUserSchema = credentialsSchema.extend({ admin: z.boolean().default(false) });
+const groupSchema = z.object({
+  name: z.string().trim().min(1).max(200),
+  visibility: z.enum(['public', 'private']).default('public'),
+  ownerId: z.string().min(1),
+}).strict();
+
+export const adminRoutes: AdminRoute[] = [
+  {
+    method: 'GET', url: '/api/v1/admin/users', summary: 'List users, by id (query: limit, after)', query: pageSchema,
+    run: async ({ admin }, { query }) => ({ users: await admin.listUsers(query.limit, query.after) }),
+  },
+  {
+    method: 'POST', url: '/api/v1/admin/users', summary: 'Create a built-in account (works even when self-registration is off)',
+    body: newUserSchema, successStatus: 201,
+    run: async ({ accounts }, { body }) => {
+      const user = await accounts.create(body.username, body.password, body.admin);
+      return { user: { id: user.id, name: user.name, isAdmin: user.isAdmin } };
+    },
+  },
+  {
+    method: 'POST', url: '/api/v1/admin/users/:userId/ban', summary: 'Ban a user and close their connections (4502)',
+    run: async ({ admin }, { params }) => ({ user: await admin.setBanned(params.userId, true) }),
+  },
+  {
+    method: 'POST', url: '/api/v1/admin/users/:userId/unban', summary: 'Lift a ban',
+    run: async ({ admin }, { params }) => ({ user: await admin.setBanned(params.userId, false) }),
+  },
+  {
+    method: 'GET', url: '/api/v1/admin/conversations', summary: 'List every conversation, by id (query: limit, after)', query: pageSchema,
+    run: async ({ admin }, { query }) => ({ conversations: await admin.listConversations(query.limit, query.after) }),
+  },
+  {
+    method: 'POST', url: '/api/v1/admin/groups', summary: 'Create a group owned by a given user', body: groupSchema, successStatus: 201,
+    run: async ({ admin }, { body }) => ({ conversation: await admin.createGroup(body) }),
+  },
+  {
+    method: 'DELETE', url: '/api/v1/admin/conversations/:conversationId', summary: 'Delete any conversation; its members are told',
+    run: async ({ admin }, { params }) => {
+      await admin.deleteConversation(params.conversationId);
+      return {};
+    },
+  },
+];
