@@ -18,6 +18,7 @@ import { Metrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
+import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import type { Store } from './store/store.js';
 
 /**
@@ -32,10 +33,8 @@ export interface RunningServer {
 }
 
 export async function openStore(config: Config): Promise<Store> {
-  const store = createSqliteStore({
-    path: config.store.sqlite.path ?? join(config.dataDir, 'parley.db'),
-    synchronous: config.store.sqlite.synchronous,
-  });
+  const options = { path: config.store.sqlite.path ?? join(config.dataDir, 'parley.db'), synchronous: config.store.sqlite.synchronous };
+  const store = config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
   await store.migrate();
   return store;
 }

@@ -31,6 +31,8 @@ export const configSchema = z.object({
       path: z.string().optional(),
       /** 'full' syncs every commit to disk (group commit keeps it fast); 'normal' may lose the last commits on power loss. */
       synchronous: z.enum(['full', 'normal']).default('full'),
+      /** Run SQLite on a worker thread, so commits do not stop the event loop. @default true */
+      thread: z.boolean().default(true),
     }).strict().prefault({}),
   }).strict().prefault({}),
   bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),

@@ -8,6 +8,7 @@ import { Database } from '../../src/store/sqlite/driver.js';
 import { isParleyError } from '../../src/protocol/errors.js';
 import { loadMigrations } from '../../src/store/sqlite/migrate.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { createThreadedSqliteStore } from '../../src/store/sqlite/threaded-store.js';
 import type { Store } from '../../src/store/store.js';
 import { runStoreContract } from './store.contract.js';
 
@@ -20,6 +21,7 @@ let fileCounter = 0;
 const freshPath = (): string => path.join(root, `store-${++fileCounter}.db`);
 
 runStoreContract('sqlite', async () => createSqliteStore({ path: freshPath(), synchronous: 'full' }));
+runStoreContract('sqlite on its own thread', async () => createThreadedSqliteStore({ path: freshPath(), synchronous: 'full' }));
 
 async function openMigrated(file: string, options: { busyTimeoutMs?: number } = {}): Promise<Store> {
   const store = createSqliteStore({ path: file, synchronous: 'full', ...options });
