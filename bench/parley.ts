@@ -48,7 +48,9 @@ export function procStats(pid: number): { rss: number; cpuUs: number } {
 export async function startParley(env: Record<string, string> = {}): Promise<TestServer> {
   const nodeOptions = process.env.BENCH_PARLEY_NODE_OPTIONS;
   const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
-  return startServer({ ...BENCH_LIMITS_ENV, ...profiling, ...env });
+  // PARLEY_* variables of the bench's own environment reach the server, to compare configurations.
+  const passed = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== undefined)) as Record<string, string>;
+  return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env });
 }
 
 async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
