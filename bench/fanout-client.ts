@@ -431,7 +431,7 @@ function forkTs(file: string, args: string[]): ChildProcess {
 }
 
 /** Wait for the first IPC message of `type` from `child`; rejects if the child exits first or on timeout. */
-function nextMessage<T extends { type: string }>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+export function nextMessage<T extends { type: string }>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolvePromise, reject) => {
     const onMessage = (msg: T & { message?: string }) => {
       if (msg?.type === type) {

@@ -17,7 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OWN_SECRET, signToken, startServer, type TestServer } from '../test/helpers/server.js';
-import { connectRawWs, findToken, makeBody, type CustomTarget, type FanoutAdapter, type Frame } from './fanout-client.js';
+import { connectRawWs, findToken, makeBody, nextMessage, type CustomTarget, type FanoutAdapter, type Frame } from './fanout-client.js';
 import { LatencyHistogram, monoUs, type HistogramJSON } from './stats.js';
 
 const thisModule = import.meta.url;
@@ -225,34 +225,6 @@ function forkWorker(flag: string): ChildProcess {
   return child;
 }
 
-function next<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onMessage = (msg: any) => {
-      if (msg?.type === type) {
-        cleanup();
-        resolve(msg as T);
-      } else if (msg?.type === 'error') {
-        cleanup();
-        reject(new Error(`worker: ${msg.message}`));
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`worker exited (${code}) while waiting for ${type}`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`worker: no ${type} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
 
 async function stopWorker(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -336,7 +308,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
         to: Math.floor(((w + 1) * pairs) / processes),
       });
     }
-    await Promise.all(workers.map((w) => next(w, 'ready', 120_000)));
+    await Promise.all(workers.map((w) => nextMessage(w, 'ready', 120_000)));
     const setupMs = performance.now() - started;
     log(`dm: ${pairs} pairs (${pairs * 2} connections, direct conversations opened) in ${Math.round(setupMs)} ms`);
 
@@ -347,7 +319,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
       const t0 = performance.now();
       for (const w of workers) w.send({ type: 'measure' });
       await new Promise((r) => setTimeout(r, seconds * 1_000));
-      const reports = workers.map((w) => next<DmReport>(w, 'report', 30_000));
+      const reports = workers.map((w) => nextMessage<DmReport>(w, 'report', 30_000));
       for (const w of workers) w.send({ type: 'halt' });
       const cpu1 = procStats(pid).cpuUs;
       const window = (performance.now() - t0) / 1_000;
@@ -371,7 +343,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
         perSecDeliveries += r.deliveries / (r.elapsedUs / 1e6);
       }
       // Let everything outstanding drain before the next phase.
-      await Promise.all(workers.map((w) => next(w, 'idle', 30_000)));
+      await Promise.all(workers.map((w) => nextMessage(w, 'idle', 30_000)));
       return {
         acksPerSec: perSecAcks,
         deliveriesPerSec: perSecDeliveries,
@@ -622,7 +594,7 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
     const warm = forkWorker('--mem-worker');
     workers.push(warm);
     warm.send({ type: 'init', wsUrl: server.wsUrl, from: 0, to: warmup, prefix: 'mem-warm' });
-    await next(warm, 'ready', 60_000);
+    await nextMessage(warm, 'ready', 60_000);
     const before = await settledRss(pid);
     const t0 = performance.now();
     const batch: ChildProcess[] = [];
@@ -638,7 +610,7 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
         prefix: 'mem',
       });
     }
-    await Promise.all(batch.map((w) => next(w, 'ready', 180_000)));
+    await Promise.all(batch.map((w) => nextMessage(w, 'ready', 180_000)));
     const connectMs = performance.now() - t0;
     log(`memory: ${connections} authenticated connections (+${warmup} warm-up) in ${Math.round(connectMs)} ms`);
     const after = await settledRss(pid, 8);

@@ -19,11 +19,7 @@ describe('messages', () => {
 
   const seat = (label: string): Promise<Seat> => seats.seat(label);
   /** A public group owned by the first seat that the others joined. */
-  const group = async (owner: Seat, ...others: Seat[]): Promise<string> => {
-    const { conversation } = await owner.client.ok('conversation.create', { name: `chat ${randomUUID().slice(0, 8)}` });
-    for (const o of others) await o.client.ok('conversation.join', { conversationId: conversation.id });
-    return conversation.id;
-  };
+  const group = (owner: Seat, ...others: Seat[]): Promise<string> => seats.publicGroup(owner, others);
   const newIn = (c: RawClient, conversationId: string): any[] => c.eventsOf('message.new').filter((m) => m.conversationId === conversationId);
   const lastSeq = async (c: RawClient, conversationId: string): Promise<number> =>
     (await c.ok('conversation.get', { conversationId })).conversation.lastSeq;

@@ -18,11 +18,8 @@ describe('read state', () => {
   });
 
   const seat = (label: string): Promise<Seat> => seats.seat(label);
-  const group = async (owner: Seat, ...others: Seat[]): Promise<string> => {
-    const { conversation } = await owner.client.ok('conversation.create', { name: `reads ${randomUUID().slice(0, 8)}` });
-    for (const o of others) await o.client.ok('conversation.join', { conversationId: conversation.id });
-    return conversation.id;
-  };
+  /** A public group owned by the first seat that the others joined. */
+  const group = (owner: Seat, ...others: Seat[]): Promise<string> => seats.publicGroup(owner, others);
   /** Send messages in order; `senders[i]` writes seq i+1. */
   const sendAll = async (conversationId: string, senders: Seat[]): Promise<void> => {
     for (const [i, s] of senders.entries()) {

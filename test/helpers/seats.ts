@@ -39,6 +39,13 @@ export class Seats {
     return { user, client: await this.connect(user) };
   }
 
+  /** A public group created by `owner` that each of `others` joined; returns its id. */
+  async publicGroup(owner: Seat, others: Seat[]): Promise<string> {
+    const { conversation } = await owner.client.ok('conversation.create', { name: `${this.prefix} ${randomUUID().slice(0, 8)}` });
+    for (const other of others) await other.client.ok('conversation.join', { conversationId: conversation.id });
+    return conversation.id;
+  }
+
   closeAll(): void {
     for (const client of this.clients.splice(0)) client.close();
   }
