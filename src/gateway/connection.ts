@@ -35,7 +35,6 @@ export class Connection {
   state: ConnectionState = ConnectionState.Open;
   awaitingPong = false;
   pingSentAt = 0;
-  lastTouchAt: number;
   /** Requests refused for rate in a row; past the flood limit the connection is closed. */
   refusedInRow = 0;
   /**
@@ -62,7 +61,6 @@ export class Connection {
     now: number,
   ) {
     this.requests = new TokenBucket(limits.connectionRate.perSecond, limits.connectionRate.burst, now);
-    this.lastTouchAt = now;
   }
 
   get conversations(): ReadonlySet<string> {

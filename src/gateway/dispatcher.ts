@@ -7,7 +7,7 @@ import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
 import { ConnectionState, type Connection } from './connection.js';
 import { TokenBucket } from './rate-limit.js';
-import { zodDetails } from './validation.js';
+import { zodDetails } from '../protocol/validation.js';
 
 export interface DispatcherOptions {
   userMessageRate: { perSecond: number; burst: number };

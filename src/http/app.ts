@@ -7,8 +7,8 @@ import { bearerToken, type Authenticator, type Identity } from '../auth/authenti
 import type { Admin } from '../domain/admin.js';
 import { operations, type Services } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
-import { requestSchemas, type RequestType } from '../protocol/requests.js';
-import { zodDetails } from '../gateway/validation.js';
+import { requestSchemas } from '../protocol/requests.js';
+import { zodDetails } from '../protocol/validation.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
@@ -159,4 +159,3 @@ function sendError(reply: FastifyReply, body: ErrorBody, status = errorCatalogue
   return reply.code(status).send({ error: body });
 }
 
-export type { RequestType };
