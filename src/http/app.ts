@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { credentialsSchema, type Accounts } from '../auth/accounts.js';
 import { bearerToken, type Authenticator, type Identity } from '../auth/authenticator.js';
 import type { Admin } from '../domain/admin.js';
+import type { Sessions } from '../domain/sessions.js';
 import { operations, type Services } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
@@ -18,6 +19,7 @@ export interface HttpDeps {
   services: Services;
   accounts: Accounts;
   admin: Admin;
+  sessions: Sessions;
   authenticator: Authenticator;
   metrics: Metrics;
   logger: Logger;
@@ -65,6 +67,14 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     return deps.accounts.register(parse(credentialsSchema, req.body));
   });
   app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(credentialsSchema, req.body)));
+  app.delete('/api/v1/sessions/current', { preHandler: authenticate(deps) }, async (req) => {
+    await deps.sessions.logout(req.identity!.userId, req.identity!.sessionId, req.identity!.expiresAt);
+    return {};
+  });
+  app.delete('/api/v1/sessions', { preHandler: authenticate(deps) }, async (req) => {
+    await deps.sessions.logoutEverywhere(req.identity!.userId);
+    return {};
+  });
   app.get('/api/v1/me', { preHandler: authenticate(deps) }, async (req) => ({ user: { id: req.identity!.userId, name: req.identity!.name } }));
 
   for (const route of operationRoutes) {
@@ -106,7 +116,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
           params: req.params as Record<string, string>,
           query: route.query ? parse(route.query, req.query) : {},
           body: route.body ? parse(route.body, req.body) : {},
-        });
+        }, { status: (code) => reply.code(code) });
         if (route.successStatus) reply.code(route.successStatus);
         return result;
       },
