@@ -42,7 +42,9 @@ declare module 'fastify' {
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+  // maxParamLength: fastify's default (100) is below the 128 characters an id may have, and its refusal bypasses the
+  // error handler; path parameters are bounded by the request schemas (INVALID_REQUEST) and Node's header limit.
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, maxParamLength: 16 * 1024 });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
