@@ -363,6 +363,9 @@ function buildProgram(): Command {
   withAdminOptions(admin.command('ban').description('Ban a user: their connections are closed and new ones refused.'))
     .argument('<user-id>')
     .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/ban`));
+  withAdminOptions(admin.command('logout').description("Log a user out everywhere: revoke the server's own tokens they hold and close their connections (4500)."))
+    .argument('<user-id>')
+    .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/logout`));
   withAdminOptions(admin.command('unban').description('Lift a ban.'))
     .argument('<user-id>')
     .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/unban`));

@@ -325,6 +325,14 @@ describe('identities', () => {
       assert.equal((await login(server, 'id-kate')).status, 200);
     });
 
+    it('logs a user out everywhere with `parley admin logout`', async () => {
+      const mia = await register(server, 'id-mia');
+      const client = await RawClient.connect(server.wsUrl, mia.token);
+      await run(process.execPath, [CLI, 'admin', 'logout', mia.id, '--url', server.url, '--admin-token', ADMIN_TOKEN], { env: { PATH: process.env.PATH ?? '' } });
+      assert.equal((await client.waitClose(5000)).code, 4500);
+      assert.equal((await api(server, mia.token, 'GET', '/api/v1/me')).status, 401);
+    });
+
     it('creates and updates product users with `parley user upsert`, refusing a built-in id', async () => {
       const made = await cli(['user', 'upsert', 'cust-cli', '--name', 'Cli Customer', '--metadata', '{"tier":2}']);
       const body = JSON.parse(made.stdout);
