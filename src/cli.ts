@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { credentialsSchema } from './auth/accounts.js';
 import { hashPassword } from './auth/passwords.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
 import { ConfigError, describeEnvironmentVariables, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { publicUser } from './domain/admin.js';
+import { MAX_USER_METADATA_BYTES, productUserSchema, upsertProductUser } from './domain/product-users.js';
 import { createLogger } from './logging.js';
 import { openStore, startServer } from './main.js';
 import { isParleyError } from './protocol/errors.js';
+import type { Store, UserRecord } from './store/store.js';
 
 /** A mistake in how the command was used: printed without a stack, exit code 1. */
 class UsageError extends Error {}
@@ -101,7 +104,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     `Data folder: ${config.dataDir}  (store: ${config.store.sqlite.path})`,
     '',
     'Get a token to try it:',
-    `  parley token demo-user${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
+    `  parley token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
   ];
   if (config.auth.accounts.enabled) {
     hints.push(
@@ -179,12 +182,68 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
   }
 }
 
-async function token(userId: string, flags: ConfigFlags & { name?: string; ttl?: number }): Promise<void> {
+type Lookup = 'id' | 'username';
+
+/** The user a `parley token` argument names: by id or by username (`by` forces one). Refuses an ambiguous argument. */
+async function resolveUser(store: Store, which: string, by: Lookup | undefined): Promise<{ user: UserRecord; foundBy: Lookup } | null> {
+  const byId = by === 'username' ? null : await store.getUser(which);
+  const byName = by === 'id' ? null : await store.getUserByName(which);
+  if (byId && byName && byId.id !== byName.id) {
+    throw new UsageError(`"${which}" is the id of user ${byId.id} ("${byId.name}") and the username of user ${byName.id}; say which with --by id or --by username`);
+  }
+  if (byId) return { user: byId, foundBy: 'id' };
+  if (byName) return { user: byName, foundBy: 'username' };
+  return null;
+}
+
+async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: number; create?: boolean; by?: Lookup }): Promise<void> {
   const config = configFrom(flags);
   const service = createTokenService(config.auth, await resolveOwnSecret(config));
-  const { token: jwt, expiresAt } = await service.issue({ id: userId, name: flags.name ?? userId }, { ttlSeconds: flags.ttl });
+  const store = await openStore(config);
+  let user: UserRecord;
+  let what: string;
+  try {
+    const found = await resolveUser(store, which, flags.by);
+    if (found) {
+      if (flags.name !== undefined) throw new UsageError(`--name only names a user created with --create; ${found.user.id} exists and parley token never renames a user`);
+      user = found.user;
+      what = `found by ${found.foundBy}`;
+    } else if (flags.create && flags.by !== 'username') {
+      user = (await upsertProductUser(store, which, { name: flags.name ?? which }, Date.now())).user;
+      what = 'created now as a product user (no password)';
+    } else {
+      throw new UsageError(`no user has the ${flags.by ?? 'id or username'} "${which}"; nothing was created. ` +
+        'Register an account (parley user add) or, for a user of your product, add --create (with --name "Display name").');
+    }
+  } finally {
+    await store.close();
+  }
+  if (user.banned) throw new UsageError(`user ${user.id} ("${user.name}") is banned; a token would be refused`);
+  const { token: jwt, expiresAt } = await service.issue({ id: user.id, name: user.name, generation: user.tokenGeneration }, { ttlSeconds: flags.ttl });
   process.stdout.write(jwt + '\n');
-  if (process.stderr.isTTY) process.stderr.write(`(user ${userId}, expires ${new Date(expiresAt).toISOString()})\n`);
+  process.stderr.write(`token for user ${user.id} ("${user.name}", ${user.origin === 'builtin' ? 'built-in account' : 'product user'}), ${what}; expires ${new Date(expiresAt).toISOString()}\n`);
+}
+
+async function userUpsert(userId: string, flags: ConfigFlags & { name: string; metadata?: string }): Promise<void> {
+  let metadata: unknown;
+  if (flags.metadata !== undefined) {
+    try {
+      metadata = JSON.parse(flags.metadata);
+    } catch {
+      throw new UsageError('--metadata must be JSON, for example \'{"team":"blue"}\'');
+    }
+  }
+  const input = productUserSchema.safeParse({ name: flags.name, metadata });
+  if (!input.success) throw new UsageError(`invalid user: ${input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ')}`);
+  const config = configFrom(flags);
+  const store = await openStore(config);
+  try {
+    const { user, created } = await upsertProductUser(store, userId, input.data, Date.now());
+    printJson({ user: publicUser(user), created });
+    process.stderr.write(`${created ? 'created' : 'updated'} product user ${user.id}\n`);
+  } finally {
+    await store.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------- admin (HTTP)
@@ -264,7 +323,7 @@ function buildProgram(): Command {
   withConfigOption(program.command('migrate').description('Create or upgrade the database tables, then exit.'))
     .action((flags: ConfigFlags) => migrate(flags));
 
-  const user = program.command('user').description('Built-in accounts, written directly to the store.');
+  const user = program.command('user').description('Built-in accounts and product users, written directly to the store.');
   withConfigOption(user.command('add').description('Create a built-in account (username and password).'))
     .argument('<username>', 'letters, digits, _ . -')
     .option('--password <password>', 'the password (visible in the process list; prefer --password-stdin)')
@@ -273,15 +332,25 @@ function buildProgram(): Command {
     .addHelpText('after', '\nExample:\n  echo "$PASSWORD" | parley user add alice --password-stdin --admin')
     .action((username: string, flags) => userAdd(username, flags));
 
-  withConfigOption(program.command('token').description("Print a token for a user, signed with this server's own secret (for trying things out and tests)."))
-    .argument('<user-id>', 'the user id (the token subject)')
-    .option('--name <name>', 'display name claim (default: the user id)')
+  withConfigOption(user.command('upsert').description('Create or update a product user (a user of your product, no password) by id.'))
+    .argument('<user-id>', 'the id your product knows the user by (1 to 128 characters)')
+    .requiredOption('--name <name>', 'display name')
+    .option('--metadata <json>', `any JSON, up to ${MAX_USER_METADATA_BYTES} bytes (null clears it)`)
+    .addHelpText('after', '\nNever touches a built-in account. Example:\n  parley user upsert cust-42 --name "Ada Lovelace" --metadata \'{"plan":"pro"}\'')
+    .action((userId: string, flags) => userUpsert(userId, flags));
+
+  withConfigOption(program.command('token').description("Print a token for an existing user, signed with this server's own secret (for trying things out and tests)."))
+    .argument('<user>', 'a username (built-in account) or a user id')
+    .addOption(new Option('--by <what>', 'look the argument up only as an id or only as a username').choices(['id', 'username']))
+    .option('--create', 'if no user matches, create a product user with this id (no password)', false)
+    .option('--name <name>', 'display name of the user --create makes (default: the id); never renames an existing user')
     .option('--ttl <seconds>', 'lifetime in seconds (default: auth.accounts.tokenTtlSeconds)', positiveInt('--ttl'))
     .addHelpText('after', [
       '',
-      'Use the same --config / --data-dir / PARLEY_* settings as the server, so that the same secret is used.',
+      'Prints the token on standard output and what it did (which user, found how, expiry) on standard error.',
+      'Use the same --config / --data-dir / PARLEY_* settings as the server, so that the same store and secret are used.',
       'Example:',
-      '  TOKEN=$(parley token alice --ttl 3600)',
+      '  TOKEN=$(parley token alice --ttl 3600)        # alice: an existing username or user id',
       '  curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/v1/me',
     ].join('\n'))
     .action((userId: string, flags) => token(userId, flags));
@@ -294,6 +363,9 @@ function buildProgram(): Command {
   withAdminOptions(admin.command('ban').description('Ban a user: their connections are closed and new ones refused.'))
     .argument('<user-id>')
     .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/ban`));
+  withAdminOptions(admin.command('logout').description("Log a user out everywhere: revoke the server's own tokens they hold and close their connections (4500)."))
+    .argument('<user-id>')
+    .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/logout`));
   withAdminOptions(admin.command('unban').description('Lift a ban.'))
     .argument('<user-id>')
     .action((userId: string, flags: AdminFlags) => adminCall(flags, 'POST', `/api/v1/admin/users/${encodeURIComponent(userId)}/unban`));

@@ -10,6 +10,7 @@ import { Admin } from './domain/admin.js';
 import { Chat, chatLimitsFrom } from './domain/chat.js';
 import type { Services } from './domain/operations.js';
 import { PresenceService } from './domain/presence-service.js';
+import { Sessions } from './domain/sessions.js';
 import { Publisher } from './domain/publisher.js';
 import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
@@ -73,6 +74,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
     admin: new Admin(store, chat, publisher),
+    sessions: new Sessions(store, publisher),
     authenticator,
     metrics,
     logger,

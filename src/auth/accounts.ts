@@ -55,7 +55,7 @@ export class Accounts {
   }
 
   private async session(user: UserRecord): Promise<Session> {
-    const { token, expiresAt } = await this.tokens.issue({ id: user.id, name: user.name });
+    const { token, expiresAt } = await this.tokens.issue({ id: user.id, name: user.name, generation: user.tokenGeneration });
     return { user: { id: user.id, name: user.name }, token, expiresAt };
   }
 

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -21,12 +21,21 @@ export interface VerifiedToken {
   /** Expiry in ms since the epoch (like Date.now()). */
   expiresAt: number | null;
   issuer: 'local' | 'external';
+  /** Our own tokens: the session id (`jti`) that logout revokes, or null for a token without one. */
+  sessionId: string | null;
+  /** Our own tokens: the user's token generation at issue (`gen`, 0 when absent); "log out everywhere" moves it on. */
+  generation: number;
+  /** Product tokens: whether the configured admin claim (auth.jwt.adminClaim) is `true`. Never true otherwise. */
+  admin: boolean;
 }
 
 export interface TokenService {
   verify(token: string): Promise<VerifiedToken>;
-  /** A token of our own for the user; `expiresAt` in ms since the epoch. */
-  issue(user: { id: string; name: string }, options?: { ttlSeconds?: number }): Promise<{ token: string; expiresAt: number }>;
+  /**
+   * A token of our own for the user, with a fresh session id (`jti`) and the user's token generation (`gen`);
+   * `expiresAt` in ms since the epoch.
+   */
+  issue(user: { id: string; name: string; generation?: number }, options?: { ttlSeconds?: number }): Promise<{ token: string; expiresAt: number; sessionId: string }>;
 }
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -110,7 +119,12 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
       if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
-      return { userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external' };
+      return {
+        userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
+        sessionId: local && typeof payload.jti === 'string' && payload.jti.length > 0 ? payload.jti : null,
+        generation: local && Number.isSafeInteger(payload.gen) ? (payload.gen as number) : 0,
+        admin: !local && jwt.adminClaim !== undefined && payload[jwt.adminClaim] === true,
+      };
     },
 
     async issue(user, options) {
@@ -119,14 +133,16 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       if (!(Number.isInteger(ttl) && ttl > 0)) throw new Error('issue: ttlSeconds must be a positive whole number');
       const now = Math.floor(Date.now() / 1000);
       const exp = now + ttl;
-      const token = await new SignJWT({ name: user.name })
+      const sessionId = randomUUID();
+      const token = await new SignJWT({ name: user.name, gen: user.generation ?? 0 })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setIssuer(ownIssuer)
         .setSubject(user.id)
+        .setJti(sessionId)
         .setIssuedAt(now)
         .setExpirationTime(exp)
         .sign(ownKey);
-      return { token, expiresAt: exp * 1000 };
+      return { token, expiresAt: exp * 1000, sessionId };
     },
   };
 }

@@ -51,8 +51,12 @@ export const configSchema = z.object({
       secret: z.string().min(32).optional(),
       /** Issuer claim of the server's own tokens. @default 'parley' */
       issuer: z.string().default('parley'),
-      /** @default 604800 (7 days) */
-      tokenTtlSeconds: z.number().int().positive().default(7 * 24 * 3600),
+      /**
+       * Lifetime of the server's own tokens (login, register, `parley token`). One day, like the session of a typical
+       * web app: a stolen token is useful for a day at most, and logout / "log out everywhere" revoke sooner.
+       * Clients log in again when it runs out (the WebSocket closes with 4004 first). @default 86400 (24 hours)
+       */
+      tokenTtlSeconds: z.number().int().positive().default(24 * 3600),
       /** Minimum password length. @default 8 */
       minPasswordLength: z.number().int().min(1).default(8),
     }).strict().prefault({}),
@@ -70,6 +74,11 @@ export const configSchema = z.object({
       audience: z.string().optional(),
       /** Allowed clock skew in seconds. @default 30 */
       clockToleranceSeconds: z.number().int().min(0).default(30),
+      /**
+       * Name of a claim in product tokens that, when exactly `true`, grants the admin API. @default none: product
+       * tokens never grant admin rights.
+       */
+      adminClaim: z.string().min(1).max(128).optional(),
     }).strict().prefault({}),
   }).strict().prefault({}),
   admin: z.object({

@@ -2,10 +2,11 @@ import { ParleyError } from '../protocol/errors.js';
 import type { Conversation, MyConversation, Visibility } from '../protocol/types.js';
 import type { Store, UserRecord } from '../store/store.js';
 import type { Chat } from './chat.js';
+import { type ProductUserInput, upsertProductUser } from './product-users.js';
 import type { Publisher } from './publisher.js';
 
-export type PublicUser = Omit<UserRecord, 'passwordHash'>;
-export const publicUser = ({ passwordHash: _hidden, ...user }: UserRecord): PublicUser => user;
+export type PublicUser = Omit<UserRecord, 'passwordHash' | 'tokenGeneration'>;
+export const publicUser = ({ passwordHash: _hidden, tokenGeneration: _internal, ...user }: UserRecord): PublicUser => user;
 
 /** What the operators of a Parley server may do through the admin API: list, ban, create and delete. */
 export class Admin {
@@ -22,6 +23,12 @@ export class Admin {
     const user = await this.store.getUser(userId);
     if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
     return publicUser(user);
+  }
+
+  /** Create or update a product user (see product-users.ts); CONFLICT for a built-in account's id. */
+  async upsertProductUser(userId: string, input: ProductUserInput): Promise<{ user: PublicUser; created: boolean }> {
+    const { user, created } = await upsertProductUser(this.store, userId, input, Date.now());
+    return { user: publicUser(user), created };
   }
 
   listConversations(limit: number, afterId?: string): Promise<Conversation[]> {

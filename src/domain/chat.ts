@@ -96,6 +96,7 @@ export class Chat {
     });
     if (added.status === 'no_conversation') throw new ParleyError('NOT_FOUND', 'no such public group');
     if (added.status === 'full') throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
+    if (added.status === 'banned') throw new ParleyError('BANNED_FROM_GROUP');
     if (added.status === 'exists') throw new ParleyError('ALREADY_MEMBER');
     await this.announceJoin(conversation.id, added.member);
     return { conversation: await this.requireMyConversation(conversation.id, userId) };
@@ -171,6 +172,50 @@ export class Chat {
     return { member: updated };
   }
 
+  /**
+   * Ban a user from a group: removed at once if a member (told like a kick, reason `banned`), and refused by join,
+   * invite accept and re-adding until unbanned. The same rules as a kick: the owner bans admins and members, an admin
+   * members only; a user who is not a member may be banned by the owner or an admin. NOT_FOUND for an unknown user.
+   */
+  async ban(userId: string, d: RequestData<'member.ban'>): Promise<ResultMap['member.ban']> {
+    const { conversation, member } = await this.requireMembership(d.conversationId, userId);
+    if (conversation.kind === 'direct' || d.userId === userId) throw new ParleyError('FORBIDDEN');
+    const [target, user] = await Promise.all([this.store.getMember(conversation.id, d.userId), this.store.getUser(d.userId)]);
+    if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
+    if (!canKick(member.role, target?.role ?? 'member')) throw new ParleyError('FORBIDDEN');
+    const { removed } = await this.store.banMember({ conversationId: conversation.id, userId: d.userId, by: userId, now: this.now() });
+    if (removed) await this.announceLeave(conversation.id, d.userId, userId, 'banned');
+    return {};
+  }
+
+  async unban(userId: string, d: RequestData<'member.unban'>): Promise<ResultMap['member.unban']> {
+    await this.requireBanManager(d.conversationId, userId);
+    if (!(await this.store.unbanMember(d.conversationId, d.userId))) throw new ParleyError('NOT_FOUND', 'that user is not banned');
+    return {};
+  }
+
+  async listBans(userId: string, d: RequestData<'member.bans'>): Promise<ResultMap['member.bans']> {
+    await this.requireBanManager(d.conversationId, userId);
+    return { bans: await this.store.listBans(d.conversationId) };
+  }
+
+  private async requireBanManager(conversationId: string, userId: string): Promise<void> {
+    const { conversation, member } = await this.requireMembership(conversationId, userId);
+    if (conversation.kind === 'direct' || !canKick(member.role, 'member')) throw new ParleyError('FORBIDDEN');
+  }
+
+  // ---------------------------------------------------------------- users
+
+  /**
+   * The built-in account with exactly this username (the store's comparison), as `{id, name}`. NOT_FOUND otherwise,
+   * also for a banned account. One name in, at most one user out: there is no listing or prefix search.
+   */
+  async findUser(_userId: string, d: RequestData<'user.find'>): Promise<ResultMap['user.find']> {
+    const user = await this.store.getUserByName(d.username);
+    if (!user || user.banned) throw new ParleyError('NOT_FOUND', 'no user with this username');
+    return { user: { id: user.id, name: user.name } };
+  }
+
   // ---------------------------------------------------------------- invites
 
   async createInvite(userId: string, d: RequestData<'invite.create'>): Promise<ResultMap['invite.create']> {
@@ -223,6 +268,7 @@ export class Chat {
       case 'exhausted': throw new ParleyError('INVITE_EXHAUSTED');
       case 'revoked': throw new ParleyError('INVITE_REVOKED');
       case 'full': throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
+      case 'banned': throw new ParleyError('BANNED_FROM_GROUP');
     }
   }
 
@@ -371,7 +417,7 @@ export class Chat {
     ]).catch(this.onPublishError);
   }
 
-  private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked'): Promise<void> {
+  private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked' | 'banned'): Promise<void> {
     await Promise.all([
       this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),
       this.publisher.toUser(userId, 'conversation.removed', { conversationId, reason }),

@@ -19,7 +19,8 @@ export class Publisher {
     return this.bus.publish(userTopic(userId), encodeFrame(encodeEvent(event, data)));
   }
 
-  controlUser(userId: string, command: 'ban'): Promise<void> {
+  /** `ban`: close the user's connections (4502); `revoke`: close them all (4500); `revoke:<sessionId>`: those of one session. */
+  controlUser(userId: string, command: 'ban' | 'revoke' | `revoke:${string}`): Promise<void> {
     return this.bus.publish(userTopic(userId), encodeControl(command));
   }
 }

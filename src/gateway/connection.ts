@@ -35,6 +35,8 @@ export class Connection {
   state: ConnectionState = ConnectionState.Open;
   awaitingPong = false;
   pingSentAt = 0;
+  /** The session id of the token it authenticated with (logout closes that session's connections), or null. */
+  sessionId: string | null = null;
   /** Requests refused for rate in a row; past the flood limit the connection is closed. */
   refusedInRow = 0;
   /**

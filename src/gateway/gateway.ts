@@ -138,6 +138,7 @@ export class Gateway implements ConnectionOwner {
     if (this.draining) return this.refuseAfterUpgrade(ws, 'SERVER_SHUTDOWN');
     const now = Date.now();
     const connection = new Connection(randomUUID(), identity.userId, identity.name, identity.expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
+    connection.sessionId = identity.sessionId;
     ws[kConnection] = connection;
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
@@ -251,6 +252,7 @@ export class Gateway implements ConnectionOwner {
     const id = topic.slice(2);
     if (envelope.kind === 'control') {
       if (isUserTopic && envelope.command === 'ban') for (const c of this.devicesOf(id)) this.closeConnection(c, 'BANNED');
+      if (isUserTopic && envelope.command.startsWith('revoke')) this.closeRevoked(id, envelope.command.slice('revoke:'.length) || null);
       return;
     }
     const targets = isUserTopic ? this.devicesOf(id) : this.byConversation.get(id);
@@ -264,6 +266,11 @@ export class Gateway implements ConnectionOwner {
       if (connection.send(frame)) sent++;
     }
     this.deps.metrics.framesOut.inc(sent);
+  }
+
+  /** Close the user's connections of a logged-out session (or all of them: null) with 4500. */
+  private closeRevoked(userId: string, sessionId: string | null): void {
+    for (const c of this.devicesOf(userId)) if (sessionId === null || c.sessionId === sessionId) this.closeConnection(c, 'UNAUTHORIZED');
   }
 
   /** A user's own events say when they joined or left a conversation: keep the interest index in step. */

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { credentialsSchema, type Accounts } from '../auth/accounts.js';
 import type { Admin } from '../domain/admin.js';
+import { MAX_USER_METADATA_BYTES, productUserSchema } from '../domain/product-users.js';
+import type { Sessions } from '../domain/sessions.js';
 
 export interface AdminDeps {
   admin: Admin;
   accounts: Accounts;
+  sessions: Sessions;
 }
 
 interface AdminInput {
@@ -15,13 +18,13 @@ interface AdminInput {
 
 /** One route of the admin API. The server registers these and the OpenAPI document describes them: one table. */
 export interface AdminRoute {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
   summary: string;
   query?: z.ZodType;
   body?: z.ZodType;
   successStatus?: number;
-  run(deps: AdminDeps, input: AdminInput): Promise<unknown>;
+  run(deps: AdminDeps, input: AdminInput, reply: { status(code: number): void }): Promise<unknown>;
 }
 
 const pageSchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), after: z.string().optional() }).strict();
@@ -43,6 +46,23 @@ export const adminRoutes: AdminRoute[] = [
     run: async ({ accounts }, { body }) => {
       const user = await accounts.create(body.username, body.password, body.admin);
       return { user: { id: user.id, name: user.name, isAdmin: user.isAdmin } };
+    },
+  },
+  {
+    method: 'PUT', url: '/api/v1/admin/users/:userId',
+    summary: `Create (201) or update (200) a product user by id: {name, metadata?} (metadata: any JSON up to ${MAX_USER_METADATA_BYTES} bytes; null clears it). Refuses a built-in account's id (409 CONFLICT)`,
+    body: productUserSchema,
+    run: async ({ admin }, { params, body }, reply) => {
+      const { user, created } = await admin.upsertProductUser(params.userId, body);
+      if (created) reply.status(201);
+      return { user, created };
+    },
+  },
+  {
+    method: 'POST', url: '/api/v1/admin/users/:userId/logout', summary: "Log a user out everywhere: revoke all the server's own tokens they hold and close their connections (4500)",
+    run: async ({ sessions }, { params }) => {
+      await sessions.logoutEverywhere(params.userId);
+      return {};
     },
   },
   {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { credentialsSchema, type Accounts } from '../auth/accounts.js';
 import { bearerToken, type Authenticator, type Identity } from '../auth/authenticator.js';
 import type { Admin } from '../domain/admin.js';
+import type { Sessions } from '../domain/sessions.js';
 import { operations, type Services } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
@@ -18,6 +19,7 @@ export interface HttpDeps {
   services: Services;
   accounts: Accounts;
   admin: Admin;
+  sessions: Sessions;
   authenticator: Authenticator;
   metrics: Metrics;
   logger: Logger;
@@ -40,7 +42,9 @@ declare module 'fastify' {
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+  // maxParamLength: fastify's default (100) is below the 128 characters an id may have, and its refusal bypasses the
+  // error handler; path parameters are bounded by the request schemas (INVALID_REQUEST) and Node's header limit.
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, maxParamLength: 16 * 1024 });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
@@ -65,6 +69,14 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     return deps.accounts.register(parse(credentialsSchema, req.body));
   });
   app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(credentialsSchema, req.body)));
+  app.delete('/api/v1/sessions/current', { preHandler: authenticate(deps) }, async (req) => {
+    await deps.sessions.logout(req.identity!.userId, req.identity!.sessionId, req.identity!.expiresAt);
+    return {};
+  });
+  app.delete('/api/v1/sessions', { preHandler: authenticate(deps) }, async (req) => {
+    await deps.sessions.logoutEverywhere(req.identity!.userId);
+    return {};
+  });
   app.get('/api/v1/me', { preHandler: authenticate(deps) }, async (req) => ({ user: { id: req.identity!.userId, name: req.identity!.name } }));
 
   for (const route of operationRoutes) {
@@ -106,7 +118,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
           params: req.params as Record<string, string>,
           query: route.query ? parse(route.query, req.query) : {},
           body: route.body ? parse(route.body, req.body) : {},
-        });
+        }, { status: (code) => reply.code(code) });
         if (route.successStatus) reply.code(route.successStatus);
         return result;
       },

@@ -20,6 +20,8 @@ interface ExtraRoute {
 const extraRoutes: ExtraRoute[] = [
   { method: 'POST', url: '/api/v1/accounts', summary: 'Register a built-in account; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema, status: 201 },
   { method: 'POST', url: '/api/v1/sessions', summary: 'Log in; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema },
+  { method: 'DELETE', url: '/api/v1/sessions/current', summary: 'Log out: revoke this token (a token of the server\'s own) and close its connections (4500)', auth: 'user' },
+  { method: 'DELETE', url: '/api/v1/sessions', summary: 'Log out everywhere: revoke every token of the server\'s own you hold and close all your connections (4500)', auth: 'user' },
   { method: 'GET', url: '/api/v1/me', summary: 'The authenticated user', auth: 'user' },
   { method: 'GET', url: '/healthz', summary: 'Liveness: the process serves HTTP', auth: 'none' },
   { method: 'GET', url: '/readyz', summary: 'Readiness: the store and bus answer (503 UNAVAILABLE otherwise)', auth: 'none' },

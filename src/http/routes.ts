@@ -53,6 +53,19 @@ export const operationRoutes: OperationRoute[] = [
     method: 'PUT', url: '/api/v1/conversations/:conversationId/members/:userId/role', summary: "Set a member's role (owner)",
     operation: 'member.role', input: (i) => ({ ...i.body, ...conversation(i), userId: i.params.userId }),
   },
+  {
+    method: 'PUT', url: '/api/v1/conversations/:conversationId/bans/:userId', summary: 'Ban a user from a group, removing them if a member (owner, or admin for members)',
+    operation: 'member.ban', input: (i) => ({ ...conversation(i), userId: i.params.userId }),
+  },
+  {
+    method: 'DELETE', url: '/api/v1/conversations/:conversationId/bans/:userId', summary: 'Lift a ban (owner or admin)',
+    operation: 'member.unban', input: (i) => ({ ...conversation(i), userId: i.params.userId }),
+  },
+  { method: 'GET', url: '/api/v1/conversations/:conversationId/bans', summary: 'List the bans of a group (owner or admin)', operation: 'member.bans', input: conversation },
+  {
+    method: 'GET', url: '/api/v1/users/by-name/:username', summary: 'The user with exactly this username: {user: {id, name}} (no listing)',
+    operation: 'user.find', input: (i) => ({ username: i.params.username }),
+  },
   { method: 'POST', url: '/api/v1/conversations/:conversationId/invites', summary: 'Create an invite link token (owner or admin)', operation: 'invite.create', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201 },
   { method: 'GET', url: '/api/v1/conversations/:conversationId/invites', summary: 'List invites (owner or admin)', operation: 'invite.list', input: conversation },
   { method: 'DELETE', url: '/api/v1/invites/:token', summary: 'Revoke an invite (owner or admin)', operation: 'invite.revoke', input: (i) => ({ token: i.params.token }) },

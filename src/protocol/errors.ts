@@ -15,6 +15,7 @@ export const errorCatalogue = {
   BANNED: { status: 403, temporary: false, message: 'This account is banned' },
   NOT_MEMBER: { status: 403, temporary: false, message: 'You are not a member of this conversation' },
   NOT_FOUND: { status: 404, temporary: false, message: 'No such conversation, message or user' },
+  BANNED_FROM_GROUP: { status: 403, temporary: false, message: 'You are banned from this group' },
   ALREADY_MEMBER: { status: 409, temporary: false, message: 'Already a member of this conversation' },
   CONFLICT: { status: 409, temporary: false, message: 'The request conflicts with the current state' },
   MESSAGE_TOO_LARGE: { status: 413, temporary: false, message: 'The message text or metadata exceeds the size limit' },

@@ -26,8 +26,8 @@ export interface EventMap {
   'member.role': { conversationId: string; userId: string; role: Role };
   /** A conversation you are in was created for you, joined, renamed, or otherwise changed. */
   'conversation.updated': Conversation;
-  /** You no longer belong to this conversation (left, kicked, or it was deleted). */
-  'conversation.removed': { conversationId: string; reason: 'left' | 'kicked' | 'deleted' };
+  /** You no longer belong to this conversation (left, kicked, banned, or it was deleted). */
+  'conversation.removed': { conversationId: string; reason: 'left' | 'kicked' | 'banned' | 'deleted' };
 }
 
 export type EventName = keyof EventMap;

@@ -30,6 +30,12 @@ export const requestSchemas = {
   'member.list': z.object({ conversationId: id }).strict(),
   'member.kick': z.object({ conversationId: id, userId: id }).strict(),
   'member.role': z.object({ conversationId: id, userId: id, role: z.enum(['admin', 'member']) }).strict(),
+  /** Ban a user from a group (removing them if a member): they cannot join, accept an invite or be added until unbanned. */
+  'member.ban': z.object({ conversationId: id, userId: id }).strict(),
+  'member.unban': z.object({ conversationId: id, userId: id }).strict(),
+  'member.bans': z.object({ conversationId: id }).strict(),
+  /** The user with exactly this username (a built-in account), for opening a direct conversation. No listing. */
+  'user.find': z.object({ username: z.string().min(1).max(64) }).strict(),
   'invite.create': z
     .object({
       conversationId: id,

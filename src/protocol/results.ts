@@ -1,4 +1,4 @@
-import type { Conversation, Invite, Member, Message, MyConversation, PresenceInfo } from './types.js';
+import type { Ban, Conversation, Invite, Member, Message, MyConversation, PresenceInfo, UserInfo } from './types.js';
 
 export interface Page {
   messages: Message[];
@@ -21,6 +21,10 @@ export interface ResultMap {
   'member.list': { members: Member[] };
   'member.kick': Record<string, never>;
   'member.role': { member: Member };
+  'member.ban': Record<string, never>;
+  'member.unban': Record<string, never>;
+  'member.bans': { bans: Ban[] };
+  'user.find': { user: UserInfo };
   'invite.create': { invite: Invite };
   'invite.list': { invites: Invite[] };
   'invite.revoke': { invite: Invite };

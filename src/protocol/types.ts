@@ -70,6 +70,16 @@ export interface Invite {
   revoked: boolean;
 }
 
+/** A ban from a group: the user cannot join, accept an invite or be added until unbanned. */
+export interface Ban {
+  userId: string;
+  /** The banned user's name. */
+  name: string;
+  /** Who banned them. */
+  bannedBy: string;
+  bannedAt: number;
+}
+
 export interface PresenceInfo {
   userId: string;
   online: boolean;

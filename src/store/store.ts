@@ -1,4 +1,4 @@
-import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
+import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
 
 /**
  * The store seam: durable users, conversations, members, invites, messages and read cursors.
@@ -25,8 +25,21 @@ export interface Store {
    * (no password) may share display names with anyone.
    */
   createUser(user: NewUser): Promise<UserRecord>;
-  /** Insert the user if absent (JWT users appear on first connection); updates the name when given. */
+  /**
+   * Insert the user if absent (JWT users appear on first connection, as product users); updates the name when given.
+   * A built-in account is returned unchanged, never renamed: callers check `origin`.
+   */
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord>;
+  /**
+   * Create or update a product user (origin 'product') with this id: name, and metadata unless undefined (null clears
+   * it). Rejects CONFLICT when the id is a built-in account's, changing nothing.
+   */
+  upsertProductUser(input: { id: string; name: string; metadata: unknown | null | undefined; now: number }): Promise<{ user: UserRecord; created: boolean }>;
+  /** Revoke every token of our own issued to the user so far ("log out everywhere"); the new generation, or null if no such user. */
+  bumpTokenGeneration(userId: string): Promise<number | null>;
+  /** Revoke one token by its session id until `expiresAt` (ms); also forgets revocations that have expired by `now`. */
+  revokeSession(sessionId: string, expiresAt: number, now: number): Promise<void>;
+  isSessionRevoked(sessionId: string): Promise<boolean>;
   getUser(id: string): Promise<UserRecord | null>;
   /** The built-in account (with a password) of this login name, case-insensitively. */
   getUserByName(name: string): Promise<UserRecord | null>;
@@ -62,11 +75,20 @@ export interface Store {
   /**
    * Add a member unless already present or the conversation already has `maxMembers` members; atomic, so concurrent
    * joins never exceed the limit. A new member's read cursor starts at the conversation's current lastSeq, so joining
-   * a busy group does not show its whole history as unread.
+   * a busy group does not show its whole history as unread. A user banned from the group is refused ('banned'), checked
+   * in the same transaction as the insert.
    */
   addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult>;
   removeMember(conversationId: string, userId: string): Promise<boolean>;
   setRole(conversationId: string, userId: string, role: Role): Promise<Member | null>;
+  /**
+   * Ban a user from a group and remove them if a member, in one transaction; banning again keeps the first ban.
+   * `removed` says whether they were a member. A banned user is refused by addMember and redeemInvite ('banned').
+   */
+  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<{ removed: boolean }>;
+  /** Lift a ban; false if there was none. */
+  unbanMember(conversationId: string, userId: string): Promise<boolean>;
+  listBans(conversationId: string): Promise<Ban[]>;
   /** Users who share at least one conversation with `userId` (excluding the user). */
   listContacts(userId: string): Promise<string[]>;
 
@@ -78,6 +100,7 @@ export interface Store {
   /**
    * Atomically check the invite (exists, not revoked, not expired at `now`, uses < maxUses), add the user as a member
    * (if not one already) and count the use. Two concurrent redemptions of a one-use invite: exactly one succeeds.
+   * A user banned from the group is refused ('banned') and the use is not counted.
    */
   redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult>;
 
@@ -129,7 +152,15 @@ export interface UserRecord {
   banned: boolean;
   createdAt: number;
   lastSeen: number | null;
+  /** 'builtin': an account of this server (password); 'product': a user of the integrating product's tokens. */
+  origin: UserOrigin;
+  /** A product user's metadata (set by the admin upsert), or null. */
+  metadata: unknown | null;
+  /** Tokens of our own carry the generation they were issued in; only the current one is valid. */
+  tokenGeneration: number;
 }
+
+export type UserOrigin = 'builtin' | 'product';
 
 export interface NewMessage {
   /** A fresh random id made by the caller (a UUID): unique by construction, so the store does not index it. */
@@ -146,9 +177,10 @@ export type AddMemberResult =
   | { status: 'added'; member: Member }
   | { status: 'exists'; member: Member }
   | { status: 'full' }
+  | { status: 'banned' }
   | { status: 'no_conversation' };
 
 export type RedeemResult =
   | { status: 'joined'; member: Member; conversationId: string }
   | { status: 'already_member'; member: Member; conversationId: string }
-  | { status: 'invalid' | 'expired' | 'exhausted' | 'revoked' | 'full' };
+  | { status: 'invalid' | 'expired' | 'exhausted' | 'revoked' | 'full' | 'banned' };

@@ -119,7 +119,7 @@ describe('the parley CLI', () => {
     await cli(['migrate', '--data-dir', dataDir]);
     await cli(['migrate', '--data-dir', dataDir]);
     await cli(['user', 'add', 'cli-alice', '--password', 'a long password', '--data-dir', dataDir]);
-    const { stdout: token } = await cli(['token', 'cli-token-user', '--name', 'Tok', '--data-dir', dataDir]);
+    const { stdout: token } = await cli(['token', 'cli-token-user', '--create', '--name', 'Tok', '--data-dir', dataDir]);
     const server = await startServer({ PARLEY_AUTH_ACCOUNTS_SECRET: '' }, { dataDir });
     try {
       const login = await api(server, null, 'POST', '/api/v1/sessions', { username: 'cli-alice', password: 'a long password' });

@@ -93,7 +93,10 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
     describe('users', () => {
       test('createUser stores the user, found by id and by name in any case', async (store) => {
         const created = await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', isAdmin: true, now: T0 });
-        const expected = { id: 'u1', name: 'Alice', passwordHash: 'hash', isAdmin: true, banned: false, createdAt: T0, lastSeen: null };
+        const expected = {
+          id: 'u1', name: 'Alice', passwordHash: 'hash', isAdmin: true, banned: false, createdAt: T0, lastSeen: null,
+          origin: 'builtin', metadata: null, tokenGeneration: 0,
+        };
         assert.deepEqual(created, expected);
         assert.deepEqual(await store.getUser('u1'), expected);
         assert.deepEqual(await store.getUserByName('alice'), expected);
@@ -125,7 +128,10 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
 
       test('ensureUser inserts a missing user, keeps an existing one and renames only when given a name', async (store) => {
         const first = await store.ensureUser('j1', 'Jay', T0);
-        assert.deepEqual(first, { id: 'j1', name: 'Jay', passwordHash: null, isAdmin: false, banned: false, createdAt: T0, lastSeen: null });
+        assert.deepEqual(first, {
+          id: 'j1', name: 'Jay', passwordHash: null, isAdmin: false, banned: false, createdAt: T0, lastSeen: null,
+          origin: 'product', metadata: null, tokenGeneration: 0,
+        });
         assert.deepEqual(await store.ensureUser('j1', null, T0 + 5), first);
         assert.deepEqual(await store.ensureUser('j1', 'Jay', T0 + 5), first);
         const renamed = await store.ensureUser('j1', 'Jules', T0 + 9);
@@ -134,6 +140,38 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         const nameless = await store.ensureUser('j2', null, T0);
         assert.equal(nameless.id, 'j2');
         assert.equal(typeof nameless.name, 'string');
+      });
+
+      test('ensureUser never renames a built-in account; upsertProductUser refuses one with CONFLICT', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', now: T0 });
+        assert.equal((await store.ensureUser('u1', 'Mallory', T0)).name, 'Alice');
+        await rejectsWith(store.upsertProductUser({ id: 'u1', name: 'Mallory', metadata: { x: 1 }, now: T0 }), 'CONFLICT');
+        assert.deepEqual([(await store.getUser('u1'))?.name, (await store.getUser('u1'))?.metadata], ['Alice', null]);
+      });
+
+      test('upsertProductUser creates, renames, keeps metadata when undefined and clears it with null', async (store) => {
+        const made = await store.upsertProductUser({ id: 'p1', name: 'Pat', metadata: { plan: 'pro' }, now: T0 });
+        assert.equal(made.created, true);
+        assert.deepEqual([made.user.origin, made.user.name, made.user.metadata, made.user.passwordHash], ['product', 'Pat', { plan: 'pro' }, null]);
+        const renamed = await store.upsertProductUser({ id: 'p1', name: 'Patty', metadata: undefined, now: T0 + 1 });
+        assert.deepEqual([renamed.created, renamed.user.name, renamed.user.metadata, renamed.user.createdAt], [false, 'Patty', { plan: 'pro' }, T0]);
+        assert.equal((await store.upsertProductUser({ id: 'p1', name: 'Patty', metadata: null, now: T0 })).user.metadata, null);
+      });
+
+      test('token generations and revoked sessions', async (store) => {
+        await addUsers(store, 'u1');
+        assert.equal(await store.bumpTokenGeneration('u1'), 1);
+        assert.equal(await store.bumpTokenGeneration('u1'), 2);
+        assert.equal((await store.getUser('u1'))?.tokenGeneration, 2);
+        assert.equal(await store.bumpTokenGeneration('nobody'), null);
+        assert.equal(await store.isSessionRevoked('s1'), false);
+        await store.revokeSession('s1', T0 + 1000, T0);
+        await store.revokeSession('s1', T0 + 1000, T0);
+        assert.equal(await store.isSessionRevoked('s1'), true);
+        // Revocations past their token's expiry are forgotten on the next revocation.
+        await store.revokeSession('s2', T0 + 5000, T0 + 2000);
+        assert.equal(await store.isSessionRevoked('s1'), false);
+        assert.equal(await store.isSessionRevoked('s2'), true);
       });
 
       test('setBanned bans and unbans; false for an unknown user', async (store) => {
@@ -339,6 +377,36 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await store.removeMember('g1', 'b');
         assert.deepEqual((await store.listContacts('me')).sort(), ['a', 'c']);
         assert.deepEqual(await store.listContacts('nobody'), []);
+      });
+    });
+
+    describe('bans', () => {
+      test('banMember removes a member in the same transaction and keeps them out of addMember and redeemInvite', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1');
+        await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 10 });
+        assert.deepEqual(await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 + 1 }), { removed: true });
+        assert.equal(await store.getMember('g', 'u2'), null);
+        assert.equal((await store.getConversation('g'))?.memberCount, 1);
+        assert.deepEqual(await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 10 }), { status: 'banned' });
+        await store.createInvite({ token: 'bt', conversationId: 'g', createdBy: 'u1', createdAt: T0, expiresAt: null, maxUses: 1 });
+        assert.deepEqual(await store.redeemInvite({ token: 'bt', userId: 'u2', now: T0, maxMembers: 10 }), { status: 'banned' });
+        assert.equal((await store.getInvite('bt'))?.uses, 0, 'a refused redemption spends no use');
+        assert.deepEqual(await store.listBans('g'), [{ userId: 'u2', name: 'name-u2', bannedBy: 'u1', bannedAt: T0 + 1 }]);
+        assert.deepEqual(await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 + 9 }), { removed: false });
+        assert.equal((await store.listBans('g'))[0].bannedAt, T0 + 1, 'banning again keeps the first ban');
+        assert.equal(await store.unbanMember('g', 'u2'), true);
+        assert.equal(await store.unbanMember('g', 'u2'), false);
+        assert.equal((await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 10 })).status, 'added');
+      });
+
+      test('bans go with their conversation', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1');
+        await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 });
+        await store.deleteConversation('g');
+        await addGroup(store, 'g', 'u1');
+        assert.deepEqual(await store.listBans('g'), []);
       });
     });
 

@@ -42,12 +42,13 @@ const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('
 describe('own tokens', () => {
   const service = createTokenService(authConfig(), OWN_SECRET);
 
-  test('issue then verify round-trips id, name and expiry', async () => {
+  test('issue then verify round-trips id, name, expiry, session id and generation; 24 hours by default', async () => {
     const before = Date.now();
-    const { token, expiresAt } = await service.issue({ id: 'u-1', name: 'Alice' });
+    const { token, expiresAt, sessionId } = await service.issue({ id: 'u-1', name: 'Alice', generation: 3 });
     const verified = await service.verify(token);
-    assert.deepEqual(verified, { userId: 'u-1', name: 'Alice', expiresAt, issuer: 'local' });
-    const ttlMs = 7 * 24 * 3600 * 1000;
+    assert.deepEqual(verified, { userId: 'u-1', name: 'Alice', expiresAt, issuer: 'local', sessionId, generation: 3, admin: false });
+    assert.notEqual((await service.issue({ id: 'u-1', name: 'Alice' })).sessionId, sessionId, 'every token has its own session id');
+    const ttlMs = 24 * 3600 * 1000;
     assert.ok(expiresAt >= Math.floor(before / 1000) * 1000 + ttlMs && expiresAt <= Date.now() + ttlMs);
   });
 
@@ -98,7 +99,18 @@ describe('external tokens', () => {
   test('HS256 with the shared secret', async () => {
     const exp = nowSeconds() + 600;
     const token = await sign({ ...valid(), exp }, enc(EXTERNAL_SECRET), 'HS256');
-    assert.deepEqual(await hs.verify(token), { userId: 'ext-42', name: 'Bob', expiresAt: exp * 1000, issuer: 'external' });
+    assert.deepEqual(await hs.verify(token), {
+      userId: 'ext-42', name: 'Bob', expiresAt: exp * 1000, issuer: 'external', sessionId: null, generation: 0, admin: false,
+    });
+  });
+
+  test('a product token grants admin only through the configured claim, exactly true; its jti and gen mean nothing', async () => {
+    const withClaim = createTokenService(authConfig({ secret: EXTERNAL_SECRET, adminClaim: 'parley_admin' }), OWN_SECRET);
+    const token = (claims: Record<string, unknown>) => sign({ ...valid(), jti: 'j', gen: 5, ...claims }, enc(EXTERNAL_SECRET), 'HS256');
+    assert.equal((await withClaim.verify(await token({ parley_admin: true }))).admin, true);
+    for (const value of [false, 'true', 1]) assert.equal((await withClaim.verify(await token({ parley_admin: value }))).admin, false);
+    const plain = await hs.verify(await token({ parley_admin: true, admin: true }));
+    assert.deepEqual([plain.admin, plain.sessionId, plain.generation], [false, null, 0]);
   });
 
   test('preferred_username is used when there is no name', async () => {

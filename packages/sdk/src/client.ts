@@ -593,6 +593,23 @@ export class ParleyClient {
     return this.request('typing', { conversationId, typing });
   }
 
+  /**
+   * The user with exactly this username, `{id, name}`, e.g. to `send({to: user.id}, ...)`. Rejects with NOT_FOUND when
+   * there is none; there is no listing or prefix search.
+   */
+  findUser(username: string): Promise<ResultMap['user.find']['user']> {
+    return this.request('user.find', { username }).then((r) => r.user);
+  }
+
+  /** Ban a user from a group (owner or admin): removed if a member, and refused by join and invites until unbanned. */
+  ban(conversationId: string, userId: string): Promise<ResultMap['member.ban']> {
+    return this.request('member.ban', { conversationId, userId });
+  }
+
+  unban(conversationId: string, userId: string): Promise<ResultMap['member.unban']> {
+    return this.request('member.unban', { conversationId, userId });
+  }
+
   // ---------------------------------------------------------------- internals
 
   private setState(state: ClientState): void {

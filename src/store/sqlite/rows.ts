@@ -1,6 +1,6 @@
 /** Row shapes as SQLite returns them, and their mapping to the protocol and store types. */
-import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility, ConversationKind } from '../../protocol/types.js';
-import type { UserRecord } from '../store.js';
+import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility, ConversationKind } from '../../protocol/types.js';
+import type { UserOrigin, UserRecord } from '../store.js';
 
 export interface UserRow {
   id: string;
@@ -10,6 +10,9 @@ export interface UserRow {
   banned: number;
   created_at: number;
   last_seen: number | null;
+  origin: UserOrigin;
+  metadata: string | null;
+  token_generation: number;
 }
 
 export interface ConversationRow {
@@ -73,6 +76,9 @@ export function toUser(row: UserRow): UserRecord {
     banned: row.banned === 1,
     createdAt: row.created_at,
     lastSeen: row.last_seen,
+    origin: row.origin,
+    metadata: row.metadata === null ? null : JSON.parse(row.metadata),
+    tokenGeneration: row.token_generation,
   };
 }
 
@@ -135,4 +141,16 @@ export function toMessage(row: MessageRow): Message {
 /** Meta is stored as JSON text; null stays SQL NULL so "no meta" is distinguishable from the JSON value null. */
 export function metaToText(meta: unknown | null): string | null {
   return meta === null || meta === undefined ? null : JSON.stringify(meta);
+}
+
+export interface BanRow {
+  user_id: string;
+  name: string | null;
+  banned_by: string;
+  banned_at: number;
+}
+
+export function toBan(row: BanRow): Ban {
+  // A ban may outlive its user row in principle; the id then stands in for the name.
+  return { userId: row.user_id, name: row.name ?? row.user_id, bannedBy: row.banned_by, bannedAt: row.banned_at };
 }

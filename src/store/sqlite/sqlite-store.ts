@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
-import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -15,7 +15,7 @@ import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrate.js';
 import { type OpenOptions, openDatabase } from './open.js';
 import {
-  metaToText, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
+  metaToText, toBan, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
 } from './rows.js';
 import { type Statements, prepareStatements } from './statements.js';
 
@@ -89,7 +89,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       if (this.s.userById.get(user.id)) throw new ParleyError('CONFLICT', 'A user with this id exists');
       if (user.passwordHash !== null && this.s.userByName.get(user.name)) throw new ParleyError('ACCOUNT_EXISTS');
-      this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now);
+      this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now, user.passwordHash === null ? 'product' : 'builtin');
       return this.requireUser(user.id);
     });
   }
@@ -97,12 +97,39 @@ export class SqliteStore implements Store {
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord> {
     return this.write(() => {
       const row = this.s.userById.get(id);
-      if (row && (name === null || name === row.name)) return toUser(row);
+      // A built-in account is never renamed from a token: its name is its login name.
+      if (row && (name === null || name === row.name || row.origin === 'builtin')) return toUser(row);
       // A nameless newcomer is shown by id until a name arrives.
       if (row) this.s.renameUser.run(name ?? row.name, id);
-      else this.s.insertUser.run(id, name ?? id, null, 0, now);
+      else this.s.insertUser.run(id, name ?? id, null, 0, now, 'product');
       return this.requireUser(id);
     });
+  }
+
+  upsertProductUser(input: { id: string; name: string; metadata: unknown | null | undefined; now: number }): Promise<{ user: UserRecord; created: boolean }> {
+    return this.write(() => {
+      const row = this.s.userById.get(input.id);
+      if (row?.origin === 'builtin') throw new ParleyError('CONFLICT', 'this id belongs to a built-in account; only product users can be upserted');
+      if (row) this.s.renameUser.run(input.name, input.id);
+      else this.s.insertUser.run(input.id, input.name, null, 0, input.now, 'product');
+      if (input.metadata !== undefined) this.s.setUserMetadata.run(metaToText(input.metadata), input.id);
+      return { user: this.requireUser(input.id), created: !row };
+    });
+  }
+
+  bumpTokenGeneration(userId: string): Promise<number | null> {
+    return this.write(() => this.s.bumpTokenGeneration.get(userId)?.token_generation ?? null);
+  }
+
+  revokeSession(sessionId: string, expiresAt: number, now: number): Promise<void> {
+    return this.write(() => {
+      this.s.forgetExpiredRevocations.run(now);
+      this.s.revokeSession.run(sessionId, expiresAt);
+    });
+  }
+
+  isSessionRevoked(sessionId: string): Promise<boolean> {
+    return this.run(() => this.s.isSessionRevoked.get(sessionId) !== undefined);
   }
 
   private requireUser(id: string): UserRecord {
@@ -233,6 +260,7 @@ export class SqliteStore implements Store {
     if (!conversation) return { status: 'no_conversation' };
     const existing = this.s.member.get(input.conversationId, input.userId);
     if (existing) return { status: 'exists', member: toMember(existing) };
+    if (this.s.isBanned.get(input.conversationId, input.userId)) return { status: 'banned' };
     if (conversation.member_count >= input.maxMembers) return { status: 'full' };
     this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
     this.s.addMemberCount.run(1, input.conversationId);
@@ -258,6 +286,23 @@ export class SqliteStore implements Store {
       if (this.s.setRole.run(role, conversationId, userId).changes === 0) return null;
       return this.requireMember(conversationId, userId);
     });
+  }
+
+  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<{ removed: boolean }> {
+    return this.write(() => {
+      this.s.insertBan.run(input.conversationId, input.userId, input.by, input.now);
+      const removed = this.s.deleteMember.run(input.conversationId, input.userId).changes > 0;
+      if (removed) this.s.addMemberCount.run(-1, input.conversationId);
+      return { removed };
+    });
+  }
+
+  unbanMember(conversationId: string, userId: string): Promise<boolean> {
+    return this.write(() => this.s.deleteBan.run(conversationId, userId).changes > 0);
+  }
+
+  listBans(conversationId: string): Promise<Ban[]> {
+    return this.run(() => this.s.bans.all(conversationId).map(toBan));
   }
 
   listContacts(userId: string): Promise<string[]> {
@@ -306,6 +351,7 @@ export class SqliteStore implements Store {
       switch (added.status) {
         case 'no_conversation': return { status: 'invalid' };
         case 'full': return { status: 'full' };
+        case 'banned': return { status: 'banned' };
         case 'exists': return { status: 'already_member', member: added.member, conversationId };
         case 'added':
           this.s.useInvite.run(input.token);

@@ -3,7 +3,7 @@
  * Prepare only after migrate(): preparing checks that the tables exist.
  */
 import type Database from 'better-sqlite3';
-import type { ConversationRow, InviteRow, MemberRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
+import type { BanRow, ConversationRow, InviteRow, MemberRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
 
 const conversationColumns =
   'c.id, c.kind, c.name, c.visibility, c.created_by, c.created_at, c.last_seq, c.last_message_at, c.member_count';
@@ -41,8 +41,14 @@ export function prepareStatements(db: Database.Database) {
     // ---- users
     userById: prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
     userByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ? AND password_hash IS NOT NULL'),
-    insertUser: prepare<[string, string, string | null, number, number]>(
-      'INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)'),
+    insertUser: prepare<[string, string, string | null, number, number, string]>(
+      'INSERT INTO users (id, name, password_hash, is_admin, created_at, origin) VALUES (?, ?, ?, ?, ?, ?)'),
+    setUserMetadata: prepare<[string | null, string]>('UPDATE users SET metadata = ? WHERE id = ?'),
+    bumpTokenGeneration: prepare<[string], { token_generation: number }>(
+      'UPDATE users SET token_generation = token_generation + 1 WHERE id = ? RETURNING token_generation'),
+    revokeSession: prepare<[string, number]>('INSERT OR IGNORE INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)'),
+    forgetExpiredRevocations: prepare<[number]>('DELETE FROM revoked_sessions WHERE expires_at < ?'),
+    isSessionRevoked: prepare<[string], { one: number }>('SELECT 1 AS one FROM revoked_sessions WHERE session_id = ?'),
     renameUser: prepare<[string, string]>('UPDATE users SET name = ? WHERE id = ?'),
     listUsers: prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     setBanned: prepare<[number, string]>('UPDATE users SET banned = ? WHERE id = ?'),
@@ -90,6 +96,15 @@ export function prepareStatements(db: Database.Database) {
       `SELECT m.read_seq, c.last_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
        WHERE m.conversation_id = ? AND m.user_id = ?`),
     setReadSeq: prepare<[number, string, string]>('UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ?'),
+
+    // ---- bans
+    isBanned: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM conversation_bans WHERE conversation_id = ? AND user_id = ?'),
+    insertBan: prepare<[string, string, string, number]>(
+      'INSERT OR IGNORE INTO conversation_bans (conversation_id, user_id, banned_by, banned_at) VALUES (?, ?, ?, ?)'),
+    deleteBan: prepare<[string, string]>('DELETE FROM conversation_bans WHERE conversation_id = ? AND user_id = ?'),
+    bans: prepare<[string], BanRow>(
+      `SELECT b.user_id, u.name, b.banned_by, b.banned_at FROM conversation_bans b LEFT JOIN users u ON u.id = b.user_id
+       WHERE b.conversation_id = ? ORDER BY b.banned_at, b.user_id`),
 
     // ---- invites
     invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),

@@ -1,0 +1,31 @@
+import { ParleyError } from '../protocol/errors.js';
+import type { Store } from '../store/store.js';
+import type { Publisher } from './publisher.js';
+
+/**
+ * Revoking the server's own tokens. Logout revokes one token (by its session id, until it would have expired);
+ * "log out everywhere" moves the user's token generation on, which revokes every token issued before in one write.
+ * Either way the user's live connections that the revocation covers are closed with 4500 (UNAUTHORIZED) on every
+ * instance, through a control message on the user's topic. The Authenticator refuses revoked tokens at every later
+ * WebSocket upgrade and REST call.
+ */
+export class Sessions {
+  constructor(private readonly store: Store, private readonly publisher: Publisher, private readonly now: () => number = Date.now) {}
+
+  /** Revoke the token of this session. INVALID_REQUEST for a token without a session id (product tokens). */
+  async logout(userId: string, sessionId: string | null, expiresAt: number | null): Promise<void> {
+    if (sessionId === null) {
+      throw new ParleyError('INVALID_REQUEST', 'this token has no session to log out (tokens of the integrating product are revoked by the product)');
+    }
+    const now = this.now();
+    // A token without expiry cannot be ours; keep its revocation for the longest lifetime we could have given it.
+    await this.store.revokeSession(sessionId, expiresAt ?? now + 365 * 24 * 3600 * 1000, now);
+    await this.publisher.controlUser(userId, `revoke:${sessionId}`);
+  }
+
+  /** Revoke every token of ours the user holds and close all their connections. NOT_FOUND for an unknown user. */
+  async logoutEverywhere(userId: string): Promise<void> {
+    if ((await this.store.bumpTokenGeneration(userId)) === null) throw new ParleyError('NOT_FOUND', 'no such user');
+    await this.publisher.controlUser(userId, 'revoke');
+  }
+}
