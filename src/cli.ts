@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { createLogger } from './logging.js';
 import { openStore, startServer } from './main.js';
 import { isParleyError } from './protocol/errors.js';
+import { isWellFormed } from './protocol/well-formed.js';
 
 /** A mistake in how the command was used: printed without a stack, exit code 1. */
 class UsageError extends Error {}
@@ -181,6 +182,9 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
 
 async function token(userId: string, flags: ConfigFlags & { name?: string; ttl?: number }): Promise<void> {
   const config = configFrom(flags);
+  if (!isWellFormed(userId) || (flags.name !== undefined && !isWellFormed(flags.name))) {
+    throw new UsageError('the user id and --name must be well-formed Unicode (no lone surrogate)');
+  }
   const service = createTokenService(config.auth, await resolveOwnSecret(config));
   const { token: jwt, expiresAt } = await service.issue({ id: userId, name: flags.name ?? userId }, { ttlSeconds: flags.ttl });
   process.stdout.write(jwt + '\n');

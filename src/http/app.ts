@@ -9,6 +9,7 @@ import { operations, type Services } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
+import { findIllFormed, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
@@ -40,10 +41,17 @@ declare module 'fastify' {
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+  const app = Fastify({
+    logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
+    // A path segment whose percent-encoding is not UTF-8 (e.g. %ED%A0%80, a lone surrogate) fails before any route.
+    frameworkErrors: (err, _req, reply) => sendError(reply, err.code === 'FST_ERR_BAD_URL'
+      ? new ParleyError('INVALID_REQUEST', 'the URL path is not valid percent-encoded UTF-8', [{ path: 'url', message: 'not valid percent-encoded UTF-8' }]).toBody()
+      : translate(err, deps.logger)),
+  });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
+  app.addHook('preValidation', async (req) => refuseIllFormed(req));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -111,6 +119,19 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
         return result;
       },
     });
+  }
+}
+
+/**
+ * Every route, before anything reads the request: a lone surrogate in the path parameters, the query or the JSON body
+ * (strings and keys at any depth) is INVALID_REQUEST naming the field, as on the WebSocket (src/protocol/well-formed.ts).
+ */
+function refuseIllFormed(req: FastifyRequest): void {
+  for (const part of [req.params, req.query, req.body]) {
+    const path = findIllFormed(part);
+    if (!path) continue;
+    const detail = illFormedDetail(path);
+    throw new ParleyError('INVALID_REQUEST', `${detail.path || 'the body'} is ${detail.message}`, [detail]);
   }
 }
 
