@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { credentialsSchema } from './auth/accounts.js';
+import { checkNewPassword, usernameSchema } from './auth/accounts.js';
 import { hashPassword } from './auth/passwords.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
@@ -159,11 +159,19 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
   if (flags.password !== undefined && flags.passwordStdin) throw new UsageError('give either --password or --password-stdin, not both');
   if (flags.password === undefined && !flags.passwordStdin) throw new UsageError('a password is needed: --password-stdin (recommended) or --password P');
   const config = configFrom(flags);
-  const name = credentialsSchema.shape.username.safeParse(username);
+  // The same rules as registration over REST: username rules, password policy; the store refuses taken and
+  // confusable names (ACCOUNT_EXISTS).
+  const name = usernameSchema.safeParse(username);
   if (!name.success) throw new UsageError(`invalid username "${username}": ${name.error.issues[0]?.message ?? 'not allowed'}`);
   const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : flags.password!;
-  const min = config.auth.accounts.minPasswordLength;
-  if (password.length < min) throw new UsageError(`the password needs at least ${min} characters`);
+  if (!isWellFormed(password)) throw new UsageError('the password is not well-formed Unicode (lone surrogate)');
+  try {
+    checkNewPassword(password, name.data, config.auth.accounts);
+  } catch (err) {
+    const suggestions = isParleyError(err) ? (err.details as { suggestions?: string[] } | undefined)?.suggestions ?? [] : [];
+    if (isParleyError(err)) throw new UsageError([`${err.code}: ${err.message}`, ...suggestions.map((s) => `  - ${s}`)].join('\n'));
+    throw err;
+  }
 
   const store = await openStore(config);
   try {
@@ -270,7 +278,7 @@ function buildProgram(): Command {
 
   const user = program.command('user').description('Built-in accounts, written directly to the store.');
   withConfigOption(user.command('add').description('Create a built-in account (username and password).'))
-    .argument('<username>', 'letters, digits, _ . -')
+    .argument('<username>', '1-64 letters, combining marks, digits, _ . - (docs/protocol.md, Accounts)')
     .option('--password <password>', 'the password (visible in the process list; prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the account an administrator', false)

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { credentialsSchema, type Accounts } from '../auth/accounts.js';
+import { credentialsSchema, loginSchema, type Accounts } from '../auth/accounts.js';
 import { bearerToken, type Authenticator, type Identity } from '../auth/authenticator.js';
 import type { Admin } from '../domain/admin.js';
 import { operations, type Services } from '../domain/operations.js';
@@ -72,7 +72,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     reply.code(201);
     return deps.accounts.register(parse(credentialsSchema, req.body));
   });
-  app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(credentialsSchema, req.body)));
+  app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(loginSchema, req.body)));
   app.get('/api/v1/me', { preHandler: authenticate(deps) }, async (req) => ({ user: { id: req.identity!.userId, name: req.identity!.name } }));
 
   for (const route of operationRoutes) {
