@@ -34,7 +34,7 @@ export interface Store {
   /**
    * The built-in account (with a password) of this login name, compared by `usernameKey` (NFKC + full case folding):
    * "ИВАН" finds "Иван", "ｂｏｂ" finds "bob". An account older than migration 004 whose key another, older account
-   * already had is found by its exact name (ASCII case-insensitively), as before.
+   * already had is found by its exact name (ASCII case-insensitively, as before), ahead of the key's account.
    */
   getUserByName(name: string): Promise<UserRecord | null>;
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]>;

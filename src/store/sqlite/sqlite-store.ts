@@ -128,7 +128,8 @@ export class SqliteStore implements Store {
   }
 
   getUserByName(name: string): Promise<UserRecord | null> {
-    return this.run(() => mapOrNull(this.s.accountByNameKey.get(usernameKey(name)) ?? this.s.legacyAccountByName.get(name), toUser));
+    // A pre-004 account that lost its key to an older one is found by its exact name first; otherwise by key.
+    return this.run(() => mapOrNull(this.s.legacyAccountByName.get(name) ?? this.s.accountByNameKey.get(usernameKey(name)), toUser));
   }
 
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]> {
