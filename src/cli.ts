@@ -108,7 +108,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     hints.push(
       '  or register an account:',
       `  curl -s -X POST ${server.url}/api/v1/accounts -H 'content-type: application/json' \\`,
-      `       -d '{"username":"alice","password":"choose-a-password"}'`,
+      `       -d '{"username":"alice","password":"violet tugboat fifty lantern"}'`,
       `  (log in later with POST ${server.url}/api/v1/sessions, same body)`,
     );
   } else {
