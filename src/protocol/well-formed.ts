@@ -24,23 +24,31 @@ const MAX_DEPTH = 256;
 /**
  * The path of the first ill-formed string in a decoded JSON value (an object key counts as a string, and its path
  * ends at that key), or null when every string is well-formed. Values nested deeper than 256 levels are not visited.
+ * Runs on every frame, so a well-formed value costs one walk and no allocation beyond the key lists.
  */
-export function findIllFormed(value: unknown, path: PathPart[] = [], depth = 0): PathPart[] | null {
-  if (typeof value === 'string') return isWellFormed(value) ? null : path;
-  if (typeof value !== 'object' || value === null || depth >= MAX_DEPTH) return null;
+export function findIllFormed(value: unknown): PathPart[] | null {
+  const path: PathPart[] = [];
+  return walk(value, path) ? path : null;
+}
+
+/** True when an ill-formed string lies in `value`; `path` then holds its path (it is restored otherwise). */
+function walk(value: unknown, path: PathPart[]): boolean {
+  if (typeof value === 'string') return !isWellFormed(value);
+  if (typeof value !== 'object' || value === null || path.length >= MAX_DEPTH) return false;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findIllFormed(value[i], [...path, i], depth + 1);
-      if (found) return found;
+      path.push(i);
+      if (walk(value[i], path)) return true;
+      path.pop();
     }
-    return null;
+    return false;
   }
-  for (const [key, inner] of Object.entries(value)) {
-    if (!isWellFormed(key)) return [...path, key];
-    const found = findIllFormed(inner, [...path, key], depth + 1);
-    if (found) return found;
+  for (const key of Object.keys(value)) {
+    path.push(key);
+    if (!isWellFormed(key) || walk((value as Record<string, unknown>)[key], path)) return true;
+    path.pop();
   }
-  return null;
+  return false;
 }
 
 export const ILL_FORMED_MESSAGE = 'not well-formed Unicode: a lone UTF-16 surrogate (\\uD800-\\uDFFF) has no UTF-8 form';
