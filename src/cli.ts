@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { credentialsSchema } from './auth/accounts.js';
+import { checkNewPassword, usernameSchema } from './auth/accounts.js';
 import { hashPassword } from './auth/passwords.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
@@ -14,6 +14,7 @@ import { createLogger } from './logging.js';
 import { openStore, startServer } from './main.js';
 import { isParleyError } from './protocol/errors.js';
 import type { Store, UserRecord } from './store/store.js';
+import { isWellFormed } from './protocol/well-formed.js';
 
 /** A mistake in how the command was used: printed without a stack, exit code 1. */
 class UsageError extends Error {}
@@ -110,7 +111,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     hints.push(
       '  or register an account:',
       `  curl -s -X POST ${server.url}/api/v1/accounts -H 'content-type: application/json' \\`,
-      `       -d '{"username":"alice","password":"choose-a-password"}'`,
+      `       -d '{"username":"alice","password":"violet tugboat fifty lantern"}'`,
       `  (log in later with POST ${server.url}/api/v1/sessions, same body)`,
     );
   } else {
@@ -161,11 +162,19 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
   if (flags.password !== undefined && flags.passwordStdin) throw new UsageError('give either --password or --password-stdin, not both');
   if (flags.password === undefined && !flags.passwordStdin) throw new UsageError('a password is needed: --password-stdin (recommended) or --password P');
   const config = configFrom(flags);
-  const name = credentialsSchema.shape.username.safeParse(username);
+  // The same rules as registration over REST: username rules, password policy; the store refuses taken and
+  // confusable names (ACCOUNT_EXISTS).
+  const name = usernameSchema.safeParse(username);
   if (!name.success) throw new UsageError(`invalid username "${username}": ${name.error.issues[0]?.message ?? 'not allowed'}`);
   const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : flags.password!;
-  const min = config.auth.accounts.minPasswordLength;
-  if (password.length < min) throw new UsageError(`the password needs at least ${min} characters`);
+  if (!isWellFormed(password)) throw new UsageError('the password is not well-formed Unicode (lone surrogate)');
+  try {
+    checkNewPassword(password, name.data, config.auth.accounts);
+  } catch (err) {
+    const suggestions = isParleyError(err) ? (err.details as { suggestions?: string[] } | undefined)?.suggestions ?? [] : [];
+    if (isParleyError(err)) throw new UsageError([`${err.code}: ${err.message}`, ...suggestions.map((s) => `  - ${s}`)].join('\n'));
+    throw err;
+  }
 
   const store = await openStore(config);
   try {
@@ -198,6 +207,9 @@ async function resolveUser(store: Store, which: string, by: Lookup | undefined):
 
 async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: number; create?: boolean; by?: Lookup }): Promise<void> {
   const config = configFrom(flags);
+  if (!isWellFormed(which) || (flags.name !== undefined && !isWellFormed(flags.name))) {
+    throw new UsageError('the user and --name must be well-formed Unicode (no lone surrogate)');
+  }
   const service = createTokenService(config.auth, await resolveOwnSecret(config));
   const store = await openStore(config);
   let user: UserRecord;
@@ -225,6 +237,9 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
 }
 
 async function userUpsert(userId: string, flags: ConfigFlags & { name: string; metadata?: string }): Promise<void> {
+  if (!isWellFormed(userId) || !isWellFormed(flags.name) || (flags.metadata !== undefined && !isWellFormed(flags.metadata))) {
+    throw new UsageError('the user id, --name and --metadata must be well-formed Unicode (no lone surrogate)');
+  }
   let metadata: unknown;
   if (flags.metadata !== undefined) {
     try {
@@ -325,7 +340,7 @@ function buildProgram(): Command {
 
   const user = program.command('user').description('Built-in accounts and product users, written directly to the store.');
   withConfigOption(user.command('add').description('Create a built-in account (username and password).'))
-    .argument('<username>', 'letters, digits, _ . -')
+    .argument('<username>', '1-64 letters, combining marks, digits, _ . - (docs/protocol.md, Accounts)')
     .option('--password <password>', 'the password (visible in the process list; prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the account an administrator', false)

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
+import { isWellFormed } from '../protocol/well-formed.js';
 
 /**
  * Bearer tokens. Two kinds are accepted:
@@ -118,6 +119,8 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       const sub = payload.sub;
       if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
       if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
+      // A lone surrogate has no UTF-8 form: stored, it would turn into U+FFFD and name another user.
+      if (!isWellFormed(sub)) throw unauthorized('subject (sub) is not well-formed Unicode (lone surrogate)');
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
       return {
         userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
@@ -129,6 +132,7 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
 
     async issue(user, options) {
       if (!user.id || user.id.length > MAX_SUBJECT_LENGTH) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters`);
+      if (!isWellFormed(user.id) || !isWellFormed(user.name)) throw new Error('issue: user id and name must be well-formed Unicode (no lone surrogate)');
       const ttl = options?.ttlSeconds ?? config.accounts.tokenTtlSeconds;
       if (!(Number.isInteger(ttl) && ttl > 0)) throw new Error('issue: ttlSeconds must be a positive whole number');
       const now = Math.floor(Date.now() / 1000);
@@ -150,7 +154,10 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
 function nameOf(payload: JWTPayload): string | null {
   for (const claim of ['name', 'preferred_username']) {
     const v = payload[claim];
-    if (typeof v === 'string' && v.trim().length > 0) return v.trim().slice(0, MAX_NAME_LENGTH);
+    if (typeof v !== 'string' || v.trim().length === 0) continue;
+    if (!isWellFormed(v)) throw unauthorized(`${claim} claim is not well-formed Unicode (lone surrogate)`);
+    // Cut at a code point boundary: slicing UTF-16 units could split a surrogate pair and make the name ill-formed.
+    return Array.from(v.trim()).slice(0, MAX_NAME_LENGTH).join('');
   }
   return null;
 }

@@ -57,8 +57,17 @@ export const configSchema = z.object({
        * Clients log in again when it runs out (the WebSocket closes with 4004 first). @default 86400 (24 hours)
        */
       tokenTtlSeconds: z.number().int().positive().default(24 * 3600),
-      /** Minimum password length. @default 8 */
-      minPasswordLength: z.number().int().min(1).default(8),
+      /**
+       * Minimum password length in characters (code points), for new passwords. NIST SP 800-63B asks for at least 8
+       * (15 when the password is the only factor). @default 8
+       */
+      minPasswordLength: z.number().int().min(8).max(64).default(8),
+      /**
+       * Minimum zxcvbn strength score (0–4) of a new password (src/auth/password-policy.ts): 3 refuses common and
+       * breached-list passwords, keyboard walks, repeats and passwords built on the username. 0 turns the check off.
+       * @default 3
+       */
+      minPasswordScore: z.number().int().min(0).max(4).default(3),
     }).strict().prefault({}),
     /** Tokens issued by the integrating product. Any of the three key sources may be set. */
     jwt: z.object({

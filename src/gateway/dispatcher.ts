@@ -8,6 +8,7 @@ import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/r
 import { ConnectionState, type Connection } from './connection.js';
 import { TokenBucket } from './rate-limit.js';
 import { zodDetails } from '../protocol/validation.js';
+import { findIllFormed, illFormedDetail, isWellFormed } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
   userMessageRate: { perSecond: number; burst: number };
@@ -47,6 +48,8 @@ export class Dispatcher {
     } catch {
       return this.fail(connection, null, new ParleyError('BAD_FRAME', 'the frame is not valid JSON'));
     }
+    const illFormed = findIllFormed(parsed);
+    if (illFormed) return this.refuseIllFormed(connection, parsed, illFormed);
     const envelope = requestEnvelope.safeParse(parsed);
     if (!envelope.success) {
       const id = idOf(parsed);
@@ -63,6 +66,18 @@ export class Dispatcher {
     }
     this.metrics.requests.inc({ type: requestType });
     this.run(connection, id, requestType, input.data, now);
+  }
+
+  /**
+   * A lone surrogate anywhere in the frame: INVALID_REQUEST naming the field (paths inside `data` are relative to it,
+   * like schema issues), or BAD_FRAME when it is the request id itself, which then cannot be echoed.
+   */
+  private refuseIllFormed(connection: Connection, parsed: unknown, path: Array<string | number>): void {
+    const id = idOf(parsed);
+    const inData = path[0] === 'data' && path.length > 1;
+    const detail = illFormedDetail(inData ? path.slice(1) : path);
+    const code = id === null ? 'BAD_FRAME' : 'INVALID_REQUEST';
+    this.fail(connection, id, new ParleyError(code, `${detail.path} is ${detail.message}`, [detail]));
   }
 
   forgetUser(userId: string): void {
@@ -104,7 +119,7 @@ function idOf(value: unknown): Id | null {
   if (typeof value !== 'object' || value === null) return null;
   const id = (value as { id?: unknown }).id;
   if (typeof id === 'number' && Number.isInteger(id)) return id;
-  if (typeof id === 'string' && id.length > 0 && id.length <= 64) return id;
+  if (typeof id === 'string' && id.length > 0 && id.length <= 64 && isWellFormed(id)) return id;
   return null;
 }
 

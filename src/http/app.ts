@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { credentialsSchema, type Accounts } from '../auth/accounts.js';
+import { credentialsSchema, loginSchema, type Accounts } from '../auth/accounts.js';
 import { bearerToken, type Authenticator, type Identity } from '../auth/authenticator.js';
 import type { Admin } from '../domain/admin.js';
 import type { Sessions } from '../domain/sessions.js';
@@ -10,6 +10,7 @@ import { operations, type Services } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
+import { findIllFormed, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
@@ -42,12 +43,20 @@ declare module 'fastify' {
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
-  // maxParamLength: fastify's default (100) is below the 128 characters an id may have, and its refusal bypasses the
-  // error handler; path parameters are bounded by the request schemas (INVALID_REQUEST) and Node's header limit.
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, maxParamLength: 16 * 1024 });
+  const app = Fastify({
+    logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
+    // fastify's default (100) is below the 128 characters an id may have, and its refusal bypasses the error handler;
+    // path parameters are bounded by the request schemas (INVALID_REQUEST) and Node's header limit.
+    maxParamLength: 16 * 1024,
+    // A path segment whose percent-encoding is not UTF-8 (e.g. %ED%A0%80, a lone surrogate) fails before any route.
+    frameworkErrors: (err, _req, reply) => sendError(reply, err.code === 'FST_ERR_BAD_URL'
+      ? new ParleyError('INVALID_REQUEST', 'the URL path is not valid percent-encoded UTF-8', [{ path: 'url', message: 'not valid percent-encoded UTF-8' }]).toBody()
+      : translate(err, deps.logger)),
+  });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
+  app.addHook('preValidation', async (req) => refuseIllFormed(req));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -68,7 +77,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     reply.code(201);
     return deps.accounts.register(parse(credentialsSchema, req.body));
   });
-  app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(credentialsSchema, req.body)));
+  app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(loginSchema, req.body)));
   app.delete('/api/v1/sessions/current', { preHandler: authenticate(deps) }, async (req) => {
     await deps.sessions.logout(req.identity!.userId, req.identity!.sessionId, req.identity!.expiresAt);
     return {};
@@ -123,6 +132,19 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
         return result;
       },
     });
+  }
+}
+
+/**
+ * Every route, before anything reads the request: a lone surrogate in the path parameters, the query or the JSON body
+ * (strings and keys at any depth) is INVALID_REQUEST naming the field, as on the WebSocket (src/protocol/well-formed.ts).
+ */
+function refuseIllFormed(req: FastifyRequest): void {
+  for (const part of [req.params, req.query, req.body]) {
+    const path = findIllFormed(part);
+    if (!path) continue;
+    const detail = illFormedDetail(path);
+    throw new ParleyError('INVALID_REQUEST', `${detail.path || 'the body'} is ${detail.message}`, [detail]);
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { credentialsSchema } from '../auth/accounts.js';
+import { credentialsSchema, loginSchema } from '../auth/accounts.js';
 import { errorCodes } from '../protocol/errors.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { adminRoutes } from './admin-routes.js';
@@ -18,8 +18,11 @@ interface ExtraRoute {
 
 /** Routes that are neither protocol operations nor admin routes: accounts, health, metrics. */
 const extraRoutes: ExtraRoute[] = [
-  { method: 'POST', url: '/api/v1/accounts', summary: 'Register a built-in account; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema, status: 201 },
-  { method: 'POST', url: '/api/v1/sessions', summary: 'Log in; returns {user, token, expiresAt}', auth: 'none', body: credentialsSchema },
+  {
+    method: 'POST', url: '/api/v1/accounts', auth: 'none', body: credentialsSchema, status: 201,
+    summary: 'Register a built-in account; returns {user, token, expiresAt}. Username rules, NFKC + case-folded uniqueness, confusables: 400 INVALID_REQUEST, 409 ACCOUNT_EXISTS (details.reason taken | confusable); password policy: 400 WEAK_PASSWORD (details: reason, warning, suggestions). See docs/protocol.md, Accounts.',
+  },
+  { method: 'POST', url: '/api/v1/sessions', summary: 'Log in (the username is matched after NFKC + case folding); returns {user, token, expiresAt}; 401 INVALID_CREDENTIALS', auth: 'none', body: loginSchema },
   { method: 'DELETE', url: '/api/v1/sessions/current', summary: 'Log out: revoke this token (a token of the server\'s own) and close its connections (4500)', auth: 'user' },
   { method: 'DELETE', url: '/api/v1/sessions', summary: 'Log out everywhere: revoke every token of the server\'s own you hold and close all your connections (4500)', auth: 'user' },
   { method: 'GET', url: '/api/v1/me', summary: 'The authenticated user', auth: 'user' },

@@ -25,6 +25,7 @@ export const errorCatalogue = {
   INVITE_EXHAUSTED: { status: 410, temporary: false, message: 'The invite has reached its maximum number of uses' },
   INVITE_REVOKED: { status: 410, temporary: false, message: 'The invite was revoked' },
   ACCOUNT_EXISTS: { status: 409, temporary: false, message: 'An account with this username already exists' },
+  WEAK_PASSWORD: { status: 400, temporary: false, message: 'The password is too short or too easy to guess' },
   INVALID_CREDENTIALS: { status: 401, temporary: false, message: 'Wrong username or password' },
   ACCOUNTS_DISABLED: { status: 403, temporary: false, message: 'Built-in accounts are turned off on this server' },
   RATE_LIMITED: { status: 429, temporary: true, message: 'Too many requests; slow down and retry later' },
@@ -36,7 +37,10 @@ export const errorCatalogue = {
 export type ErrorCode = keyof typeof errorCatalogue;
 export const errorCodes = Object.keys(errorCatalogue) as ErrorCode[];
 
-/** The error body on the wire: `{code, message, temporary}` (plus optional `details` for INVALID_REQUEST). */
+/**
+ * The error body on the wire: `{code, message, temporary}`, plus optional `details`: `[{path, message}]` for
+ * INVALID_REQUEST, `{reason, ...}` for WEAK_PASSWORD and ACCOUNT_EXISTS (docs/protocol.md).
+ */
 export interface ErrorBody {
   code: ErrorCode;
   message: string;

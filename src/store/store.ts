@@ -21,8 +21,11 @@ export interface Store {
   // ---- users
   /**
    * Insert a user; rejects CONFLICT for a taken id. Built-in accounts (passwordHash set) have unique login names,
-   * compared case-insensitively: a taken one rejects ACCOUNT_EXISTS. Users from an integrating product's tokens
-   * (no password) may share display names with anyone.
+   * compared by `usernameKey` (NFKC + full case folding, src/protocol/usernames.ts): a taken one rejects
+   * ACCOUNT_EXISTS with details `{reason: 'taken'}`; a name whose TR39 skeleton (`usernameSkeleton`) equals an existing
+   * account's rejects ACCOUNT_EXISTS with `{reason: 'confusable'}`. The store computes both from `name`; the caller
+   * checks the name against the username rules first. Users from an integrating product's tokens (no password) may
+   * share display names with anyone.
    */
   createUser(user: NewUser): Promise<UserRecord>;
   /**
@@ -41,7 +44,11 @@ export interface Store {
   revokeSession(sessionId: string, expiresAt: number, now: number): Promise<void>;
   isSessionRevoked(sessionId: string): Promise<boolean>;
   getUser(id: string): Promise<UserRecord | null>;
-  /** The built-in account (with a password) of this login name, case-insensitively. */
+  /**
+   * The built-in account (with a password) of this login name, compared by `usernameKey` (NFKC + full case folding):
+   * "ИВАН" finds "Иван", "ｂｏｂ" finds "bob". An account older than migration 004 whose key another, older account
+   * already had is found by its exact name (ASCII case-insensitively, as before), ahead of the key's account.
+   */
   getUserByName(name: string): Promise<UserRecord | null>;
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]>;
   setBanned(id: string, banned: boolean): Promise<boolean>;

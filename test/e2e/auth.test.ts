@@ -157,10 +157,11 @@ describe('authentication', () => {
       assert.equal(res.body.error.code, 'ACCOUNT_EXISTS');
     });
 
-    it('answers a password shorter than the minimum with 400 INVALID_REQUEST', async () => {
+    it('answers a password shorter than the minimum with 400 WEAK_PASSWORD', async () => {
       const res = await post(server, '/api/v1/accounts', { username: 'acct-short', password: 'short' });
       assert.equal(res.status, 400);
-      assert.equal(res.body.error.code, 'INVALID_REQUEST');
+      assert.equal(res.body.error.code, 'WEAK_PASSWORD');
+      assert.equal(res.body.error.details.reason, 'too_short');
       const login = await post(server, '/api/v1/sessions', { username: 'acct-short', password: 'short' });
       assert.equal(login.status, 401, 'the refused account was not created');
     });

@@ -111,6 +111,20 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await store.getUserByName('alice'))?.id, 'u1');
       });
 
+      test('account names compare by NFKC + full case folding, and a confusable name rejects ACCOUNT_EXISTS', async (store) => {
+        await store.createUser({ id: 'u1', name: 'Иван', passwordHash: 'hash', now: T0 });
+        await store.createUser({ id: 'u2', name: 'Straße', passwordHash: 'hash', now: T0 });
+        await store.createUser({ id: 'u3', name: 'bob', passwordHash: 'hash', now: T0 });
+        for (const [id, name] of [['x1', 'иван'], ['x2', 'STRASSE'], ['x3', 'ｂｏｂ'], ['x4', 'bоb']]) {
+          await rejectsWith(store.createUser({ id, name, passwordHash: 'other', now: T0 }), 'ACCOUNT_EXISTS');
+          assert.equal(await store.getUser(id), null, name);
+        }
+        assert.equal((await store.getUserByName('ИВАН'))?.id, 'u1');
+        assert.equal((await store.getUserByName('strasse'))?.id, 'u2');
+        assert.equal((await store.getUserByName('ＢＯＢ'))?.id, 'u3');
+        assert.equal(await store.getUserByName('bоb'), null, 'a look-alike is another name');
+      });
+
       test('a taken id rejects CONFLICT and stores nothing', async (store) => {
         await store.createUser({ id: 'u1', name: 'Alice', passwordHash: 'hash', now: T0 });
         await rejectsWith(store.createUser({ id: 'u1', name: 'Bob', passwordHash: 'hash', now: T0 }), 'CONFLICT');

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
+import { backfillUsernameKeys } from './username-backfill.js';
 
 const migrationsDir = new URL('./migrations/', import.meta.url);
 const migrationFile = /^(\d+)_[\w-]+\.sql$/;
@@ -34,6 +35,11 @@ function assertUniqueVersions(migrations: Migration[]): void {
   }
 }
 
+/** Work a migration needs that SQL cannot do, run right after its SQL in the same transaction, keyed by version. */
+const backfills: Partial<Record<number, (db: Database.Database) => void>> = {
+  4: backfillUsernameKeys,
+};
+
 /** Apply every pending migration, each in its own immediate transaction so concurrent starters do not race. */
 export function migrate(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)');
@@ -45,6 +51,7 @@ export function migrate(db: Database.Database): number {
       // Checked inside the transaction: another process may have applied it since we looked.
       if (isApplied.get(migration.version)) return;
       db.exec(migration.sql);
+      backfills[migration.version]?.(db);
       record.run(migration.version, migration.name);
       applied++;
     });

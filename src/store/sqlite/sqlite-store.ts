@@ -8,6 +8,7 @@
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import { usernameKey, usernameSkeleton } from '../../protocol/usernames.js';
 import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -88,10 +89,21 @@ export class SqliteStore implements Store {
   createUser(user: NewUser): Promise<UserRecord> {
     return this.write(() => {
       if (this.s.userById.get(user.id)) throw new ParleyError('CONFLICT', 'A user with this id exists');
-      if (user.passwordHash !== null && this.s.userByName.get(user.name)) throw new ParleyError('ACCOUNT_EXISTS');
+      if (user.passwordHash !== null) this.requireFreeAccountName(user.name);
       this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now, user.passwordHash === null ? 'product' : 'builtin');
+      if (user.passwordHash !== null) this.s.setNameKeys.run(usernameKey(user.name), usernameSkeleton(user.name), user.id);
       return this.requireUser(user.id);
     });
+  }
+
+  /** An account name is taken when its key, its confusables skeleton or (for accounts older than 004) its name matches. */
+  private requireFreeAccountName(name: string): void {
+    if (this.s.accountByNameKey.get(usernameKey(name)) || this.s.userByName.get(name)) {
+      throw new ParleyError('ACCOUNT_EXISTS', 'An account with this username already exists (names are compared after NFKC and case folding)', { reason: 'taken' });
+    }
+    if (this.s.accountByNameSkeleton.get(usernameSkeleton(name))) {
+      throw new ParleyError('ACCOUNT_EXISTS', 'This username looks like an existing account\'s (confusable characters); choose another', { reason: 'confusable' });
+    }
   }
 
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord> {
@@ -143,7 +155,8 @@ export class SqliteStore implements Store {
   }
 
   getUserByName(name: string): Promise<UserRecord | null> {
-    return this.run(() => mapOrNull(this.s.userByName.get(name), toUser));
+    // A pre-004 account that lost its key to an older one is found by its exact name first; otherwise by key.
+    return this.run(() => mapOrNull(this.s.legacyAccountByName.get(name) ?? this.s.accountByNameKey.get(usernameKey(name)), toUser));
   }
 
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]> {

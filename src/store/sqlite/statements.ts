@@ -53,6 +53,11 @@ export function prepareStatements(db: Database.Database) {
     listUsers: prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     setBanned: prepare<[number, string]>('UPDATE users SET banned = ? WHERE id = ?'),
     setLastSeen: prepare<[number, string]>('UPDATE users SET last_seen = ? WHERE id = ?'),
+    // Built-in accounts by normalised name (migration 004); `password_hash IS NOT NULL` lets the partial indexes serve.
+    accountByNameKey: prepare<[string], UserRow>('SELECT * FROM users WHERE name_key = ? AND password_hash IS NOT NULL'),
+    accountByNameSkeleton: prepare<[string], UserRow>('SELECT * FROM users WHERE name_skeleton = ? AND password_hash IS NOT NULL LIMIT 1'),
+    legacyAccountByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ? AND name_key IS NULL AND password_hash IS NOT NULL'),
+    setNameKeys: prepare<[string, string, string]>('UPDATE users SET name_key = ?, name_skeleton = ? WHERE id = ?'),
 
     // ---- conversations
     conversationById: prepare<[string], ConversationRow>(`SELECT ${conversationColumns} FROM conversations c WHERE c.id = ?`),
