@@ -282,6 +282,54 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await store.listMemberIds('g')).length, 5);
       });
 
+      test('the conversation limit holds on every path that adds a membership, and a refusal changes nothing', async (store) => {
+        await addUsers(store, 'me', 'peer', 'owner');
+        await store.createGroup({ id: 'g1', name: 'one', visibility: 'public', createdBy: 'me', now: T0, maxConversations: 2 });
+        await addGroup(store, 'open', 'owner');
+        await addGroup(store, 'invited', 'owner');
+        await store.createInvite({ token: 'tok', conversationId: 'invited', createdBy: 'owner', createdAt: T0, expiresAt: null, maxUses: null });
+        assert.equal((await store.addMember({ conversationId: 'open', userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: 2 })).status, 'added');
+        // 'me' is now in two conversations: every path to a third is refused.
+        await rejectsWith(store.createGroup({ id: 'g2', name: 'two', visibility: 'public', createdBy: 'me', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.openDirect({ id: 'd1', a: 'me', b: 'peer', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.openDirect({ id: 'd2', a: 'peer', b: 'me', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.redeemInvite({ token: 'tok', userId: 'me', now: T0, maxMembers: BIG, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await store.removeMember('open', 'me');
+        await rejectsWith(store.addMember({ conversationId: 'open', userId: 'peer', role: 'member', now: T0, maxMembers: BIG, maxConversations: 0 }), 'LIMIT_EXCEEDED');
+        assert.deepEqual(await store.listConversationIds('me'), ['g1']);
+        assert.deepEqual(await store.listConversationIds('peer'), []);
+        assert.equal(await store.getConversation('g2'), null);
+        assert.equal((await store.getInvite('tok'))?.uses, 0);
+        assert.equal((await store.getConversation('invited'))?.memberCount, 1);
+        // An existing membership is reported as such even at the limit; an existing direct conversation still opens.
+        await store.openDirect({ id: 'd3', a: 'me', b: 'peer', now: T0, maxConversations: 2 });
+        assert.equal((await store.openDirect({ id: 'd4', a: 'peer', b: 'me', now: T0, maxConversations: 1 })).created, false);
+        assert.equal((await store.addMember({ conversationId: 'g1', userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: 1 })).status, 'exists');
+      });
+
+      test('concurrent creates, joins, invite redemptions and direct opens never take a user past the conversation limit', async (store) => {
+        const peers = Array.from({ length: 10 }, (_, i) => `p${i}`);
+        await addUsers(store, 'me', 'owner', ...peers);
+        const groups = Array.from({ length: 10 }, (_, i) => `o${i}`);
+        for (const id of groups) await addGroup(store, id, 'owner');
+        for (const id of groups) {
+          await store.createInvite({ token: `t-${id}`, conversationId: id, createdBy: 'owner', createdAt: T0, expiresAt: null, maxUses: null });
+        }
+        const max = 5;
+        const calls: Promise<unknown>[] = [
+          ...Array.from({ length: 10 }, (_, i) => store.createGroup({ id: `c${i}`, name: `c${i}`, visibility: 'public', createdBy: 'me', now: T0, maxConversations: max })),
+          ...groups.slice(0, 5).map((id) => store.addMember({ conversationId: id, userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: max })),
+          ...groups.slice(5).map((id) => store.redeemInvite({ token: `t-${id}`, userId: 'me', now: T0, maxMembers: BIG, maxConversations: max })),
+          ...peers.map((p, i) => store.openDirect({ id: `d${i}`, a: i % 2 ? 'me' : p, b: i % 2 ? p : 'me', now: T0, maxConversations: max })),
+        ];
+        const results = await Promise.allSettled(calls);
+        const fulfilled = results.filter((r) => r.status === 'fulfilled').length;
+        const refused = results.filter((r) => r.status === 'rejected' && isParleyError(r.reason) && r.reason.code === 'LIMIT_EXCEEDED').length;
+        assert.equal(fulfilled, max);
+        assert.equal(refused, calls.length - max);
+        assert.equal(await store.countMemberships('me'), max);
+      });
+
       test('members must be existing users: an unknown user rejects NOT_FOUND and changes nothing', async (store) => {
         await addUsers(store, 'u1');
         await addGroup(store, 'g', 'u1');

@@ -135,20 +135,23 @@ export class SqliteStore implements Store {
 
   // ---- conversations
 
-  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number }): Promise<Conversation> {
+  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number; maxConversations?: number }): Promise<Conversation> {
     return this.write(() => {
+      this.requireRoomForConversation(input.createdBy, input.maxConversations);
       this.insertConversation({ ...input, kind: 'group', memberCount: 1, directKey: null });
       this.s.insertMember.run(input.id, input.createdBy, 'owner', input.now, 0);
       return this.requireConversation(input.id);
     });
   }
 
-  openDirect(input: { id: string; a: string; b: string; now: number }): Promise<{ conversation: Conversation; created: boolean }> {
+  openDirect(input: { id: string; a: string; b: string; now: number; maxConversations?: number }): Promise<{ conversation: Conversation; created: boolean }> {
     return this.write(() => {
       const pair = [...new Set([input.a, input.b])].sort();
       const directKey = JSON.stringify(pair);
       const existing = this.s.conversationByDirectKey.get(directKey);
       if (existing) return { conversation: toConversation(existing), created: false };
+      this.requireRoomForConversation(input.a, input.maxConversations);
+      if (input.b !== input.a) this.requireRoomForConversation(input.b, input.maxConversations, 'the other user');
       this.insertConversation({
         id: input.id, kind: 'direct', name: null, visibility: 'private', createdBy: input.a, now: input.now,
         memberCount: pair.length, directKey,
@@ -156,6 +159,14 @@ export class SqliteStore implements Store {
       for (const userId of pair) this.s.insertMember.run(input.id, userId, 'member', input.now, 0);
       return { conversation: this.requireConversation(input.id), created: true };
     });
+  }
+
+  /** Inside a write transaction: LIMIT_EXCEEDED if the user already has `max` conversations (no check when undefined). */
+  private requireRoomForConversation(userId: string, max: number | undefined, who = 'a user'): void {
+    if (max === undefined) return;
+    if ((this.s.countMemberships.get(userId)?.n ?? 0) >= max) {
+      throw new ParleyError('LIMIT_EXCEEDED', `${who} may belong to at most ${max} conversations`);
+    }
   }
 
   private insertConversation(row: Parameters<Statements['insertConversation']['run']>[0]): void {
@@ -223,17 +234,18 @@ export class SqliteStore implements Store {
     return this.run(() => this.s.memberIds.all(conversationId).map((r) => r.user_id));
   }
 
-  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult> {
+  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number; maxConversations?: number }): Promise<AddMemberResult> {
     return this.write(() => this.addMemberNow(input));
   }
 
   /** The body of addMember, to run inside a caller's transaction. */
-  private addMemberNow(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): AddMemberResult {
+  private addMemberNow(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number; maxConversations?: number }): AddMemberResult {
     const conversation = this.s.conversationById.get(input.conversationId);
     if (!conversation) return { status: 'no_conversation' };
     const existing = this.s.member.get(input.conversationId, input.userId);
     if (existing) return { status: 'exists', member: toMember(existing) };
     if (conversation.member_count >= input.maxMembers) return { status: 'full' };
+    this.requireRoomForConversation(input.userId, input.maxConversations);
     this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
     this.s.addMemberCount.run(1, input.conversationId);
     return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
@@ -296,13 +308,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult> {
+  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number; maxConversations?: number }): Promise<RedeemResult> {
     return this.write((): RedeemResult => {
       const invite = mapOrNull(this.s.invite.get(input.token), toInvite);
       const refusal = inviteRefusal(invite, input.now);
       if (refusal || !invite) return { status: refusal ?? 'invalid' };
       const conversationId = invite.conversationId;
-      const added = this.addMemberNow({ conversationId, userId: input.userId, role: 'member', now: input.now, maxMembers: input.maxMembers });
+      const added = this.addMemberNow({
+        conversationId, userId: input.userId, role: 'member', now: input.now, maxMembers: input.maxMembers, maxConversations: input.maxConversations,
+      });
       switch (added.status) {
         case 'no_conversation': return { status: 'invalid' };
         case 'full': return { status: 'full' };
