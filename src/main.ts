@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Accounts } from './auth/accounts.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { Authenticator } from './auth/authenticator.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
@@ -17,6 +18,7 @@ import { buildHttpApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
+import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import type { Store } from './store/store.js';
@@ -55,6 +57,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
   const metrics = new Metrics();
+  const limiter = createMemoryRateLimiter();
   const gateway = new Gateway({
     options: {
       path: '/ws',
@@ -68,6 +71,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     services,
     metrics,
     logger,
+    limiter,
   });
   const app = buildHttpApp({
     services,
@@ -81,6 +85,10 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await Promise.all([store.ping(), bus.ping()]);
     },
     bodyLimit: config.limits.maxFrameBytes,
+    maxJsonDepth: config.limits.maxJsonDepth,
+    limiter,
+    rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, userMessage: config.limits.userMessageRate },
+    loginThrottle: new LoginThrottle(limiter, config.limits.login),
   });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
   await app.listen({ host: config.server.host, port: config.server.port });
@@ -102,6 +110,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await app.close();
       await bus.close();
       await presenceEngine.close();
+      await limiter.close();
       await store.close();
       logger.info('stopped');
     })()),

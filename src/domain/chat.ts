@@ -15,6 +15,8 @@ export interface ChatLimits {
   maxConversationsPerUser: number;
   maxMembersPerGroup: number;
   maxPageSize: number;
+  /** Deepest nesting of `meta` (arrays and objects). */
+  maxJsonDepth: number;
 }
 
 export interface ChatDeps {
@@ -32,6 +34,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxConversationsPerUser: config.limits.maxConversationsPerUser,
   maxMembersPerGroup: config.limits.maxMembersPerGroup,
   maxPageSize: config.limits.maxPageSize,
+  maxJsonDepth: config.limits.maxJsonDepth,
 });
 
 const DEFAULT_PAGE = 50;

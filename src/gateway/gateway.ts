@@ -12,6 +12,7 @@ import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
 import { isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
@@ -28,6 +29,7 @@ export interface GatewayOptions {
   connectionRate: { perSecond: number; burst: number };
   userMessageRate: { perSecond: number; burst: number };
   floodCloseAfter: number;
+  maxJsonDepth: number;
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
 }
@@ -40,6 +42,7 @@ export interface GatewayDeps {
   services: Services;
   metrics: Metrics;
   logger: Logger;
+  limiter: RateLimiter;
 }
 
 const kConnection = Symbol('parley.connection');
@@ -70,7 +73,7 @@ export class Gateway implements ConnectionOwner {
       clientTracking: false,
       handleProtocols: selectSubprotocol,
     });
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options);
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter);
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
     deps.bus.onReset(() => this.resynchroniseAll());
@@ -195,7 +198,6 @@ export class Gateway implements ConnectionOwner {
     }
     if (lastDevice) {
       this.byUser.delete(connection.userId);
-      this.dispatcher.forgetUser(connection.userId);
       this.unsubscribe(userTopic(connection.userId));
     }
     this.deps.services.presence.disconnected(connection.userId, connection.id).catch((err) => this.deps.logger.warn({ err }, 'presence disconnect failed'));
