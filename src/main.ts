@@ -15,6 +15,7 @@ import { Publisher } from './domain/publisher.js';
 import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
+import { guardConnections } from './http/connection-guard.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
@@ -89,6 +90,11 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     limiter,
     rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, userMessage: config.limits.userMessageRate },
     loginThrottle: new LoginThrottle(limiter, config.limits.login),
+  });
+  guardConnections(app.server, {
+    maxConnections: config.limits.maxConnections,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    onRefused: () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' }),
   });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
   await app.listen({ host: config.server.host, port: config.server.port });

@@ -7,6 +7,7 @@ import type { Authenticator, Identity } from '../auth/authenticator.js';
 import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { Services } from '../domain/operations.js';
+import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
 import { isParleyError } from '../protocol/errors.js';
@@ -30,6 +31,8 @@ export interface GatewayOptions {
   userMessageRate: { perSecond: number; burst: number };
   floodCloseAfter: number;
   maxJsonDepth: number;
+  /** WebSocket connections of one user on this instance; one more is closed with 4006. */
+  maxConnectionsPerUser: number;
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
 }
@@ -126,6 +129,7 @@ export class Gateway implements ConnectionOwner {
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer, then: (ws: WebSocket) => void): void {
     if (socket.destroyed) return;
+    upgradeSettled(socket);
     this.wss.handleUpgrade(req, socket, head, then);
   }
 
@@ -139,6 +143,8 @@ export class Gateway implements ConnectionOwner {
   private accept(ws: TaggedSocket, socket: Socket, identity: Identity, conversationIds: string[], version: number | null): void {
     if (version === null) return this.refuseAfterUpgrade(ws, 'UNSUPPORTED_VERSION');
     if (this.draining) return this.refuseAfterUpgrade(ws, 'SERVER_SHUTDOWN');
+    // Checked where the connection is registered, synchronously: concurrent upgrades of one user cannot pass it together.
+    if (this.deviceCount(identity.userId) >= this.deps.options.maxConnectionsPerUser) return this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS');
     const now = Date.now();
     const connection = new Connection(randomUUID(), identity.userId, identity.name, identity.expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
     ws[kConnection] = connection;
@@ -239,6 +245,11 @@ export class Gateway implements ConnectionOwner {
   }
 
   // ---------------------------------------------------------------- fan-out
+
+  private deviceCount(userId: string): number {
+    const devices = this.byUser.get(userId);
+    return devices === undefined ? 0 : devices instanceof Set ? devices.size : 1;
+  }
 
   /** A user's connections on this instance. */
   private devicesOf(userId: string): Set<Connection> | Connection[] {
