@@ -209,6 +209,59 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(await store.searchPublic('nothing like it', 10), []);
       });
 
+      test('searchPublic folds Unicode case and compatibility forms, in names and queries', async (store) => {
+        await addUsers(store, 'u1');
+        for (const [id, name] of [['m', 'Москва'], ['w', 'ＴＥＡＭ Ｗｉｄｅ'], ['s', 'Straße Art'], ['o', 'ΟΔΥΣΣΕΥΣ']] as const) {
+          await store.createGroup({ id, name, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        const ids = async (query: string) => (await store.searchPublic(query, 10)).map((c) => c.id);
+        assert.deepEqual(await ids('москва'), ['m']);
+        assert.deepEqual(await ids('МОСК'), ['m']);
+        assert.deepEqual(await ids('сква'), ['m']);
+        assert.deepEqual(await ids('team wide'), ['w']);
+        assert.deepEqual(await ids('STRASSE'), ['s']);
+        assert.deepEqual(await ids('straße'), ['s']);
+        assert.deepEqual(await ids('οδυσσευς'), ['o'], 'final sigma folds like sigma');
+      });
+
+      test('searchPublic: queries of one or two characters match the start of names; the empty query lists by name', async (store) => {
+        await addUsers(store, 'u1');
+        for (const [id, name] of [['a', 'Bee keepers'], ['b', 'bees'], ['c', 'Honey bee'], ['d', 'Ant farm']] as const) {
+          await store.createGroup({ id, name, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        await store.createGroup({ id: 'p', name: 'Be private', visibility: 'private', createdBy: 'u1', now: T0 });
+        assert.deepEqual((await store.searchPublic('BE', 10)).map((c) => c.id), ['a', 'b']);
+        assert.deepEqual((await store.searchPublic('h', 10)).map((c) => c.id), ['c']);
+        assert.deepEqual((await store.searchPublic('', 3)).map((c) => c.id), ['d', 'a', 'b']);
+        assert.deepEqual((await store.searchPublic('bee', 10)).map((c) => c.id), ['a', 'b', 'c']);
+      });
+
+      test('searchPublic follows renames and deletes, and treats query syntax literally', async (store) => {
+        await addUsers(store, 'u1');
+        await store.createGroup({ id: 'g', name: 'Chess club', visibility: 'public', createdBy: 'u1', now: T0 });
+        await store.createGroup({ id: 'q', name: 'say "hi" OR bye*', visibility: 'public', createdBy: 'u1', now: T0 });
+        await store.renameConversation('g', 'Go club');
+        assert.deepEqual(await store.searchPublic('chess', 10), []);
+        assert.deepEqual((await store.searchPublic('go cl', 10)).map((c) => c.id), ['g']);
+        assert.deepEqual((await store.searchPublic('"hi" or', 10)).map((c) => c.id), ['q']);
+        assert.deepEqual(await store.searchPublic('hi OR chess', 10), []);
+        assert.deepEqual(await store.searchPublic('bye**', 10), []);
+        await store.deleteConversation('g');
+        assert.deepEqual(await store.searchPublic('club', 10), []);
+      });
+
+      test('searchPublic answers a query matching thousands of groups with one ordered page', async (store) => {
+        await addUsers(store, 'u1');
+        for (let i = 0; i < 1500; i++) {
+          await store.createGroup({ id: `g${String(i).padStart(4, '0')}`, name: `common ${String(i).padStart(4, '0')}`, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        const page = await store.searchPublic('common', 20);
+        assert.equal(page.length, 20);
+        const names = page.map((c) => c.name as string);
+        assert.deepEqual(names, [...names].sort(), 'ordered by name');
+        assert.equal((await store.searchPublic('co', 20)).length, 20);
+      });
+
       test('listConversations pages in id order', async (store) => {
         await addUsers(store, 'u1');
         for (const id of ['c3', 'c1', 'c2']) await addGroup(store, id, 'u1');

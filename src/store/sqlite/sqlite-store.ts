@@ -8,6 +8,7 @@
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
 import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -65,7 +66,18 @@ export class SqliteStore implements Store {
   migrate(): Promise<void> {
     return this.run(() => {
       migrate(this.db);
+      this.refoldGroupNames();
     });
+  }
+
+  /** Bring every folded group name up to foldForSearch (the migration's backfill could fold ASCII only). */
+  private refoldGroupNames(): void {
+    this.db.transaction(() => {
+      for (const row of this.s.groupNames.all()) {
+        const folded = foldForSearch(row.name);
+        if (folded !== row.folded) this.s.setGroupName.run(folded, row.conversation_id);
+      }
+    }).immediate();
   }
 
   ping(): Promise<void> {
@@ -140,6 +152,7 @@ export class SqliteStore implements Store {
       this.requireRoomForConversation(input.createdBy, input.maxConversations);
       this.insertConversation({ ...input, kind: 'group', memberCount: 1, directKey: null });
       this.s.insertMember.run(input.id, input.createdBy, 'owner', input.now, 0);
+      if (input.visibility === 'public') this.s.insertGroupName.run(input.id, foldForSearch(input.name));
       return this.requireConversation(input.id);
     });
   }
@@ -201,7 +214,16 @@ export class SqliteStore implements Store {
   }
 
   searchPublic(query: string, limit: number): Promise<Conversation[]> {
-    return this.run(() => this.s.searchPublic.all(query, limit).map(toConversation));
+    return this.run(() => {
+      const folded = foldForSearch(query);
+      const length = [...folded].length;
+      const rows = length === 0
+        ? this.s.publicGroupsByName.all(limit)
+        : length < SUBSTRING_QUERY_MIN
+          ? this.s.searchGroupsStarting.all(folded, `${folded}\u{10FFFF}`, SEARCH_CANDIDATES, limit)
+          : this.s.searchGroupsContaining.all(`"${folded.replaceAll('"', '""')}"`, SEARCH_CANDIDATES, limit);
+      return rows.map(toConversation);
+    });
   }
 
   listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]> {
@@ -211,6 +233,7 @@ export class SqliteStore implements Store {
   renameConversation(id: string, name: string): Promise<Conversation | null> {
     return this.write(() => {
       if (this.s.renameConversation.run(name, id).changes === 0) return null;
+      this.s.setGroupName.run(foldForSearch(name), id);
       return this.requireConversation(id);
     });
   }
