@@ -246,6 +246,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual((await store.searchPublic('"hi" or', 10)).map((c) => c.id), ['q']);
         assert.deepEqual(await store.searchPublic('hi OR chess', 10), []);
         assert.deepEqual(await store.searchPublic('bye**', 10), []);
+        assert.deepEqual((await store.searchPublic('\u0000go\u0000 c', 10)).map((c) => c.id), ['g'], 'NUL is ignored, not an engine error');
         await store.deleteConversation('g');
         assert.deepEqual(await store.searchPublic('club', 10), []);
       });

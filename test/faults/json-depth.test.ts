@@ -73,4 +73,30 @@ describe('bad input: deeply nested JSON', () => {
     }
     assert.deepEqual(failures(), []);
   });
+
+  it('never answers INTERNAL to hostile values: prototype keys, huge and odd numbers, wide objects', async () => {
+    const hostile: Array<[string, unknown]> = [
+      ['message.send', { conversationId, key: 'proto', text: 'x', meta: JSON.parse('{"__proto__": {"admin": true}, "constructor": {"prototype": 1}}') }],
+      ['message.send', { conversationId, key: 'wide', text: 'x', meta: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, i])) }],
+      ['message.send', { conversationId, key: 'big', text: 'x', meta: { n: 1e308, m: -0, s: Number.MAX_SAFE_INTEGER + 2 } }],
+      ['history.after', { conversationId, afterSeq: 1e308 }],
+      ['history.after', { conversationId, afterSeq: -1 }],
+      ['history.before', { conversationId, beforeTime: 1e308 }],
+      ['history.before', { conversationId, limit: 0.5 }],
+      ['read.mark', { conversationId, seq: Number.MAX_SAFE_INTEGER }],
+      ['conversation.search', { query: '\u0000%_*"()' }],
+      ['sync', { conversations: Array.from({ length: 50 }, () => ({ conversationId, afterSeq: 0 })) }],
+    ];
+    for (const [type, data] of hostile) {
+      const reply = await client.request(type, data);
+      assert.notEqual(reply.error?.code, 'INTERNAL', `${type} ${JSON.stringify(data).slice(0, 80)}: ${JSON.stringify(reply.error)}`);
+    }
+    // A JSON key "__proto__" is data like any other: it is stored and returned as sent.
+    const { messages } = await client.ok('history.before', { conversationId, limit: 100 });
+    const proto = messages.find((m: any) => m.key === 'proto' || m.meta?.constructor?.prototype === 1);
+    assert.ok(proto, 'the message with prototype keys was stored');
+    assert.ok(Object.hasOwn(proto.meta, '__proto__'));
+    assert.deepEqual(proto.meta.__proto__, { admin: true });
+    assert.deepEqual(failures(), []);
+  });
 });
