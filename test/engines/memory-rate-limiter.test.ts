@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryRateLimiter } from '../../src/ratelimit/memory/memory-limiter.js';
+import { MemoryRateLimiter, createMemoryRateLimiter } from '../../src/ratelimit/memory/memory-limiter.js';
+import { runRateLimiterContract } from './rate-limiter.contract.js';
+
+runRateLimiterContract('memory', async () => createMemoryRateLimiter());
 
 const rate = { perSecond: 1, burst: 2 };
 const policy = { freeFailures: 2, baseDelayMs: 100, maxDelayMs: 350, forgetAfterMs: 1000 };
 
-describe('memory rate limiter', () => {
+describe('memory rate limiter (with its own clock)', () => {
   it('spends a bucket and says when the next token comes', async () => {
     let now = 1_000_000;
     const limiter = new MemoryRateLimiter({ clock: () => now });
