@@ -68,6 +68,29 @@ describe('limits: the per-user message rate', () => {
     client.close();
   });
 
+  it('is one budget for the WebSocket and the REST message routes', async () => {
+    const carol = await register(server, 'rest-carol');
+    const client = await RawClient.connect(server.wsUrl, carol.token);
+    const { conversation } = await client.ok('conversation.create', { name: 'rest' });
+    for (let i = 0; i < 3; i++) await client.ok('message.send', { conversationId: conversation.id, key: `ws${i}`, text: 'x' });
+    const path = `/api/v1/conversations/${conversation.id}/messages`;
+    const replies = [];
+    for (let i = 0; i < 5; i++) replies.push(await api(server, carol.token, 'POST', path, { key: `rest${i}`, text: 'y' }));
+    const created = replies.filter((r) => r.status === 201);
+    assert.ok(created.length >= 2 && created.length <= 3, JSON.stringify(replies.map((r) => r.status)));
+    assert.equal(created[0].body.message.text, 'y');
+    for (const r of replies.filter((x) => x.status !== 201)) {
+      assert.equal(r.status, 429);
+      assert.equal(r.body.error.code, 'RATE_LIMITED');
+      assert.ok(r.body.error.retryAfterMs >= 1);
+    }
+    const refusedOnWs = await client.request('message.send', { conversationId: conversation.id, key: 'ws-late', text: 'x' });
+    assert.equal(refusedOnWs.error?.code, 'RATE_LIMITED', 'REST sends spent the WebSocket budget too');
+    const edit = await api(server, carol.token, 'PATCH', `${path}/1`, { text: 'edited' });
+    assert.equal(edit.status, 429, 'edits spend it as well');
+    client.close();
+  });
+
   it('tells when to retry on the per-connection rate too', async () => {
     const bob = await register(server, 'conn-rate-bob');
     const client = await RawClient.connect(server.wsUrl, bob.token);
