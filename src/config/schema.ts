@@ -134,6 +134,11 @@ export const configSchema = z.object({
     /** WebSocket connections of one user on this instance; one more is closed with 4006 TOO_MANY_CONNECTIONS. @default 20 */
     maxConnectionsPerUser: z.number().int().min(1).default(20),
     /**
+     * WebSocket connection attempts of one user (counted after authentication, across instances with a shared limiter);
+     * past it the new connection is closed with 4006 TOO_MANY_CONNECTIONS. @default 2/s, burst 30
+     */
+    userConnectRate: rateSchema.prefault({ perSecond: 2, burst: 30 }),
+    /**
      * Time a new TCP connection has to send complete HTTP request headers (for a WebSocket, the whole upgrade request),
      * in ms; a connection still silent or incomplete then is closed. @default 10000
      */

@@ -10,7 +10,7 @@ import type { Services } from '../domain/operations.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
-import { isParleyError } from '../protocol/errors.js';
+import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
@@ -33,6 +33,8 @@ export interface GatewayOptions {
   maxJsonDepth: number;
   /** WebSocket connections of one user on this instance; one more is closed with 4006. */
   maxConnectionsPerUser: number;
+  /** Connection attempts of one user (after authentication); past it the new connection is closed with 4006. */
+  userConnectRate: { perSecond: number; burst: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
 }
@@ -98,7 +100,7 @@ export class Gateway implements ConnectionOwner {
     this.deps.authenticator.authenticate(token).then(
       (identity) => this.loadInterests(identity).then(
         (conversationIds) => this.upgrade(req, socket, head, (ws) => this.accept(ws, socket, identity, conversationIds, version)),
-        () => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, 'UNAVAILABLE')),
+        (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, isParleyError(err) && err.code === 'RATE_LIMITED' ? 'TOO_MANY_CONNECTIONS' : 'UNAVAILABLE')),
       ),
       // Browsers cannot read an HTTP status of a failed upgrade: complete it and close with a code they can see.
       (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, refusalFor(err))),
@@ -123,7 +125,10 @@ export class Gateway implements ConnectionOwner {
 
   // ---------------------------------------------------------------- connection lifecycle
 
-  private loadInterests(identity: Identity): Promise<string[]> {
+  private async loadInterests(identity: Identity): Promise<string[]> {
+    // Each connection has its own request budget: connecting over and over must not mint fresh budgets without bound.
+    const admitted = await this.deps.limiter.take(`connect:${identity.userId}`, this.deps.options.userConnectRate);
+    if (!admitted.allowed) throw new ParleyError('RATE_LIMITED', 'too many connection attempts');
     return this.deps.store.listConversationIds(identity.userId);
   }
 

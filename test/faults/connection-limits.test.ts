@@ -106,3 +106,34 @@ describe('limits: connections', () => {
     assert.equal(res.status, 200);
   });
 });
+
+describe('limits: connection attempts per user', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ PARLEY_LIMITS_USER_CONNECT_RATE_PER_SECOND: '0.5', PARLEY_LIMITS_USER_CONNECT_RATE_BURST: '5' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('closes connections past the attempt rate with 4006, so reconnecting cannot mint request budgets; others connect', async () => {
+    const dana = await register(server, 'reconnect-dana');
+    const closes: Array<number | null> = [];
+    for (let i = 0; i < 8; i++) {
+      const client = await RawClient.connect(server.wsUrl, dana.token, { waitWelcome: false });
+      const outcome = await Promise.race([
+        client.waitFor('welcome').then(() => null),
+        client.waitClose().then((c) => c.code),
+      ]);
+      closes.push(outcome);
+      client.close();
+    }
+    assert.deepEqual(closes.slice(0, 5), [null, null, null, null, null]);
+    assert.ok(closes.slice(5).every((c) => c === 4006), JSON.stringify(closes));
+    const erin = await register(server, 'reconnect-erin');
+    const other = await RawClient.connect(server.wsUrl, erin.token);
+    assert.deepEqual(await other.ok('ping'), {});
+    other.close();
+  });
+});
+
