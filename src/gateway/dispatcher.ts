@@ -70,10 +70,14 @@ export class Dispatcher {
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
     if (messageWrites.has(requestType)) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
-      void this.limiter.take(userMessageKey(connection.userId), this.options.userMessageRate).then((decision) => {
-        if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, 'too many messages; slow down'));
-        this.start(connection, id, requestType, input.data, now);
-      });
+      void this.limiter.take(userMessageKey(connection.userId), this.options.userMessageRate).then(
+        (decision) => {
+          if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, 'too many messages; slow down'));
+          this.start(connection, id, requestType, input.data, now);
+        },
+        // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
+        () => this.start(connection, id, requestType, input.data, now),
+      );
       return;
     }
     this.start(connection, id, requestType, input.data, now);
@@ -103,7 +107,6 @@ export class Dispatcher {
     const body = connection.replyError(id, err);
     this.metrics.errors.inc({ code: body.code });
   }
-
 }
 
 /** The request id of a parsed frame, if it has a usable one. */

@@ -127,7 +127,8 @@ export class Gateway implements ConnectionOwner {
 
   private async loadInterests(identity: Identity): Promise<string[]> {
     // Each connection has its own request budget: connecting over and over must not mint fresh budgets without bound.
-    const admitted = await this.deps.limiter.take(`connect:${identity.userId}`, this.deps.options.userConnectRate);
+    const admitted = await this.deps.limiter.take(`connect:${identity.userId}`, this.deps.options.userConnectRate)
+      .catch(() => ({ allowed: true })); // a limiter that cannot answer admits (the seam's rule)
     if (!admitted.allowed) throw new ParleyError('RATE_LIMITED', 'too many connection attempts');
     return this.deps.store.listConversationIds(identity.userId);
   }

@@ -195,7 +195,8 @@ function sendError(reply: FastifyReply, body: ErrorBody, status = errorCatalogue
 
 /** Spend one token of `key`, or reject RATE_LIMITED with the wait. */
 async function spend(limiter: RateLimiter, key: string, rate: Rate, message: string): Promise<void> {
-  const decision = await limiter.take(key, rate);
+  // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the API.
+  const decision = await limiter.take(key, rate).catch(() => ({ allowed: true, retryAfterMs: 0 }));
   if (!decision.allowed) throw rateLimited(decision.retryAfterMs, message);
 }
 
