@@ -11,5 +11,8 @@ export function foldForSearch(text: string): string {
 /** Queries shorter than this (in code points, after folding) match the beginning of names, longer ones anywhere. */
 export const SUBSTRING_QUERY_MIN = 3;
 
-/** The most groups one search considers before ordering: bounds the work of a query that matches very many groups. */
-export const SEARCH_CANDIDATES = 1000;
+/**
+ * The most groups one search considers before ordering them by name (or the page size, if larger): bounds the work of
+ * a query that matches very many groups to reading and sorting this many rows.
+ */
+export const SEARCH_CANDIDATES = 200;

@@ -57,7 +57,8 @@ export interface Store {
   /**
    * Public groups whose name contains `query`, compared after Unicode case folding and NFKC (see docs/protocol.md,
    * conversation.search), ordered by name then id, at most `limit`. Served from an index: it never scans every group,
-   * so one search cannot hold the store for long.
+   * so one search cannot hold the store for long; when very many groups match, the page is ordered from the first
+   * max(200, limit) matches the index yields.
    */
   searchPublic(query: string, limit: number): Promise<Conversation[]>;
   listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]>;

@@ -217,11 +217,12 @@ export class SqliteStore implements Store {
     return this.run(() => {
       const folded = foldForSearch(query);
       const length = [...folded].length;
+      const candidates = Math.max(SEARCH_CANDIDATES, limit);
       const rows = length === 0
         ? this.s.publicGroupsByName.all(limit)
         : length < SUBSTRING_QUERY_MIN
-          ? this.s.searchGroupsStarting.all(folded, `${folded}\u{10FFFF}`, SEARCH_CANDIDATES, limit)
-          : this.s.searchGroupsContaining.all(`"${folded.replaceAll('"', '""')}"`, SEARCH_CANDIDATES, limit);
+          ? this.s.searchGroupsStarting.all(folded, `${folded}\u{10FFFF}`, candidates, limit)
+          : this.s.searchGroupsContaining.all(`"${folded.replaceAll('"', '""')}"`, candidates, limit);
       return rows.map(toConversation);
     });
   }
