@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Accounts } from './auth/accounts.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { Authenticator } from './auth/authenticator.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
@@ -15,9 +16,11 @@ import { Publisher } from './domain/publisher.js';
 import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
+import { guardConnections } from './http/connection-guard.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
+import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import type { Store } from './store/store.js';
@@ -56,6 +59,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
   const metrics = new Metrics();
+  const limiter = createMemoryRateLimiter();
   const gateway = new Gateway({
     options: {
       path: '/ws',
@@ -69,6 +73,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     services,
     metrics,
     logger,
+    limiter,
   });
   const app = buildHttpApp({
     services,
@@ -83,6 +88,15 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await Promise.all([store.ping(), bus.ping()]);
     },
     bodyLimit: config.limits.maxFrameBytes,
+    maxJsonDepth: config.limits.maxJsonDepth,
+    limiter,
+    rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, userMessage: config.limits.userMessageRate },
+    loginThrottle: new LoginThrottle(limiter, config.limits.login),
+  });
+  guardConnections(app.server, {
+    maxConnections: config.limits.maxConnections,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    onRefused: () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' }),
   });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
   await app.listen({ host: config.server.host, port: config.server.port });
@@ -104,6 +118,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await app.close();
       await bus.close();
       await presenceEngine.close();
+      await limiter.close();
       await store.close();
       logger.info('stopped');
     })()),

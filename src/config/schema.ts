@@ -113,6 +113,54 @@ export const configSchema = z.object({
     floodCloseAfter: z.number().int().min(1).default(200),
     /** Largest page of history. @default 100 */
     maxPageSize: z.number().int().min(1).max(500).default(100),
+    /**
+     * Deepest nesting of arrays and objects accepted in any JSON that enters (WebSocket frames, REST bodies, `meta`);
+     * deeper input is answered INVALID_REQUEST. @default 32
+     */
+    maxJsonDepth: z.number().int().min(4).max(1000).default(32),
+    /** Every REST request (/api/v1/…) of one client address spends a token. @default 50/s, burst 100 */
+    restRate: rateSchema.prefault({ perSecond: 50, burst: 100 }),
+    /** Account registrations (POST /api/v1/accounts, successful or not) per client address. @default burst 10, then one per 6 minutes */
+    registrationRate: rateSchema.prefault({ perSecond: 1 / 360, burst: 10 }),
+    /**
+     * Login throttling (POST /api/v1/sessions); docs/protocol.md "Login throttling" gives the policy. Failures are
+     * counted per account and address, per address, and per account (from addresses the account has not recently
+     * logged in from); past the free failures each one doubles the delay, from `baseDelayMs` up to the maximum.
+     */
+    login: z.object({
+      /** Failed logins to one account from one address before delays start. @default 5 */
+      pairFreeFailures: z.number().int().min(1).default(5),
+      /** Failed logins from one address, over all accounts, before delays start. @default 30 */
+      addressFreeFailures: z.number().int().min(1).default(30),
+      /** Failed logins to one account from addresses it has not logged in from, before delays start. @default 50 */
+      accountFreeFailures: z.number().int().min(1).default(50),
+      /** The first delay, in ms; each further failure doubles it. @default 1000 */
+      baseDelayMs: z.number().int().min(1).default(1000),
+      /** Longest delay for an address, or an account from one address, in ms. @default 900000 (15 minutes) */
+      maxDelayMs: z.number().int().min(1).default(15 * 60_000),
+      /** Longest delay for an account from unknown addresses, in ms: kept short, so no one can lock an account. @default 30000 */
+      accountMaxDelayMs: z.number().int().min(1).default(30_000),
+      /** Failures are forgotten after this long without one (and once the delay has passed), in ms. @default 900000 */
+      forgetAfterMs: z.number().int().min(1).default(15 * 60_000),
+      /** An address stays "known" to an account this long after a successful login, in ms. @default 2592000000 (30 days) */
+      knownAddressTtlMs: z.number().int().min(1).default(30 * 24 * 3600_000),
+      /** Login attempts one address may have in progress at once; more are answered RATE_LIMITED. @default 4 */
+      maxConcurrentPerAddress: z.number().int().min(1).default(4),
+    }).strict().prefault({}),
+    /** Open connections of the process (HTTP and WebSocket); past it new ones are answered 503 and closed. @default 10000 */
+    maxConnections: z.number().int().min(1).default(10_000),
+    /** WebSocket connections of one user on this instance; one more is closed with 4006 TOO_MANY_CONNECTIONS. @default 20 */
+    maxConnectionsPerUser: z.number().int().min(1).default(20),
+    /**
+     * WebSocket connection attempts of one user (counted after authentication, across instances with a shared limiter);
+     * past it the new connection is closed with 4006 TOO_MANY_CONNECTIONS. @default 2/s, burst 30
+     */
+    userConnectRate: rateSchema.prefault({ perSecond: 2, burst: 30 }),
+    /**
+     * Time a new TCP connection has to send complete HTTP request headers (for a WebSocket, the whole upgrade request),
+     * in ms; a connection still silent or incomplete then is closed. @default 10000
+     */
+    headersTimeoutMs: z.number().int().min(100).default(10_000),
   }).strict().prefault({}),
   heartbeat: z.object({
     /** The server pings every connection this often. @default 25000 */

@@ -15,6 +15,8 @@ export interface ChatLimits {
   maxConversationsPerUser: number;
   maxMembersPerGroup: number;
   maxPageSize: number;
+  /** Deepest nesting of `meta` (arrays and objects). */
+  maxJsonDepth: number;
 }
 
 export interface ChatDeps {
@@ -32,6 +34,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxConversationsPerUser: config.limits.maxConversationsPerUser,
   maxMembersPerGroup: config.limits.maxMembersPerGroup,
   maxPageSize: config.limits.maxPageSize,
+  maxJsonDepth: config.limits.maxJsonDepth,
 });
 
 const DEFAULT_PAGE = 50;
@@ -68,8 +71,10 @@ export class Chat {
   }
 
   async createGroup(userId: string, d: RequestData<'conversation.create'>): Promise<ResultMap['conversation.create']> {
-    await this.requireRoomForAnotherConversation(userId);
-    const created = await this.store.createGroup({ id: randomUUID(), name: d.name, visibility: d.visibility, createdBy: userId, now: this.now() });
+    // The conversation limit is checked by the store in the inserting transaction, so concurrent creates cannot pass it.
+    const created = await this.store.createGroup({
+      id: randomUUID(), name: d.name, visibility: d.visibility, createdBy: userId, now: this.now(), maxConversations: this.limits.maxConversationsPerUser,
+    });
     const conversation = await this.requireMyConversation(created.id, userId);
     this.announce(this.publisher.toUser(userId, 'conversation.updated', created));
     return { conversation };
@@ -90,9 +95,9 @@ export class Chat {
     if (!conversation || conversation.kind !== 'group' || conversation.visibility !== 'public') {
       throw new ParleyError('NOT_FOUND', 'no such public group');
     }
-    await this.requireRoomForAnotherConversation(userId);
     const added = await this.store.addMember({
       conversationId: conversation.id, userId, role: 'member', now: this.now(), maxMembers: this.limits.maxMembersPerGroup,
+      maxConversations: this.limits.maxConversationsPerUser,
     });
     if (added.status === 'no_conversation') throw new ParleyError('NOT_FOUND', 'no such public group');
     if (added.status === 'full') throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
@@ -253,10 +258,9 @@ export class Chat {
 
   async acceptInvite(userId: string, d: RequestData<'invite.accept'>): Promise<ResultMap['invite.accept']> {
     // Someone already in the group is told so (by the store), even when at their conversation limit.
-    const invite = await this.store.getInvite(d.token);
-    const alreadyMember = invite !== null && (await this.store.getMember(invite.conversationId, userId)) !== null;
-    if (!alreadyMember) await this.requireRoomForAnotherConversation(userId);
-    const result = await this.store.redeemInvite({ token: d.token, userId, now: this.now(), maxMembers: this.limits.maxMembersPerGroup });
+    const result = await this.store.redeemInvite({
+      token: d.token, userId, now: this.now(), maxMembers: this.limits.maxMembersPerGroup, maxConversations: this.limits.maxConversationsPerUser,
+    });
     switch (result.status) {
       case 'joined':
         await this.announceJoin(result.conversationId, result.member);
@@ -387,17 +391,14 @@ export class Chat {
     return current?.deleted ? new ParleyError('CONFLICT', 'the message was deleted') : new ParleyError('NOT_FOUND', 'no such message');
   }
 
-  private async requireRoomForAnotherConversation(userId: string): Promise<void> {
-    if ((await this.store.countMemberships(userId)) >= this.limits.maxConversationsPerUser) {
-      throw new ParleyError('LIMIT_EXCEEDED', `at most ${this.limits.maxConversationsPerUser} conversations per user`);
-    }
-  }
-
   private async openDirectWith(userId: string, peerId: string): Promise<Conversation> {
     if (peerId === userId) throw new ParleyError('INVALID_REQUEST', 'a direct conversation needs another user');
     const peer = await this.store.getUser(peerId);
     if (!peer) throw new ParleyError('NOT_FOUND', 'no such user');
-    const { conversation, created } = await this.store.openDirect({ id: randomUUID(), a: userId, b: peerId, now: this.now() });
+    // A new direct conversation counts for both users; the store refuses it (LIMIT_EXCEEDED) if either is at the limit.
+    const { conversation, created } = await this.store.openDirect({
+      id: randomUUID(), a: userId, b: peerId, now: this.now(), maxConversations: this.limits.maxConversationsPerUser,
+    });
     if (created) {
       // Each side's gateways subscribe on this event before any message of the conversation is published.
       await Promise.all([

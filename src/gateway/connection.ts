@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
 import { errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
-import { TokenBucket } from './rate-limit.js';
+import { TokenBucket } from '../ratelimit/token-bucket.js';
 import { frameText } from './frame.js';
 import type { WriteScheduler } from './write-scheduler.js';
 

@@ -3,16 +3,19 @@ import type { RawData } from 'ws';
 import { messageWrites, operations, type Services } from '../domain/operations.js';
 import type { Metrics } from '../http/metrics.js';
 import type { CloseName } from '../protocol/close-codes.js';
-import { ParleyError, isParleyError } from '../protocol/errors.js';
+import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
+import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
 import { ConnectionState, type Connection } from './connection.js';
-import { TokenBucket } from './rate-limit.js';
+import { userMessageKey, type RateLimiter } from '../ratelimit/limiter.js';
 import { zodDetails } from '../protocol/validation.js';
 import { findIllFormed, illFormedDetail, isWellFormed } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
   userMessageRate: { perSecond: number; burst: number };
   floodCloseAfter: number;
+  /** Deepest `meta`; a frame may nest ENVELOPE_DEPTH more. */
+  maxJsonDepth: number;
 }
 
 type Id = string | number;
@@ -22,14 +25,13 @@ type Id = string | number;
  * Bad input of any kind gets its catalogued error and never reaches the domain.
  */
 export class Dispatcher {
-  /** Message writes are limited per user, across all of the user's connections. */
-  private readonly userBuckets = new Map<string, TokenBucket>();
-
   constructor(
     private readonly services: Services,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
     private readonly options: DispatcherOptions,
+    /** Message writes are limited per user, across all of the user's connections and the REST API (key `message:<userId>`). */
+    private readonly limiter: RateLimiter,
   ) {}
 
   handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): void {
@@ -38,7 +40,7 @@ export class Dispatcher {
     const now = Date.now();
     if (!connection.requests.take(now)) {
       if (++connection.refusedInRow >= this.options.floodCloseAfter) return close('FLOOD');
-      return this.fail(connection, peekId(data), new ParleyError('RATE_LIMITED'));
+      return this.fail(connection, peekId(data), rateLimited(connection.requests.waitMs(now)));
     }
     connection.refusedInRow = 0;
     if (isBinary) return this.fail(connection, null, new ParleyError('BAD_FRAME', 'binary frames are not accepted; send JSON text'));
@@ -50,6 +52,14 @@ export class Dispatcher {
     }
     const illFormed = findIllFormed(parsed);
     if (illFormed) return this.refuseIllFormed(connection, parsed, illFormed);
+    const maxDepth = this.options.maxJsonDepth + ENVELOPE_DEPTH;
+    if (nestsDeeperThan(parsed, maxDepth)) {
+      // Checked before validation, which recurses: deep input must never reach it.
+      const id = idOf(parsed);
+      return this.fail(connection, id, new ParleyError(id === null ? 'BAD_FRAME' : 'INVALID_REQUEST', `the frame nests deeper than ${maxDepth} levels`, [
+        { path: '', message: `at most ${maxDepth} levels of arrays and objects` },
+      ]));
+    }
     const envelope = requestEnvelope.safeParse(parsed);
     if (!envelope.success) {
       const id = idOf(parsed);
@@ -61,11 +71,19 @@ export class Dispatcher {
     const requestType = type as RequestType;
     const input = requestSchemas[requestType].safeParse(body ?? {});
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
-    if (messageWrites.has(requestType) && !this.userBucket(connection.userId, now).take(now)) {
-      return this.fail(connection, id, new ParleyError('RATE_LIMITED', 'too many messages; slow down'));
+    if (messageWrites.has(requestType)) {
+      // The user's budget outlives their connections: closing and reconnecting does not refill it.
+      void this.limiter.take(userMessageKey(connection.userId), this.options.userMessageRate).then(
+        (decision) => {
+          if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, 'too many messages; slow down'));
+          this.start(connection, id, requestType, input.data, now);
+        },
+        // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
+        () => this.start(connection, id, requestType, input.data, now),
+      );
+      return;
     }
-    this.metrics.requests.inc({ type: requestType });
-    this.run(connection, id, requestType, input.data, now);
+    this.start(connection, id, requestType, input.data, now);
   }
 
   /**
@@ -80,8 +98,9 @@ export class Dispatcher {
     this.fail(connection, id, new ParleyError(code, `${detail.path} is ${detail.message}`, [detail]));
   }
 
-  forgetUser(userId: string): void {
-    this.userBuckets.delete(userId);
+  private start(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): void {
+    this.metrics.requests.inc({ type });
+    this.run(connection, id, type, input, startedAt);
   }
 
   private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): void {
@@ -102,15 +121,6 @@ export class Dispatcher {
   private fail(connection: Connection, id: Id | null, err: unknown): void {
     const body = connection.replyError(id, err);
     this.metrics.errors.inc({ code: body.code });
-  }
-
-  private userBucket(userId: string, now: number): TokenBucket {
-    let bucket = this.userBuckets.get(userId);
-    if (!bucket) {
-      bucket = new TokenBucket(this.options.userMessageRate.perSecond, this.options.userMessageRate.burst, now);
-      this.userBuckets.set(userId, bucket);
-    }
-    return bucket;
   }
 }
 

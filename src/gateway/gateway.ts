@@ -7,11 +7,13 @@ import type { Authenticator, Identity } from '../auth/authenticator.js';
 import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { Services } from '../domain/operations.js';
+import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
-import { isParleyError } from '../protocol/errors.js';
+import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
@@ -28,6 +30,11 @@ export interface GatewayOptions {
   connectionRate: { perSecond: number; burst: number };
   userMessageRate: { perSecond: number; burst: number };
   floodCloseAfter: number;
+  maxJsonDepth: number;
+  /** WebSocket connections of one user on this instance; one more is closed with 4006. */
+  maxConnectionsPerUser: number;
+  /** Connection attempts of one user (after authentication); past it the new connection is closed with 4006. */
+  userConnectRate: { perSecond: number; burst: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
 }
@@ -40,6 +47,7 @@ export interface GatewayDeps {
   services: Services;
   metrics: Metrics;
   logger: Logger;
+  limiter: RateLimiter;
 }
 
 const kConnection = Symbol('parley.connection');
@@ -70,7 +78,7 @@ export class Gateway implements ConnectionOwner {
       clientTracking: false,
       handleProtocols: selectSubprotocol,
     });
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options);
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter);
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
     deps.bus.onReset(() => this.resynchroniseAll());
@@ -92,7 +100,7 @@ export class Gateway implements ConnectionOwner {
     this.deps.authenticator.authenticate(token).then(
       (identity) => this.loadInterests(identity).then(
         (conversationIds) => this.upgrade(req, socket, head, (ws) => this.accept(ws, socket, identity, conversationIds, version)),
-        () => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, 'UNAVAILABLE')),
+        (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, isParleyError(err) && err.code === 'RATE_LIMITED' ? 'TOO_MANY_CONNECTIONS' : 'UNAVAILABLE')),
       ),
       // Browsers cannot read an HTTP status of a failed upgrade: complete it and close with a code they can see.
       (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, refusalFor(err))),
@@ -117,12 +125,17 @@ export class Gateway implements ConnectionOwner {
 
   // ---------------------------------------------------------------- connection lifecycle
 
-  private loadInterests(identity: Identity): Promise<string[]> {
+  private async loadInterests(identity: Identity): Promise<string[]> {
+    // Each connection has its own request budget: connecting over and over must not mint fresh budgets without bound.
+    const admitted = await this.deps.limiter.take(`connect:${identity.userId}`, this.deps.options.userConnectRate)
+      .catch(() => ({ allowed: true })); // a limiter that cannot answer admits (the seam's rule)
+    if (!admitted.allowed) throw new ParleyError('RATE_LIMITED', 'too many connection attempts');
     return this.deps.store.listConversationIds(identity.userId);
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer, then: (ws: WebSocket) => void): void {
     if (socket.destroyed) return;
+    upgradeSettled(socket);
     this.wss.handleUpgrade(req, socket, head, then);
   }
 
@@ -136,6 +149,8 @@ export class Gateway implements ConnectionOwner {
   private accept(ws: TaggedSocket, socket: Socket, identity: Identity, conversationIds: string[], version: number | null): void {
     if (version === null) return this.refuseAfterUpgrade(ws, 'UNSUPPORTED_VERSION');
     if (this.draining) return this.refuseAfterUpgrade(ws, 'SERVER_SHUTDOWN');
+    // Checked where the connection is registered, synchronously: concurrent upgrades of one user cannot pass it together.
+    if (this.deviceCount(identity.userId) >= this.deps.options.maxConnectionsPerUser) return this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS');
     const now = Date.now();
     const connection = new Connection(randomUUID(), identity.userId, identity.name, identity.expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
     connection.sessionId = identity.sessionId;
@@ -196,7 +211,6 @@ export class Gateway implements ConnectionOwner {
     }
     if (lastDevice) {
       this.byUser.delete(connection.userId);
-      this.dispatcher.forgetUser(connection.userId);
       this.unsubscribe(userTopic(connection.userId));
     }
     this.deps.services.presence.disconnected(connection.userId, connection.id).catch((err) => this.deps.logger.warn({ err }, 'presence disconnect failed'));
@@ -238,6 +252,11 @@ export class Gateway implements ConnectionOwner {
   }
 
   // ---------------------------------------------------------------- fan-out
+
+  private deviceCount(userId: string): number {
+    const devices = this.byUser.get(userId);
+    return devices === undefined ? 0 : devices instanceof Set ? devices.size : 1;
+  }
 
   /** A user's connections on this instance. */
   private devicesOf(userId: string): Set<Connection> | Connection[] {

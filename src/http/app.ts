@@ -5,9 +5,12 @@ import { z } from 'zod';
 import { credentialsSchema, loginSchema, type Accounts } from '../auth/accounts.js';
 import { bearerToken, type Authenticator, type Identity } from '../auth/authenticator.js';
 import type { Admin } from '../domain/admin.js';
+import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { Sessions } from '../domain/sessions.js';
-import { operations, type Services } from '../domain/operations.js';
-import { ParleyError, errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
+import { messageWrites, operations, type Services } from '../domain/operations.js';
+import { ParleyError, errorCatalogue, isParleyError, rateLimited, type ErrorBody } from '../protocol/errors.js';
+import { userMessageKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
+import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
 import { findIllFormed, illFormedDetail } from '../protocol/well-formed.js';
@@ -28,6 +31,12 @@ export interface HttpDeps {
   /** Readiness: resolves when the store and bus answer. */
   ready: () => Promise<void>;
   bodyLimit: number;
+  /** Deepest `meta`; a body may nest ENVELOPE_DEPTH more. */
+  maxJsonDepth: number;
+  /** Shared counters of the REST rates (per client address) and of the per-user message rate (shared with the gateway). */
+  limiter: RateLimiter;
+  rates: { rest: Rate; registration: Rate; userMessage: Rate };
+  loginThrottle: LoginThrottle;
 }
 
 
@@ -73,11 +82,31 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   });
   app.get('/openapi.json', async () => buildOpenApi());
 
-  app.post('/api/v1/accounts', async (req, reply) => {
-    reply.code(201);
-    return deps.accounts.register(parse(credentialsSchema, req.body));
+  // Every API request of a client address spends from its bucket, before any other work (parsing, password hashing).
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/')) await spend(deps.limiter, `rest:${req.ip}`, deps.rates.rest, 'too many requests from this address');
   });
-  app.post('/api/v1/sessions', async (req) => deps.accounts.login(parse(loginSchema, req.body)));
+
+  // Before any handler or schema (which recurse) sees a body.
+  app.addHook('preValidation', async (req) => {
+    const maxDepth = deps.maxJsonDepth + ENVELOPE_DEPTH;
+    if (nestsDeeperThan(req.body, maxDepth)) {
+      throw new ParleyError('INVALID_REQUEST', `the body nests deeper than ${maxDepth} levels`, [
+        { path: '', message: `at most ${maxDepth} levels of arrays and objects` },
+      ]);
+    }
+  });
+
+  app.post('/api/v1/accounts', async (req, reply) => {
+    await spend(deps.limiter, `register:${req.ip}`, deps.rates.registration, 'too many registrations from this address');
+    const credentials = parse(credentialsSchema, req.body);
+    reply.code(201);
+    return deps.accounts.register(credentials);
+  });
+  app.post('/api/v1/sessions', async (req) => {
+    const credentials = parse(loginSchema, req.body);
+    return deps.loginThrottle.attempt(credentials.username, req.ip, () => deps.accounts.login(credentials));
+  });
   app.delete('/api/v1/sessions/current', { preHandler: authenticate(deps) }, async (req) => {
     await deps.sessions.logout(req.identity!.userId, req.identity!.sessionId, req.identity!.expiresAt);
     return {};
@@ -102,6 +131,9 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         if (typeof input.body !== 'object' || Array.isArray(input.body)) throw new ParleyError('INVALID_REQUEST', 'the body must be a JSON object');
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
+        if (messageWrites.has(type)) {
+          await spend(deps.limiter, userMessageKey(req.identity!.userId), deps.rates.userMessage, 'too many messages; slow down');
+        }
         deps.metrics.requests.inc({ type });
         const run = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
         const result = await run(deps.services, req.identity!.userId, data);
@@ -190,6 +222,15 @@ function translate(err: unknown, logger: Logger): ErrorBody {
 }
 
 function sendError(reply: FastifyReply, body: ErrorBody, status = errorCatalogue[body.code].status): FastifyReply {
+  // HTTP's own form of retryAfterMs, in whole seconds rounded up, for clients and proxies that know only it.
+  if (body.retryAfterMs !== undefined) reply.header('retry-after', String(Math.ceil(body.retryAfterMs / 1000)));
   return reply.code(status).send({ error: body });
+}
+
+/** Spend one token of `key`, or reject RATE_LIMITED with the wait. */
+async function spend(limiter: RateLimiter, key: string, rate: Rate, message: string): Promise<void> {
+  // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the API.
+  const decision = await limiter.take(key, rate).catch(() => ({ allowed: true, retryAfterMs: 0 }));
+  if (!decision.allowed) throw rateLimited(decision.retryAfterMs, message);
 }
 

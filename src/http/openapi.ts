@@ -100,7 +100,10 @@ export function buildOpenApi(): Record<string, unknown> {
             error: {
               type: 'object',
               required: ['code', 'message', 'temporary'],
-              properties: { code: { type: 'string', enum: errorCodes }, message: { type: 'string' }, temporary: { type: 'boolean' }, details: {} },
+              properties: {
+                code: { type: 'string', enum: errorCodes }, message: { type: 'string' }, temporary: { type: 'boolean' }, details: {},
+                retryAfterMs: { type: 'integer', minimum: 1, description: 'RATE_LIMITED: milliseconds until a retry can succeed (also sent as Retry-After, in seconds)' },
+              },
             },
           },
         },

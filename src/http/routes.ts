@@ -79,6 +79,18 @@ export const operationRoutes: OperationRoute[] = [
       : { ...conversation(i), beforeSeq: int(i.query.before), beforeTime: int(i.query.beforeTime), limit: int(i.query.limit) },
     queryParams: ['after', 'before', 'beforeTime', 'limit'],
   },
+  {
+    method: 'POST', url: '/api/v1/conversations/:conversationId/messages', summary: 'Send a message (body: key, text, meta); counts against my message rate',
+    operation: 'message.send', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201,
+  },
+  {
+    method: 'PATCH', url: '/api/v1/conversations/:conversationId/messages/:seq', summary: 'Edit my message (body: text, meta); counts against my message rate',
+    operation: 'message.edit', input: (i) => ({ ...i.body, ...conversation(i), seq: int(i.params.seq) }),
+  },
+  {
+    method: 'DELETE', url: '/api/v1/conversations/:conversationId/messages/:seq', summary: 'Delete my message; counts against my message rate',
+    operation: 'message.delete', input: (i) => ({ ...conversation(i), seq: int(i.params.seq) }),
+  },
   { method: 'POST', url: '/api/v1/conversations/:conversationId/read', summary: 'Move my read cursor forward', operation: 'read.mark', input: (i) => ({ ...i.body, ...conversation(i) }) },
   {
     method: 'GET', url: '/api/v1/presence', summary: 'Presence of users I share a conversation with (userIds comma-separated)', operation: 'presence.get',

@@ -39,19 +39,24 @@ export const errorCodes = Object.keys(errorCatalogue) as ErrorCode[];
 
 /**
  * The error body on the wire: `{code, message, temporary}`, plus optional `details`: `[{path, message}]` for
- * INVALID_REQUEST, `{reason, ...}` for WEAK_PASSWORD and ACCOUNT_EXISTS (docs/protocol.md).
+ * INVALID_REQUEST, `{reason, ...}` for WEAK_PASSWORD and ACCOUNT_EXISTS (docs/protocol.md); and `retryAfterMs` for
+ * RATE_LIMITED.
  */
 export interface ErrorBody {
   code: ErrorCode;
   message: string;
   temporary: boolean;
   details?: unknown;
+  /** RATE_LIMITED: milliseconds until the same request can succeed (an integer ≥ 1). */
+  retryAfterMs?: number;
 }
 
 /** An error the server means to show the client. Anything else thrown becomes INTERNAL. */
 export class ParleyError extends Error {
   readonly code: ErrorCode;
   readonly details?: unknown;
+  /** RATE_LIMITED: milliseconds until a retry can succeed; set by rateLimited(). */
+  retryAfterMs?: number;
   constructor(code: ErrorCode, message?: string, details?: unknown) {
     super(message ?? errorCatalogue[code].message);
     this.name = 'ParleyError';
@@ -67,8 +72,16 @@ export class ParleyError extends Error {
   toBody(): ErrorBody {
     const body: ErrorBody = { code: this.code, message: this.message, temporary: this.temporary };
     if (this.details !== undefined) body.details = this.details;
+    if (this.retryAfterMs !== undefined) body.retryAfterMs = this.retryAfterMs;
     return body;
   }
+}
+
+/** A RATE_LIMITED error that tells the client how long to wait (rounded up to a whole millisecond, at least 1). */
+export function rateLimited(retryAfterMs: number, message?: string): ParleyError {
+  const err = new ParleyError('RATE_LIMITED', message);
+  err.retryAfterMs = Math.max(1, Math.ceil(retryAfterMs));
+  return err;
 }
 
 export function isParleyError(err: unknown): err is ParleyError {

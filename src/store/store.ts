@@ -55,13 +55,18 @@ export interface Store {
   setLastSeen(id: string, at: number): Promise<void>;
 
   // ---- conversations and members
-  /** Create a group with its creator as owner, in one transaction. */
-  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number }): Promise<Conversation>;
+  // The conversation limit: every method that makes a user a member takes an optional `maxConversations` and, when
+  // the user already belongs to that many conversations, rejects LIMIT_EXCEEDED and changes nothing. The count is read
+  // in the transaction that inserts the membership, so concurrent calls never take a user past the limit.
+
+  /** Create a group with its creator as owner, in one transaction. LIMIT_EXCEEDED: see the conversation limit above. */
+  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number; maxConversations?: number }): Promise<Conversation>;
   /**
    * Return the one direct conversation of the pair, creating it (both as members, role 'member') if absent.
-   * Concurrent calls for the same pair return the same conversation.
+   * Concurrent calls for the same pair return the same conversation. A new direct conversation counts for both users:
+   * if either already has `maxConversations`, it rejects LIMIT_EXCEEDED (an existing one is returned regardless).
    */
-  openDirect(input: { id: string; a: string; b: string; now: number }): Promise<{ conversation: Conversation; created: boolean }>;
+  openDirect(input: { id: string; a: string; b: string; now: number; maxConversations?: number }): Promise<{ conversation: Conversation; created: boolean }>;
   getConversation(id: string): Promise<Conversation | null>;
   /** The conversation as `userId` sees it, or null if not a member. */
   getMyConversation(id: string, userId: string): Promise<MyConversation | null>;
@@ -69,6 +74,12 @@ export interface Store {
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
   countMemberships(userId: string): Promise<number>;
+  /**
+   * Public groups whose name contains `query`, compared after Unicode case folding and NFKC (see docs/protocol.md,
+   * conversation.search), ordered by name then id, at most `limit`. Served from an index: it never scans every group,
+   * so one search cannot hold the store for long; when very many groups match, the page is ordered from the first
+   * max(200, limit) matches the index yields.
+   */
   searchPublic(query: string, limit: number): Promise<Conversation[]>;
   listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]>;
   renameConversation(id: string, name: string): Promise<Conversation | null>;
@@ -85,7 +96,7 @@ export interface Store {
    * a busy group does not show its whole history as unread. A user banned from the group is refused ('banned'), checked
    * in the same transaction as the insert.
    */
-  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult>;
+  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number; maxConversations?: number }): Promise<AddMemberResult>;
   removeMember(conversationId: string, userId: string): Promise<boolean>;
   setRole(conversationId: string, userId: string, role: Role): Promise<Member | null>;
   /**
@@ -108,8 +119,9 @@ export interface Store {
    * Atomically check the invite (exists, not revoked, not expired at `now`, uses < maxUses), add the user as a member
    * (if not one already) and count the use. Two concurrent redemptions of a one-use invite: exactly one succeeds.
    * A user banned from the group is refused ('banned') and the use is not counted.
+   * A user at `maxConversations` who is not already a member rejects LIMIT_EXCEEDED (the invite use is not counted).
    */
-  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult>;
+  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number; maxConversations?: number }): Promise<RedeemResult>;
 
   // ---- messages
   /**

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Database } from '../../src/store/sqlite/driver.js';
 import { isParleyError } from '../../src/protocol/errors.js';
 import { loadMigrations } from '../../src/store/sqlite/migrate.js';
+import { prepareStatements } from '../../src/store/sqlite/statements.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from '../../src/store/sqlite/threaded-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -125,6 +126,47 @@ describe('sqlite store', () => {
       assert.equal((await store.getConversation('g'))?.lastSeq, 2);
     } finally {
       await store.close();
+    }
+  });
+
+  it('searches public groups through indexes, never a scan of the groups', async () => {
+    const file = freshPath();
+    const store = await openMigrated(file);
+    await seed(store);
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      const statements = prepareStatements(db) as unknown as Record<string, { source: string }>;
+      const plan = (name: string, ...params: unknown[]): string =>
+        db.prepare(`EXPLAIN QUERY PLAN ${statements[name].source}`).all(...params).map((r: any) => r.detail).join('\n');
+      const containing = plan('searchGroupsContaining', '"tea"', 1000, 10);
+      assert.match(containing, /VIRTUAL TABLE INDEX/);
+      const starting = plan('searchGroupsStarting', 'te', 'te\u{10FFFF}', 1000, 10);
+      assert.match(starting, /INDEX group_names_folded/);
+      const all = plan('publicGroupsByName', 10);
+      assert.match(all, /INDEX conversations_public_name/);
+      for (const [name, text] of Object.entries({ containing, starting, all })) {
+        assert.doesNotMatch(text, /SCAN (c|conversations|g|group_names)\b(?! USING)/, `${name} scans a table:\n${text}`);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refolds group names it finds unfolded when it starts (the migration backfill folds ASCII only)', async () => {
+    const file = freshPath();
+    const store = await openMigrated(file);
+    await seed(store);
+    await store.createGroup({ id: 'm', name: 'Москва', visibility: 'public', createdBy: 'u1', now: T0 });
+    await store.close();
+    const db = new Database(file);
+    db.prepare("UPDATE group_names SET folded = 'Москва' WHERE conversation_id = 'm'").run();
+    db.close();
+    const reopened = await openMigrated(file);
+    try {
+      assert.deepEqual((await reopened.searchPublic('москва', 10)).map((c) => c.id), ['m']);
+    } finally {
+      await reopened.close();
     }
   });
 });

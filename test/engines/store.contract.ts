@@ -261,6 +261,60 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(await store.searchPublic('nothing like it', 10), []);
       });
 
+      test('searchPublic folds Unicode case and compatibility forms, in names and queries', async (store) => {
+        await addUsers(store, 'u1');
+        for (const [id, name] of [['m', 'Москва'], ['w', 'ＴＥＡＭ Ｗｉｄｅ'], ['s', 'Straße Art'], ['o', 'ΟΔΥΣΣΕΥΣ']] as const) {
+          await store.createGroup({ id, name, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        const ids = async (query: string) => (await store.searchPublic(query, 10)).map((c) => c.id);
+        assert.deepEqual(await ids('москва'), ['m']);
+        assert.deepEqual(await ids('МОСК'), ['m']);
+        assert.deepEqual(await ids('сква'), ['m']);
+        assert.deepEqual(await ids('team wide'), ['w']);
+        assert.deepEqual(await ids('STRASSE'), ['s']);
+        assert.deepEqual(await ids('straße'), ['s']);
+        assert.deepEqual(await ids('οδυσσευς'), ['o'], 'final sigma folds like sigma');
+      });
+
+      test('searchPublic: queries of one or two characters match the start of names; the empty query lists by name', async (store) => {
+        await addUsers(store, 'u1');
+        for (const [id, name] of [['a', 'Bee keepers'], ['b', 'bees'], ['c', 'Honey bee'], ['d', 'Ant farm']] as const) {
+          await store.createGroup({ id, name, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        await store.createGroup({ id: 'p', name: 'Be private', visibility: 'private', createdBy: 'u1', now: T0 });
+        assert.deepEqual((await store.searchPublic('BE', 10)).map((c) => c.id), ['a', 'b']);
+        assert.deepEqual((await store.searchPublic('h', 10)).map((c) => c.id), ['c']);
+        assert.deepEqual((await store.searchPublic('', 3)).map((c) => c.id), ['d', 'a', 'b']);
+        assert.deepEqual((await store.searchPublic('bee', 10)).map((c) => c.id), ['a', 'b', 'c']);
+      });
+
+      test('searchPublic follows renames and deletes, and treats query syntax literally', async (store) => {
+        await addUsers(store, 'u1');
+        await store.createGroup({ id: 'g', name: 'Chess club', visibility: 'public', createdBy: 'u1', now: T0 });
+        await store.createGroup({ id: 'q', name: 'say "hi" OR bye*', visibility: 'public', createdBy: 'u1', now: T0 });
+        await store.renameConversation('g', 'Go club');
+        assert.deepEqual(await store.searchPublic('chess', 10), []);
+        assert.deepEqual((await store.searchPublic('go cl', 10)).map((c) => c.id), ['g']);
+        assert.deepEqual((await store.searchPublic('"hi" or', 10)).map((c) => c.id), ['q']);
+        assert.deepEqual(await store.searchPublic('hi OR chess', 10), []);
+        assert.deepEqual(await store.searchPublic('bye**', 10), []);
+        assert.deepEqual((await store.searchPublic('\u0000go\u0000 c', 10)).map((c) => c.id), ['g'], 'NUL is ignored, not an engine error');
+        await store.deleteConversation('g');
+        assert.deepEqual(await store.searchPublic('club', 10), []);
+      });
+
+      test('searchPublic answers a query matching thousands of groups with one ordered page', async (store) => {
+        await addUsers(store, 'u1');
+        for (let i = 0; i < 1500; i++) {
+          await store.createGroup({ id: `g${String(i).padStart(4, '0')}`, name: `common ${String(i).padStart(4, '0')}`, visibility: 'public', createdBy: 'u1', now: T0 });
+        }
+        const page = await store.searchPublic('common', 20);
+        assert.equal(page.length, 20);
+        const names = page.map((c) => c.name as string);
+        assert.deepEqual(names, [...names].sort(), 'ordered by name');
+        assert.equal((await store.searchPublic('co', 20)).length, 20);
+      });
+
       test('listConversations pages in id order', async (store) => {
         await addUsers(store, 'u1');
         for (const id of ['c3', 'c1', 'c2']) await addGroup(store, id, 'u1');
@@ -332,6 +386,54 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal(results.filter((r) => r.status === 'full').length, 16);
         assert.equal((await store.getConversation('g'))?.memberCount, 5);
         assert.equal((await store.listMemberIds('g')).length, 5);
+      });
+
+      test('the conversation limit holds on every path that adds a membership, and a refusal changes nothing', async (store) => {
+        await addUsers(store, 'me', 'peer', 'owner');
+        await store.createGroup({ id: 'g1', name: 'one', visibility: 'public', createdBy: 'me', now: T0, maxConversations: 2 });
+        await addGroup(store, 'open', 'owner');
+        await addGroup(store, 'invited', 'owner');
+        await store.createInvite({ token: 'tok', conversationId: 'invited', createdBy: 'owner', createdAt: T0, expiresAt: null, maxUses: null });
+        assert.equal((await store.addMember({ conversationId: 'open', userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: 2 })).status, 'added');
+        // 'me' is now in two conversations: every path to a third is refused.
+        await rejectsWith(store.createGroup({ id: 'g2', name: 'two', visibility: 'public', createdBy: 'me', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.openDirect({ id: 'd1', a: 'me', b: 'peer', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.openDirect({ id: 'd2', a: 'peer', b: 'me', now: T0, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await rejectsWith(store.redeemInvite({ token: 'tok', userId: 'me', now: T0, maxMembers: BIG, maxConversations: 2 }), 'LIMIT_EXCEEDED');
+        await store.removeMember('open', 'me');
+        await rejectsWith(store.addMember({ conversationId: 'open', userId: 'peer', role: 'member', now: T0, maxMembers: BIG, maxConversations: 0 }), 'LIMIT_EXCEEDED');
+        assert.deepEqual(await store.listConversationIds('me'), ['g1']);
+        assert.deepEqual(await store.listConversationIds('peer'), []);
+        assert.equal(await store.getConversation('g2'), null);
+        assert.equal((await store.getInvite('tok'))?.uses, 0);
+        assert.equal((await store.getConversation('invited'))?.memberCount, 1);
+        // An existing membership is reported as such even at the limit; an existing direct conversation still opens.
+        await store.openDirect({ id: 'd3', a: 'me', b: 'peer', now: T0, maxConversations: 2 });
+        assert.equal((await store.openDirect({ id: 'd4', a: 'peer', b: 'me', now: T0, maxConversations: 1 })).created, false);
+        assert.equal((await store.addMember({ conversationId: 'g1', userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: 1 })).status, 'exists');
+      });
+
+      test('concurrent creates, joins, invite redemptions and direct opens never take a user past the conversation limit', async (store) => {
+        const peers = Array.from({ length: 10 }, (_, i) => `p${i}`);
+        await addUsers(store, 'me', 'owner', ...peers);
+        const groups = Array.from({ length: 10 }, (_, i) => `o${i}`);
+        for (const id of groups) await addGroup(store, id, 'owner');
+        for (const id of groups) {
+          await store.createInvite({ token: `t-${id}`, conversationId: id, createdBy: 'owner', createdAt: T0, expiresAt: null, maxUses: null });
+        }
+        const max = 5;
+        const calls: Promise<unknown>[] = [
+          ...Array.from({ length: 10 }, (_, i) => store.createGroup({ id: `c${i}`, name: `c${i}`, visibility: 'public', createdBy: 'me', now: T0, maxConversations: max })),
+          ...groups.slice(0, 5).map((id) => store.addMember({ conversationId: id, userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: max })),
+          ...groups.slice(5).map((id) => store.redeemInvite({ token: `t-${id}`, userId: 'me', now: T0, maxMembers: BIG, maxConversations: max })),
+          ...peers.map((p, i) => store.openDirect({ id: `d${i}`, a: i % 2 ? 'me' : p, b: i % 2 ? p : 'me', now: T0, maxConversations: max })),
+        ];
+        const results = await Promise.allSettled(calls);
+        const fulfilled = results.filter((r) => r.status === 'fulfilled').length;
+        const refused = results.filter((r) => r.status === 'rejected' && isParleyError(r.reason) && r.reason.code === 'LIMIT_EXCEEDED').length;
+        assert.equal(fulfilled, max);
+        assert.equal(refused, calls.length - max);
+        assert.equal(await store.countMemberships('me'), max);
       });
 
       test('members must be existing users: an unknown user rejects NOT_FOUND and changes nothing', async (store) => {

@@ -44,6 +44,11 @@ export async function startServer(env: Record<string, string> = {}, options: { d
       PARLEY_LOG_LEVEL: 'info',
       // Tests create many accounts and conversations quickly; the defaults are for production.
       PARLEY_PRESENCE_BATCH_MS: '50',
+      // One test process is one client address: per-address limits are raised unless a test is about them.
+      PARLEY_LIMITS_REGISTRATION_RATE_PER_SECOND: '1000',
+      PARLEY_LIMITS_REGISTRATION_RATE_BURST: '100000',
+      PARLEY_LIMITS_REST_RATE_PER_SECOND: '1000',
+      PARLEY_LIMITS_REST_RATE_BURST: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -32,7 +32,7 @@ function violations(dir: string, forbidden: (target: string) => boolean): string
   return sourceFiles(dir).flatMap((file) => resolvedImports(file).filter(forbidden).map((target) => `${file} → ${target}`));
 }
 
-const engineFolder = /^src\/(store\/sqlite|bus\/memory|presence\/memory)\//;
+const engineFolder = /^src\/(store\/sqlite|bus\/memory|presence\/memory|ratelimit\/memory)\//;
 
 describe('layering', () => {
   it('protocol imports nothing of Parley but itself', () => {
@@ -51,7 +51,7 @@ describe('layering', () => {
   });
 
   it('engines do not import the domain, the gateway or the HTTP layer', () => {
-    for (const dir of ['src/store', 'src/bus', 'src/presence']) {
+    for (const dir of ['src/store', 'src/bus', 'src/presence', 'src/ratelimit']) {
       assert.deepEqual(violations(dir, (t) => /^src\/(domain|gateway|http)\//.test(t)), [], dir);
     }
   });

@@ -9,6 +9,7 @@ import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameKey, usernameSkeleton } from '../../protocol/usernames.js';
+import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
 import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -66,7 +67,18 @@ export class SqliteStore implements Store {
   migrate(): Promise<void> {
     return this.run(() => {
       migrate(this.db);
+      this.refoldGroupNames();
     });
+  }
+
+  /** Bring every folded group name up to foldForSearch (the migration's backfill could fold ASCII only). */
+  private refoldGroupNames(): void {
+    this.db.transaction(() => {
+      for (const row of this.s.groupNames.all()) {
+        const folded = foldForSearch(row.name);
+        if (folded !== row.folded) this.s.setGroupName.run(folded, row.conversation_id);
+      }
+    }).immediate();
   }
 
   ping(): Promise<void> {
@@ -175,20 +187,24 @@ export class SqliteStore implements Store {
 
   // ---- conversations
 
-  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number }): Promise<Conversation> {
+  createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number; maxConversations?: number }): Promise<Conversation> {
     return this.write(() => {
+      this.requireRoomForConversation(input.createdBy, input.maxConversations);
       this.insertConversation({ ...input, kind: 'group', memberCount: 1, directKey: null });
       this.s.insertMember.run(input.id, input.createdBy, 'owner', input.now, 0);
+      if (input.visibility === 'public') this.s.insertGroupName.run(input.id, foldForSearch(input.name));
       return this.requireConversation(input.id);
     });
   }
 
-  openDirect(input: { id: string; a: string; b: string; now: number }): Promise<{ conversation: Conversation; created: boolean }> {
+  openDirect(input: { id: string; a: string; b: string; now: number; maxConversations?: number }): Promise<{ conversation: Conversation; created: boolean }> {
     return this.write(() => {
       const pair = [...new Set([input.a, input.b])].sort();
       const directKey = JSON.stringify(pair);
       const existing = this.s.conversationByDirectKey.get(directKey);
       if (existing) return { conversation: toConversation(existing), created: false };
+      this.requireRoomForConversation(input.a, input.maxConversations);
+      if (input.b !== input.a) this.requireRoomForConversation(input.b, input.maxConversations, 'the other user');
       this.insertConversation({
         id: input.id, kind: 'direct', name: null, visibility: 'private', createdBy: input.a, now: input.now,
         memberCount: pair.length, directKey,
@@ -196,6 +212,14 @@ export class SqliteStore implements Store {
       for (const userId of pair) this.s.insertMember.run(input.id, userId, 'member', input.now, 0);
       return { conversation: this.requireConversation(input.id), created: true };
     });
+  }
+
+  /** Inside a write transaction: LIMIT_EXCEEDED if the user already has `max` conversations (no check when undefined). */
+  private requireRoomForConversation(userId: string, max: number | undefined, who = 'a user'): void {
+    if (max === undefined) return;
+    if ((this.s.countMemberships.get(userId)?.n ?? 0) >= max) {
+      throw new ParleyError('LIMIT_EXCEEDED', `${who} may belong to at most ${max} conversations`);
+    }
   }
 
   private insertConversation(row: Parameters<Statements['insertConversation']['run']>[0]): void {
@@ -230,7 +254,17 @@ export class SqliteStore implements Store {
   }
 
   searchPublic(query: string, limit: number): Promise<Conversation[]> {
-    return this.run(() => this.s.searchPublic.all(query, limit).map(toConversation));
+    return this.run(() => {
+      const folded = foldForSearch(query);
+      const length = [...folded].length;
+      const candidates = Math.max(SEARCH_CANDIDATES, limit);
+      const rows = length === 0
+        ? this.s.publicGroupsByName.all(limit)
+        : length < SUBSTRING_QUERY_MIN
+          ? this.s.searchGroupsStarting.all(folded, `${folded}\u{10FFFF}`, candidates, limit)
+          : this.s.searchGroupsContaining.all(`"${folded.replaceAll('"', '""')}"`, candidates, limit);
+      return rows.map(toConversation);
+    });
   }
 
   listConversations(opts: { limit: number; afterId?: string }): Promise<Conversation[]> {
@@ -240,6 +274,7 @@ export class SqliteStore implements Store {
   renameConversation(id: string, name: string): Promise<Conversation | null> {
     return this.write(() => {
       if (this.s.renameConversation.run(name, id).changes === 0) return null;
+      this.s.setGroupName.run(foldForSearch(name), id);
       return this.requireConversation(id);
     });
   }
@@ -263,18 +298,19 @@ export class SqliteStore implements Store {
     return this.run(() => this.s.memberIds.all(conversationId).map((r) => r.user_id));
   }
 
-  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): Promise<AddMemberResult> {
+  addMember(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number; maxConversations?: number }): Promise<AddMemberResult> {
     return this.write(() => this.addMemberNow(input));
   }
 
   /** The body of addMember, to run inside a caller's transaction. */
-  private addMemberNow(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number }): AddMemberResult {
+  private addMemberNow(input: { conversationId: string; userId: string; role: Role; now: number; maxMembers: number; maxConversations?: number }): AddMemberResult {
     const conversation = this.s.conversationById.get(input.conversationId);
     if (!conversation) return { status: 'no_conversation' };
     const existing = this.s.member.get(input.conversationId, input.userId);
     if (existing) return { status: 'exists', member: toMember(existing) };
     if (this.s.isBanned.get(input.conversationId, input.userId)) return { status: 'banned' };
     if (conversation.member_count >= input.maxMembers) return { status: 'full' };
+    this.requireRoomForConversation(input.userId, input.maxConversations);
     this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
     this.s.addMemberCount.run(1, input.conversationId);
     return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
@@ -354,13 +390,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number }): Promise<RedeemResult> {
+  redeemInvite(input: { token: string; userId: string; now: number; maxMembers: number; maxConversations?: number }): Promise<RedeemResult> {
     return this.write((): RedeemResult => {
       const invite = mapOrNull(this.s.invite.get(input.token), toInvite);
       const refusal = inviteRefusal(invite, input.now);
       if (refusal || !invite) return { status: refusal ?? 'invalid' };
       const conversationId = invite.conversationId;
-      const added = this.addMemberNow({ conversationId, userId: input.userId, role: 'member', now: input.now, maxMembers: input.maxMembers });
+      const added = this.addMemberNow({
+        conversationId, userId: input.userId, role: 'member', now: input.now, maxMembers: input.maxMembers, maxConversations: input.maxConversations,
+      });
       switch (added.status) {
         case 'no_conversation': return { status: 'invalid' };
         case 'full': return { status: 'full' };

@@ -74,11 +74,24 @@ export function prepareStatements(db: Database.Database) {
     conversationIdsOf: prepare<[string], { conversation_id: string }>(
       'SELECT conversation_id FROM members WHERE user_id = ? ORDER BY conversation_id'),
     countMemberships: prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
-    // instr rather than LIKE: the query is literal text, so % and _ in it must not act as wildcards.
-    searchPublic: prepare<[string, number], ConversationRow>(
+    // Group search (migration 003): candidates come from an index, at most SEARCH_CANDIDATES of them, then are ordered.
+    publicGroupsByName: prepare<[number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c
-       WHERE c.kind = 'group' AND c.visibility = 'public' AND instr(lower(c.name), lower(?)) > 0
+       WHERE c.kind = 'group' AND c.visibility = 'public' ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
+    // The query is an FTS5 phrase: its text is literal (no operators, % and _ are not wildcards).
+    searchGroupsContaining: prepare<[string, number, number], ConversationRow>(
+      `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
+         SELECT g.conversation_id FROM group_names_fts f JOIN group_names g ON g.rowid = f.rowid
+         WHERE group_names_fts MATCH ? LIMIT ?)
        ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
+    searchGroupsStarting: prepare<[string, string, number, number], ConversationRow>(
+      `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
+         SELECT conversation_id FROM group_names WHERE folded >= ? AND folded < ? ORDER BY folded LIMIT ?)
+       ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
+    insertGroupName: prepare<[string, string]>('INSERT INTO group_names (conversation_id, folded) VALUES (?, ?)'),
+    setGroupName: prepare<[string, string]>('UPDATE group_names SET folded = ? WHERE conversation_id = ?'),
+    groupNames: prepare<[], { conversation_id: string; folded: string; name: string }>(
+      'SELECT g.conversation_id, g.folded, c.name FROM group_names g JOIN conversations c ON c.id = g.conversation_id'),
     listConversations: prepare<[string, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`),
     renameConversation: prepare<[string, string]>('UPDATE conversations SET name = ? WHERE id = ?'),

@@ -1,0 +1,18 @@
+/**
+ * The form group names and search queries are compared in, by every store engine: NFKC (so compatibility forms such
+ * as full-width letters and ligatures match their plain letters) and Unicode case folding (upper-casing then
+ * lower-casing folds more than lower-casing alone: "ß" matches "SS", final "ς" matches "σ"). "Москва" and "москва"
+ * fold alike. U+0000 is dropped: full-text engines end a query string there.
+ */
+export function foldForSearch(text: string): string {
+  return text.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replaceAll('\0', '');
+}
+
+/** Queries shorter than this (in code points, after folding) match the beginning of names, longer ones anywhere. */
+export const SUBSTRING_QUERY_MIN = 3;
+
+/**
+ * The most groups one search considers before ordering them by name (or the page size, if larger): bounds the work of
+ * a query that matches very many groups to reading and sorting this many rows.
+ */
+export const SEARCH_CANDIDATES = 200;

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { api, startServer, type TestServer } from '../helpers/server.js';
+import { Seats } from '../helpers/seats.js';
+
+describe('conversation.search', () => {
+  let server: TestServer;
+  const seats = new Seats(() => server, 'search');
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    seats.closeAll();
+    await server.stop();
+  });
+
+  it('is case-insensitive beyond ASCII and folds compatibility forms (NFKC), over WebSocket and REST', async () => {
+    const owner = await seats.seat('owner');
+    const tag = randomUUID().slice(0, 6);
+    const { conversation: moscow } = await owner.client.ok('conversation.create', { name: `Москва ${tag}` });
+    const { conversation: wide } = await owner.client.ok('conversation.create', { name: `ＷＩＤＥ ${tag}` });
+    const searcher = await seats.seat('searcher');
+    for (const [query, id] of [[`москва ${tag}`, moscow.id], [`МОСКВА ${tag}`, moscow.id], [`wide ${tag}`, wide.id]]) {
+      const { conversations } = await searcher.client.ok('conversation.search', { query });
+      assert.deepEqual(conversations.map((c: any) => c.id), [id], query);
+      const rest = await api(server, searcher.user.token, 'GET', `/api/v1/conversations/search?query=${encodeURIComponent(query)}`);
+      assert.deepEqual(rest.body.conversations.map((c: any) => c.id), [id], `REST ${query}`);
+    }
+  });
+
+  it('matches names that start with a one- or two-character query', async () => {
+    const owner = await seats.seat('short');
+    const { conversation } = await owner.client.ok('conversation.create', { name: `Ωmega ${randomUUID()}` });
+    const { conversations } = await owner.client.ok('conversation.search', { query: 'ωm', limit: 100 });
+    assert.ok(conversations.some((c: any) => c.id === conversation.id));
+    assert.ok(conversations.every((c: any) => c.name.toLowerCase().startsWith('ωm')));
+  });
+
+  it('finds a renamed group by its new name only', async () => {
+    const owner = await seats.seat('rename');
+    const tag = randomUUID().slice(0, 8);
+    const { conversation } = await owner.client.ok('conversation.create', { name: `before ${tag}` });
+    await owner.client.ok('conversation.rename', { conversationId: conversation.id, name: `Après ${tag}` });
+    assert.deepEqual((await owner.client.ok('conversation.search', { query: `before ${tag}` })).conversations, []);
+    assert.deepEqual((await owner.client.ok('conversation.search', { query: `APRÈS ${tag}` })).conversations.map((c: any) => c.id), [conversation.id]);
+  });
+});
