@@ -178,7 +178,8 @@ export function describeEnvironmentVariables(): EnvironmentVariableInfo[] {
   return leaves().list.map((leaf) => {
     const info: EnvironmentVariableInfo = { name: leaf.envName, path: leaf.dotted, type: expected(leaf.schema) };
     if (leaf.description) info.description = leaf.description;
-    const fallback = leaf.defaultValue ?? getAt(schemaDefaults(), leaf.path);
+    // The effective default: a section's own default (e.g. connectionRate's 50/s) wins over its inner schema's (10/s).
+    const fallback = getAt(schemaDefaults(), leaf.path) ?? leaf.defaultValue;
     if (fallback !== undefined) info.default = String(fallback);
     else if (DERIVED_DEFAULTS[leaf.dotted]) info.default = DERIVED_DEFAULTS[leaf.dotted];
     return info;
