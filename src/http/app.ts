@@ -46,9 +46,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  const ready = sharedProbe(deps.ready, readinessProbeMs);
   app.get('/readyz', async (_req, reply) => {
     try {
-      await deps.ready();
+      await ready();
       return { status: 'ready' };
     } catch (err) {
       return sendError(reply, new ParleyError('UNAVAILABLE', `not ready: ${(err as Error).message}`).toBody());
@@ -92,6 +93,23 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
 
   registerAdminRoutes(app, deps);
   return app;
+}
+
+/** /readyz answers from a probe at most this old: the probe commits a write, and a flood of probes must not be a flood of fsyncs. */
+const readinessProbeMs = 1000;
+
+/** `probe`, run at most once per `maxAgeMs`: callers in between share the last (or running) outcome. */
+function sharedProbe(probe: () => Promise<void>, maxAgeMs: number): () => Promise<void> {
+  let last: { at: number; outcome: Promise<void> } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= maxAgeMs) {
+      const outcome = probe();
+      outcome.catch(() => undefined); // observed by the callers; a shared rejection is not unhandled
+      last = { at: now, outcome };
+    }
+    return last.outcome;
+  };
 }
 
 function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
