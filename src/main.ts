@@ -15,6 +15,7 @@ import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
+import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -83,12 +84,14 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     typing: new TypingService(store, publisher, config.typing, Date.now, onPublishError),
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
+  const originPolicy = createOriginPolicy(config.server.cors.origins);
   const gateway = new Gateway({
     options: {
       path: '/ws',
       ...config.limits,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
+      allowOrigin: originPolicy.allows,
     },
     authenticator,
     store,
@@ -110,6 +113,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await Promise.all([store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))), bus.ping()]);
     },
     bodyLimit: config.limits.maxFrameBytes,
+    originPolicy,
   });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
   await app.listen({ host: config.server.host, port: config.server.port });

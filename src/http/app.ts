@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -12,6 +13,7 @@ import { zodDetails } from '../protocol/validation.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
+import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { compact, operationRoutes, type RouteInput } from './routes.js';
 
 export interface HttpDeps {
@@ -25,6 +27,8 @@ export interface HttpDeps {
   /** Readiness: resolves when the store and bus answer. */
   ready: () => Promise<void>;
   bodyLimit: number;
+  /** Which browser origins may call the API (server.cors.origins). @default none cross-origin */
+  originPolicy?: OriginPolicy;
 }
 
 
@@ -42,6 +46,7 @@ declare module 'fastify' {
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
 
+  registerCors(app, deps.originPolicy ?? createOriginPolicy([]));
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
 
@@ -110,6 +115,22 @@ function sharedProbe(probe: () => Promise<void>, maxAgeMs: number): () => Promis
     }
     return last.outcome;
   };
+}
+
+/**
+ * CORS for browser pages on the allowed origins: preflights answered (methods the API uses, the Authorization and
+ * Content-Type headers, cached 10 minutes); no credentials (tokens travel in Authorization, never in cookies).
+ */
+function registerCors(app: FastifyInstance, policy: OriginPolicy): void {
+  void app.register(cors, {
+    origin: policy.corsOrigin,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['authorization', 'content-type'],
+    exposedHeaders: ['retry-after'],
+    maxAge: 600,
+    credentials: false,
+    strictPreflight: false,
+  });
 }
 
 function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
