@@ -115,31 +115,37 @@ export function isStoreFailure(err: unknown): boolean {
 /** The same store, every call reported to `health`, which also gets the store's `ping` as its probe. */
 export function observeStore(store: Store, health: StoreHealth): Store {
   let closed = false;
+  const wrapped = new Map<string, (...args: unknown[]) => Promise<unknown>>(); // one wrapper per method, not per call
   const observed = new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
       if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      const run = (...args: unknown[]) => call(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
-      if (prop === 'close') {
-        return () => {
-          closed = true;
-          health.stop();
-          return run();
-        };
-      }
-      return (...args: unknown[]) =>
-        run(...args).then(
-          (result) => {
-            if (prop === 'ping') health.recordWriteSuccess();
-            return result;
-          },
-          (err: unknown) => {
-            if (isStoreFailure(err) && !closed) health.recordFailure(prop, err);
-            throw err;
-          },
-        );
+      let wrapper = wrapped.get(prop);
+      if (!wrapper) wrapped.set(prop, (wrapper = observe(target, prop, value as (...a: unknown[]) => Promise<unknown>)));
+      return wrapper;
     },
   });
+  const observe = (target: Store, prop: string, method: (...a: unknown[]) => Promise<unknown>) => {
+    const run = (...args: unknown[]) => call(() => method.apply(target, args));
+    if (prop === 'close') {
+      return () => {
+        closed = true;
+        health.stop();
+        return run();
+      };
+    }
+    return (...args: unknown[]) =>
+      run(...args).then(
+        (result) => {
+          if (prop === 'ping') health.recordWriteSuccess();
+          return result;
+        },
+        (err: unknown) => {
+          if (isStoreFailure(err) && !closed) health.recordFailure(prop, err);
+          throw err;
+        },
+      );
+  };
   health.probe = () => observed.ping();
   return observed;
 }

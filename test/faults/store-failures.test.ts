@@ -158,9 +158,10 @@ describe('store failures are visible to operators', () => {
       assert.equal(errors[0].op, 'appendMessage');
 
       limitFileSize('unlimited');
-      await waitUntil('/readyz after the disk has room again', readyz, (r) => r.status === 200);
+      // Nobody asks /readyz: the server's own probe write (every 5 s while failing) finds the store writable again.
+      await waitUntil('parley_store_ready after the disk has room again', () => metric('parley_store_ready'), (v) => v === 1, 10_000);
+      assert.equal((await readyz()).status, 200);
       await client.ok('message.send', { to: bob.id, key: 'after', text: 'stored again' });
-      assert.equal(await metric('parley_store_ready'), 1);
       await waitUntil('the recovery log line', async () => server.logs.filter((l) => l.level === 40 && l.msg === 'store writes succeed again').length, (n) => n === 1);
       const history = await client.ok('history.before', { conversationId: (await client.ok('direct.open', { userId: bob.id })).conversation.id });
       assert.deepEqual(history.messages.map((m: any) => m.text), ['stored', 'stored again'], 'nothing half-written');
