@@ -24,7 +24,7 @@ export interface HttpDeps {
   metrics: Metrics;
   logger: Logger;
   adminToken: string | undefined;
-  /** Readiness: resolves when the store and bus answer. */
+  /** Readiness: resolves when the store commits a small write and the bus answers; rejects with the reason. */
   ready: () => Promise<void>;
   bodyLimit: number;
   /** Which browser origins may call the API (server.cors.origins). @default none cross-origin */
