@@ -105,7 +105,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     `Data folder: ${config.dataDir}  (store: ${config.store.sqlite.path})`,
     '',
     'Get a token to try it:',
-    `  parley token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
+    `  npx parley token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
   ];
   if (config.auth.accounts.enabled) {
     hints.push(

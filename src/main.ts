@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Accounts } from './auth/accounts.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -18,12 +18,15 @@ import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
 import { guardConnections } from './http/connection-guard.js';
 import { Metrics } from './http/metrics.js';
+import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
 import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
+import { StoreHealth, observeStore } from './store/health.js';
 import type { Store } from './store/store.js';
+import { assertWritableFolder } from './store/writable-folder.js';
 
 /**
  * The composition root: configuration in, engines chosen and wired, server listening. The only module that imports
@@ -36,16 +39,43 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Open and migrate the store. Refuses (UnwritableFolderError, or the store's UNAVAILABLE saying so) when the data
+ * folder, the database's folder or the database itself cannot be written: better to stop at start with one clear
+ * line than to serve reads and fail every write.
+ */
 export async function openStore(config: Config): Promise<Store> {
-  const options = { path: config.store.sqlite.path ?? join(config.dataDir, 'parley.db'), synchronous: config.store.sqlite.synchronous };
+  const path = config.store.sqlite.path ?? join(config.dataDir, 'parley.db');
+  assertWritableFolder(config.dataDir, 'the data folder (dataDir)');
+  if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
+  const options = { path, synchronous: config.store.sqlite.synchronous };
   const store = config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
-  await store.migrate();
+  try {
+    await store.migrate();
+    await store.ping();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   return store;
+}
+
+/** Store failures made visible: counted and gauged in metrics, logged at error (at most once per 10 s). */
+function storeHealth(metrics: Metrics, logger: Logger): StoreHealth {
+  return new StoreHealth({
+    onFailure: (op) => metrics.storeErrors.inc({ op }),
+    onReadyChange: (ready) => metrics.storeReady.set(ready ? 1 : 0),
+    logFailure: (failure, consecutiveFailures, suppressed) =>
+      logger.error({ op: failure.op, error: failure.message, consecutiveFailures, suppressed }, 'store write failed: clients get UNAVAILABLE and /readyz answers 503 until a write succeeds'),
+    logRecovered: (failures, since) => logger.warn({ failures, failingMs: Date.now() - since }, 'store writes succeed again'),
+  });
 }
 
 export async function startServer(config: Config, options: { logger?: Logger } = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config);
-  const store = await openStore(config);
+  const metrics = new Metrics();
+  const health = storeHealth(metrics, logger);
+  const store = observeStore(await openStore(config), health);
   const bus = createMemoryBus();
   const presenceEngine = createMemoryPresence({ ttlMs: config.presence.ttlMs });
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
@@ -58,14 +88,15 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     typing: new TypingService(store, publisher, config.typing, Date.now, onPublishError),
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
-  const metrics = new Metrics();
   const limiter = createMemoryRateLimiter();
+  const originPolicy = createOriginPolicy(config.server.cors.origins);
   const gateway = new Gateway({
     options: {
       path: '/ws',
       ...config.limits,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
+      allowOrigin: originPolicy.allows,
     },
     authenticator,
     store,
@@ -85,13 +116,15 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     logger,
     adminToken: config.admin.token,
     ready: async () => {
-      await Promise.all([store.ping(), bus.ping()]);
+      // ping commits a tiny write; when it fails, the reason names the run of failed writes, not just this probe.
+      await Promise.all([store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))), bus.ping()]);
     },
     bodyLimit: config.limits.maxFrameBytes,
     maxJsonDepth: config.limits.maxJsonDepth,
     limiter,
     rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, userMessage: config.limits.userMessageRate },
     loginThrottle: new LoginThrottle(limiter, config.limits.login),
+    originPolicy,
   });
   guardConnections(app.server, {
     maxConnections: config.limits.maxConnections,

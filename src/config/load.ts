@@ -59,7 +59,7 @@ const ENV_PREFIX = 'PARLEY_';
 // ---------------------------------------------------------------------------------------------- schema walking (zod 4)
 
 type AnySchema = { _zod: { def: any }; description?: string; [k: string]: any };
-type LeafKind = 'number' | 'boolean' | 'enum' | 'string';
+type LeafKind = 'number' | 'boolean' | 'enum' | 'string' | 'list';
 
 interface Leaf {
   path: string[];
@@ -107,7 +107,7 @@ function collectLeaves(schema: AnySchema, path: string[], out: Leaf[]): void {
     return;
   }
   const t = inner._zod.def.type;
-  const kind: LeafKind | undefined = t === 'number' || t === 'boolean' || t === 'enum' || t === 'string' ? t : undefined;
+  const kind: LeafKind | undefined = t === 'number' || t === 'boolean' || t === 'enum' || t === 'string' ? t : t === 'array' ? 'list' : undefined;
   if (!kind) throw new Error(`config schema: unsupported type "${t}" at ${path.join('.')}`);
   out.push({
     path,
@@ -141,7 +141,8 @@ function schemaAt(path: readonly PropertyKey[]): AnySchema | undefined {
   let node: AnySchema | undefined = unwrap(configSchema as unknown as AnySchema).schema;
   for (const key of path) {
     const shape: Record<string, AnySchema> | undefined = node && shapeOf(node);
-    const child: AnySchema | undefined = shape?.[String(key)];
+    // A list's items (an issue about the second origin has the path [..., 'origins', 1]).
+    const child: AnySchema | undefined = node?._zod.def.type === 'array' ? node._zod.def.element : shape?.[String(key)];
     if (!child) return undefined;
     node = unwrap(child).schema;
   }
@@ -178,8 +179,10 @@ export function describeEnvironmentVariables(): EnvironmentVariableInfo[] {
   return leaves().list.map((leaf) => {
     const info: EnvironmentVariableInfo = { name: leaf.envName, path: leaf.dotted, type: expected(leaf.schema) };
     if (leaf.description) info.description = leaf.description;
-    const fallback = leaf.defaultValue ?? getAt(schemaDefaults(), leaf.path);
-    if (fallback !== undefined) info.default = String(fallback);
+    // The effective default: a section's own default (e.g. connectionRate's 50/s) wins over its inner schema's (10/s).
+    const fallback = getAt(schemaDefaults(), leaf.path) ?? leaf.defaultValue;
+    if (Array.isArray(fallback)) info.default = fallback.length ? fallback.join(',') : 'none';
+    else if (fallback !== undefined) info.default = String(fallback);
     else if (DERIVED_DEFAULTS[leaf.dotted]) info.default = DERIVED_DEFAULTS[leaf.dotted];
     return info;
   });
@@ -238,6 +241,8 @@ function expected(schema: AnySchema | undefined, value?: unknown): string {
     }
     case 'object':
       return 'a mapping of settings';
+    case 'array':
+      return `a list (comma-separated in the environment), each ${expected(def.element)}`;
     default:
       return def.type;
   }
@@ -360,8 +365,9 @@ function setAt(target: Plain, path: readonly string[], value: unknown): void {
 function getAt(obj: unknown, path: readonly PropertyKey[]): unknown {
   let node = obj;
   for (const key of path) {
-    if (!isPlain(node)) return undefined;
-    node = node[String(key)];
+    if (Array.isArray(node) && typeof key === 'number') node = node[key];
+    else if (!isPlain(node)) return undefined;
+    else node = node[String(key)];
   }
   return node;
 }
@@ -380,6 +386,8 @@ function coerce(leaf: Leaf, raw: string): { value: unknown } | { problem: string
       if (text === 'false' || text === '0') return { value: false };
       return { problem: `expected true, false, 1 or 0, got ${show(raw, leaf.path)}` };
     }
+    case 'list':
+      return { value: raw.split(',').map((item) => item.trim()).filter(Boolean) };
     default:
       return { value: raw };
   }
@@ -452,8 +460,11 @@ function describeIssue(issue: { code: string; path: PropertyKey[]; message: stri
         return `expected ${expected(node)}, got ${value.length} character${value.length === 1 ? '' : 's'}`;
       }
       return `expected ${expected(node, value)}, got ${show(value, issue.path)}`;
-    case 'invalid_value':
     case 'invalid_format':
+      // A pattern says best what it wants in its own message (e.g. server.cors.origins).
+      if (issue.format === 'regex') return `expected ${issue.message}, got ${show(value, issue.path)}`;
+      return `expected ${expected(node, value)}, got ${show(value, issue.path)}`;
+    case 'invalid_value':
       return `expected ${expected(node, value)}, got ${show(value, issue.path)}`;
     default:
       return issue.message;

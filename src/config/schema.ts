@@ -21,6 +21,14 @@ export const configSchema = z.object({
     publicUrl: z.string().url().optional(),
     /** An instance name for logs and metrics; @default the host name and pid */
     instanceId: z.string().optional(),
+    cors: z.object({
+      /**
+       * Web page origins (`https://chat.example.com`: scheme, host, port) allowed to call the REST API and open the
+       * WebSocket from a browser; `*` allows any. Same-origin pages and clients that send no Origin (not browsers)
+       * are always allowed. In the environment: comma-separated. @default none (no cross-origin page)
+       */
+      origins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s,]+)$/, 'an origin like https://chat.example.com (no path), or *')).default([]),
+    }).strict().prefault({}),
   }).strict().prefault({}),
   /** Folder for the embedded store and the generated signing secret. @default './data' */
   dataDir: z.string().default('./data'),

@@ -97,7 +97,7 @@ export class PresenceService {
           list.push(info);
         }
       }
-      await Promise.all([...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { users })));
+      await Promise.all([...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })));
     } catch (err) {
       this.onError(err);
     }

@@ -37,6 +37,8 @@ export interface GatewayOptions {
   userConnectRate: { perSecond: number; burst: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
+  /** Whether a browser page of this Origin (with this Host header) may connect; refused with HTTP 403. @default all */
+  allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
 }
 
 export interface GatewayDeps {
@@ -93,6 +95,8 @@ export class Gateway implements ConnectionOwner {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== this.deps.options.path) return refuse(socket, 404, 'Not Found');
     if (this.draining) return refuse(socket, 503, 'Service Unavailable');
+    // Before authenticating: a page of a foreign origin learns nothing, not even whether its token is valid.
+    if (this.deps.options.allowOrigin && !this.deps.options.allowOrigin(req.headers.origin, req.headers.host)) return refuse(socket, 403, 'Forbidden');
     // A shared function, not a closure: a closure here would share this function's context, which holds `req` and
     // `head` for the closures below, and keep the whole request alive as long as the socket (~1.5 KB a connection).
     socket.on('error', destroySocket);

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -17,6 +18,7 @@ import { findIllFormed, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
+import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { compact, operationRoutes, type RouteInput } from './routes.js';
 
 export interface HttpDeps {
@@ -28,7 +30,7 @@ export interface HttpDeps {
   metrics: Metrics;
   logger: Logger;
   adminToken: string | undefined;
-  /** Readiness: resolves when the store and bus answer. */
+  /** Readiness: resolves when the store commits a small write and the bus answers; rejects with the reason. */
   ready: () => Promise<void>;
   bodyLimit: number;
   /** Deepest `meta`; a body may nest ENVELOPE_DEPTH more. */
@@ -37,6 +39,8 @@ export interface HttpDeps {
   limiter: RateLimiter;
   rates: { rest: Rate; registration: Rate; userMessage: Rate };
   loginThrottle: LoginThrottle;
+  /** Which browser origins may call the API (server.cors.origins). @default none cross-origin */
+  originPolicy?: OriginPolicy;
 }
 
 
@@ -63,14 +67,16 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       : translate(err, deps.logger)),
   });
 
+  registerCors(app, deps.originPolicy ?? createOriginPolicy([]));
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
   app.addHook('preValidation', async (req) => refuseIllFormed(req));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  const ready = sharedProbe(deps.ready, readinessProbeMs);
   app.get('/readyz', async (_req, reply) => {
     try {
-      await deps.ready();
+      await ready();
       return { status: 'ready' };
     } catch (err) {
       return sendError(reply, new ParleyError('UNAVAILABLE', `not ready: ${(err as Error).message}`).toBody());
@@ -145,6 +151,39 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
 
   registerAdminRoutes(app, deps);
   return app;
+}
+
+/** /readyz answers from a probe at most this old: the probe commits a write, and a flood of probes must not be a flood of fsyncs. */
+const readinessProbeMs = 1000;
+
+/** `probe`, run at most once per `maxAgeMs`: callers in between share the last (or running) outcome. */
+function sharedProbe(probe: () => Promise<void>, maxAgeMs: number): () => Promise<void> {
+  let last: { at: number; outcome: Promise<void> } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= maxAgeMs) {
+      const outcome = probe();
+      outcome.catch(() => undefined); // observed by the callers; a shared rejection is not unhandled
+      last = { at: now, outcome };
+    }
+    return last.outcome;
+  };
+}
+
+/**
+ * CORS for browser pages on the allowed origins: preflights answered (methods the API uses, the Authorization and
+ * Content-Type headers, cached 10 minutes); no credentials (tokens travel in Authorization, never in cookies).
+ */
+function registerCors(app: FastifyInstance, policy: OriginPolicy): void {
+  void app.register(cors, {
+    origin: policy.corsOrigin,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['authorization', 'content-type'],
+    exposedHeaders: ['retry-after'],
+    maxAge: 600,
+    credentials: false,
+    strictPreflight: false,
+  });
 }
 
 function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {

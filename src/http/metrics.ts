@@ -13,6 +13,8 @@ export class Metrics {
   readonly errors = new Counter({ name: 'parley_errors_total', help: 'Error replies sent, by code', labelNames: ['code'], registers: [this.registry] });
   readonly messagesIn = new Counter({ name: 'parley_messages_in_total', help: 'Messages stored from clients', registers: [this.registry] });
   readonly framesOut = new Counter({ name: 'parley_frames_out_total', help: 'Event frames queued to connections', registers: [this.registry] });
+  readonly storeErrors = new Counter({ name: 'parley_store_errors_total', help: 'Store calls that failed (engine unavailable: disk full, read-only, thread gone), by store method', labelNames: ['op'], registers: [this.registry] });
+  readonly storeReady = new Gauge({ name: 'parley_store_ready', help: '1 while store writes succeed, 0 from a failed write until the next successful one', registers: [this.registry] });
   readonly requestSeconds = new Histogram({
     name: 'parley_request_duration_seconds',
     help: 'Time from a request frame to its reply, by type',
@@ -23,5 +25,6 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
+    this.storeReady.set(1);
   }
 }

@@ -17,8 +17,8 @@ export interface EventMap {
   'message.updated': Message;
   'read': { conversationId: string; userId: string; seq: number };
   'typing': { conversationId: string; userId: string; typing: boolean; expiresInMs: number };
-  /** Presence changes of users you share a conversation with, batched. */
-  'presence': { users: PresenceInfo[] };
+  /** Presence changes of members of `conversationId` (one event per conversation you share with them), batched. */
+  'presence': { conversationId: string; users: PresenceInfo[] };
   /** Someone joined (or was added to) a conversation you are in. */
   'member.joined': { conversationId: string; member: Member };
   /** Someone left or was removed; `by` is the kicker for a kick. */

@@ -14,7 +14,7 @@ import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, 
 export interface Store {
   /** Create tables or apply pending migrations. Idempotent. */
   migrate(): Promise<void>;
-  /** Cheap round trip used by /readyz. */
+  /** Cheap round trip used by /readyz and at start: commits a tiny write, so it fails while writes fail. */
   ping(): Promise<void>;
   close(): Promise<void>;
 

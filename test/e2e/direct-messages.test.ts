@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 
 describe('direct messages', () => {
@@ -65,6 +65,5 @@ describe('direct messages', () => {
     assert.equal(await a.errorCode('message.send', { to: 'nobody-at-all', key: 'x', text: 'hello?' }), 'NOT_FOUND');
     assert.equal(await a.errorCode('direct.open', { userId: alice.id }), 'INVALID_REQUEST');
     a.close();
-    await sleep(10);
   });
 });

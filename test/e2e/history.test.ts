@@ -101,9 +101,10 @@ describe('history', () => {
     const { conversation } = await alice.client.ok('conversation.create', { name: `time ${randomUUID().slice(0, 8)}` });
     const conversationId = conversation.id;
     await send(alice, conversationId, 1, 5);
-    await sleep(50);
+    // The cut must lie after message 5's createdAt (stamped before its reply came): wait for the clock to pass it.
+    const fifthAckedAt = Date.now();
+    while (Date.now() <= fifthAckedAt) await sleep(1);
     const cut = Date.now();
-    await sleep(5);
     await send(alice, conversationId, 6, 10);
     const page = await alice.client.ok('history.before', { conversationId, beforeTime: cut });
     assert.deepEqual(seqsOf(page), range(1, 5));

@@ -13,6 +13,23 @@ type User = { id: string; name: string; token: string };
 const typingSince = (client: RawClient, mark: number, conversationId: string): any[] =>
   client.events.slice(mark).filter((e) => e.event === 'typing' && e.data.conversationId === conversationId).map((e) => e.data);
 
+/**
+ * Wait until `client` has received, since `mark`, an event that `match` accepts; bounded. Tests wait for what they
+ * check: an assertion about events never runs before the events it is about could have arrived.
+ */
+async function eventSince(client: RawClient, mark: number, event: string, match: (data: any) => boolean, timeoutMs = 2000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = client.events.slice(mark).find((e) => e.event === event && match(e.data));
+    if (found) return found.data;
+    if (Date.now() > deadline) throw new Error(`no matching ${event} event within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+/** Resolve at the given Date.now() — for properties about time itself (a ttl, a throttle), never to let things settle. */
+const until = (at: number): Promise<void> => sleep(Math.max(0, at - Date.now()));
+
 describe('typing and presence', () => {
   let server: TestServer;
   before(async () => {
@@ -35,6 +52,7 @@ describe('typing and presence', () => {
     let laptop: RawClient; // alice
     let b: RawClient;
     let c: RawClient;
+    let barriers = 0;
     before(async () => {
       [alice, bob, carol] = await Promise.all(['typing-alice', 'typing-bob', 'typing-carol'].map((n) => register(server, n)));
       phone = await RawClient.connect(server.wsUrl, alice.token);
@@ -44,146 +62,168 @@ describe('typing and presence', () => {
       conversationId = (await phone.ok('conversation.create', { name: 'typing room' })).conversation.id;
       await b.ok('conversation.join', { conversationId });
       await c.ok('conversation.join', { conversationId });
-      await sleep(50);
     });
-    after(async () => {
+    after(() => {
       for (const client of [phone, laptop, b, c]) client.close();
-      await sleep(TTL_MS + 100); // let every typing timer end before the next group
     });
 
-    /** Wait until no typing of alice is active (after a test that may have left one running). */
-    const settle = () => sleep(TTL_MS + 150);
+    /** Alice's typing events a client received since a mark. */
+    const alicesSince = (client: RawClient, mark: number): any[] => typingSince(client, mark, conversationId).filter((d) => d.userId === alice.id);
+
+    /**
+     * Carol sends a message and each observer waits for it. Events of a conversation reach a connection in the order
+     * the server published them, so anything about alice published before it has arrived once the message has: only
+     * then may a test assert that something did NOT arrive.
+     */
+    const barrier = async (...observers: RawClient[]): Promise<void> => {
+      const { message } = await c.ok('message.send', { conversationId, key: `barrier-${++barriers}`, text: 'barrier' });
+      for (const observer of observers) await observer.waitFor('message.new', (m) => m.id === message.id, 2000);
+    };
+
+    /** Wait for alice's typing to stop by itself (after a test that left it running). */
+    const stopped = (mark: number) => eventSince(b, mark, 'typing', (d) => d.conversationId === conversationId && d.userId === alice.id && !d.typing, TTL_MS * 4);
 
     it("forwards typing: true to the other members, not to the typer's own connections, with expiresInMs", async () => {
       const marks = [b, c, phone, laptop].map((x) => x.events.length);
       assert.deepEqual(await phone.ok('typing', { conversationId, typing: true }), {});
-      const seenByBob = await b.waitFor('typing', (d) => d.conversationId === conversationId && d.typing, 2000);
+      const seenByBob = await eventSince(b, marks[0], 'typing', (d) => d.conversationId === conversationId && d.typing);
       assert.deepEqual(seenByBob, { conversationId, userId: alice.id, typing: true, expiresInMs: TTL_MS });
-      await c.waitFor('typing', (d) => d.conversationId === conversationId && d.userId === alice.id && d.typing, 2000);
-      await sleep(100);
-      assert.deepEqual(typingSince(phone, marks[2], conversationId), [], 'not echoed to the typing device');
-      assert.deepEqual(typingSince(laptop, marks[3], conversationId), [], "not sent to the typer's other devices");
-      await settle();
+      await eventSince(c, marks[1], 'typing', (d) => d.conversationId === conversationId && d.userId === alice.id && d.typing);
+      await barrier(phone, laptop);
+      assert.deepEqual(alicesSince(phone, marks[2]), [], 'not echoed to the typing device');
+      assert.deepEqual(alicesSince(laptop, marks[3]), [], "not sent to the typer's other devices");
+      await stopped(marks[0]);
     });
 
     it('does not forward a repeated typing: true within the throttle, but forwards one after it', async () => {
       const mark = b.events.length;
       await phone.ok('typing', { conversationId, typing: true });
-      for (let i = 0; i < 4; i++) {
-        await phone.ok('typing', { conversationId, typing: true });
-        await sleep(20);
-      }
-      await sleep(50);
-      assert.equal(typingSince(b, mark, conversationId).filter((d) => d.typing).length, 1, 'one start, however many refreshes');
-      await sleep(THROTTLE_MS);
+      const firstAt = Date.now(); // after the reply: the server's throttle window cannot start later
+      for (let i = 0; i < 4; i++) await phone.ok('typing', { conversationId, typing: true });
+      await eventSince(b, mark, 'typing', (d) => d.userId === alice.id && d.typing);
+      await barrier(b);
+      assert.equal(alicesSince(b, mark).filter((d) => d.typing).length, 1, 'one start, however many refreshes');
+      await until(firstAt + THROTTLE_MS + 20);
+      const secondMark = b.events.length;
       await phone.ok('typing', { conversationId, typing: true });
-      await sleep(100);
-      assert.equal(typingSince(b, mark, conversationId).filter((d) => d.typing).length, 2, 'forwarded again after the throttle');
-      assert.equal(typingSince(b, mark, conversationId).filter((d) => !d.typing).length, 0, 'refreshes kept it alive');
-      await settle();
+      await eventSince(b, secondMark, 'typing', (d) => d.userId === alice.id && d.typing);
+      await barrier(b);
+      assert.equal(alicesSince(b, mark).filter((d) => d.typing).length, 2, 'forwarded again after the throttle');
+      assert.equal(alicesSince(b, mark).filter((d) => !d.typing).length, 0, 'refreshes kept it alive');
+      await stopped(secondMark);
     });
 
-    it('sends typing: false by itself about ttl after the last typing: true', async () => {
+    it('sends typing: false by itself about ttl after the last typing: true, to every other member', async () => {
       const mark = b.events.length;
       const carolMark = c.events.length;
       const started = Date.now(); // before the request: the server's timer cannot start earlier
       await phone.ok('typing', { conversationId, typing: true });
-      await b.waitFor('typing', (d) => d.conversationId === conversationId && d.typing, 2000);
-      const stopped = await new Promise<any>((resolve, reject) => {
-        const deadline = Date.now() + TTL_MS * 4;
-        const poll = setInterval(() => {
-          const found = typingSince(b, mark, conversationId).find((d) => !d.typing);
-          if (found || Date.now() > deadline) {
-            clearInterval(poll);
-            if (found) resolve(found);
-            else reject(new Error('no typing: false within 4 × ttl'));
-          }
-        }, 10);
-      });
+      await eventSince(b, mark, 'typing', (d) => d.conversationId === conversationId && d.typing);
+      const stop = await stopped(mark);
       const elapsed = Date.now() - started;
-      assert.deepEqual(stopped, { conversationId, userId: alice.id, typing: false, expiresInMs: 0 });
+      assert.deepEqual(stop, { conversationId, userId: alice.id, typing: false, expiresInMs: 0 });
       assert.ok(elapsed >= TTL_MS, `stopped after ${elapsed} ms, not before the ttl`);
       assert.ok(elapsed <= TTL_MS + 1000, `stopped after ${elapsed} ms`);
-      assert.deepEqual(typingSince(c, carolMark, conversationId).map((d) => d.typing), [true, false], 'every other member gets the stop');
+      // Carol's connection is not bob's: wait for her copy of the stop before checking what she got.
+      await eventSince(c, carolMark, 'typing', (d) => d.conversationId === conversationId && d.userId === alice.id && !d.typing);
+      assert.deepEqual(alicesSince(c, carolMark).map((d) => d.typing), [true, false], 'every other member gets the stop');
     });
 
     it('forwards an explicit typing: false at once, and only once', async () => {
+      const startMark = b.events.length;
       await phone.ok('typing', { conversationId, typing: true });
-      await b.waitFor('typing', (d) => d.conversationId === conversationId && d.typing, 2000);
+      const typingAt = Date.now(); // after the reply: the server's ttl timer cannot start later
+      await eventSince(b, startMark, 'typing', (d) => d.conversationId === conversationId && d.typing);
       const mark = b.events.length;
       const started = Date.now();
       await laptop.ok('typing', { conversationId, typing: false });
-      await new Promise<void>((resolve, reject) => {
-        const poll = setInterval(() => {
-          if (typingSince(b, mark, conversationId).some((d) => !d.typing)) {
-            clearInterval(poll);
-            resolve();
-          } else if (Date.now() - started > 2000) {
-            clearInterval(poll);
-            reject(new Error('no typing: false'));
-          }
-        }, 5);
-      });
+      await eventSince(b, mark, 'typing', (d) => d.userId === alice.id && !d.typing);
       assert.ok(Date.now() - started < TTL_MS - 100, 'well before the ttl');
-      await sleep(TTL_MS + 150);
-      assert.equal(typingSince(b, mark, conversationId).length, 1, 'no second stop when the ttl would have passed');
+      await until(typingAt + TTL_MS + 100); // past the moment the ttl would have sent a stop
+      await barrier(b);
+      assert.equal(alicesSince(b, mark).length, 1, 'no second stop when the ttl would have passed');
     });
 
     it('does not forward typing: false when the user was not typing', async () => {
       const mark = b.events.length;
       await phone.ok('typing', { conversationId, typing: false });
-      await sleep(100);
-      assert.deepEqual(typingSince(b, mark, conversationId), []);
+      await barrier(b);
+      assert.deepEqual(alicesSince(b, mark), []);
     });
 
     it('stops typing when the typer sends a message', async () => {
+      const startMark = b.events.length;
       const typingSentAt = Date.now(); // a stop from the ttl cannot arrive before typingSentAt + ttl
       await phone.ok('typing', { conversationId, typing: true });
-      await b.waitFor('typing', (d) => d.conversationId === conversationId && d.typing, 2000);
+      const typingAckedAt = Date.now(); // the server's ttl timer cannot start later
+      await eventSince(b, startMark, 'typing', (d) => d.conversationId === conversationId && d.typing);
       const mark = b.events.length;
       const { message } = await phone.ok('message.send', { conversationId, key: 'typed-1', text: 'done typing' });
       await b.waitFor('message.new', (m) => m.id === message.id, 2000);
-      const deadline = Date.now() + 2000;
-      while (!typingSince(b, mark, conversationId).some((d) => !d.typing) && Date.now() < deadline) await sleep(5);
+      await eventSince(b, mark, 'typing', (d) => d.userId === alice.id && !d.typing);
       const stoppedAfter = Date.now() - typingSentAt;
-      assert.deepEqual(typingSince(b, mark, conversationId), [{ conversationId, userId: alice.id, typing: false, expiresInMs: 0 }]);
+      assert.deepEqual(alicesSince(b, mark), [{ conversationId, userId: alice.id, typing: false, expiresInMs: 0 }]);
       assert.ok(stoppedAfter < TTL_MS, `stopped ${stoppedAfter} ms after typing began: by the send, not by the ttl`);
-      await sleep(TTL_MS + 100);
-      assert.equal(typingSince(b, mark, conversationId).length, 1, 'no later stop from the ttl');
+      await until(typingAckedAt + TTL_MS + 100); // past the moment the ttl would have sent a stop
+      await barrier(b);
+      assert.equal(alicesSince(b, mark).length, 1, 'no later stop from the ttl');
     });
   });
 
   describe('presence', () => {
     let alice: User;
     let bob: User;
+    let carol: User;
+    let carolOnline: RawClient | null = null;
+    let directWithBob: string;
     before(async () => {
-      [alice, bob] = await Promise.all(['presence-alice', 'presence-bob'].map((n) => register(server, n)));
+      [alice, bob, carol] = await Promise.all(['presence-alice', 'presence-bob', 'presence-carol'].map((n) => register(server, n)));
       const a = await RawClient.connect(server.wsUrl, alice.token);
-      await a.ok('direct.open', { userId: bob.id });
+      directWithBob = (await a.ok('direct.open', { userId: bob.id })).conversation.id;
+      await a.ok('direct.open', { userId: carol.id });
       a.close();
-      await sleep(BATCH_MS * 4);
+      await a.waitClose();
     });
+    after(() => carolOnline?.close());
+
+    /**
+     * Carol (another contact of alice) comes online or goes offline, and `observer` waits for the news. Presence
+     * batches are published in order, so a change of bob's before carol's has arrived by then: only then may a test
+     * assert that no news about bob came.
+     */
+    const barrier = async (observer: RawClient): Promise<void> => {
+      const mark = observer.events.length;
+      const online = carolOnline === null;
+      if (carolOnline) {
+        carolOnline.close();
+        await carolOnline.waitClose();
+        carolOnline = null;
+      } else {
+        carolOnline = await RawClient.connect(server.wsUrl, carol.token);
+      }
+      await eventSince(observer, mark, 'presence', (d) => d.users.some((u: any) => u.userId === carol.id && u.online === online));
+    };
 
     const aboutBob = (client: RawClient, mark = 0): any[] =>
       client.events.slice(mark).filter((e) => e.event === 'presence').flatMap((e) => e.data.users).filter((u: any) => u.userId === bob.id);
 
     it('tells a contact when a user comes online, once for all devices, and offline with lastSeen when all devices left', async () => {
       const a = await RawClient.connect(server.wsUrl, alice.token);
-      await sleep(BATCH_MS * 3);
       const connectedAt = Date.now();
       const bobPhone = await RawClient.connect(server.wsUrl, bob.token);
       const online = await a.waitFor('presence', (d) => d.users.some((u: any) => u.userId === bob.id), 2000);
       const info = online.users.find((u: any) => u.userId === bob.id);
       assert.equal(info.online, true);
+      assert.equal(online.conversationId, directWithBob, 'the event names the conversation whose member changed');
 
       const mark = a.events.length;
       const bobLaptop = await RawClient.connect(server.wsUrl, bob.token);
-      await sleep(BATCH_MS * 5);
+      await barrier(a);
       assert.deepEqual(aboutBob(a, mark), [], 'a second device is no news');
 
       bobPhone.close();
       await bobPhone.waitClose();
-      await sleep(BATCH_MS * 5);
+      await barrier(a);
       assert.deepEqual(aboutBob(a, mark), [], 'one device left: still online');
 
       const { users: stillOnline } = await a.ok('presence.get', { userIds: [bob.id] });

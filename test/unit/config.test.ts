@@ -137,6 +137,19 @@ describe('environment variable names are derived from the schema', () => {
     assert.equal(list.find((v) => v.path === 'store.sqlite.path')?.default, '<dataDir>/parley.db');
   });
 
+  test('the default shown for every variable is the default the server runs with (sections with their own defaults too)', () => {
+    const loaded = loadConfig({ env: {} }) as unknown as Record<string, unknown>;
+    const at = (path: string): unknown => path.split('.').reduce<any>((node, key) => node?.[key], loaded);
+    for (const v of describeEnvironmentVariables()) {
+      const actual = at(v.path);
+      if (actual === undefined || v.path === 'store.sqlite.path' || v.path === 'server.instanceId') continue; // derived
+      assert.equal(v.default, Array.isArray(actual) ? actual.join(',') || 'none' : String(actual), `${v.name}`);
+    }
+    const byPath = new Map(describeEnvironmentVariables().map((v) => [v.path, v.default]));
+    assert.equal(byPath.get('limits.connectionRate.perSecond'), '50');
+    assert.equal(byPath.get('limits.connectionRate.burst'), '100');
+  });
+
   test('values are coerced to the leaf type', () => {
     const config = loadConfig({
       env: {

@@ -27,6 +27,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   return new SqliteStore(options);
 }
 
+// 'PRLY': marks the file as Parley's (`PRAGMA application_id`), and is what ping() writes.
+const parleyApplicationId = 0x50524c59;
+
 // Sorts below every real id, so "after" paging can always bind a string.
 const beforeAllIds = '';
 
@@ -84,6 +87,9 @@ export class SqliteStore implements Store {
   ping(): Promise<void> {
     return this.run(() => {
       this.s.ping.get();
+      // A committed write, not a read: a full disk or read-only file still answers reads. Setting the header's
+      // application id (to the same value each time) writes one page and changes no data.
+      this.db.pragma(`application_id = ${parleyApplicationId}`);
     });
   }
 

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { RawClient, sleep } from '../helpers/raw-client.js';
+import { register, startServer, type TestServer } from '../helpers/server.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+/** Run `parley serve` to its end (it must refuse to start); returns exit code and stderr. */
+function serveExpectingRefusal(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], {
+      env: { PATH: process.env.PATH ?? '', PARLEY_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.stdout.on('data', (d) => (stdout += String(d)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the server did not refuse to start within 15 s\n${stdout}\n${stderr}`));
+    }, 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+function assertRefused(result: { code: number | null; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(result.code, 0, 'exit code');
+  assert.notEqual(result.code, null, 'exited by itself');
+  const lines = result.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line: ${result.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(lines[0], /\bat .*\.js:\d+/, 'no stack trace');
+}
+
+/**
+ * A read-only folder, made honestly: permission bits for an ordinary user; for root (whom permission bits do not
+ * stop) a read-only tmpfs mount when this machine allows mounting. Null (with why) when neither is possible.
+ */
+function readOnlyFolder(parent: string): { path: string; release: () => void } | { skip: string } {
+  const path = join(parent, 'read-only');
+  mkdirSync(path);
+  if (process.getuid?.() !== 0) {
+    chmodSync(path, 0o555);
+    return { path, release: () => chmodSync(path, 0o755) };
+  }
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', path], { encoding: 'utf8' });
+  if (mounted.status !== 0) return { skip: `running as root without permission to mount a read-only tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()})` };
+  return { path, release: () => spawnSync('umount', [path]) };
+}
+
+describe('store failures are visible to operators', () => {
+  describe('refusing to start on an unwritable data folder', () => {
+    let parent: string;
+    before(() => {
+      parent = mkdtempSync(join(tmpdir(), 'parley-unwritable-'));
+    });
+    after(() => rmSync(parent, { recursive: true, force: true }));
+
+    it('when the data folder is read-only', async (t) => {
+      const folder = readOnlyFolder(parent);
+      if ('skip' in folder) return t.skip(folder.skip);
+      try {
+        const result = await serveExpectingRefusal(['--data-dir', folder.path]);
+        assertRefused(result, /^error: cannot write to the data folder \(dataDir\) .*read-only: (EROFS|EACCES) \((read-only file system|permission denied)\)/);
+      } finally {
+        folder.release();
+      }
+    });
+
+    it('when the data folder is a path through a file', async () => {
+      const file = join(parent, 'a-file');
+      writeFileSync(file, 'not a folder');
+      const result = await serveExpectingRefusal(['--data-dir', join(file, 'data')]);
+      assertRefused(result, /^error: cannot write to the data folder \(dataDir\) .*a-file\/data: (ENOTDIR|EEXIST) /);
+    });
+
+    it("when only the database's own folder (store.sqlite.path) is unwritable", async () => {
+      const dataDir = join(parent, 'writable');
+      const file = join(parent, 'another-file');
+      writeFileSync(file, 'not a folder');
+      const result = await serveExpectingRefusal(['--data-dir', dataDir], { PARLEY_STORE_SQLITE_PATH: join(file, 'db', 'parley.db') });
+      assertRefused(result, /^error: cannot write to the folder of store\.sqlite\.path .*another-file\/db: ENOTDIR /);
+    });
+  });
+
+  describe('writes failing while running (the disk is full)', () => {
+    let server: TestServer;
+    let alice: { id: string; token: string };
+    let bob: { id: string; token: string };
+    let client: RawClient;
+    const prlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+    /** Allow the server process no file growth beyond `bytes` (RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk). */
+    const limitFileSize = (bytes: number | 'unlimited'): void => {
+      execFileSync('prlimit', ['--pid', String(server.process.pid), `--fsize=${bytes}:unlimited`]);
+    };
+    const metric = async (sample: string): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(sample + ' '));
+      return line ? Number(line.slice(sample.length + 1)) : 0;
+    };
+    const readyz = async () => {
+      const res = await fetch(`${server.url}/readyz`);
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    /** Poll until `check` holds (bounded), returning its last value. */
+    const waitUntil = async <T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 5000): Promise<T> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const value = await get();
+        if (check(value)) return value;
+        if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs} ms`);
+        await sleep(100);
+      }
+    };
+
+    before(async () => {
+      if (!prlimit) return;
+      server = await startServer();
+      alice = await register(server, 'store-alice');
+      bob = await register(server, 'store-bob');
+      client = await RawClient.connect(server.wsUrl, alice.token);
+    });
+    after(async () => {
+      client?.close();
+      await server?.stop();
+    });
+
+    it('answers UNAVAILABLE, turns /readyz 503 with the reason, logs one error line, counts it; and recovers', async (t) => {
+      if (!prlimit) return t.skip('prlimit (util-linux) is not installed');
+      await client.ok('message.send', { to: bob.id, key: 'before', text: 'stored' });
+      assert.equal((await readyz()).status, 200);
+      assert.equal(await metric('parley_store_ready'), 1);
+
+      const wal = join(server.dataDir, 'parley.db-wal');
+      limitFileSize(statSync(wal).size);
+      for (let i = 0; i < 5; i++) {
+        const reply = await client.request('message.send', { to: bob.id, key: `full-${i}`, text: 'x'.repeat(2000) });
+        assert.equal(reply.error?.code, 'UNAVAILABLE', JSON.stringify(reply));
+        assert.equal(reply.error.temporary, true);
+      }
+
+      const notReady = await waitUntil('/readyz while writes fail', readyz, (r) => r.status === 503);
+      assert.equal(notReady.body.error.code, 'UNAVAILABLE');
+      assert.match(notReady.body.error.message, /store writes failing \(\d+ in a row since .*; last: (appendMessage|ping): /);
+      assert.equal(await metric('parley_store_ready'), 0);
+      assert.ok(await metric('parley_store_errors_total{op="appendMessage"}') >= 5);
+      const errors = server.logs.filter((l) => l.level === 50 && l.msg === 'store write failed: clients get UNAVAILABLE and /readyz answers 503 until a write succeeds');
+      assert.equal(errors.length, 1, 'one error line for the run of failures, not one per request');
+      assert.equal(errors[0].op, 'appendMessage');
+
+      limitFileSize('unlimited');
+      // Nobody asks /readyz: the server's own probe write (every 5 s while failing) finds the store writable again.
+      await waitUntil('parley_store_ready after the disk has room again', () => metric('parley_store_ready'), (v) => v === 1, 10_000);
+      assert.equal((await readyz()).status, 200);
+      await client.ok('message.send', { to: bob.id, key: 'after', text: 'stored again' });
+      await waitUntil('the recovery log line', async () => server.logs.filter((l) => l.level === 40 && l.msg === 'store writes succeed again').length, (n) => n === 1);
+      const history = await client.ok('history.before', { conversationId: (await client.ok('direct.open', { userId: bob.id })).conversation.id });
+      assert.deepEqual(history.messages.map((m: any) => m.text), ['stored', 'stored again'], 'nothing half-written');
+    });
+  });
+});
