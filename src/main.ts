@@ -95,11 +95,15 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     port,
     close: () => (closing ??= (async () => {
       logger.info('draining: closing connections with 4000 (reconnect elsewhere)');
+      // Order matters: nothing may touch the bus or store after they close. The drain waits for the connections'
+      // in-flight work (requests, presence disconnects); REST requests finish in app.close; then no timer is armed
+      // again, and whatever started meanwhile is waited for before the engines close.
       await gateway.drain(config.shutdown.drainMs);
       gateway.close();
+      await app.close();
       services.typing.close();
       services.presence.close();
-      await app.close();
+      await gateway.settled();
       await bus.close();
       await presenceEngine.close();
       await store.close();

@@ -14,6 +14,8 @@ export class PresenceService {
   private pending = new Map<string, PresenceInfo>();
   private timer: NodeJS.Timeout | null = null;
   private readonly sweeper: NodeJS.Timeout;
+  /** After close() no timer is armed again: a disconnect finishing late must not start a flush on a closed store. */
+  private closed = false;
 
   constructor(
     private readonly presence: Presence,
@@ -59,6 +61,7 @@ export class PresenceService {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -74,6 +77,7 @@ export class PresenceService {
   }
 
   private changed(info: PresenceInfo): void {
+    if (this.closed) return;
     const previous = this.pending.get(info.userId);
     // Offline then online again within one window: the others never saw the user leave.
     if (previous && previous.online !== info.online && info.online) this.pending.delete(info.userId);

@@ -31,7 +31,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
   ) {}
 
-  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): void {
+  /** Returns the running request, if the frame started one (shutdown waits for it). */
+  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): Promise<void> | void {
     // Frames that arrive while the close handshake runs are not served (a flood keeps coming after its close).
     if (connection.state !== ConnectionState.Open) return;
     const now = Date.now();
@@ -62,16 +63,16 @@ export class Dispatcher {
       return this.fail(connection, id, new ParleyError('RATE_LIMITED', 'too many messages; slow down'));
     }
     this.metrics.requests.inc({ type: requestType });
-    this.run(connection, id, requestType, input.data, now);
+    return this.run(connection, id, requestType, input.data, now);
   }
 
   forgetUser(userId: string): void {
     this.userBuckets.delete(userId);
   }
 
-  private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): void {
+  private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
     const operation = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
-    operation(this.services, connection.userId, input).then(
+    return operation(this.services, connection.userId, input).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);
