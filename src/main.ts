@@ -72,7 +72,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
   const app = buildHttpApp({
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
-    admin: new Admin(store, chat, publisher),
+    admin: new Admin(store, chat, publisher, onPublishError),
     authenticator,
     metrics,
     logger,

@@ -18,7 +18,11 @@ import { ParleyError } from '../protocol/errors.js';
 export interface VerifiedToken {
   userId: string;
   name: string | null;
-  /** Expiry in ms since the epoch (like Date.now()). */
+  /**
+   * When the token stops being accepted, in ms since the epoch (like Date.now()): `exp` plus the configured clock
+   * tolerance, the same moment at which `verify` starts refusing it, so a live connection is closed (4004) exactly
+   * when a new one with this token would be refused, not while it is still accepted.
+   */
   expiresAt: number | null;
   issuer: 'local' | 'external';
 }
@@ -110,7 +114,7 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
       if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
-      return { userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external' };
+      return { userId: sub, name: nameOf(payload), expiresAt: (payload.exp + tolerance) * 1000, issuer: local ? 'local' : 'external' };
     },
 
     async issue(user, options) {

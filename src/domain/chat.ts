@@ -105,9 +105,10 @@ export class Chat {
     const { conversation, member } = await this.requireMembership(d.conversationId, userId);
     if (conversation.kind === 'direct') throw new ParleyError('FORBIDDEN', 'a direct conversation cannot be left');
     if (member.role === 'owner') {
-      const others = (await this.store.listMembers(conversation.id)).filter((m) => m.userId !== userId);
-      if (others.length > 0) throw new ParleyError('FORBIDDEN', 'the owner must delete the group or hand over ownership first');
-      await this.store.deleteConversation(conversation.id);
+      // One transaction checks that the owner is alone and deletes: nobody can join in between and lose the group untold.
+      const deleted = await this.store.deleteConversationWithMembers({ id: conversation.id, onlyMember: userId });
+      if (deleted.status === 'others_remain') throw new ParleyError('FORBIDDEN', 'the owner must delete the group or hand over ownership first');
+      if (deleted.status === 'not_found') throw new ParleyError('NOT_MEMBER');
       this.announce(this.publisher.toUser(userId, 'conversation.removed', { conversationId: conversation.id, reason: 'left' }));
       return {};
     }
@@ -132,11 +133,14 @@ export class Chat {
     return {};
   }
 
-  /** Delete a conversation and tell every former member (used by owners and by admins of the server). */
+  /**
+   * Delete a conversation and tell every former member (used by owners and by admins of the server). The members are
+   * read in the delete's own transaction, so one who joined just before is told too. NOT_FOUND if it is already gone.
+   */
   async deleteConversationAndTell(conversationId: string): Promise<void> {
-    const memberIds = await this.store.listMemberIds(conversationId);
-    await this.store.deleteConversation(conversationId);
-    for (const id of memberIds) {
+    const deleted = await this.store.deleteConversationWithMembers({ id: conversationId });
+    if (deleted.status !== 'deleted') throw new ParleyError('NOT_FOUND');
+    for (const id of deleted.memberIds) {
       this.announce(this.publisher.toUser(id, 'conversation.removed', { conversationId, reason: 'deleted' }));
     }
   }
@@ -230,6 +234,8 @@ export class Chat {
 
   async send(userId: string, d: RequestData<'message.send'>): Promise<ResultMap['message.send']> {
     const meta = checkMessageSize(d.text, d.meta, this.limits);
+    // A send to a user may create a conversation: refused to a banned sender before that (the store refuses the append).
+    if (d.conversationId === undefined) await this.requireNotBanned(userId);
     const conversationId = d.conversationId ?? (await this.openDirectWith(userId, d.to as string)).id;
     // Membership is checked by the store inside the append transaction (NOT_MEMBER), atomically with the write.
     const { message, duplicate } = await this.store.appendMessage({
@@ -309,6 +315,15 @@ export class Chat {
   }
 
   // ---------------------------------------------------------------- membership checks, shared by the services
+
+  /**
+   * BANNED if the user is banned. Every write checks it (src/domain/operations.ts), so a ban holds on a connection
+   * that was opened just before it or whose close event (4502) was lost: that event is a courtesy, this is the rule.
+   * Message appends are checked again by the store inside their transaction.
+   */
+  async requireNotBanned(userId: string): Promise<void> {
+    if ((await this.store.getUser(userId))?.banned) throw new ParleyError('BANNED');
+  }
 
   /** The member record, or NOT_MEMBER (also for a missing conversation, so non-members learn nothing). */
   async requireMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member }> {
