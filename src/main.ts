@@ -61,6 +61,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       ...config.limits,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
+      tokenClockToleranceMs: config.auth.jwt.clockToleranceSeconds * 1000,
     },
     authenticator,
     store,

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
+import { isValidId } from '../protocol/ids.js';
 
 /**
  * Bearer tokens. Two kinds are accepted:
@@ -18,11 +19,7 @@ import { ParleyError } from '../protocol/errors.js';
 export interface VerifiedToken {
   userId: string;
   name: string | null;
-  /**
-   * When the token stops being accepted, in ms since the epoch (like Date.now()): `exp` plus the configured clock
-   * tolerance, the same moment at which `verify` starts refusing it, so a live connection is closed (4004) exactly
-   * when a new one with this token would be refused, not while it is still accepted.
-   */
+  /** Expiry in ms since the epoch (like Date.now()). */
   expiresAt: number | null;
   issuer: 'local' | 'external';
 }
@@ -113,12 +110,14 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       const sub = payload.sub;
       if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
       if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
+      // The user id reaches topics, logs and URLs: refused at the door unless it is of the id alphabet.
+      if (!isValidId(sub)) throw unauthorized('subject (sub) has characters outside the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
-      return { userId: sub, name: nameOf(payload), expiresAt: (payload.exp + tolerance) * 1000, issuer: local ? 'local' : 'external' };
+      return { userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external' };
     },
 
     async issue(user, options) {
-      if (!user.id || user.id.length > MAX_SUBJECT_LENGTH) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters`);
+      if (!isValidId(user.id)) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters of the id alphabet`);
       const ttl = options?.ttlSeconds ?? config.accounts.tokenTtlSeconds;
       if (!(Number.isInteger(ttl) && ttl > 0)) throw new Error('issue: ttlSeconds must be a positive whole number');
       const now = Math.floor(Date.now() / 1000);

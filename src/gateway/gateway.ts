@@ -30,6 +30,12 @@ export interface GatewayOptions {
   floodCloseAfter: number;
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
+  /**
+   * The clock tolerance tokens are verified with (auth.jwt.clockToleranceSeconds, in ms). A connection is closed for
+   * expiry (4004) at `exp` plus this, the moment a new connection with the same token would be refused: never while
+   * the token is still accepted, so the documented reaction (reconnect at once) cannot loop.
+   */
+  tokenClockToleranceMs: number;
 }
 
 export interface GatewayDeps {
@@ -177,7 +183,8 @@ export class Gateway implements ConnectionOwner {
     if (version === null) return this.refuseAfterUpgrade(ws, 'UNSUPPORTED_VERSION');
     if (this.draining) return this.refuseAfterUpgrade(ws, 'SERVER_SHUTDOWN');
     const now = Date.now();
-    const connection = new Connection(randomUUID(), identity.userId, identity.name, identity.expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
+    const expiresAt = identity.expiresAt === null ? null : identity.expiresAt + this.deps.options.tokenClockToleranceMs;
+    const connection = new Connection(randomUUID(), identity.userId, identity.name, expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
     ws[kConnection] = connection;
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);

@@ -103,7 +103,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
       preHandler,
       handler: async (req, reply) => {
         const result = await route.run(deps, {
-          params: req.params as Record<string, string>,
+          params: (route.params ? parse(route.params, req.params) : req.params) as Record<string, string>,
           query: route.query ? parse(route.query, req.query) : {},
           body: route.body ? parse(route.body, req.body) : {},
         });
