@@ -103,7 +103,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       gateway.close();
       await app.close();
       services.typing.close();
-      services.presence.close();
+      await services.presence.close();
       await gateway.settled();
       await bus.close();
       await presenceEngine.close();

@@ -40,7 +40,9 @@ declare module 'fastify' {
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+  // maxParamLength: fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones
+  // reach the request schema and get INVALID_REQUEST like on the WebSocket.
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, maxParamLength: 512 });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
