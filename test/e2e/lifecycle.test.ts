@@ -39,6 +39,18 @@ function openRaw(wsUrl: string, token: string): Promise<{ ws: WebSocket; first: 
   });
 }
 
+/** Open `count` connections one after another, `gapMs` apart, without waiting for them; `midway` runs halfway. */
+async function openStaggered(wsUrl: string, token: string, count: number, midway: () => Promise<unknown>): Promise<{ clients: Array<RawClient | null>; midway: unknown }> {
+  const opening: Array<Promise<RawClient | null>> = [];
+  let during: Promise<unknown> = Promise.resolve();
+  for (let i = 0; i < count; i++) {
+    if (i === Math.floor(count / 2)) during = midway();
+    opening.push(RawClient.connect(wsUrl, token, { waitWelcome: false }).catch(() => null));
+    await new Promise((r) => setTimeout(r, i % 3));
+  }
+  return { clients: await Promise.all(opening), midway: await during };
+}
+
 describe('connection lifecycle', () => {
   let server: TestServer;
   let seats: Seats;
@@ -87,17 +99,31 @@ describe('connection lifecycle', () => {
     }
   });
 
-  it('keeps a join that happens while connections are being set up', async () => {
+  it('keeps a join (group or new direct conversation) that happens while connections are being set up', async () => {
     const owner = await seats.seat('join-owner');
     const joiner = await seats.user('joiner');
-    for (let round = 0; round < 6; round++) {
-      const { conversation } = await owner.client.ok('conversation.create', { name: `join race ${round}` });
-      const joining = api(server, joiner.token, 'POST', `/api/v1/conversations/${conversation.id}/join`);
-      const clients = await Promise.all(Array.from({ length: 8 }, () => seats.connect(joiner)));
-      assert.equal((await joining).status, 200);
-      const { message } = await owner.client.ok('message.send', { conversationId: conversation.id, key: `j-${round}`, text: 'after the join' });
-      await Promise.all(clients.map((c, i) => c.waitFor('message.new', (m) => m.id === message.id, 5000)
-        .catch(() => assert.fail(`round ${round}: connection ${i} set up during the join never receives the group's messages`))));
+    for (let round = 0; round < 8; round++) {
+      let conversationId: string;
+      let sender: RawClient;
+      const opened = round % 2 === 0
+        ? await (async () => {
+          const { conversation } = await owner.client.ok('conversation.create', { name: `join race ${round}` });
+          conversationId = conversation.id;
+          sender = owner.client;
+          return openStaggered(server.wsUrl, joiner.token, 16, () => api(server, joiner.token, 'POST', `/api/v1/conversations/${conversation.id}/join`));
+        })()
+        : await (async () => {
+          const peer = await seats.seat(`peer-${round}`);
+          sender = peer.client;
+          return openStaggered(server.wsUrl, joiner.token, 16, async () => {
+            conversationId = (await peer.client.ok('direct.open', { userId: joiner.id })).conversation.id;
+          });
+        })();
+      const clients = opened.clients.filter((c): c is RawClient => c !== null);
+      await Promise.all(clients.map((c) => c.waitFor('welcome')));
+      const { message } = await sender!.ok('message.send', { conversationId: conversationId!, key: `j-${round}`, text: 'after the join' });
+      const missed = await Promise.all(clients.map((c) => c.waitFor('message.new', (m) => m.id === message.id, 3000).then(() => false, () => true)));
+      assert.equal(missed.filter(Boolean).length, 0, `round ${round}: connections set up during the join never receive its messages`);
       for (const c of clients) c.close();
     }
   });
@@ -108,9 +134,9 @@ describe('connection lifecycle', () => {
     for (let round = 0; round < 6; round++) {
       const { conversation } = await owner.client.ok('conversation.create', { name: `kick race ${round}` });
       assert.equal((await api(server, kicked.token, 'POST', `/api/v1/conversations/${conversation.id}/join`)).status, 200);
-      const kicking = owner.client.ok('member.kick', { conversationId: conversation.id, userId: kicked.id });
-      const clients = await Promise.all(Array.from({ length: 8 }, () => seats.connect(kicked)));
-      await kicking;
+      const opened = await openStaggered(server.wsUrl, kicked.token, 16, () => owner.client.ok('member.kick', { conversationId: conversation.id, userId: kicked.id }));
+      const clients = opened.clients.filter((c): c is RawClient => c !== null);
+      await Promise.all(clients.map((c) => c.waitFor('welcome')));
       const { message } = await owner.client.ok('message.send', { conversationId: conversation.id, key: `k-${round}`, text: 'after the kick' });
       // The send is delivered to local connections before its reply; a round trip on each connection then shows it.
       await Promise.all(clients.map((c) => settle(c)));
@@ -175,27 +201,26 @@ describe('connection lifecycle', () => {
   });
 
   it('closes with 4502 every connection of a user banned while the connections are being set up', async () => {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 6; round++) {
       const target = await seats.user(`ban-race-${round}`);
-      const opening = Array.from({ length: 10 }, () => RawClient.connect(server.wsUrl, target.token, { waitWelcome: false }).catch(() => null));
-      const ban = await api(server, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${target.id}/ban`);
-      assert.equal(ban.status, 200);
-      const clients = (await Promise.all(opening)).filter((c): c is RawClient => c !== null);
+      const opened = await openStaggered(server.wsUrl, target.token, 30, () => api(server, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${target.id}/ban`));
+      assert.equal((opened.midway as { status: number }).status, 200);
+      const clients = opened.clients.filter((c): c is RawClient => c !== null);
       const closes = await Promise.all(clients.map((c) => c.waitClose(5000).catch(() => null)));
       assert.deepEqual(closes.filter((c) => c?.code !== 4502).map((c) => c?.code ?? 'still open'), [], `round ${round}`);
     }
   });
 
   it('lets a joiner racing the last owner leaving either keep the group or be told it is gone', async () => {
-    for (let round = 0; round < 15; round++) {
+    for (let round = 0; round < 24; round++) {
       const owner = await seats.seat(`last-owner-${round}`);
       const joiner = await seats.seat(`racer-${round}`);
       const { conversation } = await owner.client.ok('conversation.create', { name: `last owner ${round}` });
       const conversationId = conversation.id;
-      const [leave, joined] = await Promise.all([
-        owner.client.request('conversation.leave', { conversationId }),
-        joiner.client.request('conversation.join', { conversationId }),
-      ]);
+      // The join goes first by a varying head start, so that some rounds land it between the owner's check and delete.
+      const joining = joiner.client.request('conversation.join', { conversationId });
+      await new Promise((r) => setTimeout(r, round % 4));
+      const [leave, joined] = await Promise.all([owner.client.request('conversation.leave', { conversationId }), joining]);
       if (leave.error) {
         assert.equal(leave.error.code, 'FORBIDDEN');
         assert.ok(joined.result, 'the owner was refused because someone joined');
@@ -212,15 +237,14 @@ describe('connection lifecycle', () => {
   });
 
   it('tells a member who joins while a group is deleted that it is gone', async () => {
-    for (let round = 0; round < 15; round++) {
+    for (let round = 0; round < 24; round++) {
       const owner = await seats.seat(`deleter-${round}`);
       const joiner = await seats.seat(`late-${round}`);
       const { conversation } = await owner.client.ok('conversation.create', { name: `deleted ${round}` });
       const conversationId = conversation.id;
-      const [deleted, joined] = await Promise.all([
-        owner.client.request('conversation.delete', { conversationId }),
-        joiner.client.request('conversation.join', { conversationId }),
-      ]);
+      const joining = joiner.client.request('conversation.join', { conversationId });
+      await new Promise((r) => setTimeout(r, round % 4));
+      const [deleted, joined] = await Promise.all([owner.client.request('conversation.delete', { conversationId }), joining]);
       assert.ok(deleted.result, JSON.stringify(deleted));
       if (joined.result) {
         await joiner.client.waitFor('conversation.removed', (d) => d.conversationId === conversationId && d.reason === 'deleted', 3000)
