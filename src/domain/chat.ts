@@ -98,7 +98,7 @@ export class Chat {
     if (added.status === 'full') throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
     if (added.status === 'exists') throw new ParleyError('ALREADY_MEMBER');
     await this.announceJoin(conversation.id, added.member);
-    return { conversation: await this.requireMyConversation(conversation.id, userId) };
+    return { conversation: await this.joinedConversation(conversation.id, userId) };
   }
 
   async leave(userId: string, d: RequestData<'conversation.leave'>): Promise<ResultMap['conversation.leave']> {
@@ -219,7 +219,7 @@ export class Chat {
     switch (result.status) {
       case 'joined':
         await this.announceJoin(result.conversationId, result.member);
-        return { conversation: await this.requireMyConversation(result.conversationId, userId) };
+        return { conversation: await this.joinedConversation(result.conversationId, userId) };
       case 'already_member':
         throw new ParleyError('ALREADY_MEMBER');
       case 'invalid': throw new ParleyError('INVITE_INVALID');
@@ -338,6 +338,13 @@ export class Chat {
   private async requireMyConversation(conversationId: string, userId: string): Promise<MyConversation> {
     const conversation = await this.store.getMyConversation(conversationId, userId);
     if (!conversation) throw new ParleyError('NOT_MEMBER');
+    return conversation;
+  }
+
+  /** The group just joined; NOT_FOUND if it was deleted right after the join (the joiner is told by its delete). */
+  private async joinedConversation(conversationId: string, userId: string): Promise<MyConversation> {
+    const conversation = await this.store.getMyConversation(conversationId, userId);
+    if (!conversation) throw new ParleyError('NOT_FOUND', 'the group was deleted');
     return conversation;
   }
 

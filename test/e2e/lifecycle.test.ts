@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import WebSocket from 'ws';
 import { Database } from '../../src/store/sqlite/driver.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { Seats, settle } from '../helpers/seats.js';
+import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { ADMIN_TOKEN, EXTERNAL_SECRET, api, signToken, startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -211,48 +211,50 @@ describe('connection lifecycle', () => {
     }
   });
 
-  it('lets a joiner racing the last owner leaving either keep the group or be told it is gone', async () => {
-    for (let round = 0; round < 24; round++) {
-      const owner = await seats.seat(`last-owner-${round}`);
-      const joiner = await seats.seat(`racer-${round}`);
-      const { conversation } = await owner.client.ok('conversation.create', { name: `last owner ${round}` });
+  /**
+   * A group is deleted (by `remove`) while several users join it, spread over a few milliseconds so that some joins
+   * land between the deleting side's checks and its delete. Every joiner whose join succeeded must either still be in
+   * the group (then the delete was refused) or have been told that the group is gone.
+   */
+  async function raceJoinsAgainst(label: string, remove: (owner: Seat, conversationId: string) => Promise<any>, rounds: number): Promise<void> {
+    const joiners = await Promise.all(Array.from({ length: 6 }, (_, i) => seats.seat(`${label}-joiner-${i}`)));
+    for (let round = 0; round < rounds; round++) {
+      const owner = await seats.seat(`${label}-owner-${round}`);
+      const { conversation } = await owner.client.ok('conversation.create', { name: `${label} ${round}` });
       const conversationId = conversation.id;
-      // The join goes first by a varying head start, so that some rounds land it between the owner's check and delete.
-      const joining = joiner.client.request('conversation.join', { conversationId });
-      await new Promise((r) => setTimeout(r, round % 4));
-      const [leave, joined] = await Promise.all([owner.client.request('conversation.leave', { conversationId }), joining]);
-      if (leave.error) {
-        assert.equal(leave.error.code, 'FORBIDDEN');
-        assert.ok(joined.result, 'the owner was refused because someone joined');
-        await joiner.client.ok('conversation.get', { conversationId });
-      } else if (joined.result) {
-        await joiner.client.waitFor('conversation.removed', (d) => d.conversationId === conversationId, 3000)
-          .catch(() => assert.fail(`round ${round}: joined a group the owner then deleted, and was never told`));
-      } else {
-        assert.equal(joined.error.code, 'NOT_FOUND');
+      const joins: Array<Promise<any>> = [];
+      let removal: Promise<any> = Promise.resolve();
+      for (const [i, joiner] of joiners.entries()) {
+        if (i === (round % 3) + 1) removal = remove(owner, conversationId);
+        joins.push(joiner.client.request('conversation.join', { conversationId }));
+        await new Promise((r) => setTimeout(r, (round + i) % 2));
       }
+      const removed = await removal;
+      const joined = await Promise.all(joins);
+      for (const [i, reply] of joined.entries()) {
+        if (reply.error) {
+          assert.equal(reply.error.code, 'NOT_FOUND', JSON.stringify(reply.error));
+          continue;
+        }
+        if (removed.error) continue; // refused because members remain: the joiner keeps the group
+        await joiners[i].client.waitFor('conversation.removed', (d) => d.conversationId === conversationId, 3000)
+          .catch(() => assert.fail(`round ${round}: joiner ${i} joined a group that was then deleted, and was never told`));
+      }
+      if (removed.error) {
+        assert.equal(removed.error.code, 'FORBIDDEN');
+        assert.ok(joined.some((r) => r.result), 'the delete was refused only because someone joined');
+      }
+      for (const [i, reply] of joined.entries()) if (reply.result && removed.error) await joiners[i].client.ok('conversation.leave', { conversationId });
       owner.client.close();
-      joiner.client.close();
     }
+  }
+
+  it('lets users racing the last owner leaving either keep the group or be told it is gone', async () => {
+    await raceJoinsAgainst('last', (owner, conversationId) => owner.client.request('conversation.leave', { conversationId }), 20);
   });
 
-  it('tells a member who joins while a group is deleted that it is gone', async () => {
-    for (let round = 0; round < 24; round++) {
-      const owner = await seats.seat(`deleter-${round}`);
-      const joiner = await seats.seat(`late-${round}`);
-      const { conversation } = await owner.client.ok('conversation.create', { name: `deleted ${round}` });
-      const conversationId = conversation.id;
-      const joining = joiner.client.request('conversation.join', { conversationId });
-      await new Promise((r) => setTimeout(r, round % 4));
-      const [deleted, joined] = await Promise.all([owner.client.request('conversation.delete', { conversationId }), joining]);
-      assert.ok(deleted.result, JSON.stringify(deleted));
-      if (joined.result) {
-        await joiner.client.waitFor('conversation.removed', (d) => d.conversationId === conversationId && d.reason === 'deleted', 3000)
-          .catch(() => assert.fail(`round ${round}: joined a group as it was deleted, and was never told`));
-      }
-      owner.client.close();
-      joiner.client.close();
-    }
+  it('tells users who join while a group is deleted that it is gone', async () => {
+    await raceJoinsAgainst('deleted', (owner, conversationId) => owner.client.request('conversation.delete', { conversationId }), 20);
   });
 });
 
