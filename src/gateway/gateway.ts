@@ -221,7 +221,8 @@ export class Gateway implements ConnectionOwner {
         this.deps.store.listConversationIds(userId),
       ]);
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      if (!user || user.banned) return this.closeConnection(connection, 'BANNED');
+      if (!user) return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (user.banned) return this.closeConnection(connection, 'BANNED');
       for (const id of conversationIds) this.addInterest(connection, id);
       for (const change of setup.changes) this.applyChange(connection, change);
       setup.listed = true;
