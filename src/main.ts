@@ -97,6 +97,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
       allowOrigin: originPolicy.allows,
+      tokenClockToleranceMs: config.auth.jwt.clockToleranceSeconds * 1000,
     },
     authenticator,
     store,
@@ -109,7 +110,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
   const app = buildHttpApp({
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
-    admin: new Admin(store, chat, publisher),
+    admin: new Admin(store, chat, publisher, onPublishError),
     sessions: new Sessions(store, publisher),
     authenticator,
     metrics,
@@ -144,11 +145,15 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     port,
     close: () => (closing ??= (async () => {
       logger.info('draining: closing connections with 4000 (reconnect elsewhere)');
+      // Order matters: nothing may touch the bus or store after they close. The drain waits for the connections'
+      // in-flight work (requests, presence disconnects); REST requests finish in app.close; then no timer is armed
+      // again, and whatever started meanwhile is waited for before the engines close.
       await gateway.drain(config.shutdown.drainMs);
       gateway.close();
-      services.typing.close();
-      services.presence.close();
       await app.close();
+      services.typing.close();
+      await services.presence.close();
+      await gateway.settled();
       await bus.close();
       await presenceEngine.close();
       await limiter.close();

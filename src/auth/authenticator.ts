@@ -10,6 +10,8 @@ export interface Identity {
   isAdmin: boolean;
   /** The session id of a token of our own (what logout revokes), or null (product tokens, tokens without one). */
   sessionId: string | null;
+  /** The token generation (`gen`) of a token of our own, or null for product tokens. */
+  tokenGeneration: number | null;
 }
 
 export interface TokenVerifier {
@@ -35,7 +37,8 @@ export class Authenticator {
     const user = verified.issuer === 'external' ? await this.productUser(verified) : await this.ownTokenUser(verified);
     if (user.banned) throw new ParleyError('BANNED');
     const isAdmin = verified.issuer === 'external' ? verified.admin : user.isAdmin;
-    return { userId: user.id, name: user.name, expiresAt: verified.expiresAt, isAdmin, sessionId: verified.sessionId };
+    return { userId: user.id, name: user.name, expiresAt: verified.expiresAt, isAdmin, sessionId: verified.sessionId,
+      tokenGeneration: verified.issuer === 'external' ? null : verified.generation };
   }
 
   private async productUser(verified: VerifiedToken): Promise<UserRecord> {

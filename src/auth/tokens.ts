@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import { isWellFormed } from '../protocol/well-formed.js';
+import { isValidId } from '../protocol/ids.js';
 
 /**
  * Bearer tokens. Two kinds are accepted:
@@ -119,8 +120,8 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       const sub = payload.sub;
       if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
       if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
-      // A lone surrogate has no UTF-8 form: stored, it would turn into U+FFFD and name another user.
-      if (!isWellFormed(sub)) throw unauthorized('subject (sub) is not well-formed Unicode (lone surrogate)');
+      // The user id reaches topics, logs and URLs: refused at the door unless it is of the id alphabet.
+      if (!isValidId(sub)) throw unauthorized('subject (sub) has characters outside the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
       return {
         userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
@@ -131,8 +132,8 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
     },
 
     async issue(user, options) {
-      if (!user.id || user.id.length > MAX_SUBJECT_LENGTH) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters`);
-      if (!isWellFormed(user.id) || !isWellFormed(user.name)) throw new Error('issue: user id and name must be well-formed Unicode (no lone surrogate)');
+      if (!isValidId(user.id)) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters of the id alphabet`);
+      if (!isWellFormed(user.name)) throw new Error('issue: the user name must be well-formed Unicode (no lone surrogate)');
       const ttl = options?.ttlSeconds ?? config.accounts.tokenTtlSeconds;
       if (!(Number.isInteger(ttl) && ttl > 0)) throw new Error('issue: ttlSeconds must be a positive whole number');
       const now = Math.floor(Date.now() / 1000);

@@ -26,5 +26,9 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/**
+ * Topic names: a fixed two-character prefix and the id, unescaped. The id is everything after the prefix (the gateway
+ * reads it with `slice(2)`), so a topic is unambiguous for any id, whatever characters it holds.
+ */
 export const conversationTopic = (conversationId: string): string => `c.${conversationId}`;
 export const userTopic = (userId: string): string => `u.${userId}`;

@@ -89,7 +89,10 @@ export const configSchema = z.object({
       issuer: z.string().optional(),
       /** Required `aud`, if set. */
       audience: z.string().optional(),
-      /** Allowed clock skew in seconds. @default 30 */
+      /**
+       * Allowed clock skew in seconds, for the server's own tokens and external ones: a token is accepted until exp
+       * plus this, and a live connection is closed (4004) at that same moment. @default 30
+       */
       clockToleranceSeconds: z.number().int().min(0).default(30),
       /**
        * Name of a claim in product tokens that, when exactly `true`, grants the admin API. @default none: product

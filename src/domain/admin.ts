@@ -10,16 +10,26 @@ export const publicUser = ({ passwordHash: _hidden, tokenGeneration: _internal, 
 
 /** What the operators of a Parley server may do through the admin API: list, ban, create and delete. */
 export class Admin {
-  constructor(private readonly store: Store, private readonly chat: Chat, private readonly publisher: Publisher) {}
+  constructor(
+    private readonly store: Store,
+    private readonly chat: Chat,
+    private readonly publisher: Publisher,
+    /** Called when the close event of a stored ban cannot be published (the ban holds anyway: every write checks it). */
+    private readonly onPublishError: (err: unknown) => void = () => {},
+  ) {}
 
   async listUsers(limit: number, afterId?: string): Promise<PublicUser[]> {
     return (await this.store.listUsers({ limit, afterId })).map(publicUser);
   }
 
-  /** Ban a user: refused at every later login and connection, and their open connections are closed now (4502). */
+  /**
+   * Ban a user: refused at every later login, connection and write (BANNED), and their open connections are closed
+   * now (4502). Once the ban is stored the answer is success: closing the connections is a courtesy whose failure is
+   * reported to onPublishError, because the ban is enforced on every write whether or not they close.
+   */
   async setBanned(userId: string, banned: boolean): Promise<PublicUser> {
     if (!(await this.store.setBanned(userId, banned))) throw new ParleyError('NOT_FOUND', 'no such user');
-    if (banned) await this.publisher.controlUser(userId, 'ban');
+    if (banned) await this.publisher.controlUser(userId, 'ban').catch(this.onPublishError);
     const user = await this.store.getUser(userId);
     if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
     return publicUser(user);

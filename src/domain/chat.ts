@@ -104,16 +104,17 @@ export class Chat {
     if (added.status === 'banned') throw new ParleyError('BANNED_FROM_GROUP');
     if (added.status === 'exists') throw new ParleyError('ALREADY_MEMBER');
     await this.announceJoin(conversation.id, added.member);
-    return { conversation: await this.requireMyConversation(conversation.id, userId) };
+    return { conversation: await this.joinedConversation(conversation.id, userId) };
   }
 
   async leave(userId: string, d: RequestData<'conversation.leave'>): Promise<ResultMap['conversation.leave']> {
     const { conversation, member } = await this.requireMembership(d.conversationId, userId);
     if (conversation.kind === 'direct') throw new ParleyError('FORBIDDEN', 'a direct conversation cannot be left');
     if (member.role === 'owner') {
-      const others = (await this.store.listMembers(conversation.id)).filter((m) => m.userId !== userId);
-      if (others.length > 0) throw new ParleyError('FORBIDDEN', 'the owner must delete the group or hand over ownership first');
-      await this.store.deleteConversation(conversation.id);
+      // One transaction checks that the owner is alone and deletes: nobody can join in between and lose the group untold.
+      const deleted = await this.store.deleteConversationWithMembers({ id: conversation.id, onlyMember: userId });
+      if (deleted.status === 'others_remain') throw new ParleyError('FORBIDDEN', 'the owner must delete the group or hand over ownership first');
+      if (deleted.status === 'not_found') throw new ParleyError('NOT_MEMBER');
       this.announce(this.publisher.toUser(userId, 'conversation.removed', { conversationId: conversation.id, reason: 'left' }));
       return {};
     }
@@ -138,11 +139,14 @@ export class Chat {
     return {};
   }
 
-  /** Delete a conversation and tell every former member (used by owners and by admins of the server). */
+  /**
+   * Delete a conversation and tell every former member (used by owners and by admins of the server). The members are
+   * read in the delete's own transaction, so one who joined just before is told too. NOT_FOUND if it is already gone.
+   */
   async deleteConversationAndTell(conversationId: string): Promise<void> {
-    const memberIds = await this.store.listMemberIds(conversationId);
-    await this.store.deleteConversation(conversationId);
-    for (const id of memberIds) {
+    const deleted = await this.store.deleteConversationWithMembers({ id: conversationId });
+    if (deleted.status !== 'deleted') throw new ParleyError('NOT_FOUND');
+    for (const id of deleted.memberIds) {
       this.announce(this.publisher.toUser(id, 'conversation.removed', { conversationId, reason: 'deleted' }));
     }
   }
@@ -264,7 +268,7 @@ export class Chat {
     switch (result.status) {
       case 'joined':
         await this.announceJoin(result.conversationId, result.member);
-        return { conversation: await this.requireMyConversation(result.conversationId, userId) };
+        return { conversation: await this.joinedConversation(result.conversationId, userId) };
       case 'already_member':
         throw new ParleyError('ALREADY_MEMBER');
       case 'invalid': throw new ParleyError('INVITE_INVALID');
@@ -280,6 +284,8 @@ export class Chat {
 
   async send(userId: string, d: RequestData<'message.send'>): Promise<ResultMap['message.send']> {
     const meta = checkMessageSize(d.text, d.meta, this.limits);
+    // A send to a user may create a conversation: refused to a banned sender before that (the store refuses the append).
+    if (d.conversationId === undefined) await this.requireNotBanned(userId);
     const conversationId = d.conversationId ?? (await this.openDirectWith(userId, d.to as string)).id;
     // Membership is checked by the store inside the append transaction (NOT_MEMBER), atomically with the write.
     const { message, duplicate } = await this.store.appendMessage({
@@ -360,6 +366,15 @@ export class Chat {
 
   // ---------------------------------------------------------------- membership checks, shared by the services
 
+  /**
+   * BANNED if the user is banned. Every write checks it (src/domain/operations.ts), so a ban holds on a connection
+   * that was opened just before it or whose close event (4502) was lost: that event is a courtesy, this is the rule.
+   * Message appends are checked again by the store inside their transaction.
+   */
+  async requireNotBanned(userId: string): Promise<void> {
+    if ((await this.store.getUser(userId))?.banned) throw new ParleyError('BANNED');
+  }
+
   /** The member record, or NOT_MEMBER (also for a missing conversation, so non-members learn nothing). */
   async requireMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member }> {
     const [conversation, member] = await Promise.all([
@@ -373,6 +388,13 @@ export class Chat {
   private async requireMyConversation(conversationId: string, userId: string): Promise<MyConversation> {
     const conversation = await this.store.getMyConversation(conversationId, userId);
     if (!conversation) throw new ParleyError('NOT_MEMBER');
+    return conversation;
+  }
+
+  /** The group just joined; NOT_FOUND if it was deleted right after the join (the joiner is told by its delete). */
+  private async joinedConversation(conversationId: string, userId: string): Promise<MyConversation> {
+    const conversation = await this.store.getMyConversation(conversationId, userId);
+    if (!conversation) throw new ParleyError('NOT_FOUND', 'the group was deleted');
     return conversation;
   }
 

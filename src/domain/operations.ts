@@ -13,6 +13,16 @@ export interface Services {
 type Operation<T extends RequestType> = (services: Services, userId: string, data: RequestData<T>) => Promise<ResultMap[T]>;
 
 /**
+ * A write: refused with BANNED to a banned user before it runs. Enforced here, for both transports, rather than only
+ * by closing the user's connections (see Chat.requireNotBanned). `message.send` is checked by the store, inside the
+ * append transaction.
+ */
+const write = <T extends RequestType>(operation: Operation<T>): Operation<T> => async (s, u, d) => {
+  await s.chat.requireNotBanned(u);
+  return operation(s, u, d);
+};
+
+/**
  * Every request type, mapped once to the domain call that serves it. The WebSocket gateway and the REST API both
  * dispatch through this table, after validating `data` with the protocol's schema and authenticating `userId`.
  */
@@ -20,36 +30,36 @@ export const operations: { [T in RequestType]: Operation<T> } = {
   'ping': async () => ({}),
   'conversation.list': (s, u) => s.chat.listConversations(u),
   'conversation.get': (s, u, d) => s.chat.getConversation(u, d),
-  'conversation.create': (s, u, d) => s.chat.createGroup(u, d),
-  'direct.open': (s, u, d) => s.chat.openDirect(u, d),
+  'conversation.create': write((s, u, d) => s.chat.createGroup(u, d)),
+  'direct.open': write((s, u, d) => s.chat.openDirect(u, d)),
   'conversation.search': (s, u, d) => s.chat.searchPublic(u, d),
-  'conversation.join': (s, u, d) => s.chat.join(u, d),
-  'conversation.leave': (s, u, d) => s.chat.leave(u, d),
-  'conversation.rename': (s, u, d) => s.chat.rename(u, d),
-  'conversation.delete': (s, u, d) => s.chat.remove(u, d),
+  'conversation.join': write((s, u, d) => s.chat.join(u, d)),
+  'conversation.leave': write((s, u, d) => s.chat.leave(u, d)),
+  'conversation.rename': write((s, u, d) => s.chat.rename(u, d)),
+  'conversation.delete': write((s, u, d) => s.chat.remove(u, d)),
   'member.list': (s, u, d) => s.chat.listMembers(u, d),
-  'member.kick': (s, u, d) => s.chat.kick(u, d),
-  'member.role': (s, u, d) => s.chat.setRole(u, d),
-  'member.ban': (s, u, d) => s.chat.ban(u, d),
-  'member.unban': (s, u, d) => s.chat.unban(u, d),
+  'member.kick': write((s, u, d) => s.chat.kick(u, d)),
+  'member.role': write((s, u, d) => s.chat.setRole(u, d)),
+  'member.ban': write((s, u, d) => s.chat.ban(u, d)),
+  'member.unban': write((s, u, d) => s.chat.unban(u, d)),
   'member.bans': (s, u, d) => s.chat.listBans(u, d),
   'user.find': (s, u, d) => s.chat.findUser(u, d),
-  'invite.create': (s, u, d) => s.chat.createInvite(u, d),
+  'invite.create': write((s, u, d) => s.chat.createInvite(u, d)),
   'invite.list': (s, u, d) => s.chat.listInvites(u, d),
-  'invite.revoke': (s, u, d) => s.chat.revokeInvite(u, d),
-  'invite.accept': (s, u, d) => s.chat.acceptInvite(u, d),
+  'invite.revoke': write((s, u, d) => s.chat.revokeInvite(u, d)),
+  'invite.accept': write((s, u, d) => s.chat.acceptInvite(u, d)),
   'message.send': async (s, u, d) => {
     const result = await s.chat.send(u, d);
     s.typing.clearOnSend(u, result.message.conversationId);
     return result;
   },
-  'message.edit': (s, u, d) => s.chat.edit(u, d),
-  'message.delete': (s, u, d) => s.chat.delete(u, d),
+  'message.edit': write((s, u, d) => s.chat.edit(u, d)),
+  'message.delete': write((s, u, d) => s.chat.delete(u, d)),
   'history.after': (s, u, d) => s.chat.historyAfter(u, d),
   'history.before': (s, u, d) => s.chat.historyBefore(u, d),
   'sync': (s, u, d) => s.chat.sync(u, d),
-  'read.mark': (s, u, d) => s.chat.markRead(u, d),
-  'typing': (s, u, d) => s.typing.typing(u, d.conversationId, d.typing),
+  'read.mark': write((s, u, d) => s.chat.markRead(u, d)),
+  'typing': write((s, u, d) => s.typing.typing(u, d.conversationId, d.typing)),
   'presence.get': async (s, u, d) => ({ users: await s.presence.get(u, d.userIds) }),
 };
 

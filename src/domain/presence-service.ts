@@ -14,6 +14,10 @@ export class PresenceService {
   private pending = new Map<string, PresenceInfo>();
   private timer: NodeJS.Timeout | null = null;
   private readonly sweeper: NodeJS.Timeout;
+  /** After close() no timer is armed again: a disconnect finishing late must not start a flush on a closed store. */
+  private closed = false;
+  /** A flush or sweep in progress: close() waits for it, as it reads the store. */
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly presence: Presence,
@@ -23,7 +27,7 @@ export class PresenceService {
     private readonly now: () => number = Date.now,
     private readonly onError: (err: unknown) => void = () => {},
   ) {
-    this.sweeper = setInterval(() => void this.sweep(), Math.max(1000, Math.floor(options.ttlMs / 2)));
+    this.sweeper = setInterval(() => this.run(() => this.sweep()), Math.max(1000, Math.floor(options.ttlMs / 2)));
     this.sweeper.unref();
   }
 
@@ -58,10 +62,20 @@ export class PresenceService {
     return states;
   }
 
-  close(): void {
+  /** Stop the timers, and resolve once a flush or sweep already running has finished (the store may close then). */
+  async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    await Promise.allSettled([...this.running]);
+  }
+
+  private run(work: () => Promise<void>): void {
+    if (this.closed) return;
+    const running = work();
+    this.running.add(running);
+    void running.finally(() => this.running.delete(running));
   }
 
   private async sweep(): Promise<void> {
@@ -74,12 +88,13 @@ export class PresenceService {
   }
 
   private changed(info: PresenceInfo): void {
+    if (this.closed) return;
     const previous = this.pending.get(info.userId);
     // Offline then online again within one window: the others never saw the user leave.
     if (previous && previous.online !== info.online && info.online) this.pending.delete(info.userId);
     else this.pending.set(info.userId, info);
     if (!this.timer) {
-      this.timer = setTimeout(() => void this.flush(), this.options.batchMs);
+      this.timer = setTimeout(() => this.run(() => this.flush()), this.options.batchMs);
       this.timer.unref();
     }
   }

@@ -9,6 +9,8 @@ import type { Publisher } from './publisher.js';
  */
 export class TypingService {
   private readonly active = new Map<string, { timer: NodeJS.Timeout; lastForwardedAt: number }>();
+  /** After close() nothing is armed or published: a request finishing during shutdown must not outlive the bus. */
+  private closed = false;
 
   constructor(
     private readonly store: Store,
@@ -20,6 +22,7 @@ export class TypingService {
 
   async typing(userId: string, conversationId: string, typing: boolean): Promise<Record<string, never>> {
     if (!(await this.store.getMember(conversationId, userId))) throw new ParleyError('NOT_MEMBER');
+    if (this.closed) return {};
     const key = `${conversationId}\n${userId}`;
     const entry = this.active.get(key);
     if (!typing) {
@@ -47,6 +50,7 @@ export class TypingService {
   }
 
   close(): void {
+    this.closed = true;
     for (const { timer } of this.active.values()) clearTimeout(timer);
     this.active.clear();
   }

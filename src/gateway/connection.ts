@@ -37,6 +37,8 @@ export class Connection {
   pingSentAt = 0;
   /** The session id of the token it authenticated with (logout closes that session's connections), or null. */
   sessionId: string | null = null;
+  /** The token generation of a token of our own ("log out everywhere" moves the user's on), or null. */
+  tokenGeneration: number | null = null;
   /** Requests refused for rate in a row; past the flood limit the connection is closed. */
   refusedInRow = 0;
   /**

@@ -34,7 +34,8 @@ export class Dispatcher {
     private readonly limiter: RateLimiter,
   ) {}
 
-  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): void {
+  /** Returns the running request, if the frame started one (shutdown waits for it). */
+  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): Promise<void> | void {
     // Frames that arrive while the close handshake runs are not served (a flood keeps coming after its close).
     if (connection.state !== ConnectionState.Open) return;
     const now = Date.now();
@@ -83,7 +84,7 @@ export class Dispatcher {
       );
       return;
     }
-    this.start(connection, id, requestType, input.data, now);
+    return this.start(connection, id, requestType, input.data, now);
   }
 
   /**
@@ -98,14 +99,14 @@ export class Dispatcher {
     this.fail(connection, id, new ParleyError(code, `${detail.path} is ${detail.message}`, [detail]));
   }
 
-  private start(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): void {
+  private start(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
     this.metrics.requests.inc({ type });
-    this.run(connection, id, type, input, startedAt);
+    return this.run(connection, id, type, input, startedAt);
   }
 
-  private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): void {
+  private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
     const operation = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
-    operation(this.services, connection.userId, input).then(
+    return operation(this.services, connection.userId, input).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);

@@ -39,6 +39,12 @@ export interface GatewayOptions {
   presenceTtlMs: number;
   /** Whether a browser page of this Origin (with this Host header) may connect; refused with HTTP 403. @default all */
   allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
+  /**
+   * The clock tolerance tokens are verified with (auth.jwt.clockToleranceSeconds, in ms). A connection is closed for
+   * expiry (4004) at `exp` plus this, the moment a new connection with the same token would be refused: never while
+   * the token is still accepted, so the documented reaction (reconnect at once) cannot loop.
+   */
+  tokenClockToleranceMs: number;
 }
 
 export interface GatewayDeps {
@@ -53,6 +59,27 @@ export interface GatewayDeps {
 }
 
 const kConnection = Symbol('parley.connection');
+
+/** A join (`conversation.updated` on the user's topic) or a leave, kick or deletion (`conversation.removed`). */
+interface MembershipChange {
+  conversationId: string;
+  joined: boolean;
+}
+
+/** What a connection accumulates between registration and `welcome`. */
+interface Setup {
+  /** Events for the connection, in arrival order, sent right after `welcome`. */
+  frames: Buffer[];
+  bytes: number;
+  /** Membership changes that arrived before the conversation list was read, replayed on top of it. */
+  changes: MembershipChange[];
+  /** The conversation list is in the interest index: later changes apply directly. */
+  listed: boolean;
+  /** Requests the client sent before `welcome`, served after it (their replies must not precede it). */
+  requests: Array<[RawData, boolean]>;
+}
+
+const noop = (): void => {};
 type TaggedSocket = WebSocket & { [kConnection]?: Connection };
 
 /**
@@ -70,6 +97,12 @@ export class Gateway implements ConnectionOwner {
   private readonly dispatcher: Dispatcher;
   private readonly heartbeat: Heartbeat;
   private draining = false;
+  /** Connections registered but not yet welcomed, with what they are held until then. */
+  private readonly setups = new Map<Connection, Setup>();
+  /** Presence connects still running, so a disconnect can follow its connect instead of overtaking it. */
+  private readonly presenceConnecting = new Map<Connection, Promise<void>>();
+  /** Connection work in progress (see settled()). */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly deps: GatewayDeps) {
     const { options } = deps;
@@ -101,14 +134,13 @@ export class Gateway implements ConnectionOwner {
     // `head` for the closures below, and keep the whole request alive as long as the socket (~1.5 KB a connection).
     socket.on('error', destroySocket);
     const { token, version } = readHandshake(req, url);
-    this.deps.authenticator.authenticate(token).then(
-      (identity) => this.loadInterests(identity).then(
-        (conversationIds) => this.upgrade(req, socket, head, (ws) => this.accept(ws, socket, identity, conversationIds, version)),
-        (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, isParleyError(err) && err.code === 'RATE_LIMITED' ? 'TOO_MANY_CONNECTIONS' : 'UNAVAILABLE')),
-      ),
+    this.track(this.deps.authenticator.authenticate(token).then(
+      (identity) => this.admitAttempt(identity.userId).then((admitted) => this.upgrade(req, socket, head, (ws) => admitted
+        ? this.accept(ws, socket, identity, version)
+        : this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS'))),
       // Browsers cannot read an HTTP status of a failed upgrade: complete it and close with a code they can see.
       (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, refusalFor(err))),
-    );
+    ));
   }
 
   /** Stop accepting, tell every client to reconnect elsewhere (4000), and wait for the sockets to close. */
@@ -119,6 +151,19 @@ export class Gateway implements ConnectionOwner {
     const deadline = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const connection of this.connections) connection.ws.terminate();
+    // A terminated socket reports 'close' a moment later; its unregister starts work that settled() then waits for.
+    const closedBy = Date.now() + 1000;
+    while (this.connections.size > 0 && Date.now() < closedBy) await new Promise((r) => setTimeout(r, 10));
+    await this.settled();
+  }
+
+  /**
+   * Resolves once every piece of connection work started so far (authentication, setup, presence connect and
+   * disconnect) has finished, so the caller may close the store and bus under it. Work that starts while waiting is
+   * waited for too.
+   */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   close(): void {
@@ -129,12 +174,19 @@ export class Gateway implements ConnectionOwner {
 
   // ---------------------------------------------------------------- connection lifecycle
 
-  private async loadInterests(identity: Identity): Promise<string[]> {
-    // Each connection has its own request budget: connecting over and over must not mint fresh budgets without bound.
-    const admitted = await this.deps.limiter.take(`connect:${identity.userId}`, this.deps.options.userConnectRate)
-      .catch(() => ({ allowed: true })); // a limiter that cannot answer admits (the seam's rule)
-    if (!admitted.allowed) throw new ParleyError('RATE_LIMITED', 'too many connection attempts');
-    return this.deps.store.listConversationIds(identity.userId);
+  /**
+   * The user's connection-attempt rate: each connection has its own request budget, so connecting over and over must
+   * not mint fresh budgets without bound. A limiter that cannot answer admits (the seam's rule).
+   */
+  private admitAttempt(userId: string): Promise<boolean> {
+    return this.deps.limiter.take(`connect:${userId}`, this.deps.options.userConnectRate).then((d) => d.allowed, () => true);
+  }
+
+  /** Keep a piece of connection work in `inFlight` until it settles (shutdown waits for it). */
+  private track(work: Promise<unknown>): void {
+    const settled = work.then(noop, noop);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer, then: (ws: WebSocket) => void): void {
@@ -150,62 +202,122 @@ export class Gateway implements ConnectionOwner {
     setTimeout(() => ws.terminate(), 2000).unref();
   }
 
-  private accept(ws: TaggedSocket, socket: Socket, identity: Identity, conversationIds: string[], version: number | null): void {
+  private accept(ws: TaggedSocket, socket: Socket, identity: Identity, version: number | null): void {
     if (version === null) return this.refuseAfterUpgrade(ws, 'UNSUPPORTED_VERSION');
     if (this.draining) return this.refuseAfterUpgrade(ws, 'SERVER_SHUTDOWN');
     // Checked where the connection is registered, synchronously: concurrent upgrades of one user cannot pass it together.
     if (this.deviceCount(identity.userId) >= this.deps.options.maxConnectionsPerUser) return this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS');
     const now = Date.now();
-    const connection = new Connection(randomUUID(), identity.userId, identity.name, identity.expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
+    const expiresAt = identity.expiresAt === null ? null : identity.expiresAt + this.deps.options.tokenClockToleranceMs;
+    const connection = new Connection(randomUUID(), identity.userId, identity.name, expiresAt, ws, socket, this, this.scheduler, this.deps.options, now);
     connection.sessionId = identity.sessionId;
+    connection.tokenGeneration = identity.tokenGeneration;
     ws[kConnection] = connection;
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
-    this.register(connection, conversationIds);
+    this.register(connection);
     this.deps.metrics.connections.inc();
     this.deps.metrics.connectionsTotal.inc();
-    void this.welcome(connection);
+    this.track(this.setUp(connection));
   }
 
-  private async welcome(connection: Connection): Promise<void> {
+  /**
+   * From registered to welcomed, without a window in which an event can be lost or overtake `welcome`:
+   * 1. subscribe to the user's topic first, so every membership change (join, kick, ban) from now on reaches the
+   *    connection's setup record;
+   * 2. then read the user (a ban or logout stored before step 1 is seen here) and the conversation list;
+   * 3. add the listed conversations to the interest index, then replay the membership changes that arrived meanwhile,
+   *    in arrival order (a change committed after the list was read is applied on top of it);
+   * 4. wait for the conversation subscriptions, queue `welcome`, then every event held since step 1, then requests the
+   *    client sent before `welcome`.
+   * A socket that closes at any step stops the setup: `unregister` has already undone what was done, and presence was
+   * never marked online.
+   */
+  private async setUp(connection: Connection): Promise<void> {
     const { userId } = connection;
+    const setup = this.setups.get(connection);
+    if (!setup) return;
+    let topics: string[] = [];
     try {
-      await Promise.all([
-        this.deps.bus.subscribe(userTopic(userId)),
-        ...[...connection.conversations].map((id) => this.deps.bus.subscribe(conversationTopic(id))),
+      await this.deps.bus.subscribe(userTopic(userId));
+      if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
+      const [user, sessionRevoked, conversationIds] = await Promise.all([
+        this.deps.store.getUser(userId),
+        connection.sessionId === null ? false : this.deps.store.isSessionRevoked(connection.sessionId),
+        this.deps.store.listConversationIds(userId),
       ]);
-      connection.sendText(encodeEvent('welcome', {
-        version: CURRENT_VERSION,
-        connectionId: connection.id,
-        user: { id: userId, name: connection.userName },
-        heartbeatIntervalMs: this.deps.options.heartbeat.intervalMs,
-        limits: { maxMessageBytes: this.deps.options.maxMessageBytes, maxFrameBytes: this.deps.options.maxFrameBytes },
-      }));
-      await this.deps.services.presence.connected(userId, connection.id);
+      if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
+      if (!user) return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (user.banned) return this.closeConnection(connection, 'BANNED');
+      // A logout that landed between authentication and step 1 published its close before this connection listened.
+      const loggedOutEverywhere = connection.tokenGeneration !== null && connection.tokenGeneration !== user.tokenGeneration;
+      if (sessionRevoked || loggedOutEverywhere) return this.closeConnection(connection, 'UNAUTHORIZED');
+      for (const id of conversationIds) this.addInterest(connection, id);
+      for (const change of setup.changes) this.applyChange(connection, change);
+      setup.listed = true;
+      topics = [...connection.conversations];
+      await Promise.all(topics.map((id) => this.deps.bus.subscribe(conversationTopic(id))));
+      if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
     } catch (err) {
+      if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
       this.deps.logger.warn({ err, userId }, 'connection setup failed');
-      this.closeConnection(connection, 'UNAVAILABLE');
+      return this.closeConnection(connection, 'UNAVAILABLE');
     }
+    this.setups.delete(connection);
+    connection.sendText(encodeEvent('welcome', {
+      version: CURRENT_VERSION,
+      connectionId: connection.id,
+      user: { id: userId, name: connection.userName },
+      heartbeatIntervalMs: this.deps.options.heartbeat.intervalMs,
+      limits: { maxMessageBytes: this.deps.options.maxMessageBytes, maxFrameBytes: this.deps.options.maxFrameBytes },
+    }));
+    let sent = 0;
+    for (const frame of setup.frames) if (connection.send(frame)) sent++;
+    this.deps.metrics.framesOut.inc(sent);
+    this.markOnline(connection);
+    for (const [data, isBinary] of setup.requests) this.handleFrame(connection, data, isBinary);
   }
 
-  private register(connection: Connection, conversationIds: string[]): void {
+  /**
+   * A setup stopped by its socket closing: a subscription that resolved after `unregister` released the topics may
+   * have re-added them on an engine that does not order the two; release again what no connection here needs.
+   */
+  private releaseAbandoned(userId: string, conversationIds: string[]): void {
+    if (!this.byUser.has(userId)) this.unsubscribe(userTopic(userId));
+    for (const id of conversationIds) if (!this.byConversation.has(id)) this.unsubscribe(conversationTopic(id));
+  }
+
+  /** Presence goes online once `welcome` is queued; a disconnect waits for this to finish (see unregister). */
+  private markOnline(connection: Connection): void {
+    const connecting = this.deps.services.presence.connected(connection.userId, connection.id)
+      .catch((err) => this.deps.logger.warn({ err }, 'presence connect failed'))
+      .finally(() => this.presenceConnecting.delete(connection));
+    this.presenceConnecting.set(connection, connecting);
+    this.track(connecting);
+  }
+
+  private register(connection: Connection): void {
     this.connections.add(connection);
+    this.setups.set(connection, { frames: [], bytes: 0, changes: [], listed: false, requests: [] });
     const devices = this.byUser.get(connection.userId);
     if (devices === undefined) this.byUser.set(connection.userId, connection);
     else if (devices instanceof Set) devices.add(connection);
     else this.byUser.set(connection.userId, new Set([devices, connection]));
-    for (const id of conversationIds) this.addInterest(connection, id, false);
   }
 
-  /** Called once per connection when its socket closes, whoever closed it. */
+  /**
+   * Called when a connection's socket closes, whoever closed it and at whatever step of its setup. Idempotent: the
+   * second call does nothing. Undoes exactly what was done: interests and subscriptions are released, and presence is
+   * marked offline only if it was marked online (after its connect finished, so the two cannot cross).
+   */
   unregister(connection: Connection): void {
     if (connection.state === ConnectionState.Closed) return;
     connection.state = ConnectionState.Closed;
-    this.connections.delete(connection);
+    if (!this.connections.delete(connection)) return;
     this.deps.metrics.connections.dec();
-    for (const id of connection.conversations) this.removeInterest(connection, id);
+    for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const devices = this.byUser.get(connection.userId);
     let lastDevice = false;
     if (devices === connection) {
@@ -217,7 +329,12 @@ export class Gateway implements ConnectionOwner {
       this.byUser.delete(connection.userId);
       this.unsubscribe(userTopic(connection.userId));
     }
-    this.deps.services.presence.disconnected(connection.userId, connection.id).catch((err) => this.deps.logger.warn({ err }, 'presence disconnect failed'));
+    const welcomed = !this.setups.delete(connection);
+    if (!welcomed) return;
+    const connecting = this.presenceConnecting.get(connection) ?? Promise.resolve();
+    this.track(connecting
+      .then(() => this.deps.services.presence.disconnected(connection.userId, connection.id))
+      .catch((err) => this.deps.logger.warn({ err }, 'presence disconnect failed')));
   }
 
   closeConnection(connection: Connection, name: CloseName): void {
@@ -268,42 +385,59 @@ export class Gateway implements ConnectionOwner {
     return devices === undefined ? [] : devices instanceof Set ? devices : [devices];
   }
 
-  /** One bus payload: framed once, queued to every interested local connection. */
+  /** One bus payload: framed once, queued to every interested local connection (held for one still setting up). */
   private deliver(topic: string, payload: string): void {
     const envelope = decodeEnvelope(payload);
     const isUserTopic = topic.charCodeAt(0) === 0x75; /* u */
     const id = topic.slice(2);
     if (envelope.kind === 'control') {
-      if (isUserTopic && envelope.command === 'ban') for (const c of this.devicesOf(id)) this.closeConnection(c, 'BANNED');
+      if (isUserTopic && envelope.command === 'ban') for (const c of [...this.devicesOf(id)]) this.closeConnection(c, 'BANNED');
       if (isUserTopic && envelope.command.startsWith('revoke')) this.closeRevoked(id, envelope.command.slice('revoke:'.length) || null);
       return;
     }
     const targets = isUserTopic ? this.devicesOf(id) : this.byConversation.get(id);
     if (!targets || (targets instanceof Set ? targets.size : targets.length) === 0) return;
-    if (isUserTopic) this.applyMembershipChange(targets, envelope.frame);
+    if (isUserTopic) {
+      const change = membershipChange(envelope.frame);
+      if (change) for (const c of [...targets]) this.noteChange(c, change);
+    }
     const frame = frameText(envelope.frame);
     const except = envelope.exceptUser;
     let sent = 0;
     for (const connection of targets) {
       if (except !== null && connection.userId === except) continue;
-      if (connection.send(frame)) sent++;
+      const setup = this.setups.size > 0 ? this.setups.get(connection) : undefined;
+      if (setup) this.hold(connection, setup, frame);
+      else if (connection.send(frame)) sent++;
     }
     this.deps.metrics.framesOut.inc(sent);
   }
 
   /** Close the user's connections of a logged-out session (or all of them: null) with 4500. */
   private closeRevoked(userId: string, sessionId: string | null): void {
-    for (const c of this.devicesOf(userId)) if (sessionId === null || c.sessionId === sessionId) this.closeConnection(c, 'UNAUTHORIZED');
+    for (const c of [...this.devicesOf(userId)]) if (sessionId === null || c.sessionId === sessionId) this.closeConnection(c, 'UNAUTHORIZED');
+  }
+
+  /** Keep an event for a connection that has not been welcomed yet; bounded like its outgoing queue. */
+  private hold(connection: Connection, setup: Setup, frame: Buffer): void {
+    if (connection.state !== ConnectionState.Open) return;
+    setup.bytes += frame.length;
+    if (setup.bytes > this.deps.options.maxOutgoingBytes) return connection.abandon('SLOW_CONSUMER');
+    setup.frames.push(frame);
+  }
+
+  /** A membership change of the connection's user: applied now, or after the conversation list during setup. */
+  private noteChange(connection: Connection, change: MembershipChange): void {
+    const setup = this.setups.get(connection);
+    if (setup && !setup.listed) setup.changes.push(change);
+    else this.applyChange(connection, change);
   }
 
   /** A user's own events say when they joined or left a conversation: keep the interest index in step. */
-  private applyMembershipChange(devices: Iterable<Connection>, frame: string): void {
-    const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string } };
-    if (event === 'conversation.updated' && data.id) {
-      for (const c of devices) this.addInterest(c, data.id);
-    } else if (event === 'conversation.removed' && data.conversationId) {
-      for (const c of devices) this.removeInterest(c, data.conversationId);
-    }
+  private applyChange(connection: Connection, change: MembershipChange): void {
+    if (connection.state === ConnectionState.Closed) return;
+    if (change.joined) this.addInterest(connection, change.conversationId);
+    else this.removeInterest(connection, change.conversationId);
   }
 
   /** After the bus lost messages, tell every client to catch up (the SDK answers with `sync`). */
@@ -315,7 +449,15 @@ export class Gateway implements ConnectionOwner {
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)
 
   handleFrame(connection: Connection, data: RawData, isBinary: boolean): void {
-    this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
+    const setup = this.setups.size > 0 ? this.setups.get(connection) : undefined;
+    if (setup) {
+      // Held, not refused: a client may send before `welcome` (documented), and its replies must follow `welcome`.
+      if (setup.requests.length >= this.deps.options.connectionRate.burst) return this.closeConnection(connection, 'FLOOD');
+      setup.requests.push([data, isBinary]);
+      return;
+    }
+    const work = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
+    if (work) this.track(work);
   }
 
   markAlive(connection: Connection): void {
@@ -340,6 +482,14 @@ function destroySocket(this: Socket): void {
 }
 function onSocketError(this: TaggedSocket): void {
   // 'close' follows; the error itself (for example a frame over maxPayload, closed with 1009 by ws) needs no action.
+}
+
+/** The membership change an event on a user's topic carries, if any. */
+function membershipChange(frame: string): MembershipChange | null {
+  const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string } };
+  if (event === 'conversation.updated' && data.id) return { conversationId: data.id, joined: true };
+  if (event === 'conversation.removed' && data.conversationId) return { conversationId: data.conversationId, joined: false };
+  return null;
 }
 
 /** The close code for a refused token: banned users are told so; everything else is "unauthorized". */

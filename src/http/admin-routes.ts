@@ -3,6 +3,7 @@ import { credentialsSchema, type Accounts } from '../auth/accounts.js';
 import type { Admin } from '../domain/admin.js';
 import { MAX_USER_METADATA_BYTES, productUserSchema } from '../domain/product-users.js';
 import type { Sessions } from '../domain/sessions.js';
+import { ID_PATTERN } from '../protocol/ids.js';
 
 export interface AdminDeps {
   admin: Admin;
@@ -23,16 +24,21 @@ export interface AdminRoute {
   summary: string;
   query?: z.ZodType;
   body?: z.ZodType;
+  /** Path parameters: ids are checked against the id alphabet like every id of a request. */
+  params?: z.ZodType;
   successStatus?: number;
   run(deps: AdminDeps, input: AdminInput, reply: { status(code: number): void }): Promise<unknown>;
 }
 
+const id = z.string().min(1).max(128).regex(ID_PATTERN, 'an id is 1-128 of A-Z a-z 0-9 . _ ~ - : @ + | =');
+const userParams = z.object({ userId: id }).strict();
+const conversationParams = z.object({ conversationId: id }).strict();
 const pageSchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), after: z.string().optional() }).strict();
 const newUserSchema = credentialsSchema.extend({ admin: z.boolean().default(false) });
 const groupSchema = z.object({
   name: z.string().trim().min(1).max(200),
   visibility: z.enum(['public', 'private']).default('public'),
-  ownerId: z.string().min(1),
+  ownerId: id,
 }).strict();
 
 export const adminRoutes: AdminRoute[] = [
@@ -49,7 +55,7 @@ export const adminRoutes: AdminRoute[] = [
     },
   },
   {
-    method: 'PUT', url: '/api/v1/admin/users/:userId',
+    method: 'PUT', url: '/api/v1/admin/users/:userId', params: userParams,
     summary: `Create (201) or update (200) a product user by id: {name, metadata?} (metadata: any JSON up to ${MAX_USER_METADATA_BYTES} bytes; null clears it). Refuses a built-in account's id (409 CONFLICT)`,
     body: productUserSchema,
     run: async ({ admin }, { params, body }, reply) => {
@@ -59,18 +65,18 @@ export const adminRoutes: AdminRoute[] = [
     },
   },
   {
-    method: 'POST', url: '/api/v1/admin/users/:userId/logout', summary: "Log a user out everywhere: revoke all the server's own tokens they hold and close their connections (4500)",
+    method: 'POST', url: '/api/v1/admin/users/:userId/logout', params: userParams, summary: "Log a user out everywhere: revoke all the server's own tokens they hold and close their connections (4500)",
     run: async ({ sessions }, { params }) => {
       await sessions.logoutEverywhere(params.userId);
       return {};
     },
   },
   {
-    method: 'POST', url: '/api/v1/admin/users/:userId/ban', summary: 'Ban a user and close their connections (4502)',
+    method: 'POST', url: '/api/v1/admin/users/:userId/ban', summary: 'Ban a user and close their connections (4502)', params: userParams,
     run: async ({ admin }, { params }) => ({ user: await admin.setBanned(params.userId, true) }),
   },
   {
-    method: 'POST', url: '/api/v1/admin/users/:userId/unban', summary: 'Lift a ban',
+    method: 'POST', url: '/api/v1/admin/users/:userId/unban', summary: 'Lift a ban', params: userParams,
     run: async ({ admin }, { params }) => ({ user: await admin.setBanned(params.userId, false) }),
   },
   {
@@ -82,7 +88,7 @@ export const adminRoutes: AdminRoute[] = [
     run: async ({ admin }, { body }) => ({ conversation: await admin.createGroup(body) }),
   },
   {
-    method: 'DELETE', url: '/api/v1/admin/conversations/:conversationId', summary: 'Delete any conversation; its members are told',
+    method: 'DELETE', url: '/api/v1/admin/conversations/:conversationId', summary: 'Delete any conversation; its members are told', params: conversationParams,
     run: async ({ admin }, { params }) => {
       await admin.deleteConversation(params.conversationId);
       return {};

@@ -58,9 +58,9 @@ declare module 'fastify' {
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
-    // fastify's default (100) is below the 128 characters an id may have, and its refusal bypasses the error handler;
-    // path parameters are bounded by the request schemas (INVALID_REQUEST) and Node's header limit.
-    maxParamLength: 16 * 1024,
+    // fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones reach the
+    // request schema and get INVALID_REQUEST like on the WebSocket.
+    maxParamLength: 512,
     // A path segment whose percent-encoding is not UTF-8 (e.g. %ED%A0%80, a lone surrogate) fails before any route.
     frameworkErrors: (err, _req, reply) => sendError(reply, err.code === 'FST_ERR_BAD_URL'
       ? new ParleyError('INVALID_REQUEST', 'the URL path is not valid percent-encoded UTF-8', [{ path: 'url', message: 'not valid percent-encoded UTF-8' }]).toBody()
@@ -195,7 +195,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
       preHandler,
       handler: async (req, reply) => {
         const result = await route.run(deps, {
-          params: req.params as Record<string, string>,
+          params: (route.params ? parse(route.params, req.params) : req.params) as Record<string, string>,
           query: route.query ? parse(route.query, req.query) : {},
           body: route.body ? parse(route.body, req.body) : {},
         }, { status: (code) => reply.code(code) });

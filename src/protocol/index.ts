@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './ids.js';
 export * from './close-codes.js';
 export * from './version.js';
 export * from './types.js';

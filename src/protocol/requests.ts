@@ -1,11 +1,13 @@
 import { z } from 'zod';
+import { ID_PATTERN } from './ids.js';
 
 /**
  * Every request a client may send, keyed by `type`, with the schema of its `data`. The same operations back the REST
  * API (src/http/routes.ts), so both transports validate with these schemas. Size limits on text are enforced by the
  * domain from configuration; the bounds here only refuse absurd input early.
  */
-const id = z.string().min(1).max(128);
+/** An id of the id alphabet (src/protocol/ids.ts): 1–128 of A–Z a–z 0–9 . _ ~ - : @ + | = */
+const id = z.string().min(1).max(128).regex(ID_PATTERN, 'an id is 1-128 of A-Z a-z 0-9 . _ ~ - : @ + | =');
 const seq = z.number().int().min(0);
 const limit = z.number().int().min(1).max(500).optional();
 const name = z.string().trim().min(1).max(200);

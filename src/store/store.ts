@@ -85,6 +85,13 @@ export interface Store {
   renameConversation(id: string, name: string): Promise<Conversation | null>;
   /** Delete the conversation with its members, invites and messages. */
   deleteConversation(id: string): Promise<boolean>;
+  /**
+   * Delete the conversation like deleteConversation and return who its members were at that moment, in one
+   * transaction: a member who joined a moment before is in the list (and can be told), one who joins after finds no
+   * conversation. With `onlyMember`, delete only if that user is its one member (the last owner leaving): otherwise
+   * nothing changes and the result says why.
+   */
+  deleteConversationWithMembers(input: { id: string; onlyMember?: string }): Promise<DeleteConversationResult>;
 
   getMember(conversationId: string, userId: string): Promise<Member | null>;
   listMembers(conversationId: string): Promise<Member[]>;
@@ -128,7 +135,8 @@ export interface Store {
    * Append a message: allocate the next seq of the conversation and store the message, atomically. If a message with
    * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`. Otherwise a
    * sender who is not a member (checked in the same transaction, so a concurrent kick cannot be overtaken) rejects
-   * NOT_MEMBER and nothing is stored. In the same transaction:
+   * NOT_MEMBER, and a banned sender (likewise, so a ban is enforced on a connection opened just before it) rejects
+   * BANNED; nothing is stored then. In the same transaction:
    * - `createdAt` is max(now, the conversation's previous createdAt): it never decreases along seq, so history by time
    *   can follow seq order;
    * - the sender's read cursor moves up to the new seq (sending implies having read what came before), so a member
@@ -198,6 +206,13 @@ export type AddMemberResult =
   | { status: 'full' }
   | { status: 'banned' }
   | { status: 'no_conversation' };
+
+export type DeleteConversationResult =
+  | { status: 'deleted'; memberIds: string[] }
+  /** No such conversation, or `onlyMember` is not a member of it. */
+  | { status: 'not_found' }
+  /** `onlyMember` is a member, but not the only one. */
+  | { status: 'others_remain' };
 
 export type RedeemResult =
   | { status: 'joined'; member: Member; conversationId: string }

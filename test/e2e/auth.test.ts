@@ -222,7 +222,8 @@ describe('authentication', () => {
 describe('a token that expires while connected', () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer({ PARLEY_HEARTBEAT_INTERVAL_MS: '200', PARLEY_HEARTBEAT_TIMEOUT_MS: '200' });
+    // No clock tolerance: a connection is closed at exp + tolerance (test/e2e/lifecycle.test.ts covers a tolerance).
+    server = await startServer({ PARLEY_HEARTBEAT_INTERVAL_MS: '200', PARLEY_HEARTBEAT_TIMEOUT_MS: '200', PARLEY_AUTH_JWT_CLOCK_TOLERANCE_SECONDS: '0' });
   });
   after(async () => {
     await server.stop();

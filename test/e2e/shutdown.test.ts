@@ -80,3 +80,24 @@ describe('graceful shutdown', () => {
     await stuck.waitClose(5000);
   });
 });
+
+describe('shutdown ordering', () => {
+  it('drains many connections with presence and typing in flight, and logs nothing after stopping and no store or publish failure', async () => {
+    const server = await startServer({ PARLEY_PRESENCE_BATCH_MS: '20', PARLEY_TYPING_TTL_MS: '100' });
+    const users = await Promise.all(Array.from({ length: 12 }, (_, i) => register(server, `drain-${i}`)));
+    const clients = await Promise.all(users.flatMap((u) => [RawClient.connect(server.wsUrl, u.token), RawClient.connect(server.wsUrl, u.token)]));
+    const { conversation } = await clients[0].ok('conversation.create', { name: 'drain room' });
+    for (let i = 2; i < clients.length; i += 2) await clients[i].ok('conversation.join', { conversationId: conversation.id });
+    // Work in flight at the signal: typing timers, sends, and a presence change for every user as they disconnect.
+    await Promise.all(clients.map((c) => c.ok('typing', { conversationId: conversation.id, typing: true }).catch(() => undefined)));
+    for (const c of clients) c.sendRaw(JSON.stringify({ id: 'late', type: 'message.send', data: { conversationId: conversation.id, key: `late-${Math.random()}`, text: 'late' } }));
+    const closes = Promise.all(clients.map((c) => c.waitClose(10_000)));
+    assert.equal(await server.stop(), 0);
+    assert.ok((await closes).every((c) => c.code === 4000));
+    const stoppedAt = server.logs.findIndex((l) => l.msg === 'stopped');
+    assert.ok(stoppedAt >= 0, 'the server logged that it stopped');
+    assert.deepEqual(server.logs.slice(stoppedAt + 1), [], 'nothing is logged after stopped');
+    const problems = server.logs.filter((l) => (l.level as number) >= 40);
+    assert.deepEqual(problems.map((l) => `${l.msg} ${JSON.stringify(l.err ?? '')}`), [], 'no warning or error during the shutdown');
+  });
+});

@@ -718,6 +718,19 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await store.getConversation('g'))?.lastSeq, stored.length);
       });
 
+      test('an append by a banned sender rejects BANNED and stores nothing; a retry of a stored one is still a duplicate', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        const first = await store.appendMessage(newMessage('g', 'u2', 'before'));
+        await store.setBanned('u2', true);
+        await rejectsWith(store.appendMessage(newMessage('g', 'u2', 'after')), 'BANNED');
+        const retry = await store.appendMessage(newMessage('g', 'u2', 'before'));
+        assert.deepEqual([retry.duplicate, retry.message.seq], [true, first.message.seq]);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1]);
+        await store.setBanned('u2', false);
+        assert.equal((await store.appendMessage(newMessage('g', 'u2', 'unbanned'))).message.seq, 2);
+      });
+
       test('editMessage replaces text and meta and sets editedAt; null when missing', async (store) => {
         await addUsers(store, 'u1');
         await addGroup(store, 'g', 'u1');
@@ -915,6 +928,32 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(await store.listContacts('u1'), ['u2']);
         assert.equal(await store.deleteConversation('g'), false);
         assert.deepEqual(seqsOf(await store.messagesAfter('keep', 0, 10)), [1, 2]);
+      });
+
+      test('deleteConversationWithMembers returns the members of the moment, in the same transaction', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        assert.deepEqual(await store.deleteConversationWithMembers({ id: 'nope' }), { status: 'not_found' });
+        const joining = store.addMember({ conversationId: 'g', userId: 'u3', role: 'member', now: T0, maxMembers: BIG });
+        const deleted = await store.deleteConversationWithMembers({ id: 'g' });
+        const joined = await joining;
+        assert.equal(deleted.status, 'deleted');
+        // Whichever came first, a member who joined is among those told, and one who did not finds no conversation.
+        const told = deleted.status === 'deleted' ? deleted.memberIds : [];
+        if (joined.status === 'added') assert.deepEqual(told, ['u1', 'u2', 'u3']);
+        else assert.deepEqual([joined.status, told], ['no_conversation', ['u1', 'u2']]);
+        assert.equal(await store.getConversation('g'), null);
+      });
+
+      test('deleteConversationWithMembers with onlyMember deletes only when that user is the one member', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        assert.deepEqual(await store.deleteConversationWithMembers({ id: 'g', onlyMember: 'u1' }), { status: 'others_remain' });
+        assert.deepEqual(await store.listMemberIds('g'), ['u1', 'u2']);
+        assert.deepEqual(await store.deleteConversationWithMembers({ id: 'g', onlyMember: 'nobody' }), { status: 'not_found' });
+        await store.removeMember('g', 'u2');
+        assert.deepEqual(await store.deleteConversationWithMembers({ id: 'g', onlyMember: 'u1' }), { status: 'deleted', memberIds: ['u1'] });
+        assert.equal(await store.getConversation('g'), null);
       });
 
       test('a deleted direct conversation can be opened afresh', async (store) => {

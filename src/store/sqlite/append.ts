@@ -33,8 +33,9 @@ export function createAppendBatch(db: Database.Database, s: Statements): Batch {
   const appendChecked = (m: QueuedAppend): AppendResult => {
     const existing = s.messageByKey.get(m.conversationId, m.senderId, m.key);
     if (existing) return { message: toMessage(existing), duplicate: true };
-    // Checked inside the transaction, so a sender removed a moment ago cannot slip a message in.
+    // Checked inside the transaction, so a sender removed or banned a moment ago cannot slip a message in.
     if (!s.isMember.get(m.conversationId, m.senderId)) throw new ParleyError('NOT_MEMBER');
+    if (s.userById.get(m.senderId)?.banned === 1) throw new ParleyError('BANNED');
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');
     try {

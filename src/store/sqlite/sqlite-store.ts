@@ -10,7 +10,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameKey, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
-import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
+import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
@@ -288,6 +288,19 @@ export class SqliteStore implements Store {
   deleteConversation(id: string): Promise<boolean> {
     // Members, invites and messages go with it through ON DELETE CASCADE, in the same transaction.
     return this.write(() => this.s.deleteConversation.run(id).changes > 0);
+  }
+
+  deleteConversationWithMembers(input: { id: string; onlyMember?: string }): Promise<DeleteConversationResult> {
+    return this.write((): DeleteConversationResult => {
+      if (!this.s.conversationById.get(input.id)) return { status: 'not_found' };
+      const memberIds = this.s.memberIds.all(input.id).map((r) => r.user_id);
+      if (input.onlyMember !== undefined) {
+        if (!memberIds.includes(input.onlyMember)) return { status: 'not_found' };
+        if (memberIds.length > 1) return { status: 'others_remain' };
+      }
+      this.s.deleteConversation.run(input.id);
+      return { status: 'deleted', memberIds };
+    });
   }
 
   // ---- members

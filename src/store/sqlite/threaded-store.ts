@@ -16,7 +16,7 @@ const methods = {
   migrate: 1, ping: 1, close: 1, createUser: 1, ensureUser: 1, getUser: 1, getUserByName: 1, listUsers: 1, setBanned: 1,
   setLastSeen: 1, createGroup: 1, openDirect: 1, getConversation: 1, getMyConversation: 1, listMyConversations: 1,
   listConversationIds: 1, countMemberships: 1, searchPublic: 1, listConversations: 1, renameConversation: 1,
-  deleteConversation: 1, getMember: 1, listMembers: 1, listMemberIds: 1, addMember: 1, removeMember: 1, setRole: 1,
+  deleteConversation: 1, deleteConversationWithMembers: 1, getMember: 1, listMembers: 1, listMemberIds: 1, addMember: 1, removeMember: 1, setRole: 1,
   listContacts: 1, createInvite: 1, getInvite: 1, listInvites: 1, revokeInvite: 1, redeemInvite: 1, appendMessage: 1,
   getMessage: 1, editMessage: 1, deleteMessage: 1, messagesAfter: 1, messagesBefore: 1, messagesBeforeTime: 1, markRead: 1,
   upsertProductUser: 1, bumpTokenGeneration: 1, revokeSession: 1, isSessionRevoked: 1, banMember: 1, unbanMember: 1, listBans: 1,

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeEnvelope, encodeControl, encodeFrame } from '../../src/bus/envelope.js';
+import { conversationTopic, userTopic } from '../../src/bus/bus.js';
+import { isValidId } from '../../src/protocol/ids.js';
+
+const frame = '{"event":"typing","data":{"conversationId":"c1","userId":"u","typing":true,"expiresInMs":5000}}';
+
+describe('bus envelope', () => {
+  it('carries any user id whole, whatever characters it holds (separators, digits, newlines, braces)', () => {
+    const ids = ['u1', 'auth0|5f7c', 'ann.lee+chat@example.com', 'tenant:42', 'a\nb', '12:34', '!3:x', '{"a":1}', '#ban\n', ':', 'é😀', 'x'.repeat(128)];
+    for (const id of ids) {
+      assert.deepEqual(decodeEnvelope(encodeFrame(frame, id)), { kind: 'frame', frame, exceptUser: id }, JSON.stringify(id));
+    }
+    assert.deepEqual(decodeEnvelope(encodeFrame(frame)), { kind: 'frame', frame, exceptUser: null });
+    assert.deepEqual(decodeEnvelope(encodeControl('ban')), { kind: 'control', command: 'ban' });
+  });
+
+  it('names topics so that the id is exactly what follows the two-character prefix', () => {
+    for (const id of ['c.1', 'u.x', 'a\nb', 'tenant:42']) {
+      assert.equal(conversationTopic(id).slice(2), id);
+      assert.equal(userTopic(id).slice(2), id);
+      assert.notEqual(conversationTopic(id), userTopic(id));
+    }
+  });
+});
+
+describe('id alphabet', () => {
+  it('accepts UUIDs, e-mail addresses and common identity-provider subjects', () => {
+    for (const id of ['3f2a9c1e-8b7d-4c6a-9e1f-0a2b3c4d5e6f', 'ann.lee+chat@example.com', 'auth0|5f7c8ec7c33c6c004bbafe82', 'google-oauth2|104334', 'tenant:42', 'AbC_-=~.', 'x'.repeat(128)]) {
+      assert.ok(isValidId(id), id);
+    }
+  });
+
+  it('refuses empty, over-long, whitespace, control, URL-structural and comma-bearing ids', () => {
+    for (const id of ['', 'x'.repeat(129), 'a b', 'a\nb', 'a\tb', 'a/b', 'a?b', 'a#b', 'a%20', 'a,b', 'a"b', "a'b", 'a\\b', 'é', '\u0000', 42, null]) {
+      assert.equal(isValidId(id), false, JSON.stringify(id));
+    }
+  });
+});
