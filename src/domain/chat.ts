@@ -3,10 +3,11 @@ import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
 import type { ResultMap } from '../protocol/results.js';
-import type { Conversation, Member, Message, MyConversation } from '../protocol/types.js';
+import type { Change, Conversation, Member, Message, MyConversation } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { Publisher } from './publisher.js';
+import { ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
 import { checkMessageSize } from './text-limits.js';
 
 export interface ChatLimits {
@@ -15,6 +16,8 @@ export interface ChatLimits {
   maxConversationsPerUser: number;
   maxMembersPerGroup: number;
   maxPageSize: number;
+  /** Byte budget of a reply that can grow; see ReplyBudget. */
+  maxReplyBytes: number;
 }
 
 export interface ChatDeps {
@@ -32,6 +35,8 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxConversationsPerUser: config.limits.maxConversationsPerUser,
   maxMembersPerGroup: config.limits.maxMembersPerGroup,
   maxPageSize: config.limits.maxPageSize,
+  // Well under the slow-consumer backlog level, so a reply alone never makes a backlog.
+  maxReplyBytes: Math.min(config.limits.maxReplyBytes, Math.floor(config.limits.maxOutgoingBytes / 2)),
 });
 
 const DEFAULT_PAGE = 50;
@@ -235,7 +240,9 @@ export class Chat {
     const { message, duplicate } = await this.store.appendMessage({
       id: randomUUID(), conversationId, senderId: userId, key: d.key, text: d.text, meta, now: this.now(),
     });
-    if (!duplicate) this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
+    // A duplicate is published again: the first attempt may have committed and then failed (or crashed) before
+    // publishing, and then this retry is the only way the others receive it live. Receivers dedupe by seq.
+    this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
     return { message, duplicate };
   }
 
@@ -263,7 +270,8 @@ export class Chat {
     await this.requireMembership(d.conversationId, userId);
     const limit = this.pageSize(d.limit);
     const rows = await this.store.messagesAfter(d.conversationId, d.afterSeq, limit + 1);
-    return { messages: rows.slice(0, limit), more: rows.length > limit };
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    return { messages: taken, more: cut || rows.length > limit };
   }
 
   async historyBefore(userId: string, d: RequestData<'history.before'>): Promise<ResultMap['history.before']> {
@@ -273,29 +281,67 @@ export class Chat {
       d.beforeTime !== undefined && d.beforeSeq === undefined
         ? await this.store.messagesBeforeTime(d.conversationId, d.beforeTime, limit + 1)
         : await this.store.messagesBefore(d.conversationId, d.beforeSeq ?? null, limit + 1);
-    // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain.
-    return { messages: rows.length > limit ? rows.slice(1) : rows, more: rows.length > limit };
+    // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain. The byte budget
+    // keeps the newest that fit.
+    const { taken, cut } = takeTrailing(rows.length > limit ? rows.slice(1) : rows, this.replyBudget());
+    return { messages: taken, more: cut || rows.length > limit };
   }
 
+  /**
+   * Catch-up: per named conversation, the new messages after `afterSeq` and (when `rev` is given) the changes after
+   * `rev`, all within one byte budget shared by the whole reply, so a reply is never larger than a reading client may
+   * receive. Conversations past the budget get empty pages with `more`/`changesMore` set; the client asks again.
+   */
   async sync(userId: string, d: RequestData<'sync'>): Promise<ResultMap['sync']> {
     const mine = await this.store.listMyConversations(userId);
     const byId = new Map(mine.map((c) => [c.id, c]));
     const limit = Math.min(d.limit ?? SYNC_PAGE, this.limits.maxPageSize);
+    const budget = this.replyBudget();
     const named = new Set<string>();
     const conversations: ResultMap['sync']['conversations'] = [];
     const removed: string[] = [];
-    for (const { conversationId, afterSeq } of d.conversations) {
+    const wanted: Array<{ conversation: MyConversation; afterSeq: number; rev: number | undefined }> = [];
+    for (const { conversationId, afterSeq, rev } of d.conversations) {
       if (named.has(conversationId)) continue;
       named.add(conversationId);
       const conversation = byId.get(conversationId);
-      if (!conversation) {
-        removed.push(conversationId);
-        continue;
-      }
-      const rows = afterSeq >= conversation.lastSeq ? [] : await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
-      conversations.push({ conversationId, lastSeq: conversation.lastSeq, messages: rows.slice(0, limit), more: rows.length > limit });
+      if (conversation) wanted.push({ conversation, afterSeq, rev });
+      else removed.push(conversationId);
     }
-    return { conversations, unknown: mine.filter((c) => !named.has(c.id)), removed };
+    budget.charge(removed);
+    const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
+    for (const { conversation, afterSeq, rev } of wanted) {
+      conversations.push(await this.syncOne(conversation, afterSeq, rev, limit, budget));
+    }
+    return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
+  }
+
+  private async syncOne(
+    conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
+  ): Promise<ResultMap['sync']['conversations'][number]> {
+    const { id: conversationId, lastSeq } = conversation;
+    const entry: ResultMap['sync']['conversations'][number] = { conversationId, lastSeq, messages: [], more: afterSeq < lastSeq, rev: conversation.rev };
+    budget.charge(entry);
+    if (afterSeq < lastSeq && !budget.exhausted) {
+      const rows = await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
+      const { taken, cut } = takeLeading(rows.slice(0, limit), budget);
+      entry.messages = taken;
+      entry.more = cut || rows.length > limit;
+    }
+    if (rev === undefined || rev >= conversation.rev) return entry;
+    // The client is behind on changes: it gets the conversation as it is now (rename, member count) and the changes.
+    entry.conversation = conversation;
+    budget.charge(conversation);
+    const changes: Change[] = budget.exhausted ? [] : await this.store.changesSince(conversationId, rev, limit + 1);
+    // Messages the client has not received yet arrive in their current form through `messages`/history: only changes
+    // to what it holds (seq <= afterSeq) are sent.
+    const relevant = changes.slice(0, limit);
+    const { taken, cut } = takeLeading(relevant, budget);
+    entry.changes = taken.filter((c) => c.kind !== 'message' || c.message.seq <= afterSeq);
+    entry.changesMore = cut || changes.length > limit || (changes.length === 0 && budget.exhausted);
+    // The rev the client may store: everything up to it was returned (or concerned messages it will fetch anyway).
+    entry.rev = entry.changesMore ? (taken.at(-1)?.rev ?? rev) : conversation.rev;
+    return entry;
   }
 
   async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
@@ -380,6 +426,10 @@ export class Chat {
 
   private announce(publishing: Promise<void>): void {
     publishing.catch(this.onPublishError);
+  }
+
+  private replyBudget(): ReplyBudget {
+    return new ReplyBudget(this.limits.maxReplyBytes);
   }
 
   private pageSize(requested: number | undefined): number {

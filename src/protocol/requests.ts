@@ -74,7 +74,8 @@ export const requestSchemas = {
    */
   'sync': z
     .object({
-      conversations: z.array(z.object({ conversationId: id, afterSeq: seq }).strict()).max(1000),
+      // `rev`: the conversation's change counter the client last stored; with it the reply carries the changes since.
+      conversations: z.array(z.object({ conversationId: id, afterSeq: seq, rev: seq.optional() }).strict()).max(1000),
       limit,
     })
     .strict(),

@@ -1,4 +1,4 @@
-import type { Conversation, Invite, Member, Message, MyConversation, PresenceInfo } from './types.js';
+import type { Change, Conversation, Invite, Member, Message, MyConversation, PresenceInfo } from './types.js';
 
 export interface Page {
   messages: Message[];
@@ -32,9 +32,29 @@ export interface ResultMap {
   'history.after': Page;
   'history.before': Page;
   'sync': {
-    conversations: Array<{ conversationId: string; lastSeq: number; messages: Message[]; more: boolean }>;
-    /** Conversations you belong to that the request did not name. */
+    conversations: Array<{
+      conversationId: string;
+      lastSeq: number;
+      /** The first page of messages after the request's `afterSeq` (bounded in count and bytes). */
+      messages: Message[];
+      /** More messages follow (page them with `history.after`). */
+      more: boolean;
+      /**
+       * The rev the client should store: with `changesMore` false, the conversation's current rev; otherwise the rev of
+       * the last change returned (sync again from it).
+       */
+      rev: number;
+      /** Present when the request's `rev` was behind: the conversation as it is now. */
+      conversation?: MyConversation;
+      /** Present when the request gave `rev`: changes after it, ascending by rev (messages only those with seq <= afterSeq). */
+      changes?: Change[];
+      /** More changes follow: `sync` again with `rev` set to the returned one. */
+      changesMore?: boolean;
+    }>;
+    /** Conversations you belong to that the request did not name (bounded in bytes; see `unknownMore`). */
     unknown: MyConversation[];
+    /** More unnamed conversations exist than fit: `sync` again naming the ones received. */
+    unknownMore: boolean;
     /** Conversations named in the request that you no longer belong to. */
     removed: string[];
   };

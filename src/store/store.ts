@@ -1,4 +1,4 @@
-import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
+import type { Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
 
 /**
  * The store seam: durable users, conversations, members, invites, messages and read cursors.
@@ -104,6 +104,16 @@ export interface Store {
   messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]>;
   /** Messages created strictly before `beforeTime`, the newest `limit` of them, returned ascending. */
   messagesBeforeTime(conversationId: string, beforeTime: number, limit: number): Promise<Message[]>;
+
+  // ---- change catch-up
+  /**
+   * The conversation's changes with rev > sinceRev, ascending by rev, at most `limit` of them. Each edit, delete,
+   * markRead that moved, addMember/redeemInvite that added, removeMember, setRole and renameConversation bumps the
+   * conversation's `rev` by one in its own transaction and stamps the changed row with it, so every rev value names at
+   * most one change and a reader that saw rev N misses nothing by asking for rev > N. A rename changes the conversation
+   * row only (compare `Conversation.rev`). Appends bump nothing: new messages are caught up by seq.
+   */
+  changesSince(conversationId: string, sinceRev: number, limit: number): Promise<Change[]>;
 
   // ---- read state
   /**

@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
-import type { Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import type { Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import type { AddMemberResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -15,7 +15,7 @@ import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrate.js';
 import { type OpenOptions, openDatabase } from './open.js';
 import {
-  metaToText, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
+  type MessageRow, metaToText, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
 } from './rows.js';
 import { type Statements, prepareStatements } from './statements.js';
 
@@ -200,6 +200,7 @@ export class SqliteStore implements Store {
   renameConversation(id: string, name: string): Promise<Conversation | null> {
     return this.write(() => {
       if (this.s.renameConversation.run(name, id).changes === 0) return null;
+      this.bumpRev(id);
       return this.requireConversation(id);
     });
   }
@@ -236,6 +237,8 @@ export class SqliteStore implements Store {
     if (conversation.member_count >= input.maxMembers) return { status: 'full' };
     this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
     this.s.addMemberCount.run(1, input.conversationId);
+    this.s.forgetDeparture.run(input.conversationId, input.userId);
+    this.s.stampMember.run(this.bumpRev(input.conversationId), input.conversationId, input.userId);
     return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
   }
 
@@ -249,6 +252,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       if (this.s.deleteMember.run(conversationId, userId).changes === 0) return false;
       this.s.addMemberCount.run(-1, conversationId);
+      this.s.recordDeparture.run(conversationId, userId, this.bumpRev(conversationId));
       return true;
     });
   }
@@ -256,6 +260,7 @@ export class SqliteStore implements Store {
   setRole(conversationId: string, userId: string, role: Role): Promise<Member | null> {
     return this.write(() => {
       if (this.s.setRole.run(role, conversationId, userId).changes === 0) return null;
+      this.s.stampMember.run(this.bumpRev(conversationId), conversationId, userId);
       return this.requireMember(conversationId, userId);
     });
   }
@@ -330,12 +335,26 @@ export class SqliteStore implements Store {
   }
 
   editMessage(input: { conversationId: string; seq: number; text: string; meta: unknown | null; now: number }): Promise<Message | null> {
-    return this.write(() => mapOrNull(
-      this.s.editMessage.get(input.text, metaToText(input.meta), input.now, input.conversationId, input.seq), toMessage));
+    return this.write(() => this.stampedMessage(
+      this.s.editMessage.get(input.text, metaToText(input.meta), input.now, input.conversationId, input.seq)));
   }
 
   deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null> {
-    return this.write(() => mapOrNull(this.s.deleteMessage.get(input.now, input.conversationId, input.seq), toMessage));
+    return this.write(() => this.stampedMessage(this.s.deleteMessage.get(input.now, input.conversationId, input.seq)));
+  }
+
+  /** Stamps a just-changed message with a new rev of its conversation (inside the change's transaction). */
+  private stampedMessage(row: MessageRow | undefined): Message | null {
+    if (!row) return null;
+    this.s.stampMessage.run(this.bumpRev(row.conversation_id), row.conversation_id, row.seq);
+    return toMessage(row);
+  }
+
+  /** One change of the conversation: its next rev. Call inside the change's write transaction. */
+  private bumpRev(conversationId: string): number {
+    const row = this.s.bumpRev.get(conversationId);
+    if (!row) throw new Error(`conversation ${conversationId} vanished inside its own transaction`);
+    return row.rev;
   }
 
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
@@ -367,6 +386,20 @@ export class SqliteStore implements Store {
     return low;
   }
 
+  // ---- change catch-up
+
+  changesSince(conversationId: string, sinceRev: number, limit: number): Promise<Change[]> {
+    return this.run(() => {
+      // The first `limit` of the union lie within the first `limit` of each part.
+      const changes: Change[] = [
+        ...this.s.changedMessages.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'message', message: toMessage(r) })),
+        ...this.s.changedMembers.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'member', member: toMember(r) })),
+        ...this.s.departuresSince.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'left', userId: r.user_id })),
+      ];
+      return changes.sort((a, b) => a.rev - b.rev).slice(0, limit);
+    });
+  }
+
   // ---- read state
 
   markRead(conversationId: string, userId: string, seq: number): Promise<{ readSeq: number; unread: number; moved: boolean } | null> {
@@ -375,7 +408,10 @@ export class SqliteStore implements Store {
       if (!cursor) return null;
       const target = Math.min(seq, cursor.last_seq);
       const moved = target > cursor.read_seq;
-      if (moved) this.s.setReadSeq.run(target, conversationId, userId);
+      if (moved) {
+        this.s.setReadSeq.run(target, conversationId, userId);
+        this.s.stampMember.run(this.bumpRev(conversationId), conversationId, userId);
+      }
       const readSeq = moved ? target : cursor.read_seq;
       return { readSeq, unread: cursor.last_seq - readSeq, moved };
     });
