@@ -137,6 +137,8 @@ function fakeServer(histories: Record<string, number>, pageSize = 3) {
     sequencer: s,
     pageSize,
     deliver: (ms) => delivered.push(...ms),
+    applyChange: () => {},
+    applyConversation: () => {},
     async historyAfter(data) {
       calls.push({ type: 'history.after', data });
       return page(data.conversationId, data.afterSeq, data.limit);
