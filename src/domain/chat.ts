@@ -328,7 +328,12 @@ export class Chat {
       entry.messages = taken;
       entry.more = cut || rows.length > limit;
     }
-    if (rev === undefined || rev >= conversation.rev) return entry;
+    if (rev === undefined) return entry;
+    if (rev >= conversation.rev) {
+      entry.changes = [];
+      entry.changesMore = false;
+      return entry;
+    }
     // The client is behind on changes: it gets the conversation as it is now (rename, member count) and the changes.
     entry.conversation = conversation;
     budget.charge(conversation);
