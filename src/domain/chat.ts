@@ -7,7 +7,7 @@ import type { Change, Conversation, Member, Message, MyConversation } from '../p
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { Publisher } from './publisher.js';
-import { ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
+import { decodeCursor, encodeCursor, ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
 import { checkMessageSize } from './text-limits.js';
 
 export interface ChatLimits {
@@ -40,6 +40,8 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
 });
 
 const DEFAULT_PAGE = 50;
+/** Default page of member.list and invite.list: most groups fit one page. */
+const LIST_PAGE = 1000;
 const SYNC_PAGE = 100;
 
 /**
@@ -150,7 +152,13 @@ export class Chat {
 
   async listMembers(userId: string, d: RequestData<'member.list'>): Promise<ResultMap['member.list']> {
     await this.requireMembership(d.conversationId, userId);
-    return { members: await this.store.listMembers(d.conversationId) };
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (joinedAt, userId) => ({ joinedAt, userId }));
+    const rows = await this.store.listMembers(d.conversationId, { after, limit: limit + 1 });
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    const more = cut || rows.length > limit;
+    const last = taken.at(-1);
+    return { members: taken, more, next: more && last ? encodeCursor(last.joinedAt, last.userId) : null };
   }
 
   async kick(userId: string, d: RequestData<'member.kick'>): Promise<ResultMap['member.kick']> {
@@ -197,7 +205,13 @@ export class Chat {
   async listInvites(userId: string, d: RequestData<'invite.list'>): Promise<ResultMap['invite.list']> {
     const { member } = await this.requireMembership(d.conversationId, userId);
     if (!canManageInvites(member.role)) throw new ParleyError('FORBIDDEN');
-    return { invites: await this.store.listInvites(d.conversationId) };
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (createdAt, token) => ({ createdAt, token }));
+    const rows = await this.store.listInvites(d.conversationId, { after, limit: limit + 1 });
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    const more = cut || rows.length > limit;
+    const last = taken.at(-1);
+    return { invites: taken, more, next: more && last ? encodeCursor(last.createdAt, last.token) : null };
   }
 
   async revokeInvite(userId: string, d: RequestData<'invite.revoke'>): Promise<ResultMap['invite.revoke']> {

@@ -1,3 +1,5 @@
+import { ParleyError } from '../protocol/errors.js';
+
 /**
  * The byte budget of one reply that can grow (history and sync pages, lists). Items are measured as the UTF-8 bytes of
  * their JSON, which is what goes on the wire, so escaping (a control character becomes 6 bytes) is counted. The first
@@ -48,4 +50,23 @@ export function takeTrailing<T>(items: readonly T[], budget: ReplyBudget): { tak
   let start = items.length;
   while (start > 0 && budget.take(items[start - 1])) start--;
   return { taken: items.slice(start), cut: start > 0 };
+}
+
+/** A keyset cursor (a time and an id) as an opaque URL-safe string, for `next`/`after` of list pages. */
+export function encodeCursor(time: number, id: string): string {
+  return Buffer.from(JSON.stringify([time, id]), 'utf8').toString('base64url');
+}
+
+/** The inverse of encodeCursor; anything else is INVALID_REQUEST (the cursor must come from a previous page). */
+export function decodeCursor<T>(cursor: string, make: (time: number, id: string) => T): T {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = null;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || !Number.isSafeInteger(parsed[0]) || typeof parsed[1] !== 'string') {
+    throw new ParleyError('INVALID_REQUEST', 'after: not a cursor from a previous page (pass `next` back unchanged)');
+  }
+  return make(parsed[0] as number, parsed[1] as string);
 }

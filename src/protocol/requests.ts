@@ -9,6 +9,10 @@ const id = z.string().min(1).max(128);
 const seq = z.number().int().min(0);
 const limit = z.number().int().min(1).max(500).optional();
 const name = z.string().trim().min(1).max(200);
+/** An opaque paging cursor: the `next` of a previous page, passed back unchanged. */
+const cursor = z.string().min(1).max(400);
+/** Page size of lists (member.list, invite.list); the reply byte budget may end a page sooner. */
+const listLimit = z.number().int().min(1).max(1000).optional();
 
 export const requestSchemas = {
   /** Application-level ping; the reply is `{}`. */
@@ -27,7 +31,8 @@ export const requestSchemas = {
   'conversation.leave': z.object({ conversationId: id }).strict(),
   'conversation.rename': z.object({ conversationId: id, name }).strict(),
   'conversation.delete': z.object({ conversationId: id }).strict(),
-  'member.list': z.object({ conversationId: id }).strict(),
+  /** A page of members in join order; `after` is the `next` cursor of the previous page. */
+  'member.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
   'member.kick': z.object({ conversationId: id, userId: id }).strict(),
   'member.role': z.object({ conversationId: id, userId: id, role: z.enum(['admin', 'member']) }).strict(),
   'invite.create': z
@@ -37,7 +42,8 @@ export const requestSchemas = {
       maxUses: z.number().int().min(1).max(1_000_000).optional(),
     })
     .strict(),
-  'invite.list': z.object({ conversationId: id }).strict(),
+  /** A page of invites in creation order; `after` is the `next` cursor of the previous page. */
+  'invite.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
   'invite.revoke': z.object({ token: z.string().min(1).max(200) }).strict(),
   'invite.accept': z.object({ token: z.string().min(1).max(200) }).strict(),
   /**

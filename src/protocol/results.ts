@@ -18,11 +18,12 @@ export interface ResultMap {
   'conversation.leave': Record<string, never>;
   'conversation.rename': { conversation: Conversation };
   'conversation.delete': Record<string, never>;
-  'member.list': { members: Member[] };
+  /** `more`: another page follows; pass `next` as `after` to get it (null when none). */
+  'member.list': { members: Member[]; more: boolean; next: string | null };
   'member.kick': Record<string, never>;
   'member.role': { member: Member };
   'invite.create': { invite: Invite };
-  'invite.list': { invites: Invite[] };
+  'invite.list': { invites: Invite[]; more: boolean; next: string | null };
   'invite.revoke': { invite: Invite };
   'invite.accept': { conversation: MyConversation };
   /** `duplicate` is true when the key was seen before and the original message is returned. */

@@ -56,7 +56,11 @@ export interface Store {
   deleteConversation(id: string): Promise<boolean>;
 
   getMember(conversationId: string, userId: string): Promise<Member | null>;
-  listMembers(conversationId: string): Promise<Member[]>;
+  /**
+   * Members in join order (joinedAt, then userId). With `page`: only those after `page.after` in that order, at most
+   * `page.limit` of them (a keyset page: members joining meanwhile never shift a page).
+   */
+  listMembers(conversationId: string, page?: { after?: { joinedAt: number; userId: string }; limit: number }): Promise<Member[]>;
   /** Ids of every member. */
   listMemberIds(conversationId: string): Promise<string[]>;
   /**
@@ -73,7 +77,8 @@ export interface Store {
   // ---- invites
   createInvite(invite: Omit<Invite, 'uses' | 'revoked'>): Promise<Invite>;
   getInvite(token: string): Promise<Invite | null>;
-  listInvites(conversationId: string): Promise<Invite[]>;
+  /** Invites in creation order (createdAt, then token); with `page`, those after `page.after`, at most `page.limit`. */
+  listInvites(conversationId: string, page?: { after?: { createdAt: number; token: string }; limit: number }): Promise<Invite[]>;
   revokeInvite(token: string): Promise<Invite | null>;
   /**
    * Atomically check the invite (exists, not revoked, not expired at `now`, uses < maxUses), add the user as a member

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { RawClient } from '../helpers/raw-client.js';
 import { Seats, settle, type Seat } from '../helpers/seats.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { api, startServer, type TestServer } from '../helpers/server.js';
 
 const FAST = {
   PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
@@ -324,5 +324,97 @@ describe('catch-up of changes (rev)', () => {
     assert.equal(live.seq, first.message.seq);
     const { messages } = await back.ok('history.after', { conversationId, afterSeq: 0 });
     assert.equal(messages.filter((m: any) => m.key === 'retried').length, 1, 'stored once');
+  });
+});
+
+describe('lists that can grow are paged in bytes and count (member.list, invite.list)', () => {
+  let server: TestServer;
+  const seats = new Seats(() => server, 'lists');
+  const BUDGET = 4096;
+  before(async () => {
+    // The smallest reply budget, so that a hundred members already take several pages.
+    server = await startServer({ ...FAST, PARLEY_LIMITS_MAX_REPLY_BYTES: String(BUDGET) });
+  });
+  afterEach(() => seats.closeAll());
+  after(async () => {
+    await server.stop();
+  });
+
+  async function pageAll(client: RawClient, type: 'member.list' | 'invite.list', conversationId: string, key: 'members' | 'invites', limit?: number): Promise<any[][]> {
+    const pages: any[][] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 200; i++) {
+      const reply = await client.request(type, { conversationId, ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
+      assert.ok(!reply.error, JSON.stringify(reply.error));
+      assert.ok(Buffer.byteLength(JSON.stringify(reply)) <= BUDGET + 512, `page of ${Buffer.byteLength(JSON.stringify(reply))} B`);
+      pages.push(reply.result[key]);
+      assert.equal(reply.result.more, reply.result.next !== null);
+      if (!reply.result.more) return pages;
+      after = reply.result.next;
+    }
+    throw new Error('did not end within 200 pages');
+  }
+
+  it('member.list pages a large group by bytes, in join order, each member once (also over REST)', async () => {
+    const owner = await seats.seat('owner');
+    const conversationId = await seats.publicGroup(owner, []);
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const id = `lists-member-${i}-${conversationId.slice(0, 8)}`;
+      const token = await server.token(id, { name: `member ${i} `.padEnd(60, 'n') });
+      const res = await api(server, token, 'POST', `/api/v1/conversations/${conversationId}/join`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      ids.push(id);
+    }
+    const pages = await pageAll(owner.client, 'member.list', conversationId, 'members');
+    assert.ok(pages.length > 3, `${pages.length} pages`);
+    const all = pages.flat().map((m) => m.userId);
+    assert.deepEqual(all, [owner.user.id, ...ids]);
+    const byCount = await pageAll(owner.client, 'member.list', conversationId, 'members', 7);
+    assert.ok(byCount.every((p) => p.length <= 7));
+    assert.deepEqual(byCount.flat().map((m) => m.userId), all);
+
+    const first = await api(server, owner.user.token, 'GET', `/api/v1/conversations/${conversationId}/members?limit=10`);
+    assert.equal(first.status, 200);
+    assert.equal(first.body.members.length, 10);
+    const second = await api(server, owner.user.token, 'GET', `/api/v1/conversations/${conversationId}/members?limit=10&after=${first.body.next}`);
+    assert.deepEqual(second.body.members.map((m: any) => m.userId), all.slice(10, 20));
+  });
+
+  it('invite.list pages by bytes and count', async () => {
+    const owner = await seats.seat('owner');
+    const conversationId = await seats.publicGroup(owner, []);
+    const tokens: string[] = [];
+    for (let i = 0; i < 60; i++) tokens.push((await owner.client.ok('invite.create', { conversationId })).invite.token);
+    const pages = await pageAll(owner.client, 'invite.list', conversationId, 'invites');
+    assert.ok(pages.length > 1);
+    assert.deepEqual(new Set(pages.flat().map((inv) => inv.token)), new Set(tokens));
+    assert.equal(pages.flat().length, 60);
+  });
+
+  it('refuses a cursor that no page gave with INVALID_REQUEST', async () => {
+    const owner = await seats.seat('owner');
+    const conversationId = await seats.publicGroup(owner, []);
+    for (const after of ['nonsense', Buffer.from('[1]').toString('base64url'), Buffer.from('["x","y"]').toString('base64url')]) {
+      assert.equal(await owner.client.errorCode('member.list', { conversationId, after }), 'INVALID_REQUEST');
+      assert.equal(await owner.client.errorCode('invite.list', { conversationId, after }), 'INVALID_REQUEST');
+    }
+  });
+
+  it('a page always holds at least one message, even one larger than the whole budget', async () => {
+    const owner = await seats.seat('owner');
+    const conversationId = await seats.publicGroup(owner, []);
+    for (let i = 0; i < 3; i++) await owner.client.ok('message.send', { conversationId, key: `big-${i}`, text: '"'.repeat(4096) });
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const page = await owner.client.ok('history.after', { conversationId, afterSeq: seen.at(-1) ?? 0 });
+      assert.equal(page.messages.length, 1);
+      seen.push(page.messages[0].seq);
+      if (!page.more) break;
+    }
+    assert.deepEqual(seen, [1, 2, 3]);
+    const [entry] = (await owner.client.ok('sync', { conversations: [{ conversationId, afterSeq: 0 }] })).conversations;
+    assert.equal(entry.messages.length, 1);
+    assert.equal(entry.more, true);
   });
 });

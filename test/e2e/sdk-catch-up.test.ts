@@ -98,7 +98,7 @@ describe('SDK catch-up', () => {
     const a = sdk(server.wsUrl, alice.token);
     const b = sdk(server.wsUrl, bob.token);
     await Promise.all([a.client.connect(), b.client.connect()]);
-    const groups = [];
+    const groups: string[] = [];
     for (let g = 0; g < 3; g++) groups.push(await sharedGroup(a, b, `sdk-big-${g}`));
     b.client.close();
     for (const id of groups) {

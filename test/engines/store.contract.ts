@@ -660,6 +660,35 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
       });
     });
 
+    describe('keyset pages of lists', () => {
+      test('listMembers with a page returns join order after the cursor, at most limit; members joining meanwhile do not shift it', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3', 'u4', 'u5');
+        await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
+        for (const [i, userId] of ['u3', 'u2', 'u4'].entries()) {
+          await store.addMember({ conversationId: 'g', userId, role: 'member', now: T0 + 1 + (i === 2 ? 1 : 0), maxMembers: BIG });
+        }
+        const all = await store.listMembers('g');
+        assert.deepEqual(all.map((m) => m.userId), ['u1', 'u2', 'u3', 'u4']);
+        const first = await store.listMembers('g', { limit: 2 });
+        assert.deepEqual(first.map((m) => m.userId), ['u1', 'u2']);
+        await store.addMember({ conversationId: 'g', userId: 'u5', role: 'member', now: T0 - 5, maxMembers: BIG });
+        const last = first[1];
+        const next = await store.listMembers('g', { after: { joinedAt: last.joinedAt, userId: last.userId }, limit: 10 });
+        assert.deepEqual(next.map((m) => m.userId), ['u3', 'u4']);
+      });
+
+      test('listInvites with a page returns creation order after the cursor, at most limit', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        for (const [i, token] of ['t3', 't1', 't2'].entries()) {
+          await store.createInvite({ token, conversationId: 'g', createdBy: 'u1', createdAt: T0 + (i === 0 ? 0 : 1), expiresAt: null, maxUses: null });
+        }
+        assert.deepEqual((await store.listInvites('g', { limit: 2 })).map((i) => i.token), ['t3', 't1']);
+        assert.deepEqual((await store.listInvites('g', { after: { createdAt: T0 + 1, token: 't1' }, limit: 2 })).map((i) => i.token), ['t2']);
+        assert.deepEqual((await store.listInvites('g')).map((i) => i.token), ['t3', 't1', 't2']);
+      });
+    });
+
     describe('change catch-up (rev)', () => {
       test('appends bump no rev; each edit, delete, read move, join, role, leave and rename bumps it by one', async (store) => {
         await addUsers(store, 'u1', 'u2', 'u3');

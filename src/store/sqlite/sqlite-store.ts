@@ -216,8 +216,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.member.get(conversationId, userId), toMember));
   }
 
-  listMembers(conversationId: string): Promise<Member[]> {
-    return this.run(() => this.s.members.all(conversationId).map(toMember));
+  listMembers(conversationId: string, page?: { after?: { joinedAt: number; userId: string }; limit: number }): Promise<Member[]> {
+    if (!page) return this.run(() => this.s.members.all(conversationId).map(toMember));
+    const after = page.after ?? { joinedAt: Number.MIN_SAFE_INTEGER, userId: beforeAllIds };
+    return this.run(() => this.s.membersPage.all(conversationId, after.joinedAt, after.userId, page.limit).map(toMember));
   }
 
   listMemberIds(conversationId: string): Promise<string[]> {
@@ -290,8 +292,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.invite.get(token), toInvite));
   }
 
-  listInvites(conversationId: string): Promise<Invite[]> {
-    return this.run(() => this.s.invites.all(conversationId).map(toInvite));
+  listInvites(conversationId: string, page?: { after?: { createdAt: number; token: string }; limit: number }): Promise<Invite[]> {
+    if (!page) return this.run(() => this.s.invites.all(conversationId).map(toInvite));
+    const after = page.after ?? { createdAt: Number.MIN_SAFE_INTEGER, token: beforeAllIds };
+    return this.run(() => this.s.invitesPage.all(conversationId, after.createdAt, after.token, page.limit).map(toInvite));
   }
 
   revokeInvite(token: string): Promise<Invite | null> {

@@ -80,6 +80,8 @@ export function prepareStatements(db: Database.Database) {
     member: prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
     isMember: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM members WHERE conversation_id = ? AND user_id = ?'),
     members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
+    membersPage: prepare<[string, number, string, number], MemberRow>(
+      `${memberSelect} WHERE m.conversation_id = ? AND (m.joined_at, m.user_id) > (?, ?) ORDER BY m.joined_at, m.user_id LIMIT ?`),
     memberIds: prepare<[string], { user_id: string }>('SELECT user_id FROM members WHERE conversation_id = ? ORDER BY user_id'),
     insertMember: prepare<[string, string, string, number, number]>(
       'INSERT INTO members (conversation_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)'),
@@ -107,6 +109,8 @@ export function prepareStatements(db: Database.Database) {
     // ---- invites
     invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
     invites: prepare<[string], InviteRow>('SELECT * FROM invites WHERE conversation_id = ? ORDER BY created_at, token'),
+    invitesPage: prepare<[string, number, string, number], InviteRow>(
+      'SELECT * FROM invites WHERE conversation_id = ? AND (created_at, token) > (?, ?) ORDER BY created_at, token LIMIT ?'),
     insertInvite: prepare<[string, string, string, number, number | null, number | null]>(
       `INSERT INTO invites (token, conversation_id, created_by, created_at, expires_at, max_uses)
        VALUES (?, ?, ?, ?, ?, ?)`),
