@@ -66,8 +66,14 @@ export class Chat {
 
   // ---------------------------------------------------------------- conversations
 
-  async listConversations(userId: string): Promise<ResultMap['conversation.list']> {
-    return { conversations: await this.store.listMyConversations(userId) };
+  async listConversations(userId: string, d: RequestData<'conversation.list'> = {}): Promise<ResultMap['conversation.list']> {
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (activityAt, id) => ({ activityAt, id }));
+    const rows = await this.store.listMyConversations(userId, { after, limit: limit + 1 });
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    const more = cut || rows.length > limit;
+    const last = taken.at(-1);
+    return { conversations: taken, more, next: more && last ? encodeCursor(last.lastMessageAt ?? last.createdAt, last.id) : null };
   }
 
   async getConversation(userId: string, d: RequestData<'conversation.get'>): Promise<ResultMap['conversation.get']> {

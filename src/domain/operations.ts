@@ -18,7 +18,7 @@ type Operation<T extends RequestType> = (services: Services, userId: string, dat
  */
 export const operations: { [T in RequestType]: Operation<T> } = {
   'ping': async () => ({}),
-  'conversation.list': (s, u) => s.chat.listConversations(u),
+  'conversation.list': (s, u, d) => s.chat.listConversations(u, d),
   'conversation.get': (s, u, d) => s.chat.getConversation(u, d),
   'conversation.create': (s, u, d) => s.chat.createGroup(u, d),
   'direct.open': (s, u, d) => s.chat.openDirect(u, d),

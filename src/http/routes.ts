@@ -32,7 +32,10 @@ const int = (value: string | undefined): number | undefined => {
 const conversation = (i: RouteInput) => ({ conversationId: i.params.conversationId });
 
 export const operationRoutes: OperationRoute[] = [
-  { method: 'GET', url: '/api/v1/conversations', summary: 'List my conversations with lastSeq, readSeq and unread counts', operation: 'conversation.list', input: () => ({}) },
+  {
+    method: 'GET', url: '/api/v1/conversations', summary: 'List my conversations with lastSeq, readSeq and unread counts, a page (`after`: the previous page\'s `next`)',
+    operation: 'conversation.list', input: (i) => ({ after: i.query.after, limit: int(i.query.limit) }), queryParams: ['after', 'limit'],
+  },
   { method: 'POST', url: '/api/v1/conversations', summary: 'Create a group (I become its owner)', operation: 'conversation.create', input: (i) => i.body, successStatus: 201 },
   {
     method: 'GET', url: '/api/v1/conversations/search', summary: 'Search public groups by name', operation: 'conversation.search',

@@ -18,7 +18,7 @@ export const requestSchemas = {
   /** Application-level ping; the reply is `{}`. */
   'ping': z.object({}).strict(),
   /** My conversations, with lastSeq, readSeq and unread counts: what a client needs to know what to fetch. */
-  'conversation.list': z.object({}).strict(),
+  'conversation.list': z.object({ after: cursor.optional(), limit: listLimit }).strict(),
   'conversation.get': z.object({ conversationId: id }).strict(),
   'conversation.create': z
     .object({ name, visibility: z.enum(['public', 'private']).default('public') })

@@ -9,7 +9,8 @@ export interface Page {
 /** What each request returns in `result`. */
 export interface ResultMap {
   'ping': Record<string, never>;
-  'conversation.list': { conversations: MyConversation[] };
+  /** Most recently active first; `more`: another page follows, pass `next` as `after` (null when none). */
+  'conversation.list': { conversations: MyConversation[]; more: boolean; next: string | null };
   'conversation.get': { conversation: MyConversation };
   'conversation.create': { conversation: MyConversation };
   'direct.open': { conversation: MyConversation };

@@ -45,7 +45,11 @@ export interface Store {
   getConversation(id: string): Promise<Conversation | null>;
   /** The conversation as `userId` sees it, or null if not a member. */
   getMyConversation(id: string, userId: string): Promise<MyConversation | null>;
-  listMyConversations(userId: string): Promise<MyConversation[]>;
+  /**
+   * The user's conversations, most recently active first (activity = lastMessageAt, else createdAt; then id). With
+   * `page`: only those after `page.after` in that order, at most `page.limit`.
+   */
+  listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]>;
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
   countMemberships(userId: string): Promise<number>;

@@ -327,7 +327,7 @@ describe('catch-up of changes (rev)', () => {
   });
 });
 
-describe('lists that can grow are paged in bytes and count (member.list, invite.list)', () => {
+describe('lists that can grow are paged in bytes and count (conversation.list, member.list, invite.list)', () => {
   let server: TestServer;
   const seats = new Seats(() => server, 'lists');
   const BUDGET = 4096;
@@ -392,12 +392,36 @@ describe('lists that can grow are paged in bytes and count (member.list, invite.
     assert.equal(pages.flat().length, 60);
   });
 
+  it('conversation.list pages by bytes, most recently active first, each conversation once (also over REST)', async () => {
+    const owner = await seats.seat('owner');
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push((await owner.client.ok('conversation.create', { name: `list ${i} `.padEnd(150, 'c') })).conversation.id);
+    const pages: any[][] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const reply = await owner.client.request('conversation.list', after ? { after } : {});
+      assert.ok(Buffer.byteLength(JSON.stringify(reply)) <= BUDGET + 512);
+      pages.push(reply.result.conversations);
+      if (!reply.result.more) break;
+      after = reply.result.next;
+    }
+    assert.ok(pages.length > 2, `${pages.length} pages`);
+    const listed = pages.flat().map((c) => c.id);
+    assert.equal(new Set(listed).size, 40);
+    assert.deepEqual(new Set(listed), new Set(ids));
+    const rest = await api(server, owner.user.token, 'GET', '/api/v1/conversations?limit=5');
+    assert.equal(rest.status, 200);
+    assert.deepEqual(rest.body.conversations.map((c: any) => c.id), listed.slice(0, 5));
+    assert.equal(rest.body.more, true);
+  });
+
   it('refuses a cursor that no page gave with INVALID_REQUEST', async () => {
     const owner = await seats.seat('owner');
     const conversationId = await seats.publicGroup(owner, []);
     for (const after of ['nonsense', Buffer.from('[1]').toString('base64url'), Buffer.from('["x","y"]').toString('base64url')]) {
       assert.equal(await owner.client.errorCode('member.list', { conversationId, after }), 'INVALID_REQUEST');
       assert.equal(await owner.client.errorCode('invite.list', { conversationId, after }), 'INVALID_REQUEST');
+      assert.equal(await owner.client.errorCode('conversation.list', { after }), 'INVALID_REQUEST');
     }
   });
 

@@ -677,6 +677,25 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(next.map((m) => m.userId), ['u3', 'u4']);
       });
 
+      test('listMyConversations with a page follows activity order after the cursor, at most limit', async (store) => {
+        await addUsers(store, 'me');
+        for (const [i, id] of ['c1', 'c2', 'c3', 'c4'].entries()) {
+          await store.createGroup({ id, name: id, visibility: 'private', createdBy: 'me', now: T0 + (i < 2 ? 0 : i) });
+        }
+        await send(store, 'c1', 'me', 1, () => T0 + 10);
+        const all = (await store.listMyConversations('me')).map((c) => c.id);
+        assert.deepEqual(all, ['c1', 'c4', 'c3', 'c2']);
+        const first = await store.listMyConversations('me', { limit: 3 });
+        assert.deepEqual(first.map((c) => c.id), ['c1', 'c4', 'c3']);
+        const last = first[2];
+        const rest = await store.listMyConversations('me', { after: { activityAt: last.lastMessageAt ?? last.createdAt, id: last.id }, limit: 3 });
+        assert.deepEqual(rest.map((c) => c.id), ['c2']);
+        // Two with the same activity time are ordered by id and split cleanly.
+        await store.createGroup({ id: 'c0', name: 'c0', visibility: 'private', createdBy: 'me', now: T0 });
+        const tail = await store.listMyConversations('me', { after: { activityAt: T0, id: 'c0' }, limit: 10 });
+        assert.deepEqual(tail.map((c) => c.id), ['c2']);
+      });
+
       test('listInvites with a page returns creation order after the cursor, at most limit', async (store) => {
         await addUsers(store, 'u1');
         await addGroup(store, 'g', 'u1');

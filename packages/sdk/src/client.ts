@@ -607,8 +607,18 @@ export class ParleyClient {
     return this.request('ping', {});
   }
 
-  conversations(): Promise<MyConversation[]> {
-    return this.request('conversation.list', {}).then((r) => r.conversations);
+  /** Every conversation of the user, most recently active first (all pages of `conversation.list`). */
+  async conversations(): Promise<MyConversation[]> {
+    const all: MyConversation[] = [];
+    let after: string | undefined;
+    // Bounded: each page holds at least one conversation, and a user has a bounded number of them.
+    for (let page = 0; page < 10_000; page++) {
+      const r = await this.request('conversation.list', after === undefined ? {} : { after });
+      all.push(...r.conversations);
+      if (!r.more || r.next === null) break;
+      after = r.next;
+    }
+    return all;
   }
 
   /** A page of older messages (oldest first): before `beforeSeq`/`beforeTime`, or the newest page. Not deduplicated. */

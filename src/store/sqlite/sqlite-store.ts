@@ -177,8 +177,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.myConversation.get(userId, id), toMyConversation));
   }
 
-  listMyConversations(userId: string): Promise<MyConversation[]> {
-    return this.run(() => this.s.myConversations.all(userId).map(toMyConversation));
+  listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]> {
+    if (!page) return this.run(() => this.s.myConversations.all(userId).map(toMyConversation));
+    const after = page.after ?? { activityAt: Number.MAX_SAFE_INTEGER, id: beforeAllIds };
+    return this.run(() => this.s.myConversationsPage.all(userId, after.activityAt, after.activityAt, after.id, page.limit).map(toMyConversation));
   }
 
   listConversationIds(userId: string): Promise<string[]> {

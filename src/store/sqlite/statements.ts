@@ -60,6 +60,10 @@ export function prepareStatements(db: Database.Database) {
     myConversation: prepare<[string, string], MyConversationRow>(`${myConversationSelect} WHERE m.user_id = ? AND m.conversation_id = ?`),
     myConversations: prepare<[string], MyConversationRow>(
       `${myConversationSelect} WHERE m.user_id = ? ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id`),
+    myConversationsPage: prepare<[string, number, number, string, number], MyConversationRow>(
+      `${myConversationSelect} WHERE m.user_id = ?
+         AND (coalesce(c.last_message_at, c.created_at) < ? OR (coalesce(c.last_message_at, c.created_at) = ? AND c.id > ?))
+       ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id LIMIT ?`),
     conversationIdsOf: prepare<[string], { conversation_id: string }>(
       'SELECT conversation_id FROM members WHERE user_id = ? ORDER BY conversation_id'),
     countMemberships: prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
