@@ -39,6 +39,8 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxReplyBytes: Math.min(config.limits.maxReplyBytes, Math.floor(config.limits.maxOutgoingBytes / 2)),
 });
 
+type SyncEntry = ResultMap['sync']['conversations'][number];
+
 const DEFAULT_PAGE = 50;
 /** Default page of member.list and invite.list: most groups fit one page. */
 const LIST_PAGE = 1000;
@@ -328,20 +330,27 @@ export class Chat {
       if (conversation) wanted.push({ conversation, afterSeq, rev });
       else removed.push(conversationId);
     }
+    // The fixed part of the reply (one small entry per named conversation, at most 1000) is charged first, so that
+    // messages, changes and `unknown` share what is left and the whole reply stays near the budget.
     budget.charge(removed);
+    const entries = wanted.map(({ conversation, afterSeq }) => this.syncEntry(conversation, afterSeq, budget));
     const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
-    for (const { conversation, afterSeq, rev } of wanted) {
-      conversations.push(await this.syncOne(conversation, afterSeq, rev, limit, budget));
+    for (const [i, { conversation, afterSeq, rev }] of wanted.entries()) {
+      conversations.push(await this.syncOne(entries[i], conversation, afterSeq, rev, limit, budget));
     }
     return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
   }
 
+  private syncEntry(conversation: MyConversation, afterSeq: number, budget: ReplyBudget): SyncEntry {
+    const entry: SyncEntry = { conversationId: conversation.id, lastSeq: conversation.lastSeq, messages: [], more: afterSeq < conversation.lastSeq, rev: conversation.rev };
+    budget.charge({ ...entry, changes: [], changesMore: false });
+    return entry;
+  }
+
   private async syncOne(
-    conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
-  ): Promise<ResultMap['sync']['conversations'][number]> {
+    entry: SyncEntry, conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
+  ): Promise<SyncEntry> {
     const { id: conversationId, lastSeq } = conversation;
-    const entry: ResultMap['sync']['conversations'][number] = { conversationId, lastSeq, messages: [], more: afterSeq < lastSeq, rev: conversation.rev };
-    budget.charge(entry);
     if (afterSeq < lastSeq && !budget.exhausted) {
       const rows = await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
       const { taken, cut } = takeLeading(rows.slice(0, limit), budget);

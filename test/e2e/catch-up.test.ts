@@ -415,6 +415,25 @@ describe('lists that can grow are paged in bytes and count (conversation.list, m
     assert.equal(rest.body.more, true);
   });
 
+  it("sync's unknown list is cut by the budget (unknownMore); naming what came back returns the rest", async () => {
+    const owner = await seats.seat('owner');
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push((await owner.client.ok('conversation.create', { name: `unknown ${i} `.padEnd(150, 'u') })).conversation.id);
+    const learned = new Map<string, any>();
+    for (let round = 0; round < 40; round++) {
+      const named = [...learned.values()].map((c) => ({ conversationId: c.id, afterSeq: c.lastSeq, rev: c.rev }));
+      const reply = await owner.client.request('sync', { conversations: named });
+      // The entries of named conversations are charged first (small and at most 1000); unknown shares what is left,
+      // with at least one per reply.
+      const entryBytes = Buffer.byteLength(JSON.stringify(reply.result.conversations));
+      assert.ok(Buffer.byteLength(JSON.stringify(reply)) <= Math.max(BUDGET, entryBytes) + 1024, 'within the budget but for one item');
+      for (const c of reply.result.unknown) learned.set(c.id, c);
+      if (!reply.result.unknownMore) break;
+      assert.ok(reply.result.unknown.length > 0, 'each round makes progress');
+    }
+    assert.deepEqual(new Set(learned.keys()), new Set(ids));
+  });
+
   it('refuses a cursor that no page gave with INVALID_REQUEST', async () => {
     const owner = await seats.seat('owner');
     const conversationId = await seats.publicGroup(owner, []);

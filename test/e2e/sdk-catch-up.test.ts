@@ -191,3 +191,31 @@ describe('SDK catch-up', () => {
     await until(() => b.events.some((e) => e.event === 'message.updated' && e.data.text === 'fixed'), 'the edit, caught up', 10_000);
   });
 });
+
+describe('SDK catch-up against a small reply budget', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ ...FAST, PARLEY_LIMITS_MAX_REPLY_BYTES: '4096' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('a fresh client learns every conversation although unknown takes several replies; conversations() pages too', async () => {
+    const owner = await register(server, 'sdk-small-owner');
+    const a = sdk(server.wsUrl, owner.token);
+    await a.client.connect();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push((await a.client.request('conversation.create', { name: `small ${i} `.padEnd(150, 's') })).conversation.id);
+    a.client.close();
+
+    const fresh = sdk(server.wsUrl, owner.token);
+    const synced = new Promise<{ unknown: Array<{ id: string }> }>((resolve) => fresh.client.once('synced', resolve));
+    await fresh.client.connect();
+    const outcome = await synced;
+    assert.deepEqual(new Set(outcome.unknown.map((c) => c.id)), new Set(ids));
+    assert.deepEqual(new Set(fresh.client.positions().map((p) => p.conversationId)), new Set(ids));
+    assert.ok(fresh.client.positions().every((p) => p.rev === 0));
+    assert.deepEqual(new Set((await fresh.client.conversations()).map((c) => c.id)), new Set(ids));
+  });
+});
