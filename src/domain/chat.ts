@@ -42,7 +42,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
 type SyncEntry = ResultMap['sync']['conversations'][number];
 
 const DEFAULT_PAGE = 50;
-/** Default page of member.list and invite.list: most groups fit one page. */
+/** Default page of conversation.list, member.list and invite.list: most lists fit one page. */
 const LIST_PAGE = 1000;
 const SYNC_PAGE = 100;
 
@@ -72,10 +72,8 @@ export class Chat {
     const limit = d.limit ?? LIST_PAGE;
     const after = d.after === undefined ? undefined : decodeCursor(d.after, (activityAt, id) => ({ activityAt, id }));
     const rows = await this.store.listMyConversations(userId, { after, limit: limit + 1 });
-    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
-    const more = cut || rows.length > limit;
-    const last = taken.at(-1);
-    return { conversations: taken, more, next: more && last ? encodeCursor(last.lastMessageAt ?? last.createdAt, last.id) : null };
+    const { items, more, next } = this.listPage(rows, limit, (c) => [c.lastMessageAt ?? c.createdAt, c.id]);
+    return { conversations: items, more, next };
   }
 
   async getConversation(userId: string, d: RequestData<'conversation.get'>): Promise<ResultMap['conversation.get']> {
@@ -163,10 +161,8 @@ export class Chat {
     const limit = d.limit ?? LIST_PAGE;
     const after = d.after === undefined ? undefined : decodeCursor(d.after, (joinedAt, userId) => ({ joinedAt, userId }));
     const rows = await this.store.listMembers(d.conversationId, { after, limit: limit + 1 });
-    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
-    const more = cut || rows.length > limit;
-    const last = taken.at(-1);
-    return { members: taken, more, next: more && last ? encodeCursor(last.joinedAt, last.userId) : null };
+    const { items, more, next } = this.listPage(rows, limit, (m) => [m.joinedAt, m.userId]);
+    return { members: items, more, next };
   }
 
   async kick(userId: string, d: RequestData<'member.kick'>): Promise<ResultMap['member.kick']> {
@@ -216,10 +212,8 @@ export class Chat {
     const limit = d.limit ?? LIST_PAGE;
     const after = d.after === undefined ? undefined : decodeCursor(d.after, (createdAt, token) => ({ createdAt, token }));
     const rows = await this.store.listInvites(d.conversationId, { after, limit: limit + 1 });
-    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
-    const more = cut || rows.length > limit;
-    const last = taken.at(-1);
-    return { invites: taken, more, next: more && last ? encodeCursor(last.createdAt, last.token) : null };
+    const { items, more, next } = this.listPage(rows, limit, (i) => [i.createdAt, i.token]);
+    return { invites: items, more, next };
   }
 
   async revokeInvite(userId: string, d: RequestData<'invite.revoke'>): Promise<ResultMap['invite.revoke']> {
@@ -331,13 +325,15 @@ export class Chat {
       else removed.push(conversationId);
     }
     // The fixed part of the reply (one small entry per named conversation, at most 1000) is charged first, so that
-    // messages, changes and `unknown` share what is left and the whole reply stays near the budget.
+    // messages, changes and `unknown` share what is left and the whole reply stays near the budget. `unknown` comes
+    // last: a client pages it with `unknownMore`, and a follow-up sync of a few conversations' changes must not be
+    // starved by the list of every conversation it did not name.
     budget.charge(removed);
     const entries = wanted.map(({ conversation, afterSeq }) => this.syncEntry(conversation, afterSeq, budget));
-    const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
     for (const [i, { conversation, afterSeq, rev }] of wanted.entries()) {
       conversations.push(await this.syncOne(entries[i], conversation, afterSeq, rev, limit, budget));
     }
+    const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
     return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
   }
 
@@ -460,6 +456,17 @@ export class Chat {
 
   private announce(publishing: Promise<void>): void {
     publishing.catch(this.onPublishError);
+  }
+
+  /**
+   * A keyset page of a list: `rows` holds up to limit + 1 items after the cursor (the extra one only tells that more
+   * follow); the page ends at `limit` or the byte budget, and `next` is the cursor of its last item.
+   */
+  private listPage<T>(rows: T[], limit: number, keyOf: (item: T) => [number, string]): { items: T[]; more: boolean; next: string | null } {
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    const more = cut || rows.length > limit;
+    const last = taken.at(-1);
+    return { items: taken, more, next: more && last !== undefined ? encodeCursor(...keyOf(last)) : null };
   }
 
   private replyBudget(): ReplyBudget {

@@ -74,7 +74,8 @@ export async function runSync(ctx: CatchUpContext): Promise<SyncOutcome> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const again = await syncRound(ctx, positions, named, unknown, removed);
     if (again.length === 0) return { unknown: [...unknown.values()], removed: [...removed] };
-    positions = ctx.sequencer.positions().filter((p) => again.includes(p.conversationId));
+    const next = new Set(again);
+    positions = ctx.sequencer.positions().filter((p) => next.has(p.conversationId));
     for (const p of positions) named.add(p.conversationId);
   }
   throw new Error('sync did not converge');
@@ -90,12 +91,15 @@ async function syncRound(
   if (batches.length === 0) batches.push([]);
   const again: string[] = [];
   let unknownMore = false;
+  let progressed = false;
   for (const batch of batches) {
     const res = await ctx.sync(withLimit({ conversations: batch }, ctx.pageSize));
+    const askedRev = new Map(batch.map((p) => [p.conversationId, p.rev]));
     for (const c of res.conversations) {
       if (!ctx.sequencer.isKnown(c.conversationId)) continue; // forgotten meanwhile
       await applyEntry(ctx, c);
-      const asked = batch.find((p) => p.conversationId === c.conversationId)?.rev;
+      if (c.messages.length > 0 || (c.changes?.length ?? 0) > 0) progressed = true;
+      const asked = askedRev.get(c.conversationId);
       if (c.changesMore && asked !== undefined && c.rev > asked) again.push(c.conversationId);
     }
     for (const id of res.removed) {
@@ -108,11 +112,14 @@ async function syncRound(
       if (named.has(conv.id) || unknown.has(conv.id)) continue;
       if (!ctx.sequencer.isKnown(conv.id)) ctx.sequencer.track(conv.id, conv.lastSeq, conv.rev);
       unknown.set(conv.id, conv);
+      progressed = true;
     }
-    // The reply was cut by its byte budget: the next round names the conversations just learned, the rest follow.
-    if (res.unknownMore && res.unknown.some((conv) => !named.has(conv.id))) unknownMore = true;
+    // The reply was cut by its byte budget (messages and changes come first, `unknown` gets the rest): the next round
+    // names every conversation known by now, and the rest follows.
+    if (res.unknownMore) unknownMore = true;
   }
-  if (unknownMore) {
+  // A round that delivered or learned nothing would only repeat itself.
+  if (unknownMore && progressed) {
     for (const id of unknown.keys()) named.add(id);
     // Naming every known conversation again is what makes the server list only the still unknown ones.
     return [...new Set([...again, ...ctx.sequencer.conversationIds()])];
