@@ -174,6 +174,42 @@ describe('SDK catch-up', () => {
     assert.equal(b.messages.at(-1)!.text, 'the last one before a quiet period');
   });
 
+  it('in a browser, a tab becoming visible or the network coming back checks heads (no timer)', async () => {
+    // The browser's two EventTargets, as the SDK looks for them; installed for this test only.
+    const doc = Object.assign(new EventTarget(), { visibilityState: 'hidden' });
+    const win = new EventTarget();
+    const g = globalThis as Record<string, unknown>;
+    g.document = doc;
+    g.addEventListener = win.addEventListener.bind(win);
+    g.removeEventListener = win.removeEventListener.bind(win);
+    try {
+      const a = sdk(server.wsUrl, alice.token);
+      const b = sdk(server.wsUrl, bob.token, { headCheckIntervalMs: 0 });
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      const conv = await sharedGroup(a, b, 'sdk-visible');
+      await a.client.send(conv, 'first');
+      await until(() => b.client.position(conv) === 1, 'bob at 1');
+      let dropped = 0;
+      b.drop = (f) => f.event === 'message.new' && f.data?.conversationId === conv && ++dropped > 0;
+      await a.client.send(conv, 'lost while the tab was hidden');
+      await until(() => dropped === 1, 'the live event was lost');
+      doc.dispatchEvent(new Event('visibilitychange')); // still hidden: nothing to do
+      doc.visibilityState = 'visible';
+      doc.dispatchEvent(new Event('visibilitychange'));
+      await until(() => b.client.position(conv) === 2, 'found when the tab became visible', 5000);
+
+      await a.client.send(conv, 'lost while offline');
+      await until(() => dropped === 2, 'the live event was lost');
+      win.dispatchEvent(new Event('online'));
+      await until(() => b.client.position(conv) === 3, 'found when the network came back', 5000);
+      assert.deepEqual(seqsOf(b, conv), [1, 2, 3]);
+    } finally {
+      delete g.document;
+      delete g.addEventListener;
+      delete g.removeEventListener;
+    }
+  });
+
   it('a lost edit is found by the head check too', async () => {
     const a = sdk(server.wsUrl, alice.token);
     const b = sdk(server.wsUrl, bob.token, { headCheckIntervalMs: 200 });
