@@ -114,8 +114,22 @@ export const configSchema = z.object({
     maxMetaBytes: z.number().int().min(0).default(4096),
     maxConversationsPerUser: z.number().int().min(1).default(1000),
     maxMembersPerGroup: z.number().int().min(2).default(10_000),
-    /** Outgoing bytes a connection may have pending before it is closed as a slow consumer. @default 1 MiB */
+    /**
+     * Backlog level of a connection's outgoing bytes: pending bytes above it that do not shrink within
+     * `slowConsumerMs` close the connection as a slow consumer (4002). One large reply to a reading client never does.
+     * @default 1 MiB
+     */
     maxOutgoingBytes: z.number().int().min(1024).default(1024 * 1024),
+    /** How long a backlog above `maxOutgoingBytes` may go without shrinking before the connection is closed. @default 5000 */
+    slowConsumerMs: z.number().int().min(10).default(5000),
+    /** Hard cap on a connection's pending outgoing bytes, whatever the time: passing it closes at once (4002). @default 4 MiB */
+    maxOutgoingHardBytes: z.number().int().min(4096).default(4 * 1024 * 1024),
+    /**
+     * Byte budget of one reply that can grow (history and sync pages, lists): pages stop before passing it and say
+     * `more`. A page always holds at least one item. The budget used is at most half of `maxOutgoingBytes`.
+     * @default 256 KiB
+     */
+    maxReplyBytes: z.number().int().min(4096).default(256 * 1024),
     /** Every request of a connection spends a token. @default 50/s, burst 100 */
     connectionRate: rateSchema.prefault({ perSecond: 50, burst: 100 }),
     /** Every message send/edit/delete of a user, across devices, spends a token. @default 20/s, burst 50 */
@@ -193,6 +207,9 @@ export const configSchema = z.object({
     drainMs: z.number().int().min(0).default(5000),
   }).strict().prefault({}),
 }).strict().superRefine((config, ctx) => {
+  if (config.limits.maxOutgoingHardBytes < config.limits.maxOutgoingBytes * 2) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'maxOutgoingHardBytes'], message: 'must be at least twice limits.maxOutgoingBytes' });
+  }
   if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {
     ctx.addIssue({
       code: 'custom',

@@ -3,10 +3,11 @@ import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
 import type { ResultMap } from '../protocol/results.js';
-import type { Conversation, Member, Message, MyConversation } from '../protocol/types.js';
+import type { Change, Conversation, Member, Message, MyConversation } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { Publisher } from './publisher.js';
+import { decodeCursor, encodeCursor, ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
 import { checkMessageSize } from './text-limits.js';
 
 export interface ChatLimits {
@@ -17,6 +18,8 @@ export interface ChatLimits {
   maxPageSize: number;
   /** Deepest nesting of `meta` (arrays and objects). */
   maxJsonDepth: number;
+  /** Byte budget of a reply that can grow; see ReplyBudget. */
+  maxReplyBytes: number;
 }
 
 export interface ChatDeps {
@@ -35,9 +38,15 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxMembersPerGroup: config.limits.maxMembersPerGroup,
   maxPageSize: config.limits.maxPageSize,
   maxJsonDepth: config.limits.maxJsonDepth,
+  // Well under the slow-consumer backlog level, so a reply alone never makes a backlog.
+  maxReplyBytes: Math.min(config.limits.maxReplyBytes, Math.floor(config.limits.maxOutgoingBytes / 2)),
 });
 
+type SyncEntry = ResultMap['sync']['conversations'][number];
+
 const DEFAULT_PAGE = 50;
+/** Default page of conversation.list, member.list and invite.list: most lists fit one page. */
+const LIST_PAGE = 1000;
 const SYNC_PAGE = 100;
 
 /**
@@ -62,8 +71,12 @@ export class Chat {
 
   // ---------------------------------------------------------------- conversations
 
-  async listConversations(userId: string): Promise<ResultMap['conversation.list']> {
-    return { conversations: await this.store.listMyConversations(userId) };
+  async listConversations(userId: string, d: RequestData<'conversation.list'> = {}): Promise<ResultMap['conversation.list']> {
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (activityAt, id) => ({ activityAt, id }));
+    const rows = await this.store.listMyConversations(userId, { after, limit: limit + 1 });
+    const { items, more, next } = this.listPage(rows, limit, (c) => [c.lastMessageAt ?? c.createdAt, c.id]);
+    return { conversations: items, more, next };
   }
 
   async getConversation(userId: string, d: RequestData<'conversation.get'>): Promise<ResultMap['conversation.get']> {
@@ -155,7 +168,11 @@ export class Chat {
 
   async listMembers(userId: string, d: RequestData<'member.list'>): Promise<ResultMap['member.list']> {
     await this.requireMembership(d.conversationId, userId);
-    return { members: await this.store.listMembers(d.conversationId) };
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (joinedAt, userId) => ({ joinedAt, userId }));
+    const rows = await this.store.listMembers(d.conversationId, { after, limit: limit + 1 });
+    const { items, more, next } = this.listPage(rows, limit, (m) => [m.joinedAt, m.userId]);
+    return { members: items, more, next };
   }
 
   async kick(userId: string, d: RequestData<'member.kick'>): Promise<ResultMap['member.kick']> {
@@ -246,7 +263,11 @@ export class Chat {
   async listInvites(userId: string, d: RequestData<'invite.list'>): Promise<ResultMap['invite.list']> {
     const { member } = await this.requireMembership(d.conversationId, userId);
     if (!canManageInvites(member.role)) throw new ParleyError('FORBIDDEN');
-    return { invites: await this.store.listInvites(d.conversationId) };
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (createdAt, token) => ({ createdAt, token }));
+    const rows = await this.store.listInvites(d.conversationId, { after, limit: limit + 1 });
+    const { items, more, next } = this.listPage(rows, limit, (i) => [i.createdAt, i.token]);
+    return { invites: items, more, next };
   }
 
   async revokeInvite(userId: string, d: RequestData<'invite.revoke'>): Promise<ResultMap['invite.revoke']> {
@@ -291,7 +312,9 @@ export class Chat {
     const { message, duplicate } = await this.store.appendMessage({
       id: randomUUID(), conversationId, senderId: userId, key: d.key, text: d.text, meta, now: this.now(),
     });
-    if (!duplicate) this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
+    // A duplicate is published again: the first attempt may have committed and then failed (or crashed) before
+    // publishing, and then this retry is the only way the others receive it live. Receivers dedupe by seq.
+    this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
     return { message, duplicate };
   }
 
@@ -319,7 +342,8 @@ export class Chat {
     await this.requireMembership(d.conversationId, userId);
     const limit = this.pageSize(d.limit);
     const rows = await this.store.messagesAfter(d.conversationId, d.afterSeq, limit + 1);
-    return { messages: rows.slice(0, limit), more: rows.length > limit };
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    return { messages: taken, more: cut || rows.length > limit };
   }
 
   async historyBefore(userId: string, d: RequestData<'history.before'>): Promise<ResultMap['history.before']> {
@@ -329,29 +353,81 @@ export class Chat {
       d.beforeTime !== undefined && d.beforeSeq === undefined
         ? await this.store.messagesBeforeTime(d.conversationId, d.beforeTime, limit + 1)
         : await this.store.messagesBefore(d.conversationId, d.beforeSeq ?? null, limit + 1);
-    // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain.
-    return { messages: rows.length > limit ? rows.slice(1) : rows, more: rows.length > limit };
+    // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain. The byte budget
+    // keeps the newest that fit.
+    const { taken, cut } = takeTrailing(rows.length > limit ? rows.slice(1) : rows, this.replyBudget());
+    return { messages: taken, more: cut || rows.length > limit };
   }
 
+  /**
+   * Catch-up: per named conversation, the new messages after `afterSeq` and (when `rev` is given) the changes after
+   * `rev`, all within one byte budget shared by the whole reply, so a reply is never larger than a reading client may
+   * receive. Conversations past the budget get empty pages with `more`/`changesMore` set; the client asks again.
+   */
   async sync(userId: string, d: RequestData<'sync'>): Promise<ResultMap['sync']> {
     const mine = await this.store.listMyConversations(userId);
     const byId = new Map(mine.map((c) => [c.id, c]));
     const limit = Math.min(d.limit ?? SYNC_PAGE, this.limits.maxPageSize);
+    const budget = this.replyBudget();
     const named = new Set<string>();
     const conversations: ResultMap['sync']['conversations'] = [];
     const removed: string[] = [];
-    for (const { conversationId, afterSeq } of d.conversations) {
+    const wanted: Array<{ conversation: MyConversation; afterSeq: number; rev: number | undefined }> = [];
+    for (const { conversationId, afterSeq, rev } of d.conversations) {
       if (named.has(conversationId)) continue;
       named.add(conversationId);
       const conversation = byId.get(conversationId);
-      if (!conversation) {
-        removed.push(conversationId);
-        continue;
-      }
-      const rows = afterSeq >= conversation.lastSeq ? [] : await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
-      conversations.push({ conversationId, lastSeq: conversation.lastSeq, messages: rows.slice(0, limit), more: rows.length > limit });
+      if (conversation) wanted.push({ conversation, afterSeq, rev });
+      else removed.push(conversationId);
     }
-    return { conversations, unknown: mine.filter((c) => !named.has(c.id)), removed };
+    // The fixed part of the reply (one small entry per named conversation, at most 1000) is charged first, so that
+    // messages, changes and `unknown` share what is left and the whole reply stays near the budget. `unknown` comes
+    // last: a client pages it with `unknownMore`, and a follow-up sync of a few conversations' changes must not be
+    // starved by the list of every conversation it did not name.
+    budget.charge(removed);
+    const entries = wanted.map(({ conversation, afterSeq }) => this.syncEntry(conversation, afterSeq, budget));
+    for (const [i, { conversation, afterSeq, rev }] of wanted.entries()) {
+      conversations.push(await this.syncOne(entries[i], conversation, afterSeq, rev, limit, budget));
+    }
+    const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
+    return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
+  }
+
+  private syncEntry(conversation: MyConversation, afterSeq: number, budget: ReplyBudget): SyncEntry {
+    const entry: SyncEntry = { conversationId: conversation.id, lastSeq: conversation.lastSeq, messages: [], more: afterSeq < conversation.lastSeq, rev: conversation.rev };
+    budget.charge({ ...entry, changes: [], changesMore: false });
+    return entry;
+  }
+
+  private async syncOne(
+    entry: SyncEntry, conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
+  ): Promise<SyncEntry> {
+    const { id: conversationId, lastSeq } = conversation;
+    if (afterSeq < lastSeq && !budget.exhausted) {
+      const rows = await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
+      const { taken, cut } = takeLeading(rows.slice(0, limit), budget);
+      entry.messages = taken;
+      entry.more = cut || rows.length > limit;
+    }
+    if (rev === undefined) return entry;
+    if (rev >= conversation.rev) {
+      entry.changes = [];
+      entry.changesMore = false;
+      return entry;
+    }
+    // The client is behind on changes: it gets the conversation as it is now (rename, member count) and the changes.
+    entry.conversation = conversation;
+    budget.charge(conversation);
+    const changes: Change[] = budget.exhausted ? [] : await this.store.changesSince(conversationId, rev, limit + 1);
+    // Messages the client has not received yet arrive in their current form through `messages`/history: only changes
+    // to what it holds (seq <= afterSeq) are sent.
+    const relevant = changes.slice(0, limit);
+    const { taken, cut } = takeLeading(relevant, budget);
+    entry.changes = taken.filter((c) => c.kind !== 'message' || c.message.seq <= afterSeq);
+    entry.changesMore = cut || changes.length > limit || (changes.length === 0 && budget.exhausted);
+    // The rev the client may store: everything up to it was returned (or concerned messages it will fetch anyway).
+    entry.rev = entry.changesMore ? (taken.at(-1)?.rev ?? rev) : conversation.rev;
+    return entry;
   }
 
   async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
@@ -449,6 +525,21 @@ export class Chat {
 
   private announce(publishing: Promise<void>): void {
     publishing.catch(this.onPublishError);
+  }
+
+  /**
+   * A keyset page of a list: `rows` holds up to limit + 1 items after the cursor (the extra one only tells that more
+   * follow); the page ends at `limit` or the byte budget, and `next` is the cursor of its last item.
+   */
+  private listPage<T>(rows: T[], limit: number, keyOf: (item: T) => [number, string]): { items: T[]; more: boolean; next: string | null } {
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    const more = cut || rows.length > limit;
+    const last = taken.at(-1);
+    return { items: taken, more, next: more && last !== undefined ? encodeCursor(...keyOf(last)) : null };
+  }
+
+  private replyBudget(): ReplyBudget {
+    return new ReplyBudget(this.limits.maxReplyBytes);
   }
 
   private pageSize(requested: number | undefined): number {

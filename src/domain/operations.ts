@@ -28,7 +28,7 @@ const write = <T extends RequestType>(operation: Operation<T>): Operation<T> => 
  */
 export const operations: { [T in RequestType]: Operation<T> } = {
   'ping': async () => ({}),
-  'conversation.list': (s, u) => s.chat.listConversations(u),
+  'conversation.list': (s, u, d) => s.chat.listConversations(u, d),
   'conversation.get': (s, u, d) => s.chat.getConversation(u, d),
   'conversation.create': write((s, u, d) => s.chat.createGroup(u, d)),
   'direct.open': write((s, u, d) => s.chat.openDirect(u, d)),

@@ -21,15 +21,25 @@ export interface ConnectionOwner {
 }
 
 export interface ConnectionLimits {
+  /** Backlog level: pending bytes above it must shrink within `slowConsumerMs`, or the connection is closed. */
   maxOutgoingBytes: number;
+  /** How long a backlog above `maxOutgoingBytes` may go without shrinking. */
+  slowConsumerMs: number;
+  /** Hard memory cap on pending bytes: a frame that would pass it closes the connection at once. */
+  maxOutgoingHardBytes: number;
   connectionRate: { perSecond: number; burst: number };
 }
 
 /**
  * One authenticated WebSocket connection: a small state machine whose fields are all set here, so every connection
  * has the same shape. Everything the server sends it (replies and events, in order) goes through `send`, which
- * queues the ready-made frame and lets the WriteScheduler write the turn's frames as one socket write. The queue is
- * bounded: a client that stops reading is closed as a slow consumer instead of growing the server's memory.
+ * queues the ready-made frame and lets the WriteScheduler write the turn's frames as one socket write.
+ *
+ * Slow consumers are judged by a backlog that does not drain, never by the size of one turn's writes: a reading
+ * client may receive a large reply (a sync page) that briefly puts more than `maxOutgoingBytes` in flight. When pending
+ * bytes (queued + the socket's unwritten buffer) exceed `maxOutgoingBytes`, a check runs every `slowConsumerMs`; if the
+ * backlog is still above the limit and has not shrunk since the previous check, the peer is not reading and the
+ * connection is closed (4002). `maxOutgoingHardBytes` bounds memory regardless of time.
  */
 export class Connection {
   state: ConnectionState = ConnectionState.Open;
@@ -49,6 +59,9 @@ export class Connection {
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private marked = false;
+  /** Pending bytes seen by the last backlog check, while a check is armed. */
+  private backlogSample = 0;
+  private backlogTimer: ReturnType<typeof setTimeout> | null = null;
   readonly requests: TokenBucket;
 
   constructor(
@@ -82,7 +95,7 @@ export class Connection {
   /** Queue a ready-made frame. Returns false if the connection is closing or was just closed as a slow consumer. */
   send(frame: Buffer): boolean {
     if (this.state !== ConnectionState.Open) return false;
-    if (this.socket.writableLength + this.queuedBytes + frame.length > this.limits.maxOutgoingBytes) {
+    if (this.pendingBytes() + frame.length > this.limits.maxOutgoingHardBytes) {
       this.abandon('SLOW_CONSUMER');
       return false;
     }
@@ -120,11 +133,38 @@ export class Connection {
     this.queuedBytes = 0;
     if (this.socket.destroyed) return;
     this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
+    if (this.backlogTimer === null && this.pendingBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
   }
+
+  /** Bytes handed to this connection and not yet accepted by the kernel. */
+  pendingBytes(): number {
+    return this.socket.writableLength + this.queuedBytes;
+  }
+
+  private watchBacklog(): void {
+    this.backlogSample = this.pendingBytes();
+    this.backlogTimer = setTimeout(this.checkBacklog, this.limits.slowConsumerMs);
+    this.backlogTimer.unref();
+  }
+
+  private readonly checkBacklog = (): void => {
+    this.backlogTimer = null;
+    if (this.state !== ConnectionState.Open || this.socket.destroyed) return;
+    const pending = this.pendingBytes();
+    if (pending <= this.limits.maxOutgoingBytes) return;
+    // Still above the limit: a reader that made progress gets another window, one that did not is closed.
+    if (pending >= this.backlogSample) {
+      this.abandon('SLOW_CONSUMER');
+      return;
+    }
+    this.watchBacklog();
+  };
 
   /** Write what is queued, then close with a catalogued code. */
   close(name: CloseName): void {
     if (this.state !== ConnectionState.Open) return;
+    if (this.backlogTimer !== null) clearTimeout(this.backlogTimer);
+    this.backlogTimer = null;
     this.owner.countClose(name);
     this.flush();
     this.state = ConnectionState.Closing;

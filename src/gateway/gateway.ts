@@ -27,6 +27,8 @@ export interface GatewayOptions {
   maxFrameBytes: number;
   maxMessageBytes: number;
   maxOutgoingBytes: number;
+  slowConsumerMs: number;
+  maxOutgoingHardBytes: number;
   connectionRate: { perSecond: number; burst: number };
   userMessageRate: { perSecond: number; burst: number };
   floodCloseAfter: number;

@@ -32,7 +32,10 @@ const int = (value: string | undefined): number | undefined => {
 const conversation = (i: RouteInput) => ({ conversationId: i.params.conversationId });
 
 export const operationRoutes: OperationRoute[] = [
-  { method: 'GET', url: '/api/v1/conversations', summary: 'List my conversations with lastSeq, readSeq and unread counts', operation: 'conversation.list', input: () => ({}) },
+  {
+    method: 'GET', url: '/api/v1/conversations', summary: 'List my conversations with lastSeq, readSeq and unread counts, a page (`after`: the previous page\'s `next`)',
+    operation: 'conversation.list', input: (i) => ({ after: i.query.after, limit: int(i.query.limit) }), queryParams: ['after', 'limit'],
+  },
   { method: 'POST', url: '/api/v1/conversations', summary: 'Create a group (I become its owner)', operation: 'conversation.create', input: (i) => i.body, successStatus: 201 },
   {
     method: 'GET', url: '/api/v1/conversations/search', summary: 'Search public groups by name', operation: 'conversation.search',
@@ -44,7 +47,10 @@ export const operationRoutes: OperationRoute[] = [
   { method: 'DELETE', url: '/api/v1/conversations/:conversationId', summary: 'Delete a group (owner)', operation: 'conversation.delete', input: conversation },
   { method: 'POST', url: '/api/v1/conversations/:conversationId/join', summary: 'Join a public group', operation: 'conversation.join', input: conversation },
   { method: 'POST', url: '/api/v1/conversations/:conversationId/leave', summary: 'Leave a group', operation: 'conversation.leave', input: conversation },
-  { method: 'GET', url: '/api/v1/conversations/:conversationId/members', summary: 'Members with their roles', operation: 'member.list', input: conversation },
+  {
+    method: 'GET', url: '/api/v1/conversations/:conversationId/members', summary: 'Members with their roles, a page in join order (`after`: the previous page\'s `next`)',
+    operation: 'member.list', input: (i) => ({ ...conversation(i), after: i.query.after, limit: int(i.query.limit) }), queryParams: ['after', 'limit'],
+  },
   {
     method: 'DELETE', url: '/api/v1/conversations/:conversationId/members/:userId', summary: 'Kick a member (owner, or admin for members)',
     operation: 'member.kick', input: (i) => ({ ...conversation(i), userId: i.params.userId }),
@@ -67,7 +73,10 @@ export const operationRoutes: OperationRoute[] = [
     operation: 'user.find', input: (i) => ({ username: i.params.username }),
   },
   { method: 'POST', url: '/api/v1/conversations/:conversationId/invites', summary: 'Create an invite link token (owner or admin)', operation: 'invite.create', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201 },
-  { method: 'GET', url: '/api/v1/conversations/:conversationId/invites', summary: 'List invites (owner or admin)', operation: 'invite.list', input: conversation },
+  {
+    method: 'GET', url: '/api/v1/conversations/:conversationId/invites', summary: 'List invites (owner or admin), a page in creation order (`after`: the previous page\'s `next`)',
+    operation: 'invite.list', input: (i) => ({ ...conversation(i), after: i.query.after, limit: int(i.query.limit) }), queryParams: ['after', 'limit'],
+  },
   { method: 'DELETE', url: '/api/v1/invites/:token', summary: 'Revoke an invite (owner or admin)', operation: 'invite.revoke', input: (i) => ({ token: i.params.token }) },
   { method: 'POST', url: '/api/v1/invites/:token/accept', summary: 'Join the group of an invite', operation: 'invite.accept', input: (i) => ({ token: i.params.token }) },
   {

@@ -11,12 +11,16 @@ const id = z.string().min(1).max(128).regex(ID_PATTERN, 'an id is 1-128 of A-Z a
 const seq = z.number().int().min(0);
 const limit = z.number().int().min(1).max(500).optional();
 const name = z.string().trim().min(1).max(200);
+/** An opaque paging cursor: the `next` of a previous page, passed back unchanged. */
+const cursor = z.string().min(1).max(400);
+/** Page size of lists (member.list, invite.list); the reply byte budget may end a page sooner. */
+const listLimit = z.number().int().min(1).max(1000).optional();
 
 export const requestSchemas = {
   /** Application-level ping; the reply is `{}`. */
   'ping': z.object({}).strict(),
   /** My conversations, with lastSeq, readSeq and unread counts: what a client needs to know what to fetch. */
-  'conversation.list': z.object({}).strict(),
+  'conversation.list': z.object({ after: cursor.optional(), limit: listLimit }).strict(),
   'conversation.get': z.object({ conversationId: id }).strict(),
   'conversation.create': z
     .object({ name, visibility: z.enum(['public', 'private']).default('public') })
@@ -29,7 +33,8 @@ export const requestSchemas = {
   'conversation.leave': z.object({ conversationId: id }).strict(),
   'conversation.rename': z.object({ conversationId: id, name }).strict(),
   'conversation.delete': z.object({ conversationId: id }).strict(),
-  'member.list': z.object({ conversationId: id }).strict(),
+  /** A page of members in join order; `after` is the `next` cursor of the previous page. */
+  'member.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
   'member.kick': z.object({ conversationId: id, userId: id }).strict(),
   'member.role': z.object({ conversationId: id, userId: id, role: z.enum(['admin', 'member']) }).strict(),
   /** Ban a user from a group (removing them if a member): they cannot join, accept an invite or be added until unbanned. */
@@ -45,7 +50,8 @@ export const requestSchemas = {
       maxUses: z.number().int().min(1).max(1_000_000).optional(),
     })
     .strict(),
-  'invite.list': z.object({ conversationId: id }).strict(),
+  /** A page of invites in creation order; `after` is the `next` cursor of the previous page. */
+  'invite.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
   'invite.revoke': z.object({ token: z.string().min(1).max(200) }).strict(),
   'invite.accept': z.object({ token: z.string().min(1).max(200) }).strict(),
   /**
@@ -82,7 +88,8 @@ export const requestSchemas = {
    */
   'sync': z
     .object({
-      conversations: z.array(z.object({ conversationId: id, afterSeq: seq }).strict()).max(1000),
+      // `rev`: the conversation's change counter the client last stored; with it the reply carries the changes since.
+      conversations: z.array(z.object({ conversationId: id, afterSeq: seq, rev: seq.optional() }).strict()).max(1000),
       limit,
     })
     .strict(),

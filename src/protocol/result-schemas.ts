@@ -38,6 +38,7 @@ export const conversationSchema = z.object({
   createdBy: id,
   lastSeq: z.number().int().min(0),
   memberCount: z.number().int().min(0),
+  rev: z.number().int().min(0).describe('the change counter: bumped by edits, deletes, cursor moves, joins, leaves, role changes and renames'),
 });
 
 export const myConversationSchema = conversationSchema.extend({
@@ -61,10 +62,21 @@ export const inviteSchema = z.object({
   revoked: z.boolean(),
 });
 
+export const changeSchema = z.discriminatedUnion('kind', [
+  z.object({ rev: z.number().int().min(1), kind: z.literal('message'), message: messageSchema }),
+  z.object({ rev: z.number().int().min(1), kind: z.literal('member'), member: memberSchema }),
+  z.object({ rev: z.number().int().min(1), kind: z.literal('left'), userId: id }),
+]);
+
+export const banSchema = z.object({ userId: id, name: z.string(), bannedBy: id, bannedAt: time });
+
 export const presenceInfoSchema = z.object({ userId: id, online: z.boolean(), lastSeen: time.nullable() });
 
 const empty = z.object({}).strict();
 const page = z.object({ messages: z.array(messageSchema), more: z.boolean() });
+/** A list page: `more` when another follows, whose cursor is `next` (null when none). */
+const listPage = <K extends string, S extends z.ZodType>(key: K, item: S) =>
+  z.object({ [key]: z.array(item), more: z.boolean(), next: z.string().nullable() } as { [P in K]: z.ZodArray<S> } & { more: z.ZodBoolean; next: z.ZodNullable<z.ZodString> });
 
 /**
  * The `result` of each request type. Partial on purpose: a request type added without its schema still builds, and
@@ -72,7 +84,7 @@ const page = z.object({ messages: z.array(messageSchema), more: z.boolean() });
  */
 export const resultSchemas = {
   'ping': empty,
-  'conversation.list': z.object({ conversations: z.array(myConversationSchema) }),
+  'conversation.list': listPage('conversations', myConversationSchema),
   'conversation.get': z.object({ conversation: myConversationSchema }),
   'conversation.create': z.object({ conversation: myConversationSchema }),
   'direct.open': z.object({ conversation: myConversationSchema }),
@@ -81,11 +93,15 @@ export const resultSchemas = {
   'conversation.leave': empty,
   'conversation.rename': z.object({ conversation: conversationSchema }),
   'conversation.delete': empty,
-  'member.list': z.object({ members: z.array(memberSchema) }),
+  'member.list': listPage('members', memberSchema),
   'member.kick': empty,
   'member.role': z.object({ member: memberSchema }),
+  'member.ban': empty,
+  'member.unban': empty,
+  'member.bans': z.object({ bans: z.array(banSchema) }),
+  'user.find': z.object({ user: userInfoSchema }),
   'invite.create': z.object({ invite: inviteSchema }),
-  'invite.list': z.object({ invites: z.array(inviteSchema) }),
+  'invite.list': listPage('invites', inviteSchema),
   'invite.revoke': z.object({ invite: inviteSchema }),
   'invite.accept': z.object({ conversation: myConversationSchema }),
   'message.send': z.object({ message: messageSchema, duplicate: z.boolean().describe('true when the key was seen before: the original message') }),
@@ -94,8 +110,18 @@ export const resultSchemas = {
   'history.after': page,
   'history.before': page,
   'sync': z.object({
-    conversations: z.array(z.object({ conversationId: id, lastSeq: z.number().int().min(0), messages: z.array(messageSchema), more: z.boolean() })),
+    conversations: z.array(z.object({
+      conversationId: id,
+      lastSeq: z.number().int().min(0),
+      messages: z.array(messageSchema),
+      more: z.boolean(),
+      rev: z.number().int().min(0),
+      conversation: myConversationSchema.optional(),
+      changes: z.array(changeSchema).optional(),
+      changesMore: z.boolean().optional(),
+    })),
     unknown: z.array(myConversationSchema),
+    unknownMore: z.boolean(),
     removed: z.array(id),
   }),
   'read.mark': z.object({ conversationId: id, readSeq: z.number().int().min(0), unread: z.number().int().min(0) }),

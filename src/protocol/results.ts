@@ -1,4 +1,4 @@
-import type { Ban, Conversation, Invite, Member, Message, MyConversation, PresenceInfo, UserInfo } from './types.js';
+import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, PresenceInfo, UserInfo } from './types.js';
 
 export interface Page {
   messages: Message[];
@@ -9,7 +9,8 @@ export interface Page {
 /** What each request returns in `result`. */
 export interface ResultMap {
   'ping': Record<string, never>;
-  'conversation.list': { conversations: MyConversation[] };
+  /** Most recently active first; `more`: another page follows, pass `next` as `after` (null when none). */
+  'conversation.list': { conversations: MyConversation[]; more: boolean; next: string | null };
   'conversation.get': { conversation: MyConversation };
   'conversation.create': { conversation: MyConversation };
   'direct.open': { conversation: MyConversation };
@@ -18,7 +19,8 @@ export interface ResultMap {
   'conversation.leave': Record<string, never>;
   'conversation.rename': { conversation: Conversation };
   'conversation.delete': Record<string, never>;
-  'member.list': { members: Member[] };
+  /** `more`: another page follows; pass `next` as `after` to get it (null when none). */
+  'member.list': { members: Member[]; more: boolean; next: string | null };
   'member.kick': Record<string, never>;
   'member.role': { member: Member };
   'member.ban': Record<string, never>;
@@ -26,7 +28,7 @@ export interface ResultMap {
   'member.bans': { bans: Ban[] };
   'user.find': { user: UserInfo };
   'invite.create': { invite: Invite };
-  'invite.list': { invites: Invite[] };
+  'invite.list': { invites: Invite[]; more: boolean; next: string | null };
   'invite.revoke': { invite: Invite };
   'invite.accept': { conversation: MyConversation };
   /** `duplicate` is true when the key was seen before and the original message is returned. */
@@ -36,9 +38,29 @@ export interface ResultMap {
   'history.after': Page;
   'history.before': Page;
   'sync': {
-    conversations: Array<{ conversationId: string; lastSeq: number; messages: Message[]; more: boolean }>;
-    /** Conversations you belong to that the request did not name. */
+    conversations: Array<{
+      conversationId: string;
+      lastSeq: number;
+      /** The first page of messages after the request's `afterSeq` (bounded in count and bytes). */
+      messages: Message[];
+      /** More messages follow (page them with `history.after`). */
+      more: boolean;
+      /**
+       * The rev the client should store: with `changesMore` false, the conversation's current rev; otherwise the rev of
+       * the last change returned (sync again from it).
+       */
+      rev: number;
+      /** Present when the request's `rev` was behind: the conversation as it is now. */
+      conversation?: MyConversation;
+      /** Present when the request gave `rev`: changes after it, ascending by rev (messages only those with seq <= afterSeq). */
+      changes?: Change[];
+      /** More changes follow: `sync` again with `rev` set to the returned one. */
+      changesMore?: boolean;
+    }>;
+    /** Conversations you belong to that the request did not name (bounded in bytes; see `unknownMore`). */
     unknown: MyConversation[];
+    /** More unnamed conversations exist than fit: `sync` again naming the ones received. */
+    unknownMore: boolean;
     /** Conversations named in the request that you no longer belong to. */
     removed: string[];
   };

@@ -37,6 +37,11 @@ export interface Conversation {
   /** The seq of the newest message (0 when empty). */
   lastSeq: number;
   memberCount: number;
+  /**
+   * The conversation's change counter: bumped by every edit, delete, read.mark that moves a cursor, join, leave, kick,
+   * role change and rename (not by new messages, which `lastSeq` counts). `sync` takes it to return what changed since.
+   */
+  rev: number;
 }
 
 /** A conversation as one member sees it. */
@@ -58,6 +63,15 @@ export interface Member {
   joinedAt: number;
   readSeq: number;
 }
+
+/** One change of a conversation since a rev, as `sync` returns it (see docs/protocol.md, "Catching up"). */
+export type Change =
+  /** A message edited or deleted (a tombstone) at `rev`: the whole current message. */
+  | { rev: number; kind: 'message'; message: Message }
+  /** A member who joined, got a new role or moved their read cursor at `rev`: the whole current member. */
+  | { rev: number; kind: 'member'; member: Member }
+  /** A user who left or was removed at `rev`. */
+  | { rev: number; kind: 'left'; userId: string };
 
 export interface Invite {
   token: string;

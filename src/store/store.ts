@@ -1,4 +1,4 @@
-import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
+import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
 
 /**
  * The store seam: durable users, conversations, members, invites, messages and read cursors.
@@ -70,7 +70,11 @@ export interface Store {
   getConversation(id: string): Promise<Conversation | null>;
   /** The conversation as `userId` sees it, or null if not a member. */
   getMyConversation(id: string, userId: string): Promise<MyConversation | null>;
-  listMyConversations(userId: string): Promise<MyConversation[]>;
+  /**
+   * The user's conversations, most recently active first (activity = lastMessageAt, else createdAt; then id). With
+   * `page`: only those after `page.after` in that order, at most `page.limit`.
+   */
+  listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]>;
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
   countMemberships(userId: string): Promise<number>;
@@ -94,7 +98,11 @@ export interface Store {
   deleteConversationWithMembers(input: { id: string; onlyMember?: string }): Promise<DeleteConversationResult>;
 
   getMember(conversationId: string, userId: string): Promise<Member | null>;
-  listMembers(conversationId: string): Promise<Member[]>;
+  /**
+   * Members in join order (joinedAt, then userId). With `page`: only those after `page.after` in that order, at most
+   * `page.limit` of them (a keyset page: members joining meanwhile never shift a page).
+   */
+  listMembers(conversationId: string, page?: { after?: { joinedAt: number; userId: string }; limit: number }): Promise<Member[]>;
   /** Ids of every member. */
   listMemberIds(conversationId: string): Promise<string[]>;
   /**
@@ -120,7 +128,8 @@ export interface Store {
   // ---- invites
   createInvite(invite: Omit<Invite, 'uses' | 'revoked'>): Promise<Invite>;
   getInvite(token: string): Promise<Invite | null>;
-  listInvites(conversationId: string): Promise<Invite[]>;
+  /** Invites in creation order (createdAt, then token); with `page`, those after `page.after`, at most `page.limit`. */
+  listInvites(conversationId: string, page?: { after?: { createdAt: number; token: string }; limit: number }): Promise<Invite[]>;
   revokeInvite(token: string): Promise<Invite | null>;
   /**
    * Atomically check the invite (exists, not revoked, not expired at `now`, uses < maxUses), add the user as a member
@@ -154,6 +163,16 @@ export interface Store {
   messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]>;
   /** Messages created strictly before `beforeTime`, the newest `limit` of them, returned ascending. */
   messagesBeforeTime(conversationId: string, beforeTime: number, limit: number): Promise<Message[]>;
+
+  // ---- change catch-up
+  /**
+   * The conversation's changes with rev > sinceRev, ascending by rev, at most `limit` of them. Each edit, delete,
+   * markRead that moved, addMember/redeemInvite that added, removeMember, setRole and renameConversation bumps the
+   * conversation's `rev` by one in its own transaction and stamps the changed row with it, so every rev value names at
+   * most one change and a reader that saw rev N misses nothing by asking for rev > N. A rename changes the conversation
+   * row only (compare `Conversation.rev`). Appends bump nothing: new messages are caught up by seq.
+   */
+  changesSince(conversationId: string, sinceRev: number, limit: number): Promise<Change[]>;
 
   // ---- read state
   /**

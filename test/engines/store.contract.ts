@@ -221,7 +221,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await addUsers(store, 'u1');
         const group = await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
         const expected: Conversation = {
-          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 0, memberCount: 1,
+          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 0, memberCount: 1, rev: 0,
         };
         assert.deepEqual(group, expected);
         assert.deepEqual(await store.getConversation('g'), expected);
@@ -329,7 +329,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         const first = await store.openDirect({ id: 'd1', a: 'a', b: 'b', now: T0 });
         assert.equal(first.created, true);
         assert.deepEqual(first.conversation, {
-          id: 'd1', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2,
+          id: 'd1', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2, rev: 0,
         });
         assert.deepEqual((await store.listMemberIds('d1')).sort(), ['a', 'b']);
         assert.equal((await store.getMember('d1', 'a'))?.role, 'member');
@@ -857,6 +857,108 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
       });
     });
 
+    describe('keyset pages of lists', () => {
+      test('listMembers with a page returns join order after the cursor, at most limit; members joining meanwhile do not shift it', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3', 'u4', 'u5');
+        await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });
+        for (const [i, userId] of ['u3', 'u2', 'u4'].entries()) {
+          await store.addMember({ conversationId: 'g', userId, role: 'member', now: T0 + 1 + (i === 2 ? 1 : 0), maxMembers: BIG });
+        }
+        const all = await store.listMembers('g');
+        assert.deepEqual(all.map((m) => m.userId), ['u1', 'u2', 'u3', 'u4']);
+        const first = await store.listMembers('g', { limit: 2 });
+        assert.deepEqual(first.map((m) => m.userId), ['u1', 'u2']);
+        await store.addMember({ conversationId: 'g', userId: 'u5', role: 'member', now: T0 - 5, maxMembers: BIG });
+        const last = first[1];
+        const next = await store.listMembers('g', { after: { joinedAt: last.joinedAt, userId: last.userId }, limit: 10 });
+        assert.deepEqual(next.map((m) => m.userId), ['u3', 'u4']);
+      });
+
+      test('listMyConversations with a page follows activity order after the cursor, at most limit', async (store) => {
+        await addUsers(store, 'me');
+        for (const [i, id] of ['c1', 'c2', 'c3', 'c4'].entries()) {
+          await store.createGroup({ id, name: id, visibility: 'private', createdBy: 'me', now: T0 + (i < 2 ? 0 : i) });
+        }
+        await send(store, 'c1', 'me', 1, () => T0 + 10);
+        const all = (await store.listMyConversations('me')).map((c) => c.id);
+        assert.deepEqual(all, ['c1', 'c4', 'c3', 'c2']);
+        const first = await store.listMyConversations('me', { limit: 3 });
+        assert.deepEqual(first.map((c) => c.id), ['c1', 'c4', 'c3']);
+        const last = first[2];
+        const rest = await store.listMyConversations('me', { after: { activityAt: last.lastMessageAt ?? last.createdAt, id: last.id }, limit: 3 });
+        assert.deepEqual(rest.map((c) => c.id), ['c2']);
+        // Two with the same activity time are ordered by id and split cleanly.
+        await store.createGroup({ id: 'c0', name: 'c0', visibility: 'private', createdBy: 'me', now: T0 });
+        const tail = await store.listMyConversations('me', { after: { activityAt: T0, id: 'c0' }, limit: 10 });
+        assert.deepEqual(tail.map((c) => c.id), ['c2']);
+      });
+
+      test('listInvites with a page returns creation order after the cursor, at most limit', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        for (const [i, token] of ['t3', 't1', 't2'].entries()) {
+          await store.createInvite({ token, conversationId: 'g', createdBy: 'u1', createdAt: T0 + (i === 0 ? 0 : 1), expiresAt: null, maxUses: null });
+        }
+        assert.deepEqual((await store.listInvites('g', { limit: 2 })).map((i) => i.token), ['t3', 't1']);
+        assert.deepEqual((await store.listInvites('g', { after: { createdAt: T0 + 1, token: 't1' }, limit: 2 })).map((i) => i.token), ['t2']);
+        assert.deepEqual((await store.listInvites('g')).map((i) => i.token), ['t3', 't1', 't2']);
+      });
+    });
+
+    describe('change catch-up (rev)', () => {
+      test('appends bump no rev; each edit, delete, read move, join, role, leave and rename bumps it by one', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        const joined = (await store.getConversation('g'))?.rev ?? -1;
+        assert.equal(joined, 1, 'the join of u2');
+        await send(store, 'g', 'u1', 3);
+        assert.equal((await store.getConversation('g'))?.rev, 1, 'appends leave rev alone');
+        assert.deepEqual(await store.changesSince('g', 1, 10), []);
+
+        await store.editMessage({ conversationId: 'g', seq: 1, text: 'edited', meta: null, now: T0 + 10 });
+        await store.deleteMessage({ conversationId: 'g', seq: 2, now: T0 + 11 });
+        await store.markRead('g', 'u2', 3);
+        await store.markRead('g', 'u2', 3); // does not move: no change
+        await store.setRole('g', 'u2', 'admin');
+        await store.addMember({ conversationId: 'g', userId: 'u3', role: 'member', now: T0, maxMembers: BIG });
+        await store.removeMember('g', 'u3');
+        await store.renameConversation('g', 'renamed');
+        const conversation = await store.getConversation('g');
+        assert.equal(conversation?.rev, 8);
+
+        const changes = await store.changesSince('g', 1, 100);
+        // u2's read move (rev 4) and role change (rev 5) are one row: only its latest change (5) is listed.
+        assert.deepEqual(changes.map((c) => [c.rev, c.kind]), [[2, 'message'], [3, 'message'], [5, 'member'], [7, 'left']]);
+        const [edit, del, member, left] = changes;
+        assert.ok(edit.kind === 'message' && edit.message.seq === 1 && edit.message.text === 'edited');
+        assert.ok(del.kind === 'message' && del.message.seq === 2 && del.message.deleted);
+        assert.ok(member.kind === 'member' && member.member.userId === 'u2' && member.member.role === 'admin' && member.member.readSeq === 3);
+        assert.ok(left.kind === 'left' && left.userId === 'u3');
+        assert.deepEqual((await store.changesSince('g', 3, 100)).map((c) => c.rev), [5, 7]);
+        assert.deepEqual((await store.changesSince('g', 1, 2)).map((c) => c.rev), [2, 3], 'limit keeps the oldest');
+        assert.deepEqual(await store.changesSince('g', 8, 100), []);
+      });
+
+      test('a member who comes back is listed as a member, not as departed', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        await store.removeMember('g', 'u2');
+        await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: BIG });
+        const changes = await store.changesSince('g', 0, 100);
+        assert.deepEqual(changes.map((c) => [c.rev, c.kind]), [[3, 'member']]);
+      });
+
+      test('a change that changes nothing (edit of a tombstone) bumps no rev', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        await send(store, 'g', 'u1', 1);
+        await store.deleteMessage({ conversationId: 'g', seq: 1, now: T0 });
+        assert.equal(await store.editMessage({ conversationId: 'g', seq: 1, text: 'x', meta: null, now: T0 }), null);
+        assert.equal(await store.deleteMessage({ conversationId: 'g', seq: 1, now: T0 }), null);
+        assert.equal((await store.getConversation('g'))?.rev, 1);
+      });
+    });
+
     describe('my conversations', () => {
       test('getMyConversation shows a group as the member sees it; null for a non-member', async (store) => {
         await addUsers(store, 'u1', 'u2', 'u3');
@@ -865,7 +967,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await send(store, 'g', 'u1', 4, (i) => T0 + 100 + i);
         await store.markRead('g', 'u2', 1);
         const expected: MyConversation = {
-          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 4, memberCount: 2,
+          id: 'g', kind: 'group', name: 'Team', visibility: 'public', createdAt: T0, createdBy: 'u1', lastSeq: 4, memberCount: 2, rev: 2,
           role: 'admin', readSeq: 1, unread: 3, peer: null, lastMessageAt: T0 + 103,
         };
         assert.deepEqual(await store.getMyConversation('g', 'u2'), expected);
@@ -879,7 +981,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await store.openDirect({ id: 'd', a: 'a', b: 'b', now: T0 });
         const forA = await store.getMyConversation('d', 'a');
         assert.deepEqual(forA, {
-          id: 'd', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2,
+          id: 'd', kind: 'direct', name: null, visibility: 'private', createdAt: T0, createdBy: 'a', lastSeq: 0, memberCount: 2, rev: 0,
           role: 'member', readSeq: 0, unread: 0, peer: { id: 'b', name: 'name-b' }, lastMessageAt: null,
         });
         assert.deepEqual((await store.getMyConversation('d', 'b'))?.peer, { id: 'a', name: 'name-a' });

@@ -137,6 +137,8 @@ function fakeServer(histories: Record<string, number>, pageSize = 3) {
     sequencer: s,
     pageSize,
     deliver: (ms) => delivered.push(...ms),
+    applyChange: () => {},
+    applyConversation: () => {},
     async historyAfter(data) {
       calls.push({ type: 'history.after', data });
       return page(data.conversationId, data.afterSeq, data.limit);
@@ -147,13 +149,14 @@ function fakeServer(histories: Record<string, number>, pageSize = 3) {
       return {
         conversations: data.conversations
           .filter((c) => c.conversationId in histories)
-          .map((c) => ({ conversationId: c.conversationId, lastSeq: histories[c.conversationId], ...page(c.conversationId, c.afterSeq, data.limit) })),
+          .map((c) => ({ conversationId: c.conversationId, lastSeq: histories[c.conversationId], rev: 0, ...page(c.conversationId, c.afterSeq, data.limit) })),
         unknown: Object.keys(histories)
           .filter((id) => !named.has(id))
           .map((id) => ({
             id, kind: 'group', name: id, visibility: 'public', createdAt: 0, createdBy: 'u1', lastSeq: histories[id],
-            memberCount: 2, role: 'member', readSeq: 0, unread: 0, peer: null, lastMessageAt: null,
+            memberCount: 2, rev: 0, role: 'member', readSeq: 0, unread: 0, peer: null, lastMessageAt: null,
           })),
+        unknownMore: false,
         removed: data.conversations.map((c) => c.conversationId).filter((id) => !(id in histories)),
       };
     },

@@ -2,7 +2,7 @@ import { closeCatalogue, shouldReconnect } from '../../../src/protocol/close-cod
 import type { EventMap } from '../../../src/protocol/events.js';
 import type { RequestType } from '../../../src/protocol/requests.js';
 import type { Page, ResultMap } from '../../../src/protocol/results.js';
-import type { Message, MyConversation } from '../../../src/protocol/types.js';
+import type { Change, Message, MyConversation } from '../../../src/protocol/types.js';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
 import { Emitter, type Handler } from './emitter.js';
 import { errorFromBody, ParleyClientError } from './errors.js';
@@ -49,6 +49,7 @@ export class ParleyClient {
   private readonly autoReconnect: boolean;
   private readonly syncPageSize: number | undefined;
   private readonly gapFetchDelayMs: number;
+  private readonly headCheckIntervalMs: number;
   private readonly random: () => number;
 
   private readonly emitter: Emitter<ClientEventMap>;
@@ -77,6 +78,9 @@ export class ParleyClient {
   private readonly filling = new Set<string>();
   private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly gapFailures = new Map<string, number>();
+  private headCheckTimer: ReturnType<typeof setInterval> | undefined;
+  /** Removes the browser listeners (visibilitychange, online) added by connect(). */
+  private unwatchPage: (() => void) | null = null;
 
   constructor(options: ParleyClientOptions) {
     if (!options || typeof options.url !== 'string') throw new TypeError('ParleyClient: options.url is required');
@@ -96,6 +100,7 @@ export class ParleyClient {
     this.autoReconnect = options.autoReconnect ?? true;
     this.syncPageSize = options.syncPageSize;
     this.gapFetchDelayMs = options.gapFetchDelayMs ?? 50;
+    this.headCheckIntervalMs = options.headCheckIntervalMs ?? 60_000;
     this.random = options.random ?? Math.random;
     this.outbox = new Outbox(options.outboxLimit ?? 1000);
     this.reconnectBackoff = new Backoff(this.backoffOpts, this.random);
@@ -141,9 +146,22 @@ export class ParleyClient {
     if (this.stateValue === 'closed') {
       this.userClosed = false;
       this.setState('connecting');
+      this.unwatchPage ??= watchPage(() => this.checkHeads());
       void this.attempt();
     }
     return promise;
+  }
+
+  /**
+   * Learns every conversation's head (lastSeq) and changes without waiting for traffic, and fetches what is missing:
+   * a lost last message before a quiet period is found here. Runs every `headCheckIntervalMs`, when a browser tab
+   * becomes visible and when the browser comes back online; a no-op unless open.
+   */
+  private checkHeads(): void {
+    if (this.stateValue !== 'open') return;
+    this.sync().catch(() => {
+      /* reported through `error` and retried */
+    });
   }
 
   /** Closes for good (until `connect()` is called again): pending requests, sends and connect() calls reject with CLOSED. */
@@ -152,6 +170,8 @@ export class ParleyClient {
     this.userClosed = true;
     this.generation++;
     this.clearTimers();
+    this.unwatchPage?.();
+    this.unwatchPage = null;
     const ws = this.ws;
     this.ws = null;
     if (ws) abandon(ws, CLOSE_NORMAL, reason);
@@ -265,6 +285,7 @@ export class ParleyClient {
     for (const w of waiters) w.resolve(welcome);
     this.emitter.emit('welcome', welcome);
     this.startWatchdog(welcome.heartbeatIntervalMs);
+    this.startHeadCheck();
     this.sync().catch(() => {
       /* reported through `error` and retried */
     });
@@ -315,7 +336,7 @@ export class ParleyClient {
         // A conversation created for us (a direct conversation a peer opened) or joined: the server sends this before
         // any of its messages, so its lastSeq is where delivery starts. Known conversations keep their position.
         const conv = data as EventMap['conversation.updated'];
-        if (conv && typeof conv.id === 'string' && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq ?? 0);
+        if (conv && typeof conv.id === 'string' && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq ?? 0, conv.rev);
         break;
       }
       case 'conversation.removed':
@@ -364,7 +385,7 @@ export class ParleyClient {
   private observe(type: string, data: Record<string, unknown>, result: unknown): void {
     if (JOINING_REQUESTS.has(type)) {
       const conv = (result as { conversation?: MyConversation }).conversation;
-      if (conv && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq);
+      if (conv && !this.sequencer.isKnown(conv.id)) this.sequencer.track(conv.id, conv.lastSeq, conv.rev);
     } else if (LEAVING_REQUESTS.has(type) && typeof data?.conversationId === 'string') {
       this.sequencer.forget(data.conversationId);
     } else if (type === 'message.send') {
@@ -387,10 +408,11 @@ export class ParleyClient {
 
   /**
    * Seeds (or moves forward) a conversation's delivered position, e.g. from local storage before `connect()`: the next
-   * sync delivers everything after `lastSeq`. Never moves a position backwards (fetch older messages with `history`).
+   * sync delivers everything after `lastSeq`, and (with `rev`, as `positions()` reports it) every change since `rev`.
+   * Never moves a position backwards (fetch older messages with `history`).
    */
-  track(conversationId: string, lastSeq: number): void {
-    this.deliver(this.sequencer.track(conversationId, lastSeq));
+  track(conversationId: string, lastSeq: number, rev?: number): void {
+    this.deliver(this.sequencer.track(conversationId, lastSeq, rev));
   }
 
   /** Stops tracking a conversation (its messages are no longer delivered until it becomes known again). */
@@ -442,6 +464,27 @@ export class ParleyClient {
     for (const m of messages) this.emitter.emit('message', m);
   }
 
+  /**
+   * A change caught up by sync, emitted as the live event of the same kind: `message.updated` for an edit or delete,
+   * `member.left` (by: null) for a departure, and for a member who joined, got a role or read: `member.changed` with
+   * the whole member (upsert it) plus `read` with their cursor. A change may repeat one already received live; each
+   * carries the current state, so applying it again is harmless.
+   */
+  private applyChange(conversationId: string, change: Change): void {
+    switch (change.kind) {
+      case 'message':
+        this.emitter.emit('message.updated', change.message);
+        return;
+      case 'left':
+        this.emitter.emit('member.left', { conversationId, userId: change.userId, by: null });
+        return;
+      case 'member':
+        this.emitter.emit('member.changed', { conversationId, member: change.member });
+        this.emitter.emit('read', { conversationId, userId: change.member.userId, seq: change.member.readSeq });
+        return;
+    }
+  }
+
   private scheduleGapFill(conversationId: string, delayMs = this.gapFetchDelayMs): void {
     if (this.syncing || this.filling.has(conversationId) || this.gapTimers.has(conversationId)) return;
     if (!this.sequencer.gap(conversationId)) return;
@@ -479,6 +522,8 @@ export class ParleyClient {
       historyAfter: (data) => this.request('history.after', data),
       sync: (data) => this.request('sync', data),
       deliver: (messages) => this.deliver(messages),
+      applyChange: (conversationId, change) => this.applyChange(conversationId, change),
+      applyConversation: (conversation) => this.emitter.emit('conversation.updated', conversation),
       onSkippedGap: (conversationId, from, to) =>
         this.emitError(new ParleyClientError('NOT_FOUND', `Messages ${from}..${to} of ${conversationId} could not be fetched; skipped`, {
           details: { conversationId, from, to },
@@ -562,8 +607,18 @@ export class ParleyClient {
     return this.request('ping', {});
   }
 
-  conversations(): Promise<MyConversation[]> {
-    return this.request('conversation.list', {}).then((r) => r.conversations);
+  /** Every conversation of the user, most recently active first (all pages of `conversation.list`). */
+  async conversations(): Promise<MyConversation[]> {
+    const all: MyConversation[] = [];
+    let after: string | undefined;
+    // Bounded: each page holds at least one conversation, and a user has a bounded number of them.
+    for (let page = 0; page < 10_000; page++) {
+      const r = await this.request('conversation.list', after === undefined ? {} : { after });
+      all.push(...r.conversations);
+      if (!r.more || r.next === null) break;
+      after = r.next;
+    }
+    return all;
   }
 
   /** A page of older messages (oldest first): before `beforeSeq`/`beforeTime`, or the newest page. Not deduplicated. */
@@ -652,6 +707,15 @@ export class ParleyClient {
     }, intervalMs);
   }
 
+  private startHeadCheck(): void {
+    if (this.headCheckTimer !== undefined) clearInterval(this.headCheckTimer);
+    this.headCheckTimer = undefined;
+    if (!(this.headCheckIntervalMs > 0)) return;
+    this.headCheckTimer = setInterval(() => this.checkHeads(), this.headCheckIntervalMs);
+    // A client must not keep a Node process alive by itself.
+    (this.headCheckTimer as { unref?: () => void }).unref?.();
+  }
+
   private stopWatchdog(): void {
     if (this.watchdogTimer !== undefined) clearInterval(this.watchdogTimer);
     this.watchdogTimer = undefined;
@@ -676,7 +740,28 @@ export class ParleyClient {
     this.syncRetryTimer = undefined;
     this.stopWatchdog();
     this.clearGapTimers();
+    if (this.headCheckTimer !== undefined) clearInterval(this.headCheckTimer);
+    this.headCheckTimer = undefined;
   }
+}
+
+/**
+ * In a browser, calls `check` when the tab becomes visible again and when the network comes back (`online`): timers
+ * of hidden tabs are throttled and a laptop waking up may hold a dead socket. Returns the remover; a no-op in Node.
+ */
+function watchPage(check: () => void): () => void {
+  const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void; document?: { visibilityState?: string; addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void } };
+  const doc = g.document;
+  if (typeof g.addEventListener !== 'function' || !doc || typeof doc.addEventListener !== 'function') return () => {};
+  const onVisible = (): void => {
+    if (doc.visibilityState === 'visible') check();
+  };
+  doc.addEventListener('visibilitychange', onVisible);
+  g.addEventListener('online', check);
+  return () => {
+    doc.removeEventListener?.('visibilitychange', onVisible);
+    g.removeEventListener?.('online', check);
+  };
 }
 
 /** Detaches a socket and closes it; late events of it are ignored (an error listener stays: `ws` throws without one). */

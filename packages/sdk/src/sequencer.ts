@@ -11,10 +11,13 @@ export interface Position {
   conversationId: string;
   /** The highest seq delivered to the app (what `sync` and `history.after` take as `afterSeq`). */
   afterSeq: number;
+  /** The conversation's change counter up to which changes were applied (what `sync` takes as `rev`), when known. */
+  rev?: number;
 }
 
 interface Track {
   last: number;
+  rev: number | undefined;
   /** Messages received ahead of a gap, by seq, waiting for the gap to be filled. */
   buffer: Map<number, Message>;
 }
@@ -46,20 +49,34 @@ export class Sequencer {
   }
 
   positions(): Position[] {
-    return [...this.convs].map(([conversationId, t]) => ({ conversationId, afterSeq: t.last }));
+    return [...this.convs].map(([conversationId, t]) =>
+      t.rev === undefined ? { conversationId, afterSeq: t.last } : { conversationId, afterSeq: t.last, rev: t.rev });
+  }
+
+  /** The change counter applied so far, or undefined. */
+  rev(conversationId: string): number | undefined {
+    return this.convs.get(conversationId)?.rev;
+  }
+
+  /** Records that changes up to `rev` were applied; never moves backward. Ignored for an unknown conversation. */
+  setRev(conversationId: string, rev: number): void {
+    const t = this.convs.get(conversationId);
+    if (t && Number.isInteger(rev) && rev >= 0 && (t.rev === undefined || rev > t.rev)) t.rev = rev;
   }
 
   /**
    * Makes a conversation known at `lastSeq`, or moves a known one forward to it (never backward: that would deliver
    * twice). Returns buffered messages that this makes deliverable, in order.
    */
-  track(conversationId: string, lastSeq: number): Message[] {
+  track(conversationId: string, lastSeq: number, rev?: number): Message[] {
     if (!Number.isInteger(lastSeq) || lastSeq < 0) throw new RangeError('lastSeq must be an integer >= 0');
     const t = this.convs.get(conversationId);
     if (!t) {
-      this.convs.set(conversationId, { last: lastSeq, buffer: new Map() });
+      this.convs.set(conversationId, { last: lastSeq, rev: undefined, buffer: new Map() });
+      if (rev !== undefined) this.setRev(conversationId, rev);
       return [];
     }
+    if (rev !== undefined) this.setRev(conversationId, rev);
     if (lastSeq <= t.last) return [];
     t.last = lastSeq;
     for (const seq of [...t.buffer.keys()]) if (seq <= lastSeq) t.buffer.delete(seq);
@@ -75,7 +92,7 @@ export class Sequencer {
   offer(message: Message): Message[] {
     let t = this.convs.get(message.conversationId);
     if (!t) {
-      t = { last: Math.max(0, message.seq - 1), buffer: new Map() };
+      t = { last: Math.max(0, message.seq - 1), rev: undefined, buffer: new Map() };
       this.convs.set(message.conversationId, t);
     }
     if (message.seq <= t.last) return [];

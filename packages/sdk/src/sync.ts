@@ -1,5 +1,5 @@
 import type { ResultMap } from '../../../src/protocol/results.js';
-import type { Message, MyConversation } from '../../../src/protocol/types.js';
+import type { Change, Message, MyConversation } from '../../../src/protocol/types.js';
 import type { Sequencer } from './sequencer.js';
 
 /** The `sync` request accepts at most this many conversations; more are synced in several requests. */
@@ -10,9 +10,13 @@ export interface CatchUpContext {
   /** Sends `history.after`. */
   historyAfter(data: { conversationId: string; afterSeq: number; limit?: number }): Promise<ResultMap['history.after']>;
   /** Sends `sync`. */
-  sync(data: { conversations: Array<{ conversationId: string; afterSeq: number }>; limit?: number }): Promise<ResultMap['sync']>;
+  sync(data: { conversations: Array<{ conversationId: string; afterSeq: number; rev?: number }>; limit?: number }): Promise<ResultMap['sync']>;
   /** Hands messages to the app, already in order and deduplicated. */
   deliver(messages: Message[]): void;
+  /** Hands the app one caught-up change of a conversation it holds (after the messages of the same reply). */
+  applyChange(conversationId: string, change: Change): void;
+  /** Hands the app a conversation whose rev was behind (renamed, member count changed). */
+  applyConversation(conversation: MyConversation): void;
   /** Reports a gap the server could not fill (it was skipped). */
   onSkippedGap?(conversationId: string, from: number, to: number): void;
   pageSize?: number;
@@ -51,30 +55,52 @@ export async function catchUp(ctx: CatchUpContext, conversationId: string, follo
   }
 }
 
+/** A bound on follow-up `sync` rounds (changesMore / unknownMore): each round makes progress, so this is a safety net. */
+const MAX_ROUNDS = 10_000;
+
 /**
- * The catch-up after every (re)connect: `sync` with every known conversation's delivered position (in batches of
- * SYNC_BATCH), delivering each returned page in seq order and paging the rest with `history.after` while `more`.
- * Conversations in `unknown` become known at their lastSeq; those in `removed` are forgotten.
+ * The catch-up after every (re)connect, and the periodic head check: `sync` with every known conversation's delivered
+ * position and rev (in batches of SYNC_BATCH). Per conversation it delivers the returned page in seq order and pages
+ * the rest with `history.after` while `more` (so a head learned here also fills a lost last message), applies the
+ * changes (edits, deletes, members, read cursors) and stores the returned rev, and syncs again while `changesMore`.
+ * Conversations in `unknown` become known at their lastSeq and rev (again while `unknownMore`); those in `removed`
+ * are forgotten.
  */
 export async function runSync(ctx: CatchUpContext): Promise<SyncOutcome> {
-  const positions = ctx.sequencer.positions();
+  const unknown = new Map<string, MyConversation>();
+  const removed = new Set<string>();
+  let positions = ctx.sequencer.positions();
+  const named = new Set(positions.map((p) => p.conversationId));
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const again = await syncRound(ctx, positions, named, unknown, removed);
+    if (again.length === 0) return { unknown: [...unknown.values()], removed: [...removed] };
+    const next = new Set(again);
+    positions = ctx.sequencer.positions().filter((p) => next.has(p.conversationId));
+    for (const p of positions) named.add(p.conversationId);
+  }
+  throw new Error('sync did not converge');
+}
+
+/** One pass over `positions`; returns the conversations to sync again (changes or unknown conversations left). */
+async function syncRound(
+  ctx: CatchUpContext, positions: ReturnType<Sequencer['positions']>, named: Set<string>,
+  unknown: Map<string, MyConversation>, removed: Set<string>,
+): Promise<string[]> {
   const batches: (typeof positions)[] = [];
   for (let i = 0; i < positions.length; i += SYNC_BATCH) batches.push(positions.slice(i, i + SYNC_BATCH));
   if (batches.length === 0) batches.push([]);
-
-  const named = new Set(positions.map((p) => p.conversationId));
-  const unknown = new Map<string, MyConversation>();
-  const removed = new Set<string>();
-
+  const again: string[] = [];
+  let unknownMore = false;
+  let progressed = false;
   for (const batch of batches) {
     const res = await ctx.sync(withLimit({ conversations: batch }, ctx.pageSize));
+    const askedRev = new Map(batch.map((p) => [p.conversationId, p.rev]));
     for (const c of res.conversations) {
       if (!ctx.sequencer.isKnown(c.conversationId)) continue; // forgotten meanwhile
-      ctx.deliver(ctx.sequencer.offerMany(c.messages));
-      const last = ctx.sequencer.last(c.conversationId) ?? 0;
-      if (c.more || last < c.lastSeq || ctx.sequencer.gap(c.conversationId)) {
-        await catchUp(ctx, c.conversationId, true);
-      }
+      await applyEntry(ctx, c);
+      if (c.messages.length > 0 || (c.changes?.length ?? 0) > 0) progressed = true;
+      const asked = askedRev.get(c.conversationId);
+      if (c.changesMore && asked !== undefined && c.rev > asked) again.push(c.conversationId);
     }
     for (const id of res.removed) {
       if (!named.has(id)) continue;
@@ -84,11 +110,36 @@ export async function runSync(ctx: CatchUpContext): Promise<SyncOutcome> {
     for (const conv of res.unknown) {
       // Each batch lists the conversations of the other batches as "unknown" too: only genuinely new ones count.
       if (named.has(conv.id) || unknown.has(conv.id)) continue;
-      if (!ctx.sequencer.isKnown(conv.id)) ctx.sequencer.track(conv.id, conv.lastSeq);
+      if (!ctx.sequencer.isKnown(conv.id)) ctx.sequencer.track(conv.id, conv.lastSeq, conv.rev);
       unknown.set(conv.id, conv);
+      progressed = true;
     }
+    // The reply was cut by its byte budget (messages and changes come first, `unknown` gets the rest): the next round
+    // names every conversation known by now, and the rest follows.
+    if (res.unknownMore) unknownMore = true;
   }
-  return { unknown: [...unknown.values()], removed: [...removed] };
+  // A round that delivered or learned nothing would only repeat itself.
+  if (unknownMore && progressed) {
+    for (const id of unknown.keys()) named.add(id);
+    // Naming every known conversation again is what makes the server list only the still unknown ones.
+    return [...new Set([...again, ...ctx.sequencer.conversationIds()])];
+  }
+  return again;
+}
+
+async function applyEntry(ctx: CatchUpContext, c: ResultMap['sync']['conversations'][number]): Promise<void> {
+  ctx.deliver(ctx.sequencer.offerMany(c.messages));
+  const last = ctx.sequencer.last(c.conversationId) ?? 0;
+  if (c.more || last < c.lastSeq || ctx.sequencer.gap(c.conversationId)) {
+    await catchUp(ctx, c.conversationId, true);
+  }
+  if (!ctx.sequencer.isKnown(c.conversationId)) return;
+  if (c.conversation) ctx.applyConversation(c.conversation);
+  for (const change of c.changes ?? []) {
+    if (change.kind === 'message') ctx.sequencer.update(change.message);
+    ctx.applyChange(c.conversationId, change);
+  }
+  ctx.sequencer.setRev(c.conversationId, c.rev);
 }
 
 function withLimit<T extends object>(data: T, limit: number | undefined): T & { limit?: number } {

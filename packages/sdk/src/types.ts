@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { EventMap } from '../../../src/protocol/events.js';
 import type { RequestType, requestSchemas } from '../../../src/protocol/requests.js';
-import type { Message, MyConversation } from '../../../src/protocol/types.js';
+import type { Member, Message, MyConversation } from '../../../src/protocol/types.js';
 import type { BackoffOptions } from './backoff.js';
 import type { ParleyClientError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
@@ -32,6 +32,12 @@ export interface ParleyClientOptions {
   outboxLimit?: number;
   /** A gap is fetched after this delay, in case the missing messages are merely a frame behind. @default 50 */
   gapFetchDelayMs?: number;
+  /**
+   * How often the client asks for every conversation's head and changes (a `sync`) while connected, so a lost last
+   * message or change is found without waiting for traffic; 0 disables. Also done on reconnect, and in a browser when
+   * the tab becomes visible or the network comes back. @default 60000
+   */
+  headCheckIntervalMs?: number;
   /** Random source in [0, 1) for jitter (tests). @default Math.random */
   random?: () => number;
 }
@@ -56,7 +62,12 @@ export interface ClientEventMap extends EventMap {
   'state': ClientState;
   'disconnect': DisconnectInfo;
   'error': ParleyClientError | Error;
-  /** A catch-up `sync` after a (re)connect completed. */
+  /**
+   * A member caught up by `sync` (joined, role set or read cursor moved while away): the member as they are now, to
+   * upsert. Live, the same changes arrive as `member.joined`, `member.role` and `read`.
+   */
+  'member.changed': { conversationId: string; member: Member };
+  /** A catch-up `sync` (after a (re)connect, or a head check) completed. */
   'synced': SyncedInfo;
 }
 

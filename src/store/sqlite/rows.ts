@@ -25,6 +25,7 @@ export interface ConversationRow {
   last_seq: number;
   last_message_at: number | null;
   member_count: number;
+  rev: number;
 }
 
 export interface MyConversationRow extends ConversationRow {
@@ -41,6 +42,11 @@ export interface MemberRow {
   role: Role;
   joined_at: number;
   read_seq: number;
+}
+
+export interface DepartureRow {
+  user_id: string;
+  rev: number;
 }
 
 export interface InviteRow {
@@ -92,6 +98,7 @@ export function toConversation(row: ConversationRow): Conversation {
     createdBy: row.created_by,
     lastSeq: row.last_seq,
     memberCount: row.member_count,
+    rev: row.rev,
   };
 }
 

@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
-import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameKey, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
 import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
@@ -17,7 +17,7 @@ import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrate.js';
 import { type OpenOptions, openDatabase } from './open.js';
 import {
-  metaToText, toBan, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
+  type MessageRow, metaToText, toBan, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
 } from './rows.js';
 import { type Statements, prepareStatements } from './statements.js';
 
@@ -247,8 +247,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.myConversation.get(userId, id), toMyConversation));
   }
 
-  listMyConversations(userId: string): Promise<MyConversation[]> {
-    return this.run(() => this.s.myConversations.all(userId).map(toMyConversation));
+  listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]> {
+    if (!page) return this.run(() => this.s.myConversations.all(userId).map(toMyConversation));
+    const after = page.after ?? { activityAt: Number.MAX_SAFE_INTEGER, id: beforeAllIds };
+    return this.run(() => this.s.myConversationsPage.all(userId, after.activityAt, after.activityAt, after.id, page.limit).map(toMyConversation));
   }
 
   listConversationIds(userId: string): Promise<string[]> {
@@ -281,6 +283,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       if (this.s.renameConversation.run(name, id).changes === 0) return null;
       this.s.setGroupName.run(foldForSearch(name), id);
+      this.bumpRev(id);
       return this.requireConversation(id);
     });
   }
@@ -309,8 +312,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.member.get(conversationId, userId), toMember));
   }
 
-  listMembers(conversationId: string): Promise<Member[]> {
-    return this.run(() => this.s.members.all(conversationId).map(toMember));
+  listMembers(conversationId: string, page?: { after?: { joinedAt: number; userId: string }; limit: number }): Promise<Member[]> {
+    if (!page) return this.run(() => this.s.members.all(conversationId).map(toMember));
+    const after = page.after ?? { joinedAt: Number.MIN_SAFE_INTEGER, userId: beforeAllIds };
+    return this.run(() => this.s.membersPage.all(conversationId, after.joinedAt, after.userId, page.limit).map(toMember));
   }
 
   listMemberIds(conversationId: string): Promise<string[]> {
@@ -332,6 +337,8 @@ export class SqliteStore implements Store {
     this.requireRoomForConversation(input.userId, input.maxConversations);
     this.s.insertMember.run(input.conversationId, input.userId, input.role, input.now, conversation.last_seq);
     this.s.addMemberCount.run(1, input.conversationId);
+    this.s.forgetDeparture.run(input.conversationId, input.userId);
+    this.s.stampMember.run(this.bumpRev(input.conversationId), input.conversationId, input.userId);
     return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
   }
 
@@ -345,6 +352,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       if (this.s.deleteMember.run(conversationId, userId).changes === 0) return false;
       this.s.addMemberCount.run(-1, conversationId);
+      this.s.recordDeparture.run(conversationId, userId, this.bumpRev(conversationId));
       return true;
     });
   }
@@ -352,6 +360,7 @@ export class SqliteStore implements Store {
   setRole(conversationId: string, userId: string, role: Role): Promise<Member | null> {
     return this.write(() => {
       if (this.s.setRole.run(role, conversationId, userId).changes === 0) return null;
+      this.s.stampMember.run(this.bumpRev(conversationId), conversationId, userId);
       return this.requireMember(conversationId, userId);
     });
   }
@@ -360,7 +369,11 @@ export class SqliteStore implements Store {
     return this.write(() => {
       this.s.insertBan.run(input.conversationId, input.userId, input.by, input.now);
       const removed = this.s.deleteMember.run(input.conversationId, input.userId).changes > 0;
-      if (removed) this.s.addMemberCount.run(-1, input.conversationId);
+      if (removed) {
+        this.s.addMemberCount.run(-1, input.conversationId);
+        // A departure like a kick's, so members who were away learn it from sync.
+        this.s.recordDeparture.run(input.conversationId, input.userId, this.bumpRev(input.conversationId));
+      }
       return { removed };
     });
   }
@@ -398,8 +411,10 @@ export class SqliteStore implements Store {
     return this.run(() => mapOrNull(this.s.invite.get(token), toInvite));
   }
 
-  listInvites(conversationId: string): Promise<Invite[]> {
-    return this.run(() => this.s.invites.all(conversationId).map(toInvite));
+  listInvites(conversationId: string, page?: { after?: { createdAt: number; token: string }; limit: number }): Promise<Invite[]> {
+    if (!page) return this.run(() => this.s.invites.all(conversationId).map(toInvite));
+    const after = page.after ?? { createdAt: Number.MIN_SAFE_INTEGER, token: beforeAllIds };
+    return this.run(() => this.s.invitesPage.all(conversationId, after.createdAt, after.token, page.limit).map(toInvite));
   }
 
   revokeInvite(token: string): Promise<Invite | null> {
@@ -446,12 +461,26 @@ export class SqliteStore implements Store {
   }
 
   editMessage(input: { conversationId: string; seq: number; text: string; meta: unknown | null; now: number }): Promise<Message | null> {
-    return this.write(() => mapOrNull(
-      this.s.editMessage.get(input.text, metaToText(input.meta), input.now, input.conversationId, input.seq), toMessage));
+    return this.write(() => this.stampedMessage(
+      this.s.editMessage.get(input.text, metaToText(input.meta), input.now, input.conversationId, input.seq)));
   }
 
   deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null> {
-    return this.write(() => mapOrNull(this.s.deleteMessage.get(input.now, input.conversationId, input.seq), toMessage));
+    return this.write(() => this.stampedMessage(this.s.deleteMessage.get(input.now, input.conversationId, input.seq)));
+  }
+
+  /** Stamps a just-changed message with a new rev of its conversation (inside the change's transaction). */
+  private stampedMessage(row: MessageRow | undefined): Message | null {
+    if (!row) return null;
+    this.s.stampMessage.run(this.bumpRev(row.conversation_id), row.conversation_id, row.seq);
+    return toMessage(row);
+  }
+
+  /** One change of the conversation: its next rev. Call inside the change's write transaction. */
+  private bumpRev(conversationId: string): number {
+    const row = this.s.bumpRev.get(conversationId);
+    if (!row) throw new Error(`conversation ${conversationId} vanished inside its own transaction`);
+    return row.rev;
   }
 
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
@@ -483,6 +512,20 @@ export class SqliteStore implements Store {
     return low;
   }
 
+  // ---- change catch-up
+
+  changesSince(conversationId: string, sinceRev: number, limit: number): Promise<Change[]> {
+    return this.run(() => {
+      // The first `limit` of the union lie within the first `limit` of each part.
+      const changes: Change[] = [
+        ...this.s.changedMessages.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'message', message: toMessage(r) })),
+        ...this.s.changedMembers.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'member', member: toMember(r) })),
+        ...this.s.departuresSince.all(conversationId, sinceRev, limit).map((r): Change => ({ rev: r.rev, kind: 'left', userId: r.user_id })),
+      ];
+      return changes.sort((a, b) => a.rev - b.rev).slice(0, limit);
+    });
+  }
+
   // ---- read state
 
   markRead(conversationId: string, userId: string, seq: number): Promise<{ readSeq: number; unread: number; moved: boolean } | null> {
@@ -491,7 +534,10 @@ export class SqliteStore implements Store {
       if (!cursor) return null;
       const target = Math.min(seq, cursor.last_seq);
       const moved = target > cursor.read_seq;
-      if (moved) this.s.setReadSeq.run(target, conversationId, userId);
+      if (moved) {
+        this.s.setReadSeq.run(target, conversationId, userId);
+        this.s.stampMember.run(this.bumpRev(conversationId), conversationId, userId);
+      }
       const readSeq = moved ? target : cursor.read_seq;
       return { readSeq, unread: cursor.last_seq - readSeq, moved };
     });

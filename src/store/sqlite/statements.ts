@@ -3,10 +3,10 @@
  * Prepare only after migrate(): preparing checks that the tables exist.
  */
 import type Database from 'better-sqlite3';
-import type { BanRow, ConversationRow, InviteRow, MemberRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
+import type { BanRow, ConversationRow, DepartureRow, InviteRow, MemberRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
 
 const conversationColumns =
-  'c.id, c.kind, c.name, c.visibility, c.created_by, c.created_at, c.last_seq, c.last_message_at, c.member_count';
+  'c.id, c.kind, c.name, c.visibility, c.created_by, c.created_at, c.last_seq, c.last_message_at, c.member_count, c.rev';
 
 // Unread is derived, not counted: every seq above read_seq is a message (seqs are gap-free, messages are never removed
 // one by one) and none of them is one's own (sending moves the sender's cursor to the message sent).
@@ -71,6 +71,10 @@ export function prepareStatements(db: Database.Database) {
     myConversation: prepare<[string, string], MyConversationRow>(`${myConversationSelect} WHERE m.user_id = ? AND m.conversation_id = ?`),
     myConversations: prepare<[string], MyConversationRow>(
       `${myConversationSelect} WHERE m.user_id = ? ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id`),
+    myConversationsPage: prepare<[string, number, number, string, number], MyConversationRow>(
+      `${myConversationSelect} WHERE m.user_id = ?
+         AND (coalesce(c.last_message_at, c.created_at) < ? OR (coalesce(c.last_message_at, c.created_at) = ? AND c.id > ?))
+       ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id LIMIT ?`),
     conversationIdsOf: prepare<[string], { conversation_id: string }>(
       'SELECT conversation_id FROM members WHERE user_id = ? ORDER BY conversation_id'),
     countMemberships: prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
@@ -95,6 +99,8 @@ export function prepareStatements(db: Database.Database) {
     listConversations: prepare<[string, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`),
     renameConversation: prepare<[string, string]>('UPDATE conversations SET name = ? WHERE id = ?'),
+    // The change counter (migrations/002_change_rev.sql): one bump per change, in the change's transaction.
+    bumpRev: prepare<[string], { rev: number }>('UPDATE conversations SET rev = rev + 1 WHERE id = ? RETURNING rev'),
     deleteConversation: prepare<[string]>('DELETE FROM conversations WHERE id = ?'),
     addMemberCount: prepare<[number, string]>('UPDATE conversations SET member_count = member_count + ? WHERE id = ?'),
 
@@ -102,11 +108,24 @@ export function prepareStatements(db: Database.Database) {
     member: prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
     isMember: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM members WHERE conversation_id = ? AND user_id = ?'),
     members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
+    membersPage: prepare<[string, number, string, number], MemberRow>(
+      `${memberSelect} WHERE m.conversation_id = ? AND (m.joined_at, m.user_id) > (?, ?) ORDER BY m.joined_at, m.user_id LIMIT ?`),
     memberIds: prepare<[string], { user_id: string }>('SELECT user_id FROM members WHERE conversation_id = ? ORDER BY user_id'),
     insertMember: prepare<[string, string, string, number, number]>(
       'INSERT INTO members (conversation_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)'),
     deleteMember: prepare<[string, string]>('DELETE FROM members WHERE conversation_id = ? AND user_id = ?'),
     setRole: prepare<[string, string, string]>('UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?'),
+    stampMember: prepare<[number, string, string]>('UPDATE members SET rev = ? WHERE conversation_id = ? AND user_id = ?'),
+    recordDeparture: prepare<[string, string, number]>(
+      `INSERT INTO departures (conversation_id, user_id, rev) VALUES (?, ?, ?)
+       ON CONFLICT (conversation_id, user_id) DO UPDATE SET rev = excluded.rev`),
+    forgetDeparture: prepare<[string, string]>('DELETE FROM departures WHERE conversation_id = ? AND user_id = ?'),
+    // "rev > 0 AND": lets SQLite use the partial indexes, which a bound parameter alone cannot prove.
+    changedMembers: prepare<[string, number, number], MemberRow & { rev: number }>(
+      `SELECT m.user_id, u.name, m.role, m.joined_at, m.read_seq, m.rev FROM members m JOIN users u ON u.id = m.user_id
+       WHERE m.conversation_id = ? AND m.rev > 0 AND m.rev > ? ORDER BY m.rev LIMIT ?`),
+    departuresSince: prepare<[string, number, number], DepartureRow>(
+      'SELECT user_id, rev FROM departures WHERE conversation_id = ? AND rev > ? ORDER BY rev LIMIT ?'),
     contacts: prepare<[string, string], { user_id: string }>(
       `SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id
        WHERE m.user_id = ? AND o.user_id <> ? ORDER BY o.user_id`),
@@ -127,6 +146,8 @@ export function prepareStatements(db: Database.Database) {
     // ---- invites
     invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
     invites: prepare<[string], InviteRow>('SELECT * FROM invites WHERE conversation_id = ? ORDER BY created_at, token'),
+    invitesPage: prepare<[string, number, string, number], InviteRow>(
+      'SELECT * FROM invites WHERE conversation_id = ? AND (created_at, token) > (?, ?) ORDER BY created_at, token LIMIT ?'),
     insertInvite: prepare<[string, string, string, number, number | null, number | null]>(
       `INSERT INTO invites (token, conversation_id, created_by, created_at, expires_at, max_uses)
        VALUES (?, ?, ?, ?, ?, ?)`),
@@ -153,6 +174,9 @@ export function prepareStatements(db: Database.Database) {
     deleteMessage: prepare<[number, string, number], MessageRow>(
       `UPDATE messages SET deleted = 1, text = '', meta = NULL, edited_at = ? WHERE conversation_id = ? AND seq = ? AND deleted = 0
        RETURNING ${messageColumns}`),
+    stampMessage: prepare<[number, string, number]>('UPDATE messages SET rev = ? WHERE conversation_id = ? AND seq = ?'),
+    changedMessages: prepare<[string, number, number], MessageRow & { rev: number }>(
+      `SELECT ${messageColumns}, rev FROM messages WHERE conversation_id = ? AND rev > 0 AND rev > ? ORDER BY rev LIMIT ?`),
     messagesAfter: prepare<[string, number, number], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
     messagesBefore: prepare<[string, number, number], MessageRow>(

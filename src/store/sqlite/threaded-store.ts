@@ -19,7 +19,7 @@ const methods = {
   deleteConversation: 1, deleteConversationWithMembers: 1, getMember: 1, listMembers: 1, listMemberIds: 1, addMember: 1, removeMember: 1, setRole: 1,
   listContacts: 1, createInvite: 1, getInvite: 1, listInvites: 1, revokeInvite: 1, redeemInvite: 1, appendMessage: 1,
   getMessage: 1, editMessage: 1, deleteMessage: 1, messagesAfter: 1, messagesBefore: 1, messagesBeforeTime: 1, markRead: 1,
-  upsertProductUser: 1, bumpTokenGeneration: 1, revokeSession: 1, isSessionRevoked: 1, banMember: 1, unbanMember: 1, listBans: 1,
+  upsertProductUser: 1, bumpTokenGeneration: 1, revokeSession: 1, isSessionRevoked: 1, banMember: 1, unbanMember: 1, listBans: 1, changesSince: 1,
 } as const satisfies Record<keyof Store, 1>;
 
 interface Pending {
