@@ -468,10 +468,15 @@ export class Chat {
   }
 
   /** The group just joined; NOT_FOUND if it was deleted right after the join (the joiner is told by its delete). */
+  /**
+   * The group just joined, as the joiner sees it. Gone already: deleted at the moment of the join (NOT_FOUND), or the
+   * joiner was removed right after joining, by a kick or ban (NOT_MEMBER); either way the joiner was told by its event.
+   */
   private async joinedConversation(conversationId: string, userId: string): Promise<MyConversation> {
     const conversation = await this.store.getMyConversation(conversationId, userId);
-    if (!conversation) throw new ParleyError('NOT_FOUND', 'the group was deleted');
-    return conversation;
+    if (conversation) return conversation;
+    if (await this.store.getConversation(conversationId)) throw new ParleyError('NOT_MEMBER', 'removed from the group right after joining');
+    throw new ParleyError('NOT_FOUND', 'the group was deleted');
   }
 
   private async requireOwnMessage(userId: string, conversationId: string, seq: number): Promise<Message> {

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { ParleyError } from '../protocol/errors.js';
+import { isValidId } from '../protocol/ids.js';
 import type { Store, UserRecord } from '../store/store.js';
 
 /** Largest serialised metadata of a product user, in UTF-8 bytes of its JSON. */
 export const MAX_USER_METADATA_BYTES = 4096;
-const MAX_USER_ID_LENGTH = 128;
 
 /** The body of `PUT /api/v1/admin/users/{userId}` (and of `parley user upsert`). */
 export const productUserSchema = z.object({
@@ -23,7 +23,7 @@ export type ProductUserInput = z.output<typeof productUserSchema>;
 export async function upsertProductUser(
   store: Store, id: string, input: ProductUserInput, now: number,
 ): Promise<{ user: UserRecord; created: boolean }> {
-  if (id.length === 0 || id.length > MAX_USER_ID_LENGTH) throw new ParleyError('INVALID_REQUEST', `a user id has 1 to ${MAX_USER_ID_LENGTH} characters`);
+  if (!isValidId(id)) throw new ParleyError('INVALID_REQUEST', 'a user id has 1 to 128 characters of the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
   if (input.metadata !== undefined && input.metadata !== null) {
     const bytes = Buffer.byteLength(JSON.stringify(input.metadata) ?? '', 'utf8');
     if (bytes > MAX_USER_METADATA_BYTES) throw new ParleyError('MESSAGE_TOO_LARGE', `user metadata is ${bytes} bytes; the limit is ${MAX_USER_METADATA_BYTES}`);

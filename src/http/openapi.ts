@@ -27,6 +27,8 @@ const sessionSchema = z.object({ user: userInfoSchema, token: z.string().describ
 /** A user as the admin API shows it (src/domain/admin.ts `PublicUser`: no password hash). */
 const publicUserSchema = z.object({
   id: z.string(), name: z.string(), isAdmin: z.boolean(), banned: z.boolean(), createdAt: z.number().int(), lastSeen: z.number().int().nullable(),
+  origin: z.enum(['builtin', 'product']).describe('builtin: an account of this server; product: a user of the integrating product'),
+  metadata: z.unknown().nullable().describe('product users: the JSON given to the admin upsert, or null'),
 });
 
 /** Routes that are neither protocol operations nor admin routes: accounts, health, metrics, this document. */
@@ -52,6 +54,8 @@ const extraRoutes: ExtraRoute[] = [
 const adminResponses: Record<string, z.ZodType> = {
   'GET /api/v1/admin/users': z.object({ users: z.array(publicUserSchema) }),
   'POST /api/v1/admin/users': z.object({ user: z.object({ id: z.string(), name: z.string(), isAdmin: z.boolean() }) }),
+  'PUT /api/v1/admin/users/:userId': z.object({ user: publicUserSchema, created: z.boolean() }),
+  'POST /api/v1/admin/users/:userId/logout': z.object({}),
   'POST /api/v1/admin/users/:userId/ban': z.object({ user: publicUserSchema }),
   'POST /api/v1/admin/users/:userId/unban': z.object({ user: publicUserSchema }),
   'GET /api/v1/admin/conversations': z.object({ conversations: z.array(conversationSchema) }),

@@ -41,8 +41,8 @@ describe("a newcomer's path (README: Run it)", () => {
 
       const hint = /^ {2}(npx parley token demo-user.*)$/m.exec(stderr);
       assert.ok(hint, `the banner shows the token command:\n${stderr}`);
-      assert.equal(hint[1], `npx parley token demo-user --data-dir ${dataDir}`);
-      const { stdout: token } = await run('npx', ['--no-install', 'parley', 'token', 'demo-user', '--data-dir', dataDir], { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() } });
+      assert.equal(hint[1], `npx parley token demo-user --create --data-dir ${dataDir}`);
+      const { stdout: token } = await run('npx', ['--no-install', 'parley', 'token', 'demo-user', '--create', '--data-dir', dataDir], { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() } });
       const me = await fetch(`http://127.0.0.1:${port}/api/v1/me`, { headers: { authorization: `Bearer ${token.trim()}` } });
       assert.equal(me.status, 200);
       assert.deepEqual(await me.json(), { user: { id: 'demo-user', name: 'demo-user' } });

@@ -186,7 +186,8 @@ describe('ill-formed strings (lone surrogates)', () => {
       ]) {
         const res = await api(server, token, 'GET', '/api/v1/me');
         assert.equal(res.status, 401, JSON.stringify(res.body));
-        assert.match(res.body.error.message, /well-formed/);
+        // The sub is refused by the id alphabet (which admits no surrogate at all), the name claim as ill-formed.
+        assert.match(res.body.error.message, /well-formed|id alphabet/);
         const client = await RawClient.connect(server.wsUrl, token, { waitWelcome: false });
         const closed = await client.waitClose();
         assert.equal(closed.code, 4500);

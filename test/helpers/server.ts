@@ -49,6 +49,9 @@ export async function startServer(env: Record<string, string> = {}, options: { d
       PARLEY_LIMITS_REGISTRATION_RATE_BURST: '100000',
       PARLEY_LIMITS_REST_RATE_PER_SECOND: '1000',
       PARLEY_LIMITS_REST_RATE_BURST: '100000',
+      // Reconnect storms are part of many tests; the per-user connection-attempt rate is raised unless a test is about it.
+      PARLEY_LIMITS_USER_CONNECT_RATE_PER_SECOND: '1000',
+      PARLEY_LIMITS_USER_CONNECT_RATE_BURST: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
