@@ -30,20 +30,22 @@ const FAST = {
   PARLEY_SHUTDOWN_DRAIN_MS: '2000',
 };
 
-type Frame = { id?: number; type?: string; data?: any; event?: string; result?: any; error?: any };
+type Frame = { id?: number; type?: string; data?: any; event?: string; result?: any; error?: any; /** When traced (Date.now()). */ at?: number };
 
 interface Trace {
   /** Every socket the SDK created, oldest first. */
   sockets: WebSocket[];
-  /** Every request frame the SDK sent, over all its sockets. */
+  /** Every request frame the SDK sent, over all its sockets, with `at`. */
   sent: Frame[];
+  /** Every frame the SDK received, over all its sockets, with `at`. */
+  received: Frame[];
   /** When set and returning true for an incoming frame, the frame is not passed on to the SDK. */
   dropIncoming: ((frame: Frame, ws: WebSocket) => boolean) | null;
 }
 
 /** The real `ws` class, recording sockets and outgoing frames; see the file comment. */
 function tracedWebSocket(): { WebSocket: ParleyClientOptions['WebSocket'] & (new (url: string, protocols?: string | string[]) => WebSocket); trace: Trace } {
-  const trace: Trace = { sockets: [], sent: [], dropIncoming: null };
+  const trace: Trace = { sockets: [], sent: [], received: [], dropIncoming: null };
   const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage')!;
   class Traced extends WebSocket {
     constructor(url: string, protocols?: string | string[]) {
@@ -53,13 +55,15 @@ function tracedWebSocket(): { WebSocket: ParleyClientOptions['WebSocket'] & (new
         configurable: true,
         get: () => onmessage.get!.call(this),
         set: (handler: unknown) => onmessage.set!.call(this, typeof handler !== 'function' ? handler : (ev: { data: unknown }) => {
-          if (trace.dropIncoming?.(JSON.parse(String(ev.data)) as Frame, this)) return;
+          const frame = JSON.parse(String(ev.data)) as Frame;
+          trace.received.push({ ...frame, at: Date.now() });
+          if (trace.dropIncoming?.(frame, this)) return;
           (handler as (ev: unknown) => void)(ev);
         }),
       });
     }
     override send(data: any, ...rest: any[]): void {
-      trace.sent.push(JSON.parse(String(data)) as Frame);
+      trace.sent.push({ ...(JSON.parse(String(data)) as Frame), at: Date.now() });
       (super.send as (...a: unknown[]) => void)(data, ...rest);
     }
   }
@@ -582,5 +586,34 @@ describe('SDK against a rate-limited server', () => {
     assert.deepEqual(history.map((m) => m.text).sort(), [...texts].sort());
     await until(() => a.client.position(conversation.id) === 15, 'delivery');
     assert.deepEqual(seqsOf(a, conversation.id), range(1, 15));
+  });
+
+  it('gives a refused request the server\'s retryAfterMs, and the outbox waits at least that long before resending', async () => {
+    const bob = await register(server, 'rl-bob');
+    const b = sdk(server.wsUrl, bob.token);
+    await b.client.connect();
+    const { conversation } = await b.client.request('conversation.create', { name: 'rate-after', visibility: 'public' });
+    // Spend the burst with raw requests until one is refused (bounded: the burst is 5).
+    let refused: any = null;
+    for (let i = 0; i < 20 && !refused; i++) {
+      await b.client.request('message.send', { conversationId: conversation.id, key: `raw-${i}`, text: 'x' }).catch((err) => (refused = err));
+    }
+    assert.ok(refused, 'a send was refused for rate');
+    assert.equal(refused.code, 'RATE_LIMITED');
+    assert.ok(Number.isInteger(refused.retryAfterMs) && refused.retryAfterMs >= 1, `retryAfterMs: ${refused.retryAfterMs}`);
+    // Six sends at once against an emptied burst of 5: several are refused. Each refused attempt's next attempt (same
+    // key) comes no sooner than the retryAfterMs that refused it.
+    const sendsBefore = b.trace.sent.length;
+    const texts = range(1, 6).map((i) => `after the wait ${i}`);
+    await Promise.all(texts.map((t) => b.client.send(conversation.id, t)));
+    const attempts = b.trace.sent.slice(sendsBefore).filter((f) => f.type === 'message.send');
+    const refusals = b.trace.received.filter((f) => f.error?.code === 'RATE_LIMITED' && attempts.some((a) => a.id === f.id));
+    assert.ok(refusals.length >= 1, 'some outbox sends were refused for rate');
+    for (const refusal of refusals) {
+      const key = attempts.find((a) => a.id === refusal.id)!.data.key;
+      const next = attempts.find((a) => a.data.key === key && a.at! >= refusal.at! && a.id !== refusal.id)!;
+      assert.ok(next, 'the refused send was sent again');
+      assert.ok(next.at! - refusal.at! >= refusal.error.retryAfterMs - 5, `resent ${next.at! - refusal.at!} ms after a ${refusal.error.retryAfterMs} ms retryAfterMs`);
+    }
   });
 });

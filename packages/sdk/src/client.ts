@@ -596,7 +596,8 @@ export class ParleyClient {
           if (entry.state !== 'waiting') return;
           entry.state = 'queued';
           this.pumpOutbox();
-        }, fullJitterDelay(entry.attempts - 1, this.backoffOpts, this.random));
+          // A RATE_LIMITED reply says when the send can succeed: waiting less only spends another refusal.
+        }, Math.max(e.retryAfterMs ?? 0, fullJitterDelay(entry.attempts - 1, this.backoffOpts, this.random)));
       },
     );
   }

@@ -19,6 +19,8 @@ export type ClientErrorCode = ErrorCode | LocalErrorCode | (string & {});
 export interface ParleyClientErrorInit {
   temporary?: boolean;
   details?: unknown;
+  /** RATE_LIMITED: the server's `retryAfterMs`, milliseconds until the same request can succeed. */
+  retryAfterMs?: number;
   /** For errors caused by a WebSocket close: the close code and its catalogue name if any. */
   closeCode?: number;
   closeReason?: string;
@@ -30,6 +32,8 @@ export class ParleyClientError extends Error {
   readonly code: ClientErrorCode;
   readonly temporary: boolean;
   readonly details?: unknown;
+  /** RATE_LIMITED: milliseconds until the same request can succeed (from the server), if it said. */
+  readonly retryAfterMs?: number;
   readonly closeCode?: number;
   readonly closeName?: CloseName;
   readonly closeReason?: string;
@@ -40,6 +44,7 @@ export class ParleyClientError extends Error {
     this.code = code;
     this.temporary = init.temporary ?? isTemporary(code);
     if (init.details !== undefined) this.details = init.details;
+    if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
     if (init.closeCode !== undefined) {
       this.closeCode = init.closeCode;
       const name = closeNameOf(init.closeCode);
@@ -69,12 +74,13 @@ export function closeNameOf(code: number): CloseName | undefined {
   return undefined;
 }
 
-/** The error for a server's `{code, message, temporary, details?}` body. The server's `temporary` wins. */
+/** The error for a server's `{code, message, temporary, details?, retryAfterMs?}` body. The server's `temporary` wins. */
 export function errorFromBody(body: Partial<ErrorBody> | null | undefined, requestType?: string): ParleyClientError {
   const code = typeof body?.code === 'string' ? body.code : 'INTERNAL';
   const init: ParleyClientErrorInit = {};
   if (typeof body?.temporary === 'boolean') init.temporary = body.temporary;
   if (body?.details !== undefined) init.details = body.details;
+  if (typeof body?.retryAfterMs === 'number' && body.retryAfterMs > 0) init.retryAfterMs = body.retryAfterMs;
   if (requestType !== undefined) init.requestType = requestType;
   return new ParleyClientError(code, typeof body?.message === 'string' ? body.message : undefined, init);
 }
