@@ -225,7 +225,7 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
       what = 'created now as a product user (no password)';
     } else {
       throw new UsageError(`no user has the ${flags.by ?? 'id or username'} "${which}"; nothing was created. ` +
-        'Register an account (parley user add) or, for a user of your product, add --create (with --name "Display name").');
+        'Register an account (npx parley user add) or, for a user of your product, add --create (with --name "Display name").');
     }
   } finally {
     await store.close();
@@ -344,14 +344,14 @@ function buildProgram(): Command {
     .option('--password <password>', 'the password (visible in the process list; prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the account an administrator', false)
-    .addHelpText('after', '\nExample:\n  echo "$PASSWORD" | parley user add alice --password-stdin --admin')
+    .addHelpText('after', '\nExample:\n  echo "$PASSWORD" | npx parley user add alice --password-stdin --admin')
     .action((username: string, flags) => userAdd(username, flags));
 
   withConfigOption(user.command('upsert').description('Create or update a product user (a user of your product, no password) by id.'))
     .argument('<user-id>', 'the id your product knows the user by (1 to 128 characters)')
     .requiredOption('--name <name>', 'display name')
     .option('--metadata <json>', `any JSON, up to ${MAX_USER_METADATA_BYTES} bytes (null clears it)`)
-    .addHelpText('after', '\nNever touches a built-in account. Example:\n  parley user upsert cust-42 --name "Ada Lovelace" --metadata \'{"plan":"pro"}\'')
+    .addHelpText('after', '\nNever touches a built-in account. Example:\n  npx parley user upsert cust-42 --name "Ada Lovelace" --metadata \'{"plan":"pro"}\'')
     .action((userId: string, flags) => userUpsert(userId, flags));
 
   withConfigOption(program.command('token').description("Print a token for an existing user, signed with this server's own secret (for trying things out and tests)."))
@@ -365,7 +365,7 @@ function buildProgram(): Command {
       'Prints the token on standard output and what it did (which user, found how, expiry) on standard error.',
       'Use the same --config / --data-dir / PARLEY_* settings as the server, so that the same store and secret are used.',
       'Example:',
-      '  TOKEN=$(parley token alice --ttl 3600)        # alice: an existing username or user id',
+      '  TOKEN=$(npx parley token alice --ttl 3600)        # alice: an existing username or user id',
       '  curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/v1/me',
     ].join('\n'))
     .action((userId: string, flags) => token(userId, flags));
