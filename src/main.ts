@@ -110,7 +110,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
   const app = buildHttpApp({
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
-    admin: new Admin(store, chat, publisher, onPublishError),
+    admin: new Admin(store, chat, publisher, onPublishError, chatLimitsFrom(config).maxReplyBytes),
     sessions: new Sessions(store, publisher),
     authenticator,
     metrics,

@@ -4,6 +4,10 @@ import type { Store, UserRecord } from '../store/store.js';
 import type { Chat } from './chat.js';
 import { type ProductUserInput, upsertProductUser } from './product-users.js';
 import type { Publisher } from './publisher.js';
+import { ReplyBudget, takeLeading } from './reply-budget.js';
+
+/** A page of an admin listing: `more` when another follows, fetched with `after: next` (the last id of this page). */
+export type AdminPage<K extends string, T> = Record<K, T[]> & { more: boolean; next: string | null };
 
 export type PublicUser = Omit<UserRecord, 'passwordHash' | 'tokenGeneration'>;
 export const publicUser = ({ passwordHash: _hidden, tokenGeneration: _internal, ...user }: UserRecord): PublicUser => user;
@@ -16,10 +20,14 @@ export class Admin {
     private readonly publisher: Publisher,
     /** Called when the close event of a stored ban cannot be published (the ban holds anyway: every write checks it). */
     private readonly onPublishError: (err: unknown) => void = () => {},
+    /** Byte budget of a listing page (users carry metadata of up to 4 KB each): see ReplyBudget. */
+    private readonly maxReplyBytes: number = 256 * 1024,
   ) {}
 
-  async listUsers(limit: number, afterId?: string): Promise<PublicUser[]> {
-    return (await this.store.listUsers({ limit, afterId })).map(publicUser);
+  /** Users by id, at most `limit` and at most maxReplyBytes of JSON; `more`/`next` page on. */
+  async listUsers(limit: number, afterId?: string): Promise<AdminPage<'users', PublicUser>> {
+    const rows = (await this.store.listUsers({ limit: limit + 1, afterId })).map(publicUser);
+    return this.page('users', rows, limit);
   }
 
   /**
@@ -41,8 +49,16 @@ export class Admin {
     return { user: publicUser(user), created };
   }
 
-  listConversations(limit: number, afterId?: string): Promise<Conversation[]> {
-    return this.store.listConversations({ limit, afterId });
+  /** Conversations by id, at most `limit` and at most maxReplyBytes of JSON; `more`/`next` page on. */
+  async listConversations(limit: number, afterId?: string): Promise<AdminPage<'conversations', Conversation>> {
+    return this.page('conversations', await this.store.listConversations({ limit: limit + 1, afterId }), limit);
+  }
+
+  /** The leading rows that fit `limit` (one more was read to learn whether more follow) and the byte budget. */
+  private page<K extends string, T extends { id: string }>(key: K, rows: T[], limit: number): AdminPage<K, T> {
+    const { taken, cut } = takeLeading(rows.slice(0, limit), new ReplyBudget(this.maxReplyBytes));
+    const more = cut || rows.length > limit;
+    return { [key]: taken, more, next: more && taken.length > 0 ? taken[taken.length - 1].id : null } as AdminPage<K, T>;
   }
 
   async createGroup(input: { name: string; visibility: Visibility; ownerId: string }): Promise<MyConversation> {

@@ -99,7 +99,11 @@ export class Chat {
   }
 
   async searchPublic(_userId: string, d: RequestData<'conversation.search'>): Promise<ResultMap['conversation.search']> {
-    return { conversations: await this.store.searchPublic(d.query, this.pageSize(d.limit)) };
+    const limit = this.pageSize(d.limit);
+    const rows = await this.store.searchPublic(d.query, limit + 1);
+    // No cursor: search answers the best page; `more` says that a narrower query would show others.
+    const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
+    return { conversations: taken, more: cut || rows.length > limit };
   }
 
   async join(userId: string, d: RequestData<'conversation.join'>): Promise<ResultMap['conversation.join']> {

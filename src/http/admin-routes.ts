@@ -43,8 +43,8 @@ const groupSchema = z.object({
 
 export const adminRoutes: AdminRoute[] = [
   {
-    method: 'GET', url: '/api/v1/admin/users', summary: 'List users, by id (query: limit, after)', query: pageSchema,
-    run: async ({ admin }, { query }) => ({ users: await admin.listUsers(query.limit, query.after) }),
+    method: 'GET', url: '/api/v1/admin/users', summary: 'List users, by id (query: limit, after); a page ends early at the reply byte budget: while `more`, pass `next` as `after`', query: pageSchema,
+    run: async ({ admin }, { query }) => admin.listUsers(query.limit, query.after),
   },
   {
     method: 'POST', url: '/api/v1/admin/users', summary: 'Create a built-in account (works even when self-registration is off)',
@@ -80,8 +80,8 @@ export const adminRoutes: AdminRoute[] = [
     run: async ({ admin }, { params }) => ({ user: await admin.setBanned(params.userId, false) }),
   },
   {
-    method: 'GET', url: '/api/v1/admin/conversations', summary: 'List every conversation, by id (query: limit, after)', query: pageSchema,
-    run: async ({ admin }, { query }) => ({ conversations: await admin.listConversations(query.limit, query.after) }),
+    method: 'GET', url: '/api/v1/admin/conversations', summary: 'List every conversation, by id (query: limit, after); a page ends early at the reply byte budget: while `more`, pass `next` as `after`', query: pageSchema,
+    run: async ({ admin }, { query }) => admin.listConversations(query.limit, query.after),
   },
   {
     method: 'POST', url: '/api/v1/admin/groups', summary: 'Create a group owned by a given user', body: groupSchema, successStatus: 201,

@@ -52,13 +52,13 @@ const extraRoutes: ExtraRoute[] = [
 
 /** The success bodies of the admin routes (src/http/admin-routes.ts), by `METHOD url`. */
 const adminResponses: Record<string, z.ZodType> = {
-  'GET /api/v1/admin/users': z.object({ users: z.array(publicUserSchema) }),
+  'GET /api/v1/admin/users': z.object({ users: z.array(publicUserSchema), more: z.boolean(), next: z.string().nullable() }),
   'POST /api/v1/admin/users': z.object({ user: z.object({ id: z.string(), name: z.string(), isAdmin: z.boolean() }) }),
   'PUT /api/v1/admin/users/:userId': z.object({ user: publicUserSchema, created: z.boolean() }),
   'POST /api/v1/admin/users/:userId/logout': z.object({}),
   'POST /api/v1/admin/users/:userId/ban': z.object({ user: publicUserSchema }),
   'POST /api/v1/admin/users/:userId/unban': z.object({ user: publicUserSchema }),
-  'GET /api/v1/admin/conversations': z.object({ conversations: z.array(conversationSchema) }),
+  'GET /api/v1/admin/conversations': z.object({ conversations: z.array(conversationSchema), more: z.boolean(), next: z.string().nullable() }),
   'POST /api/v1/admin/groups': z.object({ conversation: myConversationSchema }),
   'DELETE /api/v1/admin/conversations/:conversationId': resultSchemas['conversation.delete'],
 };

@@ -88,7 +88,7 @@ export const resultSchemas = {
   'conversation.get': z.object({ conversation: myConversationSchema }),
   'conversation.create': z.object({ conversation: myConversationSchema }),
   'direct.open': z.object({ conversation: myConversationSchema }),
-  'conversation.search': z.object({ conversations: z.array(conversationSchema) }),
+  'conversation.search': z.object({ conversations: z.array(conversationSchema), more: z.boolean().describe('other groups match too: narrow the query') }),
   'conversation.join': z.object({ conversation: myConversationSchema }),
   'conversation.leave': empty,
   'conversation.rename': z.object({ conversation: conversationSchema }),

@@ -14,7 +14,8 @@ export interface ResultMap {
   'conversation.get': { conversation: MyConversation };
   'conversation.create': { conversation: MyConversation };
   'direct.open': { conversation: MyConversation };
-  'conversation.search': { conversations: Conversation[] };
+  /** `more`: other groups match than these (the page was full, or ended at the byte budget); narrow the query. */
+  'conversation.search': { conversations: Conversation[]; more: boolean };
   'conversation.join': { conversation: MyConversation };
   'conversation.leave': Record<string, never>;
   'conversation.rename': { conversation: Conversation };

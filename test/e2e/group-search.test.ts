@@ -46,3 +46,32 @@ describe('conversation.search', () => {
     assert.deepEqual((await owner.client.ok('conversation.search', { query: `APRÈS ${tag}` })).conversations.map((c: any) => c.id), [conversation.id]);
   });
 });
+
+describe('conversation.search pages', () => {
+  let server: TestServer;
+  const seats = new Seats(() => server, 'search-pages');
+  before(async () => {
+    // A small reply budget and a large page cap, so that a page of long names reaches the budget before the count.
+    server = await startServer({ PARLEY_LIMITS_MAX_REPLY_BYTES: '8192', PARLEY_LIMITS_MAX_PAGE_SIZE: '500' });
+  });
+  after(async () => {
+    seats.closeAll();
+    await server.stop();
+  });
+
+  it('ends a page at the reply byte budget or at limit, and says so in more', async () => {
+    const owner = await seats.seat('owner');
+    const tag = randomUUID().slice(0, 8);
+    for (let i = 0; i < 40; i++) {
+      await owner.client.ok('conversation.create', { name: `${tag} ${String(i).padStart(2, '0')} ${'\u0001'.repeat(150)}` });
+    }
+    const all = await owner.client.ok('conversation.search', { query: tag, limit: 500 });
+    assert.equal(all.more, true, 'cut by the byte budget');
+    assert.ok(all.conversations.length >= 1 && all.conversations.length < 40, `${all.conversations.length} groups`);
+    assert.ok(Buffer.byteLength(JSON.stringify(all)) <= 8192, `${Buffer.byteLength(JSON.stringify(all))} bytes`);
+    const few = await owner.client.ok('conversation.search', { query: tag, limit: 3 });
+    assert.deepEqual([few.conversations.length, few.more], [3, true]);
+    const one = await owner.client.ok('conversation.search', { query: `${tag} 07` });
+    assert.deepEqual([one.conversations.length, one.more], [1, false]);
+  });
+});

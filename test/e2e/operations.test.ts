@@ -64,6 +64,27 @@ describe('operating a server: health, metrics, OpenAPI, admin API', () => {
     assert.equal((await api(server, 'wrong-admin-token-0000', 'GET', '/api/v1/admin/users')).status, 401);
   });
 
+  it('bounds an admin listing page in bytes: users with large metadata page through with more/next, each once', async () => {
+    const ids = Array.from({ length: 80 }, (_, i) => `big-meta-${String(i).padStart(2, '0')}`);
+    const metadata = { note: 'm'.repeat(4000) };
+    for (const id of ids) assert.equal((await api(server, ADMIN_TOKEN, 'PUT', `/api/v1/admin/users/${id}`, { name: id, metadata })).status, 201);
+    const seen: string[] = [];
+    let after = '';
+    let pages = 0;
+    for (; pages < 50; pages++) {
+      const res = await fetch(`${server.url}/api/v1/admin/users?limit=1000${after}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const text = await res.text();
+      assert.ok(Buffer.byteLength(text) <= 300 * 1024, `a page of ${Buffer.byteLength(text)} bytes`);
+      const page = JSON.parse(text);
+      seen.push(...page.users.map((u: any) => u.id));
+      if (!page.more) break;
+      after = `&after=${encodeURIComponent(page.next)}`;
+    }
+    assert.ok(pages >= 1, 'the 80 users (320 KB of metadata) did not fit one page');
+    assert.deepEqual(seen.filter((id) => id.startsWith('big-meta-')), ids);
+    assert.equal(new Set(seen).size, seen.length, 'no user twice');
+  });
+
   it('lets an operator create users and groups, list them, and delete a conversation its members are told about', async () => {
     const created = await api(server, ADMIN_TOKEN, 'POST', '/api/v1/admin/users', { username: 'ops-made', password: 'long enough password', admin: true });
     assert.equal(created.status, 201);
