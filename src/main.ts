@@ -111,7 +111,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
     admin: new Admin(store, chat, publisher, onPublishError, chatLimitsFrom(config).maxReplyBytes),
-    sessions: new Sessions(store, publisher),
+    sessions: new Sessions(store, publisher, config.auth.jwt.clockToleranceSeconds * 1000),
     authenticator,
     metrics,
     logger,

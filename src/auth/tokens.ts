@@ -123,6 +123,8 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
       // The user id reaches topics, logs and URLs: refused at the door unless it is of the id alphabet.
       if (!isValidId(sub)) throw unauthorized('subject (sub) has characters outside the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
       if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
+      // jose checks iat only against a maximum age; one from the future (beyond the tolerance) was never issued honestly.
+      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + tolerance) throw unauthorized('token issued in the future (iat)');
       return {
         userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
         sessionId: local && typeof payload.jti === 'string' && payload.jti.length > 0 ? payload.jti : null,

@@ -10,7 +10,13 @@ import type { Publisher } from './publisher.js';
  * WebSocket upgrade and REST call.
  */
 export class Sessions {
-  constructor(private readonly store: Store, private readonly publisher: Publisher, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: Store,
+    private readonly publisher: Publisher,
+    /** The clock tolerance tokens are accepted with past `exp` (ms): a revocation must outlive it. */
+    private readonly toleranceMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Revoke the token of this session. INVALID_REQUEST for a token without a session id (product tokens). */
   async logout(userId: string, sessionId: string | null, expiresAt: number | null): Promise<void> {
@@ -19,11 +25,15 @@ export class Sessions {
     }
     const now = this.now();
     // A token without expiry cannot be ours; keep its revocation for the longest lifetime we could have given it.
-    await this.store.revokeSession(sessionId, expiresAt ?? now + 365 * 24 * 3600 * 1000, now);
+    // Kept while the token could still be accepted (exp plus the clock tolerance), then forgotten.
+    await this.store.revokeSession(sessionId, (expiresAt ?? now + 365 * 24 * 3600 * 1000) + this.toleranceMs, now);
     await this.publisher.controlUser(userId, `revoke:${sessionId}`);
   }
 
-  /** Revoke every token of ours the user holds and close all their connections. NOT_FOUND for an unknown user. */
+  /**
+   * Revoke every token of ours the user holds and close the connections made with them (connections with the
+   * product's tokens stay: those tokens are still valid). NOT_FOUND for an unknown user.
+   */
   async logoutEverywhere(userId: string): Promise<void> {
     if ((await this.store.bumpTokenGeneration(userId)) === null) throw new ParleyError('NOT_FOUND', 'no such user');
     await this.publisher.controlUser(userId, 'revoke');

@@ -417,7 +417,11 @@ export class Gateway implements ConnectionOwner {
 
   /** Close the user's connections of a logged-out session (or all of them: null) with 4500. */
   private closeRevoked(userId: string, sessionId: string | null): void {
-    for (const c of [...this.devicesOf(userId)]) if (sessionId === null || c.sessionId === sessionId) this.closeConnection(c, 'UNAUTHORIZED');
+    for (const c of [...this.devicesOf(userId)]) {
+      // "Everywhere" revokes the server's own tokens only: a connection made with a product token keeps its valid token.
+      const revoked = sessionId === null ? c.tokenGeneration !== null : c.sessionId === sessionId;
+      if (revoked) this.closeConnection(c, 'UNAUTHORIZED');
+    }
   }
 
   /** Keep an event for a connection that has not been welcomed yet; bounded like its outgoing queue. */

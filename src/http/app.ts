@@ -118,6 +118,9 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     return {};
   });
   app.delete('/api/v1/sessions', { preHandler: authenticate(deps) }, async (req) => {
+    if (req.identity!.tokenGeneration === null) {
+      throw new ParleyError('INVALID_REQUEST', 'a token of the integrating product has no sessions here to log out (the product revokes its own tokens)');
+    }
     await deps.sessions.logoutEverywhere(req.identity!.userId);
     return {};
   });

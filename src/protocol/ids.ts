@@ -11,11 +11,14 @@
  * bus envelope), no `/ ? # % &` (URL paths and queries), no `,` (the comma-separated `userIds` of REST presence), no
  * quotes or backslashes. `+ | = @ :` are percent-encoded by a client that puts an id in a URL query.
  *
+ * An id may not be `.` or `..`: in a URL path those segments mean "this" and "parent", and clients resolve them before
+ * sending, so a REST route could never name such a user.
+ *
  * The server refuses a token whose `sub` is outside this alphabet (close 4500, REST 401) and a request whose id field
  * is outside it (INVALID_REQUEST). Ids the server makes itself (UUIDs) are inside it.
  */
 export const MAX_ID_LENGTH = 128;
-export const ID_PATTERN = /^[A-Za-z0-9._~:@+|=-]{1,128}$/;
+export const ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9._~:@+|=-]{1,128}$/;
 
 /** Whether `value` is an id of the alphabet above. */
 export function isValidId(value: unknown): value is string {

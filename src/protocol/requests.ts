@@ -42,7 +42,7 @@ export const requestSchemas = {
   'member.unban': z.object({ conversationId: id, userId: id }).strict(),
   'member.bans': z.object({ conversationId: id }).strict(),
   /** The user with exactly this username (a built-in account), for opening a direct conversation. No listing. */
-  'user.find': z.object({ username: z.string().min(1).max(64) }).strict(),
+  'user.find': z.object({ username: z.string().trim().min(1).max(64) }).strict(),
   'invite.create': z
     .object({
       conversationId: id,

@@ -173,6 +173,8 @@ describe('identities', () => {
       for (const username of ['id-caro', 'id-carol2', 'id-', '%', '*', 'nobody-at-all']) {
         assert.equal(await client.errorCode('user.find', { username }), 'NOT_FOUND', username);
       }
+      // Surrounding white space is ignored, as at login.
+      assert.deepEqual(await client.ok('user.find', { username: '  ID-Carol ' }), { user: { id: carol.id, name: 'id-carol' } });
       assert.equal(await client.errorCode('user.find', {}), 'INVALID_REQUEST');
       assert.equal(await client.errorCode('user.find', { username: 'x'.repeat(65) }), 'INVALID_REQUEST');
       // A product user's display name is not a username: it is not found (names of product users are not unique).
@@ -276,10 +278,52 @@ describe('identities', () => {
     });
 
     it('answers logout with a product token INVALID_REQUEST (the product revokes its own tokens)', async () => {
-      const res = await api(server, await productToken('prod-logout'), 'DELETE', '/api/v1/sessions/current');
-      assert.equal(res.status, 400);
-      assert.equal(res.body.error.code, 'INVALID_REQUEST');
+      for (const path of ['/api/v1/sessions/current', '/api/v1/sessions']) {
+        const res = await api(server, await productToken('prod-logout'), 'DELETE', path);
+        assert.equal(res.status, 400, path);
+        assert.equal(res.body.error.code, 'INVALID_REQUEST', path);
+      }
       assert.equal((await api(server, null, 'DELETE', '/api/v1/sessions')).status, 401);
+    });
+
+    it('closes only the connections made with our own tokens when a user is logged out everywhere', async () => {
+      // A product user may also hold a token of our own (`parley token --create`); only that one is revoked.
+      const id = 'prod-two-tokens';
+      const viaProduct = await RawClient.connect(server.wsUrl, await productToken(id, { name: 'Two Tokens' }));
+      const viaOwn = await RawClient.connect(server.wsUrl, await server.token(id));
+      assert.equal((await api(server, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${id}/logout`)).status, 200);
+      assert.equal((await viaOwn.waitClose(5000)).code, 4500);
+      // The product-token connection is still served: a request sent after the logout is answered.
+      assert.deepEqual(await viaProduct.ok('ping', {}), {});
+      assert.equal(viaProduct.closed, null);
+      viaProduct.close();
+    });
+
+    it('refuses a token issued in the future (iat beyond the clock tolerance) and ids "." and ".."', async () => {
+      const { SignJWT } = await import('jose');
+      const now = Math.floor(Date.now() / 1000);
+      const future = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('prod-future')
+        .setIssuedAt(now + 3600).setExpirationTime(now + 7200).sign(new TextEncoder().encode(EXTERNAL_SECRET));
+      assert.equal((await api(server, future, 'GET', '/api/v1/me')).status, 401);
+      assert.equal(await refusedWith(server, future), 4500);
+      for (const sub of ['.', '..']) {
+        assert.equal((await api(server, await productToken(sub), 'GET', '/api/v1/me')).status, 401, sub);
+      }
+      const user = await register(server, 'id-dots');
+      const client = await RawClient.connect(server.wsUrl, user.token);
+      for (const userId of ['.', '..']) assert.equal(await client.errorCode('direct.open', { userId }), 'INVALID_REQUEST', userId);
+      // Through a raw request (URL libraries resolve "..", even percent-encoded), the route sees ".." and refuses it.
+      const { request } = await import('node:http');
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: server.port, path: '/api/v1/admin/users/%2E%2E', method: 'PUT', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ name: 'dots' }));
+      });
+      assert.equal(status, 400);
+      client.close();
     });
   });
 
@@ -370,5 +414,29 @@ describe('admin rights of product tokens when configured (auth.jwt.adminClaim)',
     assert.equal((await api(server, await productToken(account.id, { parley_admin: true }), 'GET', '/api/v1/admin/users')).status, 401);
     // Our own tokens never carry the claim's meaning.
     assert.equal((await api(server, await signToken(OWN_SECRET, 'parley', account.id), 'GET', '/api/v1/admin/users')).status, 403);
+  });
+});
+
+describe('revocations outlive the clock tolerance', () => {
+  let server: TestServer;
+  before(async () => {
+    // Short tokens, the default 30 s tolerance: a token stays acceptable for 30 s past its exp.
+    server = await startServer({ PARLEY_AUTH_ACCOUNTS_TOKEN_TTL_SECONDS: '2' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('keeps refusing a logged-out token after its exp, while the tolerance would still accept it, even after a purge', async () => {
+    const ann = await register(server, 'rev-ann');
+    const { body } = await login(server, 'rev-ann');
+    assert.equal((await api(server, body.token, 'DELETE', '/api/v1/sessions/current')).status, 200);
+    assert.equal((await api(server, body.token, 'GET', '/api/v1/me')).status, 401);
+    // Time itself is the condition here: wait until the token's exp has passed (it is inside the tolerance still).
+    while (Date.now() < body.expiresAt + 500) await new Promise((r) => setTimeout(r, 100));
+    // Another logout stores a revocation and purges the expired ones.
+    assert.equal((await api(server, ann.token, 'DELETE', '/api/v1/sessions/current')).status, 200);
+    assert.equal((await api(server, body.token, 'GET', '/api/v1/me')).status, 401);
+    assert.equal(await refusedWith(server, body.token), 4500);
   });
 });
