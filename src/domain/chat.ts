@@ -419,7 +419,14 @@ export class Chat {
       entry.changesMore = false;
       return entry;
     }
-    // The client is behind on changes: it gets the conversation as it is now (rename, member count) and the changes.
+    // The client is behind on changes: it gets the conversation as it is now (rename, member count) and the changes,
+    // when they fit; otherwise nothing of them, and `changesMore` sends it back for them with the same rev.
+    if (!budget.fits(conversation)) {
+      entry.changes = [];
+      entry.changesMore = true;
+      entry.rev = rev;
+      return entry;
+    }
     entry.conversation = conversation;
     budget.charge(conversation);
     const changes: Change[] = budget.exhausted ? [] : await this.store.changesSince(conversationId, rev, limit + 1);
@@ -471,7 +478,6 @@ export class Chat {
     return conversation;
   }
 
-  /** The group just joined; NOT_FOUND if it was deleted right after the join (the joiner is told by its delete). */
   /**
    * The group just joined, as the joiner sees it. Gone already: deleted at the moment of the join (NOT_FOUND), or the
    * joiner was removed right after joining, by a kick or ban (NOT_MEMBER); either way the joiner was told by its event.

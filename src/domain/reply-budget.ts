@@ -21,6 +21,11 @@ export class ReplyBudget {
     return true;
   }
 
+  /** Whether `value` fits in what is left, without charging it (unlike `take`, even as the first item). */
+  fits(value: unknown): boolean {
+    return this.used + jsonBytes(value) <= this.bytes;
+  }
+
   /** Charges bytes that go out whether they fit or not (a page's fixed fields). */
   charge(value: unknown): void {
     this.used += jsonBytes(value);

@@ -129,14 +129,18 @@ export class Dispatcher {
 function idOf(value: unknown): Id | null {
   if (typeof value !== 'object' || value === null) return null;
   const id = (value as { id?: unknown }).id;
-  if (typeof id === 'number' && Number.isInteger(id)) return id;
+  // Beyond 2^53 the number the client sent is not the one JSON.parse gives back: it cannot be echoed, so it is unusable.
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
   if (typeof id === 'string' && id.length > 0 && id.length <= 64 && isWellFormed(id)) return id;
   return null;
 }
 
-/** A refused frame is not parsed in full; its id is still worth echoing when it is cheap to find. */
+/**
+ * The id of a frame refused for rate, so that its reply can be matched: every request gets exactly one reply with its
+ * id. Parsing costs little next to the flood bound (maxFrameBytes per frame, floodCloseAfter refusals in a row).
+ */
 function peekId(data: RawData): Id | null {
-  if (!Buffer.isBuffer(data) || data.length > 4096) return null;
+  if (!Buffer.isBuffer(data)) return null;
   try {
     return idOf(JSON.parse(data.toString()));
   } catch {
