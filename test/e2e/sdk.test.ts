@@ -82,10 +82,12 @@ interface TestClient {
 }
 
 const clients: TestClient[] = [];
+/** Reconnect delays of every test client: short, so that tests reconnect quickly. */
+const BACKOFF = { initialMs: 10, maxMs: 100 } as const;
 
 function sdk(url: string, token: ParleyClientOptions['token'], extra: Partial<ParleyClientOptions> = {}): TestClient {
   const { WebSocket: WS, trace } = tracedWebSocket();
-  const client = new ParleyClient({ url, token, WebSocket: WS, backoff: { initialMs: 10, maxMs: 100 }, requestTimeoutMs: 5000, ...extra });
+  const client = new ParleyClient({ url, token, WebSocket: WS, backoff: BACKOFF, requestTimeoutMs: 5000, ...extra });
   const c: TestClient = {
     client, trace, messages: [], disconnects: [], errors: [],
     cut: () => trace.sockets.at(-1)!.terminate(),
@@ -103,6 +105,19 @@ async function until(pred: () => boolean, what: string, ms = 10_000): Promise<vo
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/**
+ * An ordered barrier, to prove that nothing more (no duplicate) will be delivered without waiting for "long enough":
+ * `from` sends one more message to the conversation and this waits until every one of `to` has delivered it. The
+ * server sends a conversation's events to a socket in seq order, after every frame it queued there before (replies to
+ * catch-up requests included), and the SDK delivers in seq order; so whatever was going to be delivered before the
+ * barrier has been by then. Returns the barrier message (its seq is the new end of the conversation).
+ */
+async function deliveryBarrier(from: TestClient, to: TestClient[], conversationId: string): Promise<Message> {
+  const barrier = await from.client.send(conversationId, 'barrier');
+  await until(() => to.every((c) => c.client.position(conversationId) === barrier.seq), `every client to deliver the barrier (seq ${barrier.seq})`, 20_000);
+  return barrier;
 }
 
 const seqsOf = (c: TestClient, conversationId: string): number[] => c.messages.filter((m) => m.conversationId === conversationId).map((m) => m.seq);
@@ -188,9 +203,9 @@ describe('SDK against a real server', () => {
     assert.deepEqual(sent.map((m) => m.seq).sort((x, y) => x - y), range(1, 200));
 
     await until(() => seqsOf(b, conv).length >= 200, 'bob to catch up');
-    await sleep(100); // anything extra (a duplicate) would show up now
-    assert.deepEqual(seqsOf(b, conv), range(1, 200), 'each of 1..200 once, in order');
-    const bySeq = new Map(sent.map((m) => [m.seq, m]));
+    const barrier = await deliveryBarrier(a, [a, b], conv); // anything extra (a duplicate) would have come before it
+    assert.deepEqual(seqsOf(b, conv), range(1, 201), 'each of 1..200 once, in order (then the barrier)');
+    const bySeq = new Map([...sent, barrier].map((m) => [m.seq, m]));
     for (const m of b.messages) assert.equal(m.id, bySeq.get(m.seq)!.id);
     assert.ok(b.disconnects.length >= 1);
     assert.deepEqual(b.disconnects[0], { code: 1006, reason: '', willReconnect: true });
@@ -199,7 +214,7 @@ describe('SDK against a real server', () => {
       'the reconnect synced from the delivered position');
     assert.equal(b.client.state, 'open');
     // alice's own sends reached her `message` event once each, in order, too.
-    assert.deepEqual(seqsOf(a, conv), range(1, 200));
+    assert.deepEqual(seqsOf(a, conv), range(1, 201));
   });
 
   it('survives repeated cuts, also in the middle of its catch-up (small sync pages): still 1..N exactly once', async () => {
@@ -225,8 +240,8 @@ describe('SDK against a real server', () => {
     } finally {
       clearInterval(cutOnCatchUp);
     }
-    await sleep(100);
-    assert.deepEqual(seqsOf(b, conv), range(1, 300));
+    await deliveryBarrier(a, [b], conv);
+    assert.deepEqual(seqsOf(b, conv), range(1, 301));
     assert.ok(b.disconnects.length >= 5, `cut ${b.disconnects.length} times`);
     assert.ok(cuts >= 1, 'at least one cut hit a catch-up request in flight');
   });
@@ -250,9 +265,9 @@ describe('SDK against a real server', () => {
     // New messages arrive live: the first one reveals the gap n-4..n; the others race the gap fill.
     await Promise.all(range(1, 5).map((i) => a.client.send(conv, `gap live ${i}`)));
     await until(() => b.client.position(conv) === n + 5, 'bob at n+5');
-    await sleep(100);
-    assert.deepEqual(seqsOf(b, conv), range(n - 4, n + 5), 'the gap, then the live messages, each once, in seq order');
-    assert.deepEqual(raw.sort((x, y) => x - y), range(n + 1, n + 5), 'message.new is the raw wire event: only the live ones');
+    await deliveryBarrier(a, [b], conv); // seq n+6, live
+    assert.deepEqual(seqsOf(b, conv), range(n - 4, n + 6), 'the gap, then the live messages, each once, in seq order');
+    assert.deepEqual(raw.sort((x, y) => x - y), range(n + 1, n + 6), 'message.new is the raw wire event: only the live ones');
     const fills = b.trace.sent.slice(requestsBefore).filter((f) => f.type === 'history.after');
     assert.ok(fills.length >= 1, 'the SDK fetched the gap');
     assert.equal(fills[0].data.afterSeq, n - 5);
@@ -270,9 +285,9 @@ describe('SDK against a real server', () => {
     ]);
     assert.deepEqual(results.map((m) => m.seq).sort((x, y) => x - y), range(1, 120));
     await until(() => b.client.position(conv) === 120 && a.client.position(conv) === 120, 'both at 120');
-    await sleep(100);
-    assert.deepEqual(seqsOf(a, conv), range(1, 120));
-    assert.deepEqual(seqsOf(b, conv), range(1, 120));
+    await deliveryBarrier(a, [a, b], conv);
+    assert.deepEqual(seqsOf(a, conv), range(1, 121));
+    assert.deepEqual(seqsOf(b, conv), range(1, 121));
   });
 
   it('a direct conversation opened by a peer is delivered from seq 1 (tracked from conversation.updated)', async () => {
@@ -343,9 +358,9 @@ describe('SDK against a real server', () => {
     const history = await fullHistory(a, conv);
     assert.deepEqual(history.map((m) => m.text), ['only once', 'ack lost']);
     await until(() => a.messages.length === 2 && b.client.position(conv) === 2, 'delivery');
-    await sleep(100);
-    assert.deepEqual(seqsOf(a, conv), [1, 2], 'alice got each once');
-    assert.deepEqual(seqsOf(b, conv), [1, 2], 'bob got each once, his retries included');
+    await deliveryBarrier(a, [a, b], conv);
+    assert.deepEqual(seqsOf(a, conv), [1, 2, 3], 'alice got each once');
+    assert.deepEqual(seqsOf(b, conv), [1, 2, 3], 'bob got each once, his retries included');
   });
 
   it('maps server refusals to ParleyClientError; refuses an oversized frame locally', async () => {
@@ -390,8 +405,11 @@ describe('SDK against a real server', () => {
     assert.equal(x.disconnects.length, 1);
     assert.equal(x.disconnects[0].code, 4500);
     assert.equal(x.disconnects[0].willReconnect, false);
-    await sleep(1000);
-    assert.equal(x.trace.sockets.length, 1, 'no further connection attempt within 1 s');
+    // Time itself is the condition: a reconnect would be a timer the SDK sets at the close, due within the backoff
+    // ceiling (BACKOFF.maxMs). This wait starts after the close and is due later than any such timer; Node runs due
+    // timers in order of due time, so however late a loaded machine runs them, a reconnect timer would fire first.
+    await sleep(10 * BACKOFF.maxMs);
+    assert.equal(x.trace.sockets.length, 1, `no further connection attempt within ${10 * BACKOFF.maxMs} ms`);
     assert.equal(x.client.state, 'closed');
   });
 
@@ -438,12 +456,14 @@ describe('SDK across server crashes and restarts', () => {
 
     await srv.server.kill('SIGKILL');
     await until(() => b.client.state === 'reconnecting' && a.client.state === 'reconnecting', 'both to notice the crash');
+    const disconnectsAtCrash = b.disconnects.length;
     const texts = range(1, 10).map((i) => `offline ${i}`);
     const promises = texts.map((t) => b.client.send(conv, t));
     assert.equal(b.client.pendingSends().length, 10);
     assert.ok(b.client.pendingSends().every((p) => p.state === 'queued' && p.conversationId === conv));
-    await sleep(300); // a few failed reconnect attempts
+    await until(() => b.disconnects.length >= disconnectsAtCrash + 3, 'a few failed reconnect attempts');
     assert.equal(b.client.pendingSends().length, 10);
+    assert.ok(b.client.pendingSends().every((p) => p.state === 'queued'), 'failed attempts keep the sends queued');
 
     await srv.restart();
     const stored = await Promise.all(promises);
@@ -455,9 +475,9 @@ describe('SDK across server crashes and restarts', () => {
     const history = await fullHistory(a, conv);
     assert.deepEqual(history.map((m) => m.text).sort(), ['before', ...texts].sort(), 'each text stored once');
     await until(() => a.client.position(conv) === 11 && b.client.position(conv) === 11, 'delivery to both');
-    await sleep(100);
-    assert.deepEqual(seqsOf(a, conv), range(1, 11));
-    assert.deepEqual(seqsOf(b, conv), range(1, 11));
+    await deliveryBarrier(a, [a, b], conv);
+    assert.deepEqual(seqsOf(a, conv), range(1, 12));
+    assert.deepEqual(seqsOf(b, conv), range(1, 12));
   });
 
   it('SIGKILL with both clients connected and sends in flight: both reconnect by themselves, nothing acknowledged is lost, nothing is stored twice', async () => {
@@ -494,9 +514,9 @@ describe('SDK across server crashes and restarts', () => {
     // Both catch up to the end, each message once, and live delivery works on the new connections.
     const after = await a.client.send(conv, 'after the restart');
     await until(() => b.client.position(conv) === after.seq && a.client.position(conv) === after.seq, 'catch-up');
-    await sleep(100);
-    assert.deepEqual(seqsOf(a, conv), range(1, after.seq));
-    assert.deepEqual(seqsOf(b, conv), range(1, after.seq));
+    const barrier = await deliveryBarrier(a, [a, b], conv);
+    assert.deepEqual(seqsOf(a, conv), range(1, barrier.seq));
+    assert.deepEqual(seqsOf(b, conv), range(1, barrier.seq));
     assert.ok(a.disconnects.every((d) => d.willReconnect) && b.disconnects.every((d) => d.willReconnect));
   });
 
@@ -508,7 +528,8 @@ describe('SDK across server crashes and restarts', () => {
     assert.equal(code, 0);
     assert.deepEqual(b.disconnects[0], { code: 4000, reason: b.disconnects[0].reason, willReconnect: true });
     assert.notEqual(b.client.state, 'closed');
-    await sleep(300);
+    // While no server listens, attempts are refused: wait for two of them, so the reconnect below follows refusals.
+    await until(() => b.disconnects.length >= 3, 'two refused reconnect attempts');
     await srv.restart();
     const welcome = await b.client.connect();
     assert.notEqual(welcome.connectionId, first.connectionId);

@@ -20,8 +20,6 @@ interface Received {
 
 /** Time allowed for a payload to cross a real engine (Redis, NATS, Kafka), and a bounded poll interval. */
 const DELIVERY_TIMEOUT_MS = 10_000;
-/** How long to keep listening to prove that something does NOT arrive. */
-const SILENCE_MS = 300;
 
 function collect(bus: Bus): Received[] {
   const received: Received[] = [];
@@ -39,7 +37,22 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = DELIV
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * An ordered barrier, to prove that something did NOT arrive without waiting for "long enough": `publisher` publishes
+ * a unique marker on `topic` and this waits until every one of `receivers` has it. The bus orders payloads per topic
+ * per publisher (src/bus/bus.ts), so anything `publisher` published on `topic` before the marker that reaches a
+ * receiver at all (a duplicate, a payload for a topic it should not get) has reached it by then. Only payloads of
+ * the same publisher and topic are covered: there is no order across topics or publishers. Returns the marker.
+ */
+let barrierCounter = 0;
+async function barrier(publisher: Bus, topic: string, receivers: Array<Received[] | string[]>): Promise<string> {
+  const marker = `barrier-${++barrierCounter}`;
+  await publisher.publish(topic, marker);
+  await waitFor(`the barrier on ${topic}`, () =>
+    receivers.every((r) => r.some((x) => (typeof x === 'string' ? x === marker : x.topic === topic && x.payload === marker))),
+  );
+  return marker;
+}
 
 const payloadsOn = (received: Received[], topic: string): string[] =>
   received.filter((r) => r.topic === topic).map((r) => r.payload);
@@ -68,9 +81,13 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await a.publish(topic, '{"hello":"b"}');
         await waitFor('delivery to b', () => got.b.length >= 1);
         assert.deepEqual(got.b, [{ topic, payload: '{"hello":"b"}' }]);
-        await sleep(SILENCE_MS);
-        assert.equal(got.b.length, 1, 'delivered once');
-        assert.equal(got.a.length, 0, 'a is not subscribed');
+        const marker = await barrier(a, topic, [got.b]);
+        assert.deepEqual(payloadsOn(got.b, topic), ['{"hello":"b"}', marker], 'delivered once');
+        // a was not subscribed when it published. Subscribing now and passing a barrier through a: a wrongly delivered
+        // copy of the first payload would have reached a before the marker (same topic, same publisher).
+        await a.subscribe(topic);
+        const marker2 = await barrier(a, topic, [got.a, got.b]);
+        assert.deepEqual(got.a, [{ topic, payload: marker2 }], 'a was not subscribed');
       });
     });
 
@@ -81,9 +98,9 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await b.subscribe(topic);
         await a.publish(topic, 'p1');
         await waitFor('delivery to a and b', () => got.a.length >= 1 && got.b.length >= 1);
-        await sleep(SILENCE_MS);
-        assert.deepEqual(payloadsOn(got.a, topic), ['p1']);
-        assert.deepEqual(payloadsOn(got.b, topic), ['p1']);
+        const marker = await barrier(a, topic, [got.a, got.b]);
+        assert.deepEqual(payloadsOn(got.a, topic), ['p1', marker]);
+        assert.deepEqual(payloadsOn(got.b, topic), ['p1', marker]);
       });
     });
 
@@ -96,9 +113,18 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await a.publish(other, 'not for b');
         await a.publish(wanted, 'for b');
         await waitFor('delivery of the wanted topic', () => got.b.length >= 1 && got.a.length >= 1);
-        await sleep(SILENCE_MS);
-        assert.deepEqual(got.b, [{ topic: wanted, payload: 'for b' }]);
-        assert.deepEqual(got.a, [{ topic: other, payload: 'not for b' }]);
+        // b subscribes to `other` only now, after 'not for b' was published: a wrong delivery of it to b would arrive
+        // before the marker a publishes on `other` next (same topic, same publisher).
+        await b.subscribe(other);
+        const marker = await barrier(a, other, [got.a, got.b]);
+        assert.deepEqual(got.b, [
+          { topic: wanted, payload: 'for b' },
+          { topic: other, payload: marker },
+        ]);
+        assert.deepEqual(got.a, [
+          { topic: other, payload: 'not for b' },
+          { topic: other, payload: marker },
+        ]);
       });
     });
 
@@ -109,8 +135,8 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await b.subscribe(topic);
         await a.publish(topic, 'once');
         await waitFor('delivery', () => got.b.length >= 1);
-        await sleep(SILENCE_MS);
-        assert.deepEqual(payloadsOn(got.b, topic), ['once']);
+        const marker = await barrier(a, topic, [got.b]);
+        assert.deepEqual(payloadsOn(got.b, topic), ['once', marker]);
       });
     });
 
@@ -156,8 +182,9 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await pair.b.subscribe(topic);
         await pair.a.publish(topic, 'm1');
         await waitFor('m1 and m2 at b', () => gotB.length >= 2);
-        await sleep(SILENCE_MS);
-        assert.deepEqual(gotB, ['m1', 'm2']);
+        // m2 reached b, so a published it before the marker: a duplicate of m1 or m2 would arrive before the marker.
+        const marker = await barrier(pair.a, topic, [gotB]);
+        assert.deepEqual(gotB, ['m1', 'm2', marker]);
       } finally {
         await pair.close();
       }
@@ -173,10 +200,14 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await b.unsubscribe(topic);
         await a.publish(topic, 'after');
         await waitFor('second payload at a (proves it was published)', () => got.a.length >= 2);
-        await sleep(SILENCE_MS);
-        assert.deepEqual(payloadsOn(got.b, topic), ['before']);
-        assert.deepEqual(payloadsOn(got.a, topic), ['before', 'after']);
+        // b subscribes again only to let a barrier reach it: had 'after' wrongly been delivered to b, it would have
+        // arrived before the marker (same topic, same publisher).
+        await b.subscribe(topic);
+        const marker = await barrier(a, topic, [got.a, got.b]);
+        assert.deepEqual(payloadsOn(got.b, topic), ['before', marker]);
+        assert.deepEqual(payloadsOn(got.a, topic), ['before', 'after', marker]);
         // Unsubscribing a topic that is not subscribed is harmless.
+        await b.unsubscribe(topic);
         await b.unsubscribe(topic);
         await b.unsubscribe(freshTopic('never'));
       });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { api, register, startServer, type TestServer } from '../helpers/server.js';
 
 type User = { id: string; name: string; token: string };
@@ -91,8 +91,19 @@ describe('authorization: outsiders', () => {
         assert.equal(reply.error.temporary, false);
       }
       assert.equal((await e.request('conversation.join', { conversationId })).error?.code, 'NOT_FOUND', 'not joinable, and not revealed as private');
-      await sleep(200);
-      const leaked = [...a.events, ...b.events].filter((ev) => !['welcome', 'presence'].includes(ev.event));
+      // Ordered barrier instead of a pause: alice and bob each start typing in the conversation. Their typing events
+      // travel the conversation's fan-out after anything the outsider's requests could have caused there, so once each
+      // has the other's, every leak would already be in their event lists. The ping does the same for eve's socket.
+      await a.ok('typing', { conversationId, typing: true });
+      await b.ok('typing', { conversationId, typing: true });
+      const isBarrier = (ev: { event: string; data: any }) =>
+        ev.event === 'typing' && ev.data.conversationId === conversationId && [alice.id, bob.id].includes(ev.data.userId);
+      await Promise.all([
+        a.waitFor('typing', (d) => d.conversationId === conversationId && d.userId === bob.id),
+        b.waitFor('typing', (d) => d.conversationId === conversationId && d.userId === alice.id),
+      ]);
+      await e.ok('ping');
+      const leaked = [...a.events, ...b.events].filter((ev) => !['welcome', 'presence'].includes(ev.event) && !isBarrier(ev));
       assert.deepEqual(leaked, [], 'the members received no event caused by the outsider');
       assert.deepEqual(e.events.filter((ev) => !['welcome', 'presence'].includes(ev.event)), [], 'the outsider received no event of the conversation');
       for (const client of [a, b, e]) client.close();

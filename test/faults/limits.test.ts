@@ -10,6 +10,21 @@ async function metric(server: TestServer, sample: string): Promise<number> {
   return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
+/**
+ * Wait until the server said a refused request can succeed: the largest `retryAfterMs` among `refused` replies.
+ * Elapsed time is itself the condition here (a token bucket refills with time, and nothing else announces it). The wait
+ * is the server's own figure, counted from now, after the replies arrived: the server computed each figure before
+ * sending it, so however slow the machine, the wait can only be longer than needed, never shorter.
+ */
+async function honourRetryAfter(refused: any[]): Promise<void> {
+  const waits = refused.map((r) => r.error?.retryAfterMs);
+  assert.ok(waits.length > 0 && waits.every((ms) => Number.isInteger(ms) && ms >= 1), `retryAfterMs on every refusal: ${JSON.stringify(waits)}`);
+  await sleep(Math.max(...waits));
+}
+
+/** Let the event loop take in what arrived (a close frame) before sending more; not a wait for any moment. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Send `count` requests at once (no waiting between them) and return the replies in request order. */
 async function burst(client: RawClient, count: number, type = 'ping', data: (i: number) => unknown = () => undefined): Promise<any[]> {
   return Promise.all(Array.from({ length: count }, (_, i) => client.request(type, data(i))));
@@ -40,7 +55,9 @@ describe('limits: request rate per connection', () => {
     }
     assert.ok(refused.every((r, i) => typeof r.id === 'number' && (i === 0 || r.id > refused[i - 1].id)), 'refusals echo the request ids');
     assert.equal(client.closed, null, 'a short burst does not close the connection');
-    await sleep(600);
+    // 5 per second: one token is back within 200 ms of the refusal.
+    assert.ok(refused.every((r) => r.error.retryAfterMs <= 200), `retryAfterMs: ${refused.map((r) => r.error.retryAfterMs)}`);
+    await honourRetryAfter(refused);
     assert.deepEqual(await client.ok('ping'), {}, 'the bucket refills');
     client.close();
   });
@@ -77,7 +94,7 @@ describe('limits: flood', () => {
     let sent = 0;
     while (flooder.closed === null && flooder.ws.readyState === flooder.ws.OPEN && sent < 500 && Date.now() < deadline) {
       for (let i = 0; i < 10; i++, sent++) flooder.sendRaw(JSON.stringify({ id: `f-${sent}`, type: 'ping' }));
-      await sleep(5);
+      await nextTurn();
     }
     assert.equal((await flooder.waitClose(3000)).code, 4003);
     const refused = flooder.frames.filter((f) => f.error?.code === 'RATE_LIMITED').length;
@@ -92,9 +109,14 @@ describe('limits: flood', () => {
     const client = await RawClient.connect(server.wsUrl, token);
     for (let round = 0; round < 3; round++) {
       const replies = await burst(client, 15);
-      assert.ok(replies.some((r) => r.error?.code === 'RATE_LIMITED'));
-      await sleep(400);
+      const refused = replies.filter((r) => r.error?.code === 'RATE_LIMITED');
+      assert.ok(refused.length > 0);
+      // Backing off = waiting as long as the server says: the next request then succeeds, which ends the refusals in a
+      // row (without it, the second round would be refusal 20 in a row and close the connection).
+      await honourRetryAfter(refused);
     }
+    // A reply after the last round: a close for the refusals would have come before it, on the same socket.
+    assert.deepEqual(await client.ok('ping'), {});
     assert.equal(client.closed, null);
     client.close();
   });
@@ -135,7 +157,7 @@ describe('limits: messages per user across devices', () => {
     assert.deepEqual(messages.map((m: any) => m.key).sort(), stored.map((m) => m.key).sort(), 'refused messages are not stored');
     assert.deepEqual(messages.map((m: any) => m.seq), stored.map((_, i) => i + 1), 'no gap in seq');
 
-    await sleep(1200);
+    await honourRetryAfter(refused);
     const retried = await laptop.ok('message.send', { conversationId: conversation.id, key: refusedKeys[0], text: 'retried' });
     assert.equal(retried.duplicate, false, 'the refused send was never stored');
     assert.equal(retried.message.seq, stored.length + 1);
@@ -146,8 +168,9 @@ describe('limits: messages per user across devices', () => {
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const b = await RawClient.connect(server.wsUrl, bob.token);
     const { conversation } = await a.ok('direct.open', { userId: bob.id });
-    await sleep(4100); // alice's bucket full again
-    await burst(a, 6, 'message.send', (i) => ({ conversationId: conversation.id, key: `spend-${i}`, text: 'x' }));
+    // Whatever alice left in her bucket, 6 sends at once (burst 4, 1 per second) spend it; the refusal proves it.
+    const alices = await burst(a, 6, 'message.send', (i) => ({ conversationId: conversation.id, key: `spend-${i}`, text: 'x' }));
+    assert.ok(alices.some((r) => r.error?.code === 'RATE_LIMITED'), "alice's budget is spent");
     const bobs = await burst(b, 3, 'message.send', (i) => ({ conversationId: conversation.id, key: `bob-own-${i}`, text: 'y' }));
     assert.ok(bobs.every((r) => r.result), JSON.stringify(bobs.filter((r) => r.error)));
     a.close();
