@@ -20,7 +20,7 @@ export class Admin {
     private readonly publisher: Publisher,
     /** Called when the close event of a stored ban cannot be published (the ban holds anyway: every write checks it). */
     private readonly onPublishError: (err: unknown) => void = () => {},
-    /** Byte budget of a listing page (users carry metadata of up to 4 KB each): see ReplyBudget. */
+    /** Byte budget of a listing page (users carry metadata of up to 4 KB each), 1 KiB of it kept for the envelope. */
     private readonly maxReplyBytes: number = 256 * 1024,
   ) {}
 
@@ -56,7 +56,7 @@ export class Admin {
 
   /** The leading rows that fit `limit` (one more was read to learn whether more follow) and the byte budget. */
   private page<K extends string, T extends { id: string }>(key: K, rows: T[], limit: number): AdminPage<K, T> {
-    const { taken, cut } = takeLeading(rows.slice(0, limit), new ReplyBudget(this.maxReplyBytes));
+    const { taken, cut } = takeLeading(rows.slice(0, limit), new ReplyBudget(this.maxReplyBytes - 1024));
     const more = cut || rows.length > limit;
     return { [key]: taken, more, next: more && taken.length > 0 ? taken[taken.length - 1].id : null } as AdminPage<K, T>;
   }

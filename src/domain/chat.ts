@@ -48,6 +48,8 @@ const DEFAULT_PAGE = 50;
 /** Default page of conversation.list, member.list and invite.list: most lists fit one page. */
 const LIST_PAGE = 1000;
 const SYNC_PAGE = 100;
+/** Room kept in every reply budget for the frame around the items: `{"id":…,"result":{…}}` and fixed fields. */
+const REPLY_ENVELOPE_BYTES = 1024;
 
 /**
  * The chat domain: conversations, membership, messages and read state, with every permission check. Transport-free:
@@ -553,8 +555,9 @@ export class Chat {
     return { items: taken, more, next: more && last !== undefined ? encodeCursor(...keyOf(last)) : null };
   }
 
+  /** The budget of one reply's items: maxReplyBytes less room for what wraps them (the reply envelope, fixed fields). */
   private replyBudget(): ReplyBudget {
-    return new ReplyBudget(this.limits.maxReplyBytes);
+    return new ReplyBudget(this.limits.maxReplyBytes - REPLY_ENVELOPE_BYTES);
   }
 
   private pageSize(requested: number | undefined): number {

@@ -15,7 +15,7 @@ export const closeCatalogue = {
   TOKEN_EXPIRED: { code: 4004, reconnect: true, reason: 'The token expired; reconnect with a fresh token' },
   UNAVAILABLE: { code: 4005, reconnect: true, reason: 'A backing service failed or lost messages; reconnect with backoff and sync' },
   TOO_MANY_CONNECTIONS: { code: 4006, reconnect: true, reason: 'Too many connections, or connection attempts, for this user; reconnect with backoff' },
-  UNAUTHORIZED: { code: 4500, reconnect: false, reason: 'Missing, invalid or forged token' },
+  UNAUTHORIZED: { code: 4500, reconnect: false, reason: 'Missing, invalid, forged or revoked token' },
   UNSUPPORTED_VERSION: { code: 4501, reconnect: false, reason: 'Unsupported protocol version' },
   BANNED: { code: 4502, reconnect: false, reason: 'This account is banned' },
 } as const satisfies Record<string, { code: number; reconnect: boolean; reason: string }>;

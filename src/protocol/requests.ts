@@ -13,6 +13,8 @@ const limit = z.number().int().min(1).max(500).optional();
 const name = z.string().trim().min(1).max(200);
 /** An opaque paging cursor: the `next` of a previous page, passed back unchanged. */
 const cursor = z.string().min(1).max(400);
+/** A list page's `after`: the `next` of the previous page; absent or null (a last page's `next`) starts from the first. */
+const afterCursor = cursor.nullable().transform((v) => v ?? undefined).optional();
 /** Page size of lists (member.list, invite.list); the reply byte budget may end a page sooner. */
 const listLimit = z.number().int().min(1).max(1000).optional();
 
@@ -20,7 +22,7 @@ export const requestSchemas = {
   /** Application-level ping; the reply is `{}`. */
   'ping': z.object({}).strict(),
   /** My conversations, with lastSeq, readSeq and unread counts: what a client needs to know what to fetch. */
-  'conversation.list': z.object({ after: cursor.optional(), limit: listLimit }).strict(),
+  'conversation.list': z.object({ after: afterCursor, limit: listLimit }).strict(),
   'conversation.get': z.object({ conversationId: id }).strict(),
   'conversation.create': z
     .object({ name, visibility: z.enum(['public', 'private']).default('public') })
@@ -34,7 +36,7 @@ export const requestSchemas = {
   'conversation.rename': z.object({ conversationId: id, name }).strict(),
   'conversation.delete': z.object({ conversationId: id }).strict(),
   /** A page of members in join order; `after` is the `next` cursor of the previous page. */
-  'member.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
+  'member.list': z.object({ conversationId: id, after: afterCursor, limit: listLimit }).strict(),
   'member.kick': z.object({ conversationId: id, userId: id }).strict(),
   'member.role': z.object({ conversationId: id, userId: id, role: z.enum(['admin', 'member']) }).strict(),
   /** Ban a user from a group (removing them if a member): they cannot join, accept an invite or be added until unbanned. */
@@ -51,7 +53,7 @@ export const requestSchemas = {
     })
     .strict(),
   /** A page of invites in creation order; `after` is the `next` cursor of the previous page. */
-  'invite.list': z.object({ conversationId: id, after: cursor.optional(), limit: listLimit }).strict(),
+  'invite.list': z.object({ conversationId: id, after: afterCursor, limit: listLimit }).strict(),
   'invite.revoke': z.object({ token: z.string().min(1).max(200) }).strict(),
   'invite.accept': z.object({ token: z.string().min(1).max(200) }).strict(),
   /**

@@ -300,6 +300,31 @@ describe('catch-up of changes (rev)', () => {
     for (const [seq, text] of edited) assert.equal(text, big(seq));
   });
 
+  it('keeps a sync of one full group and 150 groups behind on rev within the budget; syncing again converges', async () => {
+    const a = await seats.seat('a');
+    const b = await seats.seat('b');
+    const big = await seats.publicGroup(a, [b]);
+    await fill(a, big, 80, (i) => `${i} `.padEnd(4000, 'f'));
+    const small: string[] = [];
+    for (let g = 0; g < 150; g++) small.push(await seats.publicGroup(a, [b])); // b's join moves each group's rev
+    let wanted = [{ conversationId: big, afterSeq: 0, rev: 0 }, ...small.map((conversationId) => ({ conversationId, afterSeq: 0, rev: 0 }))];
+    let rounds = 0;
+    for (; rounds < 20 && wanted.length > 0; rounds++) {
+      const reply = await b.client.request('sync', { conversations: wanted });
+      const bytes = Buffer.byteLength(JSON.stringify(reply));
+      assert.ok(bytes <= REPLY_BYTES, `round ${rounds}: a sync reply of ${bytes} B`);
+      const entries: any[] = reply.result.conversations;
+      for (const entry of entries) {
+        if (entry.changesMore) assert.equal(entry.conversation === undefined || entry.changes.length > 0, true, 'an entry cut by the budget carries no conversation without its changes');
+        else assert.ok(entry.conversation, 'a conversation behind on rev comes back as it is now');
+      }
+      // Per the protocol: sync again, from the returned rev, the entries that said changesMore.
+      wanted = entries.filter((e) => e.changesMore).map((e) => ({ conversationId: e.conversationId, afterSeq: 0, rev: e.rev }));
+    }
+    assert.ok(rounds >= 2, 'the first reply could not hold everything');
+    assert.equal(wanted.length, 0, 'every conversation caught up on its changes');
+  });
+
   it('a client that names no rev gets no changes but the current rev to start from', async () => {
     const a = await seats.seat('a');
     const conversationId = await seats.publicGroup(a, []);

@@ -78,6 +78,11 @@ describe('bad input', () => {
       { id: 'x'.repeat(65), type: 'ping' },
     ];
     for (const frame of frames) assertError(await rawReply(client, JSON.stringify(frame)), 'BAD_FRAME', null);
+    // An integer beyond 2^53 cannot be echoed as sent (JSON.parse rounds it): it is no usable id either.
+    for (const id of ['123456789012345678901234567890', '9007199254740993', '-9007199254740993']) {
+      assertError(await rawReply(client, `{"id":${id},"type":"ping"}`), 'BAD_FRAME', null);
+    }
+    assert.deepEqual((await rawReply(client, '{"id":9007199254740991,"type":"ping"}')).result, {}, 'the largest safe integer is an id');
     client.close();
   });
 

@@ -62,6 +62,18 @@ describe('limits: request rate per connection', () => {
     client.close();
   });
 
+  it('echoes the id of every request refused for rate, however large its frame (every request gets one reply)', async () => {
+    const client = await RawClient.connect(server.wsUrl, token);
+    // 20 KB frames: a text of control characters, each 6 bytes once JSON-escaped.
+    const replies = await burst(client, 30, 'message.send', (i) => ({ conversationId: 'c-none', key: `big-${i}`, text: '\u0001'.repeat(3400) }));
+    const refused = replies.filter((r) => r.error?.code === 'RATE_LIMITED');
+    assert.ok(refused.length >= 15, `${refused.length} refused for rate`);
+    assert.ok(refused.every((r) => typeof r.id === 'number'), `ids: ${refused.map((r) => r.id)}`);
+    assert.equal(new Set(replies.map((r) => r.id)).size, 30, 'one reply per request, each with its own id');
+    await honourRetryAfter(refused);
+    client.close();
+  });
+
   it('limits each connection on its own', async () => {
     const first = await RawClient.connect(server.wsUrl, token);
     const second = await RawClient.connect(server.wsUrl, token);
