@@ -1,11 +1,14 @@
+import { caseFold } from 'unicode-case-folding';
+
 /**
  * The form group names and search queries are compared in, by every store engine: NFKC (so compatibility forms such
- * as full-width letters and ligatures match their plain letters) and Unicode case folding (upper-casing then
- * lower-casing folds more than lower-casing alone: "ß" matches "SS", final "ς" matches "σ"). "Москва" and "москва"
- * fold alike. U+0000 is dropped: full-text engines end a query string there.
+ * as full-width letters and ligatures match their plain letters), full Unicode case folding (the CaseFolding.txt
+ * mapping usernames use too: "ß" and "ẞ" match "ss", final "ς" matches "σ", "Москва" matches "москва"), and without
+ * diacritics (combining marks are removed after decomposition: "jose" finds "José", "istanbul" finds "İstanbul",
+ * whose folding leaves a combining dot). U+0000 is dropped: full-text engines end a query string there.
  */
 export function foldForSearch(text: string): string {
-  return text.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replaceAll('\0', '');
+  return caseFold(text.normalize('NFKC')).normalize('NFD').replace(/\p{M}/gu, '').normalize('NFKC').replaceAll('\0', '');
 }
 
 /** Queries shorter than this (in code points, after folding) match the beginning of names, longer ones anywhere. */

@@ -29,6 +29,22 @@ describe('conversation.search', () => {
     }
   });
 
+  it('folds with full case folding and without diacritics: ẞ and ß match ss, İ matches i, é matches e', async () => {
+    const owner = await seats.seat('owner');
+    const tag = randomUUID().slice(0, 6);
+    const { conversation: street } = await owner.client.ok('conversation.create', { name: `STRAẞE ${tag}` });
+    const { conversation: city } = await owner.client.ok('conversation.create', { name: `İstanbul ${tag}` });
+    const { conversation: cafe } = await owner.client.ok('conversation.create', { name: `Café José ${tag}` });
+    for (const [query, id] of [
+      [`strasse ${tag}`, street.id], [`straße ${tag}`, street.id], [`STRASSE ${tag}`, street.id],
+      [`istanbul ${tag}`, city.id], [`ISTANBUL ${tag}`, city.id], [`İSTANBUL ${tag}`, city.id],
+      [`cafe jose ${tag}`, cafe.id], [`CAFÉ JOSÉ ${tag}`, cafe.id],
+    ]) {
+      const { conversations } = await owner.client.ok('conversation.search', { query });
+      assert.deepEqual(conversations.map((c: any) => c.id), [id], query);
+    }
+  });
+
   it('matches names that start with a one- or two-character query', async () => {
     const owner = await seats.seat('short');
     const { conversation } = await owner.client.ok('conversation.create', { name: `Ωmega ${randomUUID()}` });
