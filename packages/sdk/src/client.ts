@@ -530,6 +530,8 @@ export class ParleyClient {
         })),
     };
     if (this.syncPageSize !== undefined) ctx.pageSize = this.syncPageSize;
+    const maxFrameBytes = this.welcomeValue?.limits.maxFrameBytes;
+    if (maxFrameBytes !== undefined) ctx.maxFrameBytes = maxFrameBytes;
     return ctx;
   }
 
