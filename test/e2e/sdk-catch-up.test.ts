@@ -303,5 +303,16 @@ describe('SDK catch-up against a small frame limit', () => {
     assert.deepEqual(errors, []);
     assert.equal(b.disconnects, 1, 'only the close made by the test');
     assert.equal(b.client.state, 'open');
+
+    // presence() splits its ids the same way: 300 ids of 30 characters (~10 KB) in frames of 4 KiB.
+    const asked = [alice.id, ...Array.from({ length: 299 }, (_, i) => `sdk-frame-nobody-${i}`.padEnd(30, 'n'))];
+    const presence = await b.client.presence(asked);
+    assert.deepEqual(presence.map((p) => p.userId), [alice.id], 'only the user who shares a conversation, once');
+    assert.equal(presence[0].online, true);
+    assert.equal(b.client.state, 'open');
+
+    // bans() reads every page of member.bans.
+    await a.client.ban(groups[0], bob.id);
+    assert.deepEqual((await a.client.bans(groups[0])).map((x) => x.userId), [bob.id]);
   });
 });
