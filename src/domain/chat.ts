@@ -45,7 +45,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
 type SyncEntry = ResultMap['sync']['conversations'][number];
 
 const DEFAULT_PAGE = 50;
-/** Default page of conversation.list, member.list and invite.list: most lists fit one page. */
+/** Default page of conversation.list, member.list, member.bans and invite.list: most lists fit one page. */
 const LIST_PAGE = 1000;
 const SYNC_PAGE = 100;
 /** Room kept in every reply budget for the frame around the items: `{"id":…,"result":{…}}` and fixed fields. */
@@ -228,7 +228,11 @@ export class Chat {
 
   async listBans(userId: string, d: RequestData<'member.bans'>): Promise<ResultMap['member.bans']> {
     await this.requireBanManager(d.conversationId, userId);
-    return { bans: await this.store.listBans(d.conversationId) };
+    const limit = d.limit ?? LIST_PAGE;
+    const after = d.after === undefined ? undefined : decodeCursor(d.after, (bannedAt, banned) => ({ bannedAt, userId: banned }));
+    const rows = await this.store.listBans(d.conversationId, { after, limit: limit + 1 });
+    const { items, more, next } = this.listPage(rows, limit, (b) => [b.bannedAt, b.userId]);
+    return { bans: items, more, next };
   }
 
   private async requireBanManager(conversationId: string, userId: string): Promise<void> {

@@ -67,7 +67,10 @@ export const operationRoutes: OperationRoute[] = [
     method: 'DELETE', url: '/api/v1/conversations/:conversationId/bans/:userId', summary: 'Lift a ban (owner or admin)',
     operation: 'member.unban', input: (i) => ({ ...conversation(i), userId: i.params.userId }),
   },
-  { method: 'GET', url: '/api/v1/conversations/:conversationId/bans', summary: 'List the bans of a group (owner or admin)', operation: 'member.bans', input: conversation },
+  {
+    method: 'GET', url: '/api/v1/conversations/:conversationId/bans', summary: 'List the bans of a group (owner or admin), a page in ban order (`after`: the previous page\'s `next`)',
+    operation: 'member.bans', input: (i) => ({ ...conversation(i), after: i.query.after, limit: int(i.query.limit) }), queryParams: ['after', 'limit'],
+  },
   {
     method: 'GET', url: '/api/v1/users/by-name/:username', summary: 'The user with exactly this username: {user: {id, name}} (no listing)',
     operation: 'user.find', input: (i) => ({ username: i.params.username }),

@@ -15,7 +15,7 @@ const name = z.string().trim().min(1).max(200);
 const cursor = z.string().min(1).max(400);
 /** A list page's `after`: the `next` of the previous page; absent or null (a last page's `next`) starts from the first. */
 const afterCursor = cursor.nullable().transform((v) => v ?? undefined).optional();
-/** Page size of lists (member.list, invite.list); the reply byte budget may end a page sooner. */
+/** Page size of lists (member.list, member.bans, invite.list); the reply byte budget may end a page sooner. */
 const listLimit = z.number().int().min(1).max(1000).optional();
 
 export const requestSchemas = {
@@ -42,7 +42,8 @@ export const requestSchemas = {
   /** Ban a user from a group (removing them if a member): they cannot join, accept an invite or be added until unbanned. */
   'member.ban': z.object({ conversationId: id, userId: id }).strict(),
   'member.unban': z.object({ conversationId: id, userId: id }).strict(),
-  'member.bans': z.object({ conversationId: id }).strict(),
+  /** A page of bans in ban order; `after` is the `next` cursor of the previous page. */
+  'member.bans': z.object({ conversationId: id, after: afterCursor, limit: listLimit }).strict(),
   /** The user with exactly this username (a built-in account), for opening a direct conversation. No listing. */
   'user.find': z.object({ username: z.string().trim().min(1).max(64) }).strict(),
   'invite.create': z

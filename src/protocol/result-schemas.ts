@@ -98,7 +98,7 @@ export const resultSchemas = {
   'member.role': z.object({ member: memberSchema }),
   'member.ban': empty,
   'member.unban': empty,
-  'member.bans': z.object({ bans: z.array(banSchema) }),
+  'member.bans': listPage('bans', banSchema),
   'user.find': z.object({ user: userInfoSchema }),
   'invite.create': z.object({ invite: inviteSchema }),
   'invite.list': listPage('invites', inviteSchema),

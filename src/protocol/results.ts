@@ -26,7 +26,8 @@ export interface ResultMap {
   'member.role': { member: Member };
   'member.ban': Record<string, never>;
   'member.unban': Record<string, never>;
-  'member.bans': { bans: Ban[] };
+  /** A page: `more` and `next` as in member.list. */
+  'member.bans': { bans: Ban[]; more: boolean; next: string | null };
   'user.find': { user: UserInfo };
   'invite.create': { invite: Invite };
   'invite.list': { invites: Invite[]; more: boolean; next: string | null };

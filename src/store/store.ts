@@ -121,7 +121,8 @@ export interface Store {
   banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<{ removed: boolean }>;
   /** Lift a ban; false if there was none. */
   unbanMember(conversationId: string, userId: string): Promise<boolean>;
-  listBans(conversationId: string): Promise<Ban[]>;
+  /** Bans in ban order (bannedAt, then userId); with `page`, those after `page.after`, at most `page.limit`. */
+  listBans(conversationId: string, page?: { after?: { bannedAt: number; userId: string }; limit: number }): Promise<Ban[]>;
   /** Users who share at least one conversation with `userId` (excluding the user). */
   listContacts(userId: string): Promise<string[]>;
 

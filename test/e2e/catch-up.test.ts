@@ -352,7 +352,7 @@ describe('catch-up of changes (rev)', () => {
   });
 });
 
-describe('lists that can grow are paged in bytes and count (conversation.list, member.list, invite.list)', () => {
+describe('lists that can grow are paged in bytes and count (conversation.list, member.list, member.bans, invite.list)', () => {
   let server: TestServer;
   const seats = new Seats(() => server, 'lists');
   const BUDGET = 4096;
@@ -365,7 +365,7 @@ describe('lists that can grow are paged in bytes and count (conversation.list, m
     await server.stop();
   });
 
-  async function pageAll(client: RawClient, type: 'member.list' | 'invite.list', conversationId: string, key: 'members' | 'invites', limit?: number): Promise<any[][]> {
+  async function pageAll(client: RawClient, type: 'member.list' | 'member.bans' | 'invite.list', conversationId: string, key: 'members' | 'bans' | 'invites', limit?: number): Promise<any[][]> {
     const pages: any[][] = [];
     let after: string | undefined;
     for (let i = 0; i < 200; i++) {
@@ -404,6 +404,46 @@ describe('lists that can grow are paged in bytes and count (conversation.list, m
     assert.equal(first.body.members.length, 10);
     const second = await api(server, owner.user.token, 'GET', `/api/v1/conversations/${conversationId}/members?limit=10&after=${first.body.next}`);
     assert.deepEqual(second.body.members.map((m: any) => m.userId), all.slice(10, 20));
+  });
+
+  it('member.bans pages many bans (non-members banned ahead) by bytes and count, in ban order, each ban once (also over REST)', async () => {
+    const owner = await seats.seat('owner');
+    const conversationId = await seats.publicGroup(owner, []);
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const id = `lists-banned-${i}-${conversationId.slice(0, 8)}`;
+      const token = await server.token(id, { name: `banned ${i} `.padEnd(60, 'b') });
+      // Any authenticated request makes the user known; they never join: banned ahead.
+      assert.equal((await api(server, token, 'GET', '/api/v1/conversations')).status, 200);
+      const res = await api(server, owner.user.token, 'PUT', `/api/v1/conversations/${conversationId}/bans/${id}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      ids.push(id);
+    }
+    const pages = await pageAll(owner.client, 'member.bans', conversationId, 'bans');
+    assert.ok(pages.length > 3, `${pages.length} pages`);
+    const all = pages.flat().map((b) => b.userId);
+    assert.equal(all.length, 100);
+    assert.deepEqual(new Set(all), new Set(ids));
+    const byCount = await pageAll(owner.client, 'member.bans', conversationId, 'bans', 7);
+    assert.ok(byCount.every((p) => p.length <= 7));
+    assert.deepEqual(byCount.flat().map((b) => b.userId), all);
+
+    const rest: string[] = [];
+    let after: string | null = null;
+    for (let i = 0; i < 200; i++) {
+      const query: string = after === null ? '' : `?after=${after}`;
+      const res = await api(server, owner.user.token, 'GET', `/api/v1/conversations/${conversationId}/bans${query}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.ok(Buffer.byteLength(JSON.stringify(res.body)) <= BUDGET + 512);
+      rest.push(...res.body.bans.map((b: any) => b.userId));
+      assert.equal(res.body.more, res.body.next !== null);
+      if (!res.body.more) break;
+      after = res.body.next;
+    }
+    assert.deepEqual(rest, all);
+    const limited = await api(server, owner.user.token, 'GET', `/api/v1/conversations/${conversationId}/bans?limit=3`);
+    assert.deepEqual(limited.body.bans.map((b: any) => b.userId), all.slice(0, 3));
+    assert.equal(limited.body.more, true);
   });
 
   it('invite.list pages by bytes and count', async () => {
@@ -465,6 +505,7 @@ describe('lists that can grow are paged in bytes and count (conversation.list, m
     for (const after of ['nonsense', Buffer.from('[1]').toString('base64url'), Buffer.from('["x","y"]').toString('base64url')]) {
       assert.equal(await owner.client.errorCode('member.list', { conversationId, after }), 'INVALID_REQUEST');
       assert.equal(await owner.client.errorCode('invite.list', { conversationId, after }), 'INVALID_REQUEST');
+      assert.equal(await owner.client.errorCode('member.bans', { conversationId, after }), 'INVALID_REQUEST');
       assert.equal(await owner.client.errorCode('conversation.list', { after }), 'INVALID_REQUEST');
     }
   });

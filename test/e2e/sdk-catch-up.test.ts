@@ -255,3 +255,64 @@ describe('SDK catch-up against a small reply budget', () => {
     assert.deepEqual(new Set((await fresh.client.conversations()).map((c) => c.id)), new Set(ids));
   });
 });
+
+describe('SDK catch-up against a small frame limit', () => {
+  const MAX_FRAME = 4096;
+  let server: TestServer;
+  before(async () => {
+    // 100 conversations with UUID ids name ~7 KB of sync entries: one sync of all of them would not fit a frame.
+    server = await startServer({ ...FAST, PARLEY_LIMITS_MAX_FRAME_BYTES: String(MAX_FRAME) });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('splits sync into frames that fit maxFrameBytes: 100 conversations caught up, every message once, no 1009', async () => {
+    const [alice, bob] = await Promise.all([register(server, 'sdk-frame-alice'), register(server, 'sdk-frame-bob')]);
+    const syncFrames: number[] = [];
+    class Recording extends WebSocket {
+      override send(data: any, ...rest: any[]): void {
+        const text = String(data);
+        if (text.includes('"type":"sync"')) syncFrames.push(Buffer.byteLength(text));
+        (super.send as (...args: any[]) => void)(data, ...rest);
+      }
+    }
+    const a = sdk(server.wsUrl, alice.token);
+    const b = sdk(server.wsUrl, bob.token, { WebSocket: Recording as unknown as ParleyClientOptions['WebSocket'] });
+    const errors: string[] = [];
+    b.client.on('error', (e: any) => errors.push(String(e?.code ?? e)));
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const groups: string[] = [];
+    for (let g = 0; g < 100; g++) {
+      const { conversation } = await a.client.request('conversation.create', { name: `frame ${g}`, visibility: 'public' });
+      await b.client.request('conversation.join', { conversationId: conversation.id });
+      groups.push(conversation.id);
+    }
+    const entryBytes = Buffer.byteLength(JSON.stringify(b.client.positions()));
+    assert.ok(entryBytes > MAX_FRAME, `one sync of all would be ${entryBytes} B`);
+    b.client.close();
+    syncFrames.length = 0;
+    // Two messages in each group while Bob is away.
+    for (const id of groups) await Promise.all([a.client.send(id, `one ${id}`), a.client.send(id, `two ${id}`)]);
+
+    await b.client.connect();
+    await until(() => groups.every((id) => b.client.position(id) === 2), 'bob caught up on every group', 30_000);
+    for (const id of groups) assert.deepEqual(seqsOf(b, id), [1, 2], `each message of ${id} once`);
+    assert.ok(syncFrames.length >= 2, `${syncFrames.length} sync frames`);
+    assert.ok(syncFrames.every((n) => n <= MAX_FRAME), `sync frames of ${syncFrames.join(', ')} B`);
+    assert.deepEqual(errors, []);
+    assert.equal(b.disconnects, 1, 'only the close made by the test');
+    assert.equal(b.client.state, 'open');
+
+    // presence() splits its ids the same way: 300 ids of 30 characters (~10 KB) in frames of 4 KiB.
+    const asked = [alice.id, ...Array.from({ length: 299 }, (_, i) => `sdk-frame-nobody-${i}`.padEnd(30, 'n'))];
+    const presence = await b.client.presence(asked);
+    assert.deepEqual(presence.map((p) => p.userId), [alice.id], 'only the user who shares a conversation, once');
+    assert.equal(presence[0].online, true);
+    assert.equal(b.client.state, 'open');
+
+    // bans() reads every page of member.bans.
+    await a.client.ban(groups[0], bob.id);
+    assert.deepEqual((await a.client.bans(groups[0])).map((x) => x.userId), [bob.id]);
+  });
+});

@@ -903,6 +903,21 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual((await store.listInvites('g', { after: { createdAt: T0 + 1, token: 't1' }, limit: 2 })).map((i) => i.token), ['t2']);
         assert.deepEqual((await store.listInvites('g')).map((i) => i.token), ['t3', 't1', 't2']);
       });
+
+      test('listBans with a page returns ban order after the cursor, at most limit, each ban once', async (store) => {
+        await addUsers(store, 'u1', 'b3', 'b1', 'b2', 'b4');
+        await addGroup(store, 'g', 'u1');
+        // b3 first; b1 and b2 at the same moment (ordered by id); b4 last. None of them is a member: banned ahead.
+        for (const [userId, at] of [['b3', T0], ['b1', T0 + 1], ['b2', T0 + 1], ['b4', T0 + 2]] as const) {
+          await store.banMember({ conversationId: 'g', userId, by: 'u1', now: at });
+        }
+        assert.deepEqual((await store.listBans('g', { limit: 2 })).map((b) => b.userId), ['b3', 'b1']);
+        assert.deepEqual((await store.listBans('g', { after: { bannedAt: T0 + 1, userId: 'b1' }, limit: 2 })).map((b) => b.userId), ['b2', 'b4']);
+        assert.deepEqual((await store.listBans('g', { after: { bannedAt: T0 + 2, userId: 'b4' }, limit: 2 })), []);
+        assert.deepEqual((await store.listBans('g', { after: { bannedAt: T0, userId: 'b3' }, limit: 10 }))[0], { userId: 'b1', name: 'name-b1', bannedBy: 'u1', bannedAt: T0 + 1 });
+        assert.deepEqual((await store.listBans('g')).map((b) => b.userId), ['b3', 'b1', 'b2', 'b4']);
+        assert.deepEqual(await store.listBans('other', { limit: 5 }), []);
+      });
     });
 
     describe('change catch-up (rev)', () => {

@@ -2,10 +2,11 @@ import { closeCatalogue, shouldReconnect } from '../../../src/protocol/close-cod
 import type { EventMap } from '../../../src/protocol/events.js';
 import type { RequestType } from '../../../src/protocol/requests.js';
 import type { Page, ResultMap } from '../../../src/protocol/results.js';
-import type { Change, Message, MyConversation } from '../../../src/protocol/types.js';
+import type { Ban, Change, Message, MyConversation, PresenceInfo } from '../../../src/protocol/types.js';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
 import { Emitter, type Handler } from './emitter.js';
 import { errorFromBody, ParleyClientError } from './errors.js';
+import { splitForFrame } from './frame-batches.js';
 import { newIdempotencyKey } from './keys.js';
 import { Outbox, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
@@ -24,6 +25,9 @@ import type {
 } from './types.js';
 
 export type Welcome = EventMap['welcome'];
+
+/** `presence.get` accepts at most this many ids; the frame size may make a batch smaller (splitForFrame). */
+const PRESENCE_BATCH = 1000;
 
 /** Results that put the caller into a conversation: the client starts tracking it at the reported lastSeq. */
 const JOINING_REQUESTS = new Set<string>(['conversation.create', 'direct.open', 'conversation.join', 'invite.accept']);
@@ -530,6 +534,8 @@ export class ParleyClient {
         })),
     };
     if (this.syncPageSize !== undefined) ctx.pageSize = this.syncPageSize;
+    const maxFrameBytes = this.welcomeValue?.limits.maxFrameBytes;
+    if (maxFrameBytes !== undefined) ctx.maxFrameBytes = maxFrameBytes;
     return ctx;
   }
 
@@ -664,6 +670,33 @@ export class ParleyClient {
 
   unban(conversationId: string, userId: string): Promise<ResultMap['member.unban']> {
     return this.request('member.unban', { conversationId, userId });
+  }
+
+  /** Every ban of a group, oldest first (owner or admin): all pages of `member.bans`. */
+  async bans(conversationId: string): Promise<Ban[]> {
+    const all: Ban[] = [];
+    let after: string | undefined;
+    // Bounded: each page holds at least one ban, and 10,000 pages of up to 1000 is more than any group has.
+    for (let page = 0; page < 10_000; page++) {
+      const r = await this.request('member.bans', after === undefined ? { conversationId } : { conversationId, after });
+      all.push(...r.bans);
+      if (!r.more || r.next === null) break;
+      after = r.next;
+    }
+    return all;
+  }
+
+  /**
+   * The presence of these users (those who share a conversation with you, and yourself; the server leaves out the
+   * rest). Any number of ids: they are sent in `presence.get` requests of at most PRESENCE_BATCH ids that each fit
+   * `welcome.limits.maxFrameBytes`.
+   */
+  async presence(userIds: readonly string[]): Promise<PresenceInfo[]> {
+    const users: PresenceInfo[] = [];
+    for (const batch of splitForFrame(userIds, PRESENCE_BATCH, this.welcomeValue?.limits.maxFrameBytes)) {
+      users.push(...(await this.request('presence.get', { userIds: batch })).users);
+    }
+    return users;
   }
 
   // ---------------------------------------------------------------- internals

@@ -27,6 +27,7 @@ export { Outbox, type PendingSend, type SendData } from './outbox.js';
 export { PendingRequests } from './pending-requests.js';
 export { Emitter, type Handler } from './emitter.js';
 export { newIdempotencyKey } from './keys.js';
+export { splitForFrame } from './frame-batches.js';
 export { subprotocols, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 
 // The protocol's own catalogues and types, re-exported (not copied) so that the SDK cannot disagree with the server.

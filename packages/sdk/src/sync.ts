@@ -1,8 +1,12 @@
 import type { ResultMap } from '../../../src/protocol/results.js';
 import type { Change, Message, MyConversation } from '../../../src/protocol/types.js';
+import { splitForFrame } from './frame-batches.js';
 import type { Sequencer } from './sequencer.js';
 
-/** The `sync` request accepts at most this many conversations; more are synced in several requests. */
+/**
+ * The `sync` request accepts at most this many conversations; more are synced in several requests. The frame size
+ * (`maxFrameBytes`) may make a batch smaller still: see splitForFrame.
+ */
 export const SYNC_BATCH = 1000;
 
 export interface CatchUpContext {
@@ -20,6 +24,8 @@ export interface CatchUpContext {
   /** Reports a gap the server could not fill (it was skipped). */
   onSkippedGap?(conversationId: string, from: number, to: number): void;
   pageSize?: number;
+  /** `welcome.limits.maxFrameBytes`: each `sync` request is cut to fit it (unknown: batches of SYNC_BATCH only). */
+  maxFrameBytes?: number;
 }
 
 export interface SyncOutcome {
@@ -60,7 +66,7 @@ const MAX_ROUNDS = 10_000;
 
 /**
  * The catch-up after every (re)connect, and the periodic head check: `sync` with every known conversation's delivered
- * position and rev (in batches of SYNC_BATCH). Per conversation it delivers the returned page in seq order and pages
+ * position and rev (in batches of at most SYNC_BATCH that each fit one frame). Per conversation it delivers the returned page in seq order and pages
  * the rest with `history.after` while `more` (so a head learned here also fills a lost last message), applies the
  * changes (edits, deletes, members, read cursors) and stores the returned rev, and syncs again while `changesMore`.
  * Conversations in `unknown` become known at their lastSeq and rev (again while `unknownMore`); those in `removed`
@@ -86,8 +92,7 @@ async function syncRound(
   ctx: CatchUpContext, positions: ReturnType<Sequencer['positions']>, named: Set<string>,
   unknown: Map<string, MyConversation>, removed: Set<string>,
 ): Promise<string[]> {
-  const batches: (typeof positions)[] = [];
-  for (let i = 0; i < positions.length; i += SYNC_BATCH) batches.push(positions.slice(i, i + SYNC_BATCH));
+  const batches = splitForFrame(positions, SYNC_BATCH, ctx.maxFrameBytes);
   if (batches.length === 0) batches.push([]);
   const again: string[] = [];
   let unknownMore = false;

@@ -382,8 +382,10 @@ export class SqliteStore implements Store {
     return this.write(() => this.s.deleteBan.run(conversationId, userId).changes > 0);
   }
 
-  listBans(conversationId: string): Promise<Ban[]> {
-    return this.run(() => this.s.bans.all(conversationId).map(toBan));
+  listBans(conversationId: string, page?: { after?: { bannedAt: number; userId: string }; limit: number }): Promise<Ban[]> {
+    if (!page) return this.run(() => this.s.bans.all(conversationId).map(toBan));
+    const after = page.after ?? { bannedAt: Number.MIN_SAFE_INTEGER, userId: beforeAllIds };
+    return this.run(() => this.s.bansPage.all(conversationId, after.bannedAt, after.userId, page.limit).map(toBan));
   }
 
   listContacts(userId: string): Promise<string[]> {

@@ -142,6 +142,9 @@ export function prepareStatements(db: Database.Database) {
     bans: prepare<[string], BanRow>(
       `SELECT b.user_id, u.name, b.banned_by, b.banned_at FROM conversation_bans b LEFT JOIN users u ON u.id = b.user_id
        WHERE b.conversation_id = ? ORDER BY b.banned_at, b.user_id`),
+    bansPage: prepare<[string, number, string, number], BanRow>(
+      `SELECT b.user_id, u.name, b.banned_by, b.banned_at FROM conversation_bans b LEFT JOIN users u ON u.id = b.user_id
+       WHERE b.conversation_id = ? AND (b.banned_at, b.user_id) > (?, ?) ORDER BY b.banned_at, b.user_id LIMIT ?`),
 
     // ---- invites
     invite: prepare<[string], InviteRow>('SELECT * FROM invites WHERE token = ?'),
