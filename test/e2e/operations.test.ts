@@ -91,8 +91,15 @@ describe('operating a server: health, metrics, OpenAPI, admin API', () => {
     const login = await api(server, null, 'POST', '/api/v1/sessions', { username: 'ops-made', password: 'long enough password' });
     assert.equal(login.status, 200);
     // An admin account may use the admin API with its own token.
-    const users = await api(server, login.body.token, 'GET', '/api/v1/admin/users?limit=1000');
-    assert.ok(users.body.users.some((u: any) => u.id === created.body.user.id && u.isAdmin === true && !('passwordHash' in u)));
+    // Every page (the listing is paged by bytes, and other tests made users with large metadata).
+    const users: any[] = [];
+    for (let after = '', pages = 0; pages < 50; pages++) {
+      const page = (await api(server, login.body.token, 'GET', `/api/v1/admin/users?limit=1000${after}`)).body;
+      users.push(...page.users);
+      if (!page.more) break;
+      after = `&after=${encodeURIComponent(page.next)}`;
+    }
+    assert.ok(users.some((u: any) => u.id === created.body.user.id && u.isAdmin === true && !('passwordHash' in u)));
 
     const group = await api(server, ADMIN_TOKEN, 'POST', '/api/v1/admin/groups', { name: 'Announcements', visibility: 'public', ownerId: created.body.user.id });
     assert.equal(group.status, 201);
