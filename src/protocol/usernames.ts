@@ -9,9 +9,10 @@
  *   "Straße"/"STRASSE", "ﬃ"/"ffi". JavaScript's toLowerCase is not enough: it keeps "ß", "ﬃ" and final "ς".
  * - Skeleton (`usernameSkeleton`): what the name looks like, in any case. The Unicode TR39 skeleton (NFD, every
  *   character replaced by its prototype from the TR39 confusables table, carried by the `unhomoglyph` package, NFD
- *   again) of the name AS SHOWN (after NFKC), then full case folding, then the TR39 skeleton again, then without
- *   the combining marks that do not tell names apart (below). The first skeleton sees the shown letters before folding
- *   could erase a look-alike ("I"/"l", "0"/"O", Cyrillic "В"/"B", Greek "Κ"/"K"); folding makes the comparison
+ *   again) of the name AS SHOWN, then NFKC and the skeleton again (compatibility forms such as full-width letters join
+ *   their plain ones; NFKC first would turn the lunate "Ϲ" into "Σ" and lose its look), then full case folding, then
+ *   the TR39 skeleton again, then without the combining marks that do not tell names apart (below). Skeletons before
+ *   folding see the shown letters before folding could erase a look-alike ("I"/"l", "0"/"O", Cyrillic "В"/"B", Greek "Κ"/"K"); folding makes the comparison
  *   case-insensitive; the second skeleton maps what folding produced. One local addition to the table: Cyrillic small
  *   palochka "ӏ" (U+04CF) → "l", as its capital "Ӏ" already is (the table maps it to "i", whose dot it lacks).
  *   Combining marks: diacritics do not make a name distinct ("José" looks like "Jose", "i̇van" like "ivan"), so a
@@ -20,6 +21,8 @@
  *   Kannada nukta or Khitan filler on a Latin letter does not). Two names with the same skeleton look alike ("ivan"
  *   with a Cyrillic "і", "paypal"/"paypaI"/"𝔭𝒶ỿ𝕡𝕒ℓ", "rn"/"m", "BOB"/"ВОВ"); a new account whose skeleton equals an
  *   existing account's is refused. TR39 also drops default-ignorable characters first; a username cannot contain any.
+ *   Skeletons of the shown name differ between spellings of one key ("MARIA" has a capital I, "maria" does not), so a
+ *   second skeleton, of the key (`usernameFoldedSkeleton`), is compared too: either one equal is a look-alike.
  * - Scripts (`usernameScriptProblem`, a simplified UTS #39 restriction level): the letters of one username may not
  *   mix two of Latin, Cyrillic, Greek, Armenian and Cherokee, scripts whose letters pass for each other's. Any script
  *   may still mix with digits, "_.-" and with other scripts (Latin with Han, Hiragana, Katakana, Hangul, Devanagari…).
@@ -67,12 +70,22 @@ export function usernameKey(name: string): string {
 }
 
 /**
- * What the name looks like, for comparison (see the file comment): skeleton(fold(skeleton(NFKC(name)))) without the
+ * What the name looks like, for comparison (see the file comment): skeleton(fold(skeleton(NFKC(skeleton(name))))) without the
  * combining marks that do not tell names apart. Equal skeletons are confusable usernames.
  */
 export function usernameSkeleton(name: string): string {
-  const shown = tr39Skeleton(name.normalize('NFKC'));
+  const shown = tr39Skeleton(tr39Skeleton(name).normalize('NFKC'));
   return withoutLookAlikeMarks(tr39Skeleton(caseFold(shown)));
+}
+
+/**
+ * The skeleton of the name's key (the same marks dropped): equal for every spelling of one account ("MARIA" and
+ * "maria"), where usernameSkeleton, taken of the shown letters, differs ("MARIA" shows a capital I, which passes for
+ * "l"). A new name is confusable when either skeleton equals an existing account's: "mari̇a" (i + U+0307) is not
+ * "maria"'s key, and looks like "MARIA" only once both are lower case.
+ */
+export function usernameFoldedSkeleton(name: string): string {
+  return withoutLookAlikeMarks(tr39Skeleton(usernameKey(name)));
 }
 
 /** Local additions to the TR39 table (documented above): prototypes applied before it. */

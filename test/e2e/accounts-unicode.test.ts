@@ -363,7 +363,7 @@ describe('the CLI applies the username and password rules', () => {
 describe('accounts created before the normalised names (migration 004)', () => {
   let dataDir: string;
   let server: TestServer;
-  const ids = { ivan: 'legacy-ivan', ivanLower: 'legacy-ivan-lower', bob: 'legacy-bob' };
+  const ids = { ivan: 'legacy-ivan', ivanLower: 'legacy-ivan-lower', bob: 'legacy-bob', paypal: 'legacy-paypal', paypalI: 'legacy-paypal-capital-i' };
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'parley-legacy-'));
     // A store as the first release left it: only migration 001, and two accounts the old rules let coexist.
@@ -375,6 +375,10 @@ describe('accounts created before the normalised names (migration 004)', () => {
     insert.run(ids.ivan, 'Иван', await hashPassword('first ivan password'), 1);
     insert.run(ids.ivanLower, 'иван', await hashPassword('second ivan password'), 2);
     insert.run(ids.bob, 'Bob', await hashPassword('bob legacy password'), 3);
+    // Two accounts that look alike under today's rules (same skeletons, different keys): the skeleton indexes are not
+    // unique, so the migration keeps both.
+    insert.run(ids.paypal, 'paypal', await hashPassword('paypal legacy password'), 4);
+    insert.run(ids.paypalI, 'paypaI', await hashPassword('paypaI legacy password'), 5);
     db.close();
     server = await startServer({}, { dataDir });
   });
@@ -395,5 +399,13 @@ describe('accounts created before the normalised names (migration 004)', () => {
     assert.equal((await loginAs(server, 'Иван', 'first ivan password')).body.user?.id, ids.ivan);
     assert.equal((await loginAs(server, 'иван', 'second ivan password')).body.user?.id, ids.ivanLower);
     assertExists(await registerAs(server, 'иВАН'), 'taken', 'иВАН');
+  });
+
+  it('keeps two existing look-alike accounts (the skeleton indexes are not unique), and refuses a third', async () => {
+    assert.equal((await loginAs(server, 'PAYPAL', 'paypal legacy password')).body.user?.id, ids.paypal);
+    assert.equal((await loginAs(server, 'paypaI', 'paypaI legacy password')).body.user?.id, ids.paypalI);
+    assertExists(await registerAs(server, 'PAYPAI'), 'taken', 'PAYPAI (the key of paypaI)');
+    assertExists(await registerAs(server, 'paypa1'), 'confusable', 'paypa1');
+    assertExists(await registerAs(server, 'раураl'.replace('l', 'ӏ')), 'confusable', 'Cyrillic раураӏ');
   });
 });

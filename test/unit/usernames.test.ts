@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { displayNameProblem } from '../../src/protocol/display-names.js';
-import { usernameDisplayForm, usernameKey, usernameProblem, usernameScriptProblem, usernameSkeleton } from '../../src/protocol/usernames.js';
+import { usernameDisplayForm, usernameFoldedSkeleton, usernameKey, usernameProblem, usernameScriptProblem, usernameSkeleton } from '../../src/protocol/usernames.js';
 import { findIllFormed, isWellFormed } from '../../src/protocol/well-formed.js';
 
 describe('username keys and skeletons (src/protocol/usernames.ts)', () => {
@@ -22,11 +22,20 @@ describe('username keys and skeletons (src/protocol/usernames.ts)', () => {
   it('the skeleton is taken of the name as shown, then case-insensitively: capital, digit and Cyrillic/Greek look-alikes collide', () => {
     const pairs: Array<[string, string]> = [
       ['Bob', 'Воb'], ['BOB', 'ВОВ'], ['Bob', 'ВОВ'], ['TOM', 'ТОМ'], ['TEXAS', 'ТЕХАЅ'], ['Kate', 'Κate'], ['paypal', 'paypaI'],
-      ['Alice', 'AIice'], ['google', 'g00gle'], ['apple', 'аррӏе'], ['apple', 'АРРӀЕ'], ['oscar', 'οscar'], ['bob', 'BOB'],
+      ['Alice', 'AIice'], ['google', 'g00gle'], ['apple', 'аррӏе'], ['apple', 'АРРӀЕ'], ['oscar', 'οscar'], ['bob', 'BOB'], ['COOP', 'ϹΟΟΡ'], ['coop', 'ϲοορ'], ['bob', 'ｂоｂ'],
     ];
     for (const [a, b] of pairs) assert.equal(usernameSkeleton(a), usernameSkeleton(b), `${a} ~ ${b}`);
     // Folding first (the old order) erased these look-alikes before the confusables table saw them.
     assert.notEqual(usernameKey('paypaI'), usernameKey('paypal'));
+  });
+
+  it('the folded skeleton (of the key) is one for every spelling of an account, so either skeleton catches a look-alike', () => {
+    for (const [a, b] of [['MARIA', 'maria'], ['MARIA', 'mari\u0307a'], ['MARIA2', 'rnaria2'], ['ИВАН', 'Иван'], ['PAYPAL', 'paypal']]) {
+      assert.equal(usernameFoldedSkeleton(a), usernameFoldedSkeleton(b), `${a} ~ ${b}`);
+    }
+    assert.notEqual(usernameSkeleton('MARIA'), usernameSkeleton('maria'), 'the shown skeleton sees the capital I');
+    assert.notEqual(usernameFoldedSkeleton('ali'), usernameFoldedSkeleton('all'));
+    assert.notEqual(usernameSkeleton('ali'), usernameSkeleton('all'), 'lower-case i and l stay apart');
   });
 
   it('combining marks do not tell names apart, unless they are the own marks of a script that spells with them', () => {
