@@ -360,6 +360,29 @@ describe('the CLI applies the username and password rules', () => {
   });
 });
 
+describe('the CLI applies the display-name rule', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'parley-cli-names-'));
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  const cli = (args: string[]) => run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { env: { PATH: process.env.PATH ?? '' } })
+    .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
+
+  it('user upsert and token --create --name refuse bidi overrides and controls in a product user\'s name', async () => {
+    for (const args of [['user', 'upsert', 'cust-1', '--name', 'a\u202eb'], ['token', 'cust-2', '--create', '--name', 'x\u2066y']]) {
+      const res = await cli(args);
+      assert.notEqual(res.code, 0, args.join(' '));
+      assert.match(res.stderr, /bidi/, `${args.join(' ')}: ${res.stderr}`);
+    }
+    const tab = await cli(['user', 'upsert', 'cust-3', '--name', 'a\tb']);
+    assert.notEqual(tab.code, 0);
+    assert.match(tab.stderr, /control/);
+    assert.equal((await cli(['user', 'upsert', 'cust-1', '--name', 'Ada Lovelace'])).code, 0);
+  });
+});
+
 describe('accounts created before the normalised names (migration 004)', () => {
   let dataDir: string;
   let server: TestServer;
