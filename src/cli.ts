@@ -12,6 +12,7 @@ import { publicUser } from './domain/admin.js';
 import { MAX_USER_METADATA_BYTES, productUserSchema, upsertProductUser } from './domain/product-users.js';
 import { createLogger } from './logging.js';
 import { openStore, startServer } from './main.js';
+import { displayNameProblem } from './protocol/display-names.js';
 import { isParleyError } from './protocol/errors.js';
 import type { Store, UserRecord } from './store/store.js';
 import { isWellFormed } from './protocol/well-formed.js';
@@ -210,6 +211,8 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
   if (!isWellFormed(which) || (flags.name !== undefined && !isWellFormed(flags.name))) {
     throw new UsageError('the user and --name must be well-formed Unicode (no lone surrogate)');
   }
+  const nameProblem = flags.name === undefined ? null : displayNameProblem(flags.name.trim());
+  if (nameProblem) throw new UsageError(`invalid --name: ${nameProblem}`);
   const service = createTokenService(config.auth, await resolveOwnSecret(config));
   const store = await openStore(config);
   let user: UserRecord;

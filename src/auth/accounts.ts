@@ -15,7 +15,8 @@ export const usernameSchema = z.string().max(1024).transform(usernameDisplayForm
   const problem = usernameProblem(name);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 }).describe('1-64 characters (after trimming, in NFC): letters, combining marks, digits, "_", "." and "-"; no white space, '
-  + 'controls or invisible characters. Unique after NFKC + full case folding; refused when confusable (Unicode TR39) with an existing account.');
+  + 'controls or invisible characters; letters may not mix Latin, Cyrillic, Greek, Armenian or Cherokee. Unique after NFKC + full case '
+  + 'folding; refused when confusable (Unicode TR39 skeletons, in any case, diacritics ignored) with an existing account.');
 
 /** Passwords: any Unicode, 1–1024 characters here; the strength policy (src/auth/password-policy.ts) applies to new ones. */
 const passwordSchema = z.string().min(1).max(1024)

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
+import { displayNameCharacterProblem } from '../protocol/display-names.js';
 import { isWellFormed } from '../protocol/well-formed.js';
 import { isValidId } from '../protocol/ids.js';
 
@@ -159,6 +160,9 @@ function nameOf(payload: JWTPayload): string | null {
     const v = payload[claim];
     if (typeof v !== 'string' || v.trim().length === 0) continue;
     if (!isWellFormed(v)) throw unauthorized(`${claim} claim is not well-formed Unicode (lone surrogate)`);
+    // The display-name rule (src/protocol/display-names.ts): no controls or bidi overrides in a name others are shown.
+    const problem = displayNameCharacterProblem(v.trim());
+    if (problem) throw unauthorized(`${claim} claim: ${problem}`);
     // Cut at a code point boundary: slicing UTF-16 units could split a surrogate pair and make the name ill-formed.
     return Array.from(v.trim()).slice(0, MAX_NAME_LENGTH).join('');
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { displayNameSchema } from '../protocol/display-names.js';
 import { ParleyError } from '../protocol/errors.js';
 import { isValidId } from '../protocol/ids.js';
 import type { Store, UserRecord } from '../store/store.js';
@@ -8,7 +9,7 @@ export const MAX_USER_METADATA_BYTES = 4096;
 
 /** The body of `PUT /api/v1/admin/users/{userId}` (and of `parley user upsert`). */
 export const productUserSchema = z.object({
-  name: z.string().trim().min(1).max(200),
+  name: displayNameSchema,
   /** Any JSON value; null clears it, absent keeps what is stored. */
   metadata: z.unknown().optional(),
 }).strict();

@@ -3,6 +3,7 @@ import { credentialsSchema, type Accounts } from '../auth/accounts.js';
 import type { Admin } from '../domain/admin.js';
 import { MAX_USER_METADATA_BYTES, productUserSchema } from '../domain/product-users.js';
 import type { Sessions } from '../domain/sessions.js';
+import { displayNameSchema } from '../protocol/display-names.js';
 import { ID_PATTERN } from '../protocol/ids.js';
 
 export interface AdminDeps {
@@ -36,7 +37,7 @@ const conversationParams = z.object({ conversationId: id }).strict();
 const pageSchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), after: z.string().optional() }).strict();
 const newUserSchema = credentialsSchema.extend({ admin: z.boolean().default(false) });
 const groupSchema = z.object({
-  name: z.string().trim().min(1).max(200),
+  name: displayNameSchema,
   visibility: z.enum(['public', 'private']).default('public'),
   ownerId: id,
 }).strict();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { displayNameSchema } from './display-names.js';
 import { ID_PATTERN } from './ids.js';
 
 /**
@@ -10,7 +11,7 @@ import { ID_PATTERN } from './ids.js';
 const id = z.string().min(1).max(128).regex(ID_PATTERN, 'an id is 1-128 of A-Z a-z 0-9 . _ ~ - : @ + | =');
 const seq = z.number().int().min(0);
 const limit = z.number().int().min(1).max(500).optional();
-const name = z.string().trim().min(1).max(200);
+const name = displayNameSchema;
 /** An opaque paging cursor: the `next` of a previous page, passed back unchanged. */
 const cursor = z.string().min(1).max(400);
 /** A list page's `after`: the `next` of the previous page; absent or null (a last page's `next`) starts from the first. */

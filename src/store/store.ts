@@ -22,8 +22,9 @@ export interface Store {
   /**
    * Insert a user; rejects CONFLICT for a taken id. Built-in accounts (passwordHash set) have unique login names,
    * compared by `usernameKey` (NFKC + full case folding, src/protocol/usernames.ts): a taken one rejects
-   * ACCOUNT_EXISTS with details `{reason: 'taken'}`; a name whose TR39 skeleton (`usernameSkeleton`) equals an existing
-   * account's rejects ACCOUNT_EXISTS with `{reason: 'confusable'}`. The store computes both from `name`; the caller
+   * ACCOUNT_EXISTS with details `{reason: 'taken'}`; a name whose confusables skeleton (`usernameSkeleton` or
+   * `usernameFoldedSkeleton`) equals an existing account's rejects ACCOUNT_EXISTS with `{reason: 'confusable'}`. Otherwise a name whose letters mix
+   * Latin-look-alike scripts (`usernameScriptProblem`) rejects INVALID_REQUEST, details `[{path: 'username', message}]`. The store computes both from `name`; the caller
    * checks the name against the username rules first. Users from an integrating product's tokens (no password) may
    * share display names with anyone.
    */

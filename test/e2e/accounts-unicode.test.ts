@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { hashPassword } from '../../src/auth/passwords.js';
 import { Database } from '../../src/store/sqlite/driver.js';
-import { ADMIN_TOKEN, api, startServer, type TestServer } from '../helpers/server.js';
+import { SignJWT } from 'jose';
+import { RawClient } from '../helpers/raw-client.js';
+import { ADMIN_TOKEN, EXTERNAL_SECRET, api, register, signToken, startServer, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -103,6 +105,165 @@ describe('usernames: one account per name as Unicode compares them, no look-alik
   });
 });
 
+const codePoints = (s: string) => [...s].map((c) => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`).join(' ');
+
+function assertMixedScripts(res: { status: number; body: any }, what: string): void {
+  assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body.error.code, 'INVALID_REQUEST', what);
+  assert.equal(res.body.error.details[0].path, 'username', what);
+  assert.match(res.body.error.details[0].message, /may not mix letters of/, what);
+}
+
+describe('usernames: look-alikes in any case, digits, stray marks and mixed scripts', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('refuses capital, digit and Cyrillic/Greek look-alikes that case folding used to erase (409 confusable), making no account', async () => {
+    const lookAlikes: Array<[string, string[]]> = [
+      ['Bob', ['Воb', 'ВОВ', 'bob\u{16FE4}', 'bo\u1A60b', 'bob\u0CBC', 'BOB\u0307']],
+      ['TOM', ['ТОМ']], ['TEXAS', ['ТЕХАЅ']], ['Kate', ['Κate', 'ΚΑΤΕ']], ['paypal', ['paypaI', 'PAYPAI']],
+      ['Alice', ['AIice']], ['google', ['g00gle', 'G00GLE']], ['apple', ['аррӏе', 'АРРӀЕ']],
+      ['ivan', ['i\u0307van']], ['maria', ['MARİA'.toLowerCase(), 'Maria\u0301']], ['Jose', ['José']],
+    ];
+    for (const [name, copies] of lookAlikes) {
+      assert.equal((await registerAs(server, name)).status, 201, name);
+      for (const copy of copies) {
+        const what = `${JSON.stringify(copy)} [${codePoints(copy)}] beside ${name}`;
+        const res = await registerAs(server, copy);
+        assertExists(res, 'confusable', what);
+        assert.equal((await loginAs(server, copy)).status, 401, `${what}: no account was made`);
+      }
+    }
+  });
+
+  it('refuses a name whose letters mix Latin, Cyrillic, Greek, Armenian or Cherokee (INVALID_REQUEST), and allows other mixes', async () => {
+    for (const mixed of ['Ivanов', 'Ωmega', 'Հello', 'ᏣᎳᎩchat']) assertMixedScripts(await registerAs(server, mixed), `${mixed} [${codePoints(mixed)}]`);
+    for (const fine of ['李alice', 'hindiहिन्दी', 'Ωμέγα', 'Иван_2', 'さくらsakura']) {
+      const res = await registerAs(server, fine);
+      assert.equal(res.status, 201, `${fine}: ${JSON.stringify(res.body)}`);
+    }
+  });
+
+  it('the admin API refuses the same look-alikes and mixes', async () => {
+    const admin = (username: string) => api(server, ADMIN_TOKEN, 'POST', '/api/v1/admin/users', { username, password: STRONG });
+    assert.equal((await admin('TRENT')).status, 201);
+    assertExists(await admin('ТRЕNТ'), 'confusable', 'ТRЕNТ (mixed-script copy) beside TRENT');
+    assertExists(await admin('trent\u0CBC'), 'confusable', 'trent + Kannada nukta');
+    assertMixedScripts(await admin('Petrов'), 'Petrов');
+  });
+
+  it('concurrent registrations of one name\'s look-alikes create exactly one account', async () => {
+    const groups = [
+      ['maria2', 'MARIA2', 'Maria2', 'ｍａｒｉａ2', 'mAria2', 'marIa2', 'MARİA2'.toLowerCase(), 'rnaria2'],
+      ['COOP', 'СООР', 'C00P', 'coop', 'ϹΟΟΡ', 'cOOp', 'СООР\u0CBC'],
+      ['oscar', 'оscar', 'osсar', 'oscаr', 'οscar', 'ｏｓｃａｒ', '0SCAR'],
+    ];
+    for (const variants of groups) {
+      const results = await Promise.all(variants.map((v) => registerAs(server, v)));
+      const summary = variants.map((v, i) => `${v}:${results[i]!.status}/${results[i]!.body.error?.details?.reason ?? results[i]!.body.error?.code ?? ''}`).join('  ');
+      assert.equal(results.filter((r) => r.status === 201).length, 1, summary);
+      for (const r of results) {
+        if (r.status === 201) continue;
+        // A loser is a taken or look-alike name, or (never an account) a mixed-script one that raced the winner.
+        if (r.status === 409) assert.ok(['taken', 'confusable'].includes(r.body.error.details.reason), summary);
+        else assertMixedScripts(r, summary);
+      }
+    }
+  });
+});
+
+describe('display names: group and product-user names, token name claims', () => {
+  let server: TestServer;
+  let alice: { id: string; name: string; token: string };
+  let client: RawClient;
+  let conversationId: string;
+  const BAD: Array<[string, RegExp]> = [
+    ['a\u202eb\u0000c', /control/], ['a\u202eb', /bidi/], ['x\u2066y\u2069', /bidi/], ['line\nbreak', /control/],
+    ['bell\u0007', /control/], ['c1\u009b31m', /control/], ['del\u007f', /control/], ['x'.repeat(201), /at most 200/], ['   ', /at least one/],
+  ];
+  const assertBadName = (res: { status?: number; body?: any; error?: any }, why: RegExp, what: string) => {
+    const error = res.error ?? res.body?.error;
+    assert.equal(error?.code, 'INVALID_REQUEST', `${what}: ${JSON.stringify(res)}`);
+    if (res.status !== undefined) assert.equal(res.status, 400, what);
+    assert.equal(error.details[0].path, 'name', what);
+    assert.match(error.details[0].message, why, what);
+  };
+
+  const userNamed = async (id: string): Promise<string | undefined> => {
+    const res = await api(server, ADMIN_TOKEN, 'GET', '/api/v1/admin/users?limit=1000');
+    return (res.body.users as Array<{ id: string; name: string }>).find((u) => u.id === id)?.name;
+  };
+
+  before(async () => {
+    server = await startServer();
+    alice = await register(server, 'names-alice');
+    client = await RawClient.connect(server.wsUrl, alice.token);
+    conversationId = (await client.ok('conversation.create', { name: 'Room 🎉 déjà-vu' })).conversation.id;
+  });
+  after(async () => {
+    client.close();
+    await server.stop();
+  });
+
+  it('group names over WebSocket: conversation.create and conversation.rename refuse controls and bidi overrides', async () => {
+    for (const [bad, why] of BAD) {
+      assertBadName(await client.request('conversation.create', { name: bad }), why, `create ${JSON.stringify(bad)}`);
+      assertBadName(await client.request('conversation.rename', { conversationId, name: bad }), why, `rename ${JSON.stringify(bad)}`);
+    }
+    assert.equal((await client.ok('conversation.get', { conversationId })).conversation.name, 'Room 🎉 déjà-vu', 'the name is unchanged');
+    assert.equal((await client.ok('conversation.rename', { conversationId, name: '  עברית and English ✓  ' })).conversation.name, 'עברית and English ✓');
+    assert.equal((await client.ok('conversation.get', { conversationId })).conversation.name, 'עברית and English ✓', 'trimmed, kept');
+  });
+
+  it('group names over REST and the admin API refuse the same', async () => {
+    for (const [bad, why] of BAD) {
+      assertBadName(await api(server, alice.token, 'POST', '/api/v1/conversations', { name: bad }), why, `REST create ${JSON.stringify(bad)}`);
+      assertBadName(await api(server, alice.token, 'PATCH', `/api/v1/conversations/${conversationId}`, { name: bad }), why, `REST rename ${JSON.stringify(bad)}`);
+      assertBadName(await api(server, ADMIN_TOKEN, 'POST', '/api/v1/admin/groups', { name: bad, ownerId: alice.id }), why, `admin group ${JSON.stringify(bad)}`);
+    }
+    const list = await client.ok('conversation.list', {});
+    assert.equal(list.conversations.length, 1, `no group was created: ${JSON.stringify(list)}`);
+    assert.equal((await api(server, ADMIN_TOKEN, 'POST', '/api/v1/admin/groups', { name: 'Ops ⚙', ownerId: alice.id })).status, 201);
+  });
+
+  it('product-user names (admin PUT /api/v1/admin/users/{id}) refuse the same, creating and changing nothing', async () => {
+    for (const [bad, why] of BAD) {
+      assertBadName(await api(server, ADMIN_TOKEN, 'PUT', '/api/v1/admin/users/prod-1', { name: bad }), why, `upsert ${JSON.stringify(bad)}`);
+    }
+    assert.equal(await userNamed('prod-1'), undefined, 'no product user was created');
+    assert.equal((await api(server, ADMIN_TOKEN, 'PUT', '/api/v1/admin/users/prod-1', { name: 'Ada Lovelace' })).status, 201);
+    assertBadName(await api(server, ADMIN_TOKEN, 'PUT', '/api/v1/admin/users/prod-1', { name: 'a\u202eb\u0000c' }), /control/, 'update');
+    assert.equal(await userNamed('prod-1'), 'Ada Lovelace');
+  });
+
+  it('refuses a product token whose name or preferred_username claim holds a control or bidi override: 401 and close 4500', async () => {
+    const preferred = (value: string) => new SignJWT({ preferred_username: value }).setProtectedHeader({ alg: 'HS256' }).setSubject('claims-user')
+      .setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 3600).sign(new TextEncoder().encode(EXTERNAL_SECRET));
+    const cases: Array<[string, RegExp]> = [
+      [await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: 'a\u202eb\u0000c' }), /name claim: .*control/],
+      [await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: 'evil\u2067' }), /name claim: .*bidi/],
+      [await preferred('x\u202ay'), /preferred_username claim: .*bidi/],
+      [await preferred('esc\u001b[2J'), /preferred_username claim: .*control/],
+    ];
+    for (const [token, why] of cases) {
+      const res = await api(server, token, 'GET', '/api/v1/me');
+      assert.equal(res.status, 401, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'UNAUTHORIZED');
+      assert.match(res.body.error.message, why);
+      const ws = await RawClient.connect(server.wsUrl, token, { waitWelcome: false });
+      assert.equal((await ws.waitClose()).code, 4500);
+    }
+    assert.equal(await userNamed('claims-user'), undefined, 'no user was created');
+    const fine = await api(server, await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: 'Ada 🎉' }), 'GET', '/api/v1/me');
+    assert.equal(fine.status, 200, JSON.stringify(fine.body));
+  });
+});
+
 describe('passwords: NIST length, not only white space, not guessable (zxcvbn)', () => {
   let server: TestServer;
   before(async () => {
@@ -181,16 +342,51 @@ describe('the CLI applies the username and password rules', () => {
     const confusable = await cli(['user', 'add', 'Ивaн', '--password', STRONG]);
     assert.notEqual(confusable.code, 0);
     assert.match(confusable.stderr, /ACCOUNT_EXISTS.*looks like/);
+    const lookAlike = await cli(['user', 'add', 'ИBAH', '--password', STRONG]);
+    assert.notEqual(lookAlike.code, 0);
+    assert.match(lookAlike.stderr, /ACCOUNT_EXISTS.*looks like|may not mix/);
+    assert.equal((await cli(['user', 'add', 'BOB', '--password', STRONG])).code, 0);
+    for (const copy of ['ВОВ', 'Воb', 'bob\u0CBC', 'B0B']) {
+      const res = await cli(['user', 'add', copy, '--password', STRONG]);
+      assert.notEqual(res.code, 0, copy);
+      assert.match(res.stderr, /ACCOUNT_EXISTS.*looks like/, copy);
+    }
+    const mixed = await cli(['user', 'add', 'Petrов', '--password', STRONG]);
+    assert.notEqual(mixed.code, 0);
+    assert.match(mixed.stderr, /INVALID_REQUEST.*may not mix/);
     const invisible = await cli(['user', 'add', 'ol\u200bga', '--password', STRONG]);
     assert.notEqual(invisible.code, 0);
     assert.match(invisible.stderr, /invisible/);
   });
 });
 
+describe('the CLI applies the display-name rule', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'parley-cli-names-'));
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  const cli = (args: string[]) => run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { env: { PATH: process.env.PATH ?? '' } })
+    .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
+
+  it('user upsert and token --create --name refuse bidi overrides and controls in a product user\'s name', async () => {
+    for (const args of [['user', 'upsert', 'cust-1', '--name', 'a\u202eb'], ['token', 'cust-2', '--create', '--name', 'x\u2066y']]) {
+      const res = await cli(args);
+      assert.notEqual(res.code, 0, args.join(' '));
+      assert.match(res.stderr, /bidi/, `${args.join(' ')}: ${res.stderr}`);
+    }
+    const tab = await cli(['user', 'upsert', 'cust-3', '--name', 'a\tb']);
+    assert.notEqual(tab.code, 0);
+    assert.match(tab.stderr, /control/);
+    assert.equal((await cli(['user', 'upsert', 'cust-1', '--name', 'Ada Lovelace'])).code, 0);
+  });
+});
+
 describe('accounts created before the normalised names (migration 004)', () => {
   let dataDir: string;
   let server: TestServer;
-  const ids = { ivan: 'legacy-ivan', ivanLower: 'legacy-ivan-lower', bob: 'legacy-bob' };
+  const ids = { ivan: 'legacy-ivan', ivanLower: 'legacy-ivan-lower', bob: 'legacy-bob', paypal: 'legacy-paypal', paypalI: 'legacy-paypal-capital-i' };
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'parley-legacy-'));
     // A store as the first release left it: only migration 001, and two accounts the old rules let coexist.
@@ -202,6 +398,10 @@ describe('accounts created before the normalised names (migration 004)', () => {
     insert.run(ids.ivan, 'Иван', await hashPassword('first ivan password'), 1);
     insert.run(ids.ivanLower, 'иван', await hashPassword('second ivan password'), 2);
     insert.run(ids.bob, 'Bob', await hashPassword('bob legacy password'), 3);
+    // Two accounts that look alike under today's rules (same skeletons, different keys): the skeleton indexes are not
+    // unique, so the migration keeps both.
+    insert.run(ids.paypal, 'paypal', await hashPassword('paypal legacy password'), 4);
+    insert.run(ids.paypalI, 'paypaI', await hashPassword('paypaI legacy password'), 5);
     db.close();
     server = await startServer({}, { dataDir });
   });
@@ -222,5 +422,13 @@ describe('accounts created before the normalised names (migration 004)', () => {
     assert.equal((await loginAs(server, 'Иван', 'first ivan password')).body.user?.id, ids.ivan);
     assert.equal((await loginAs(server, 'иван', 'second ivan password')).body.user?.id, ids.ivanLower);
     assertExists(await registerAs(server, 'иВАН'), 'taken', 'иВАН');
+  });
+
+  it('keeps two existing look-alike accounts (the skeleton indexes are not unique), and refuses a third', async () => {
+    assert.equal((await loginAs(server, 'PAYPAL', 'paypal legacy password')).body.user?.id, ids.paypal);
+    assert.equal((await loginAs(server, 'paypaI', 'paypaI legacy password')).body.user?.id, ids.paypalI);
+    assertExists(await registerAs(server, 'PAYPAI'), 'taken', 'PAYPAI (the key of paypaI)');
+    assertExists(await registerAs(server, 'paypa1'), 'confusable', 'paypa1');
+    assertExists(await registerAs(server, 'раураl'.replace('l', 'ӏ')), 'confusable', 'Cyrillic раураӏ');
   });
 });

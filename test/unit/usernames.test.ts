@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { usernameDisplayForm, usernameKey, usernameProblem, usernameSkeleton } from '../../src/protocol/usernames.js';
+import { displayNameProblem } from '../../src/protocol/display-names.js';
+import { usernameDisplayForm, usernameFoldedSkeleton, usernameKey, usernameProblem, usernameScriptProblem, usernameSkeleton } from '../../src/protocol/usernames.js';
 import { findIllFormed, isWellFormed } from '../../src/protocol/well-formed.js';
 
 describe('username keys and skeletons (src/protocol/usernames.ts)', () => {
@@ -16,6 +17,54 @@ describe('username keys and skeletons (src/protocol/usernames.ts)', () => {
       assert.equal(usernameSkeleton(a), usernameSkeleton(b), `${a} ~ ${b}`);
     }
     assert.notEqual(usernameSkeleton('alice'), usernameSkeleton('alicia'));
+  });
+
+  it('the skeleton is taken of the name as shown, then case-insensitively: capital, digit and Cyrillic/Greek look-alikes collide', () => {
+    const pairs: Array<[string, string]> = [
+      ['Bob', 'Воb'], ['BOB', 'ВОВ'], ['Bob', 'ВОВ'], ['TOM', 'ТОМ'], ['TEXAS', 'ТЕХАЅ'], ['Kate', 'Κate'], ['paypal', 'paypaI'],
+      ['Alice', 'AIice'], ['google', 'g00gle'], ['apple', 'аррӏе'], ['apple', 'АРРӀЕ'], ['oscar', 'οscar'], ['bob', 'BOB'], ['COOP', 'ϹΟΟΡ'], ['coop', 'ϲοορ'], ['bob', 'ｂоｂ'],
+    ];
+    for (const [a, b] of pairs) assert.equal(usernameSkeleton(a), usernameSkeleton(b), `${a} ~ ${b}`);
+    // Folding first (the old order) erased these look-alikes before the confusables table saw them.
+    assert.notEqual(usernameKey('paypaI'), usernameKey('paypal'));
+  });
+
+  it('the folded skeleton (of the key) is one for every spelling of an account, so either skeleton catches a look-alike', () => {
+    for (const [a, b] of [['MARIA', 'maria'], ['MARIA', 'mari\u0307a'], ['MARIA2', 'rnaria2'], ['ИВАН', 'Иван'], ['PAYPAL', 'paypal']]) {
+      assert.equal(usernameFoldedSkeleton(a), usernameFoldedSkeleton(b), `${a} ~ ${b}`);
+    }
+    assert.notEqual(usernameSkeleton('MARIA'), usernameSkeleton('maria'), 'the shown skeleton sees the capital I');
+    assert.notEqual(usernameFoldedSkeleton('ali'), usernameFoldedSkeleton('all'));
+    assert.notEqual(usernameSkeleton('ali'), usernameSkeleton('all'), 'lower-case i and l stay apart');
+  });
+
+  it('combining marks do not tell names apart, unless they are the own marks of a script that spells with them', () => {
+    const same: Array<[string, string]> = [
+      ['ivan', 'i\u0307van'], ['maria', 'MARİA'.toLowerCase()], ['bob', 'bob\u{16FE4}'], ['bob', 'bo\u1A60b'], ['bob', 'bob\u0CBC'],
+      ['Jose', 'José'], ['Jose', 'Jose\u0301'], ['Иван', 'Иван\u0483'], ['हिन्दी', 'हिन्दी\u0CBC'],
+    ];
+    for (const [a, b] of same) assert.equal(usernameSkeleton(a), usernameSkeleton(b), `${JSON.stringify(a)} ~ ${JSON.stringify(b)}`);
+    for (const [a, b] of [['कमल', 'कमला'], ['हिन्दी', 'हन्द'], ['alice', 'alicia'], ['李小龍', '李小龙'], ['Иван', 'Иеан']]) {
+      assert.notEqual(usernameSkeleton(a), usernameSkeleton(b), `${a} differs from ${b}`);
+    }
+  });
+
+  it('the letters of a username may not mix Latin, Cyrillic, Greek, Armenian or Cherokee; other scripts mix freely', () => {
+    for (const mixed of ['Воb', 'Κate', 'Ivanов', 'Ωmega', 'Ꮟоb', 'Հello']) {
+      assert.match(usernameScriptProblem(mixed) ?? '', /may not mix letters of/, mixed);
+    }
+    for (const fine of ['bob', 'ВОВ', 'аррӏе', 'ТЕХАЅ', 'Ωμέγα', '李alice', 'hindiहिन्दी', 'x1_2', 'ᏣᎳᎩ', 'さくらsakura']) {
+      assert.equal(usernameScriptProblem(fine), null, fine);
+    }
+  });
+
+  it('display names: 1-200 characters, no C0/C1 controls, no bidi embedding/override/isolate controls, well-formed', () => {
+    for (const ok of ['Team chat', 'Ада 🎉', 'x'.repeat(200), '😀'.repeat(200), 'a\u200db', 'עברית and English']) assert.equal(displayNameProblem(ok), null, ok);
+    const bad: Array<[string, RegExp]> = [
+      ['', /at least one/], ['x'.repeat(201), /at most 200/], ['a\u0000b', /control/], ['a\nb', /control/], ['a\u0085b', /control/],
+      ['a\u009bb', /control/], ['a\u202eb', /bidi/], ['a\u202ab', /bidi/], ['a\u2066b', /bidi/], ['a\u2069', /bidi/], ['a\ud800', /well-formed/],
+    ];
+    for (const [name, why] of bad) assert.match(displayNameProblem(name) ?? '', why, JSON.stringify(name));
   });
 
   it('the display form is trimmed NFC, and the rules refuse invisible, spacing and control characters', () => {

@@ -8,7 +8,7 @@
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
-import { usernameKey, usernameSkeleton } from '../../protocol/usernames.js';
+import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
 import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
@@ -109,19 +109,25 @@ export class SqliteStore implements Store {
       if (this.s.userById.get(user.id)) throw new ParleyError('CONFLICT', 'A user with this id exists');
       if (user.passwordHash !== null) this.requireFreeAccountName(user.name);
       this.s.insertUser.run(user.id, user.name, user.passwordHash, user.isAdmin ? 1 : 0, user.now, user.passwordHash === null ? 'product' : 'builtin');
-      if (user.passwordHash !== null) this.s.setNameKeys.run(usernameKey(user.name), usernameSkeleton(user.name), user.id);
+      if (user.passwordHash !== null) this.s.setNameKeys.run(usernameKey(user.name), usernameSkeleton(user.name), usernameFoldedSkeleton(user.name), user.id);
       return this.requireUser(user.id);
     });
   }
 
-  /** An account name is taken when its key, its confusables skeleton or (for accounts older than 004) its name matches. */
+  /**
+   * An account name is taken when its key, its confusables skeleton or (for accounts older than 004) its name matches;
+   * a free name that mixes look-alike scripts is refused (INVALID_REQUEST, details like a schema error's).
+   */
   private requireFreeAccountName(name: string): void {
     if (this.s.accountByNameKey.get(usernameKey(name)) || this.s.userByName.get(name)) {
       throw new ParleyError('ACCOUNT_EXISTS', 'An account with this username already exists (names are compared after NFKC and case folding)', { reason: 'taken' });
     }
-    if (this.s.accountByNameSkeleton.get(usernameSkeleton(name))) {
+    if (this.s.accountByNameSkeleton.get(usernameSkeleton(name), usernameFoldedSkeleton(name))) {
       throw new ParleyError('ACCOUNT_EXISTS', 'This username looks like an existing account\'s (confusable characters); choose another', { reason: 'confusable' });
     }
+    // After the look-alike check, so that a mixed-script copy of an existing name is answered as the copy it is.
+    const scripts = usernameScriptProblem(name);
+    if (scripts) throw new ParleyError('INVALID_REQUEST', scripts, [{ path: 'username', message: scripts }]);
   }
 
   ensureUser(id: string, name: string | null, now: number): Promise<UserRecord> {

@@ -55,9 +55,9 @@ export function prepareStatements(db: Database.Database) {
     setLastSeen: prepare<[number, string]>('UPDATE users SET last_seen = ? WHERE id = ?'),
     // Built-in accounts by normalised name (migration 004); `password_hash IS NOT NULL` lets the partial indexes serve.
     accountByNameKey: prepare<[string], UserRow>('SELECT * FROM users WHERE name_key = ? AND password_hash IS NOT NULL'),
-    accountByNameSkeleton: prepare<[string], UserRow>('SELECT * FROM users WHERE name_skeleton = ? AND password_hash IS NOT NULL LIMIT 1'),
+    accountByNameSkeleton: prepare<[string, string], UserRow>('SELECT * FROM users WHERE (name_skeleton = ? OR name_folded_skeleton = ?) AND password_hash IS NOT NULL LIMIT 1'),
     legacyAccountByName: prepare<[string], UserRow>('SELECT * FROM users WHERE name = ? AND name_key IS NULL AND password_hash IS NOT NULL'),
-    setNameKeys: prepare<[string, string, string]>('UPDATE users SET name_key = ?, name_skeleton = ? WHERE id = ?'),
+    setNameKeys: prepare<[string, string, string, string]>('UPDATE users SET name_key = ?, name_skeleton = ?, name_folded_skeleton = ? WHERE id = ?'),
 
     // ---- conversations
     conversationById: prepare<[string], ConversationRow>(`SELECT ${conversationColumns} FROM conversations c WHERE c.id = ?`),
