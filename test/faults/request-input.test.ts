@@ -16,7 +16,8 @@ async function raw(server: TestServer, method: string, path: string, init: { tok
   const headers: Record<string, string> = {};
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   if (init.contentType) headers['content-type'] = init.contentType;
-  const res = await fetch(`${server.url}${path}`, { method, headers, body: init.body });
+  const body = Buffer.isBuffer(init.body) ? new Uint8Array(init.body) : init.body;
+  const res = await fetch(`${server.url}${path}`, { method, headers, body });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
