@@ -9,7 +9,7 @@ import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/r
 import { ConnectionState, type Connection } from './connection.js';
 import { userMessageKey, type RateLimiter } from '../ratelimit/limiter.js';
 import { zodDetails } from '../protocol/validation.js';
-import { findIllFormed, illFormedDetail, isWellFormed } from '../protocol/well-formed.js';
+import { findRefused, illFormedDetail, isWellFormed, type RefusedValue } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
   userMessageRate: { perSecond: number; burst: number };
@@ -51,8 +51,9 @@ export class Dispatcher {
     } catch {
       return this.fail(connection, null, new ParleyError('BAD_FRAME', 'the frame is not valid JSON'));
     }
-    const illFormed = findIllFormed(parsed);
-    if (illFormed) return this.refuseIllFormed(connection, parsed, illFormed);
+    // Iterative and unbounded in depth, so it runs before the depth check and covers every depth the limit allows.
+    const refused = findRefused(parsed);
+    if (refused) return this.refuseValue(connection, parsed, refused);
     const maxDepth = this.options.maxJsonDepth + ENVELOPE_DEPTH;
     if (nestsDeeperThan(parsed, maxDepth)) {
       // Checked before validation, which recurses: deep input must never reach it.
@@ -88,15 +89,16 @@ export class Dispatcher {
   }
 
   /**
-   * A lone surrogate anywhere in the frame: INVALID_REQUEST naming the field (paths inside `data` are relative to it,
-   * like schema issues), or BAD_FRAME when it is the request id itself, which then cannot be echoed.
+   * A lone surrogate, a `__proto__` key or a non-finite number anywhere in the frame: INVALID_REQUEST naming the field
+   * (paths inside `data` are relative to it, like schema issues), or BAD_FRAME when it is the request id itself, which
+   * then cannot be echoed.
    */
-  private refuseIllFormed(connection: Connection, parsed: unknown, path: Array<string | number>): void {
+  private refuseValue(connection: Connection, parsed: unknown, { path, message }: RefusedValue): void {
     const id = idOf(parsed);
     const inData = path[0] === 'data' && path.length > 1;
-    const detail = illFormedDetail(inData ? path.slice(1) : path);
+    const detail = illFormedDetail(inData ? path.slice(1) : path, message);
     const code = id === null ? 'BAD_FRAME' : 'INVALID_REQUEST';
-    this.fail(connection, id, new ParleyError(code, `${detail.path} is ${detail.message}`, [detail]));
+    this.fail(connection, id, new ParleyError(code, `${detail.path || 'the frame'} is ${detail.message}`, [detail]));
   }
 
   private start(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {

@@ -14,11 +14,12 @@ import { userMessageKey, type Rate, type RateLimiter } from '../ratelimit/limite
 import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
-import { findIllFormed, illFormedDetail } from '../protocol/well-formed.js';
+import { findRefused, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
+import { QUERY_FAULT, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
 import { compact, operationRoutes, type RouteInput } from './routes.js';
 
 export interface HttpDeps {
@@ -58,19 +59,35 @@ declare module 'fastify' {
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
-    // fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones reach the
-    // request schema and get INVALID_REQUEST like on the WebSocket.
-    maxParamLength: 512,
-    // A path segment whose percent-encoding is not UTF-8 (e.g. %ED%A0%80, a lone surrogate) fails before any route.
-    frameworkErrors: (err, _req, reply) => sendError(reply, err.code === 'FST_ERR_BAD_URL'
-      ? new ParleyError('INVALID_REQUEST', 'the URL path is not valid percent-encoded UTF-8', [{ path: 'url', message: 'not valid percent-encoded UTF-8' }]).toBody()
-      : translate(err, deps.logger)),
+    routerOptions: {
+      // fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones reach the
+      // request schema and get INVALID_REQUEST like on the WebSocket. Past 512, frameworkErrors answers INVALID_REQUEST.
+      maxParamLength: 512,
+      // Strict: a repeated parameter or bad percent-encoding is a fault the preValidation hook answers (request-input.ts).
+      querystringParser: parseQuery,
+    },
+    // Errors fastify raises before any route (a path segment whose percent-encoding is not UTF-8, a parameter over
+    // maxParamLength) get our error body and a catalogued code, never INTERNAL.
+    frameworkErrors: (err, _req, reply) => sendError(reply, translate(err, deps.logger)),
+  });
+
+  // Only JSON bodies, decoded strictly; any other content-type is 415 from fastify → INVALID_REQUEST.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
   });
 
   registerCors(app, deps.originPolicy ?? createOriginPolicy([]));
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
-  app.addHook('preValidation', async (req) => refuseIllFormed(req));
+  app.addHook('preValidation', async (req) => {
+    refuseBadQuery(req);
+    refuseValues(req);
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   const ready = sharedProbe(deps.ready, readinessProbeMs);
@@ -132,6 +149,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       url: route.url,
       preHandler: authenticate(deps),
       handler: async (req, reply) => {
+        refuseUnknownQuery(req.query as ParsedQuery, route.queryParams ?? []);
         const input: RouteInput = {
           params: req.params as Record<string, string>,
           query: req.query as Record<string, string | undefined>,
@@ -197,6 +215,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
       url: route.url,
       preHandler,
       handler: async (req, reply) => {
+        if (!route.query) refuseUnknownQuery(req.query as ParsedQuery, []);
         const result = await route.run(deps, {
           params: (route.params ? parse(route.params, req.params) : req.params) as Record<string, string>,
           query: route.query ? parse(route.query, req.query) : {},
@@ -209,16 +228,31 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
   }
 }
 
+/** A query string parseQuery found a fault in (bad percent-encoding, a repeated parameter): INVALID_REQUEST naming it. */
+function refuseBadQuery(req: FastifyRequest): void {
+  const fault = (req.query as ParsedQuery | undefined)?.[QUERY_FAULT];
+  if (fault) throw new ParleyError('INVALID_REQUEST', `query parameter ${fault.path} is ${fault.message}`, [{ path: fault.path, message: fault.message }]);
+}
+
+/** A query parameter the route does not read: INVALID_REQUEST naming it, as the schemas refuse unknown fields. */
+function refuseUnknownQuery(query: ParsedQuery, known: readonly string[]): void {
+  const unknown = Object.keys(query).find((name) => !known.includes(name));
+  if (unknown === undefined) return;
+  const message = known.length ? `not a query parameter of this route (it reads ${known.join(', ')})` : 'not a query parameter of this route (it reads none)';
+  throw new ParleyError('INVALID_REQUEST', `query parameter ${unknown} is ${message}`, [{ path: unknown, message }]);
+}
+
 /**
- * Every route, before anything reads the request: a lone surrogate in the path parameters, the query or the JSON body
- * (strings and keys at any depth) is INVALID_REQUEST naming the field, as on the WebSocket (src/protocol/well-formed.ts).
+ * Every route, before anything reads the request, runs the WebSocket's input check (src/protocol/well-formed.ts
+ * findRefused) on the path parameters, the query and the JSON body: a lone surrogate, a `__proto__` key or a
+ * non-finite number at any depth is INVALID_REQUEST naming the field.
  */
-function refuseIllFormed(req: FastifyRequest): void {
-  for (const part of [req.params, req.query, req.body]) {
-    const path = findIllFormed(part);
-    if (!path) continue;
-    const detail = illFormedDetail(path);
-    throw new ParleyError('INVALID_REQUEST', `${detail.path || 'the body'} is ${detail.message}`, [detail]);
+function refuseValues(req: FastifyRequest): void {
+  for (const [part, where] of [[req.params, 'the path'], [req.query, 'the query'], [req.body, 'the body']] as const) {
+    const refused = findRefused(part);
+    if (!refused) continue;
+    const detail = illFormedDetail(refused.path, refused.message);
+    throw new ParleyError('INVALID_REQUEST', `${detail.path || where} is ${detail.message}`, [detail]);
   }
 }
 
@@ -250,17 +284,43 @@ function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   return result.data;
 }
 
-/** Fastify's own errors (bad JSON, body too large) mapped onto the catalogue; anything unknown is INTERNAL. */
+/**
+ * Fastify's own errors mapped onto the catalogue: every error fastify raises before a handler (bad URL, a path
+ * parameter over maxParamLength, content-type, content-length, body size) is a 4xx with our body. Anything else that is
+ * not a ParleyError is INTERNAL, and logged.
+ */
 function translate(err: unknown, logger: Logger): ErrorBody {
   if (isParleyError(err)) return err.toBody();
-  const fastifyCode = (err as { code?: string }).code;
-  if (fastifyCode === 'FST_ERR_CTP_INVALID_JSON_BODY' || fastifyCode === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err as { statusCode?: number }).statusCode === 400) {
-    return new ParleyError('BAD_FRAME', 'the body is not valid JSON').toBody();
-  }
-  if (fastifyCode === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ParleyError('MESSAGE_TOO_LARGE', 'the body is too large').toBody();
-  if (fastifyCode === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ParleyError('INVALID_REQUEST', 'send application/json').toBody();
+  const known = frameworkError(err as { code?: string; statusCode?: number });
+  if (known) return known.toBody();
   logger.error({ err }, 'http request failed');
   return { code: 'INTERNAL', message: errorCatalogue.INTERNAL.message, temporary: true };
+}
+
+/** The catalogued error of a fastify error (a 4xx statusCode, or a known code), or null for a real failure. */
+function frameworkError(err: { code?: string; statusCode?: number }): ParleyError | null {
+  switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      return new ParleyError('INVALID_REQUEST', 'the URL path is not valid percent-encoded UTF-8', [{ path: 'url', message: 'not valid percent-encoded UTF-8' }]);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ParleyError('INVALID_REQUEST', 'a URL path segment is longer than 512 characters', [{ path: 'url', message: 'a path parameter has at most 512 characters' }]);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ParleyError('BAD_FRAME', 'the body is not valid JSON');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ParleyError('MESSAGE_TOO_LARGE', 'the body is too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+    case 'FST_ERR_CTP_EMPTY_TYPE':
+      return new ParleyError('INVALID_REQUEST', 'send application/json', [{ path: 'content-type', message: 'the only accepted body type is application/json' }]);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ParleyError('INVALID_REQUEST', 'the content-length does not match the body', [{ path: 'content-length', message: 'does not match the body' }]);
+  }
+  const status = err.statusCode;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return null;
+  if (status === 404) return new ParleyError('NOT_FOUND', 'no such route');
+  if (status === 413) return new ParleyError('MESSAGE_TOO_LARGE', 'the request is too large');
+  return new ParleyError('INVALID_REQUEST', 'the request is malformed');
 }
 
 function sendError(reply: FastifyReply, body: ErrorBody, status = errorCatalogue[body.code].status): FastifyReply {

@@ -4,6 +4,7 @@
  * Every string a client sends is therefore refused unless it is well-formed UTF-16 (every high surrogate followed by a
  * low one, no low surrogate alone). The check runs on each decoded request as a whole (WebSocket frame, REST body,
  * query and path), strings and object keys at any depth, before any schema: a field added later is covered too.
+ * The same walk refuses the two other values no request may carry: `__proto__` keys and non-finite numbers (findRefused).
  */
 
 type PathPart = string | number;
@@ -18,38 +19,72 @@ export function toWellFormed(s: string): string {
   return (s as unknown as { toWellFormed(): string }).toWellFormed();
 }
 
-// Decoded JSON nests only as deep as the frame allows; the bound keeps a hostile value from exhausting the stack.
-const MAX_DEPTH = 256;
-
 /**
- * The path of the first ill-formed string in a decoded JSON value (an object key counts as a string, and its path
- * ends at that key), or null when every string is well-formed. Values nested deeper than 256 levels are not visited.
- * Runs on every frame, so a well-formed value costs one walk and no allocation beyond the key lists.
+ * The path of the first refused value in a decoded JSON value (see findRefused), or null when there is none.
+ * Kept for callers that only need the path.
  */
 export function findIllFormed(value: unknown): PathPart[] | null {
-  const path: PathPart[] = [];
-  return walk(value, path) ? path : null;
+  return findRefused(value)?.path ?? null;
 }
 
-/** True when an ill-formed string lies in `value`; `path` then holds its path (it is restored otherwise). */
-function walk(value: unknown, path: PathPart[]): boolean {
-  if (typeof value === 'string') return !isWellFormed(value);
-  if (typeof value !== 'object' || value === null || path.length >= MAX_DEPTH) return false;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      path.push(i);
-      if (walk(value[i], path)) return true;
-      path.pop();
-    }
-    return false;
-  }
-  for (const key of Object.keys(value)) {
-    path.push(key);
-    if (!isWellFormed(key) || walk((value as Record<string, unknown>)[key], path)) return true;
-    path.pop();
-  }
-  return false;
+/** A value no request may carry, wherever it sits: its path (an object key's path ends at that key) and why. */
+export interface RefusedValue {
+  path: PathPart[];
+  message: string;
 }
+
+/**
+ * The first value, in document order, that no request may carry (docs/protocol.md "Conventions"), or null:
+ * - a string or object key that is not well-formed UTF-16 (a lone surrogate): ILL_FORMED_MESSAGE;
+ * - an object key named `__proto__`: PROTO_KEY_MESSAGE. JSON.parse makes it an own property, but any consumer that
+ *   copies or merges the value (Object.assign, a spread into a class, a naive deep merge) would set a prototype;
+ *   schemas miss it too, since `"__proto__"` is never a known key. `constructor` and `prototype` are plain data;
+ * - a number that is not finite (`1e400` parses to Infinity): NON_FINITE_MESSAGE. It has no JSON form, so it would be
+ *   stored and served back as null.
+ * Iterative with no depth bound, so it covers every depth the configured limits allow (limits.maxJsonDepth) and any
+ * hostile input is safe to check. Runs on every frame and body: a clean value costs one walk and the key lists.
+ */
+export function findRefused(value: unknown): RefusedValue | null {
+  const path: PathPart[] = [];
+  const refusal = scalarRefusal(value);
+  if (refusal) return { path, message: refusal };
+  if (typeof value !== 'object' || value === null) return null;
+  // One frame per open array/object: its children's keys and the next one to visit. `path` mirrors the stack.
+  const stack: Array<{ node: object; keys: PathPart[]; next: number }> = [frame(value)];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next >= top.keys.length) {
+      stack.pop();
+      continue;
+    }
+    const key = top.keys[top.next++]!;
+    path[stack.length - 1] = key;
+    path.length = stack.length;
+    if (typeof key === 'string') {
+      if (!isWellFormed(key)) return { path, message: ILL_FORMED_MESSAGE };
+      if (key === '__proto__') return { path, message: PROTO_KEY_MESSAGE };
+    }
+    const child = (top.node as Record<PathPart, unknown>)[key];
+    const childRefusal = scalarRefusal(child);
+    if (childRefusal) return { path, message: childRefusal };
+    if (typeof child === 'object' && child !== null) stack.push(frame(child));
+  }
+  return null;
+}
+
+function frame(node: object): { node: object; keys: PathPart[]; next: number } {
+  return { node, keys: Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node), next: 0 };
+}
+
+function scalarRefusal(value: unknown): string | null {
+  if (typeof value === 'string') return isWellFormed(value) ? null : ILL_FORMED_MESSAGE;
+  if (typeof value === 'number') return Number.isFinite(value) ? null : NON_FINITE_MESSAGE;
+  return null;
+}
+
+export const PROTO_KEY_MESSAGE = 'a key named "__proto__", which no request may carry (a prototype-pollution vector; "constructor" is allowed)';
+
+export const NON_FINITE_MESSAGE = 'a number beyond the range of a double (it would parse as Infinity); send at most about 1.7e308';
 
 export const ILL_FORMED_MESSAGE = 'not well-formed Unicode: a lone UTF-16 surrogate (\\uD800-\\uDFFF) has no UTF-8 form';
 
@@ -57,6 +92,6 @@ export const ILL_FORMED_MESSAGE = 'not well-formed Unicode: a lone UTF-16 surrog
  * The `details` entry of an INVALID_REQUEST for an ill-formed string: `{path, message}` like a schema issue, the path
  * dotted and made printable (a lone surrogate in a key is shown as U+FFFD).
  */
-export function illFormedDetail(path: PathPart[]): { path: string; message: string } {
-  return { path: path.map((p) => toWellFormed(String(p))).join('.'), message: ILL_FORMED_MESSAGE };
+export function illFormedDetail(path: PathPart[], message = ILL_FORMED_MESSAGE): { path: string; message: string } {
+  return { path: path.map((p) => toWellFormed(String(p))).join('.'), message };
 }

@@ -91,12 +91,15 @@ describe('bad input: deeply nested JSON', () => {
       const reply = await client.request(type, data);
       assert.notEqual(reply.error?.code, 'INTERNAL', `${type} ${JSON.stringify(data).slice(0, 80)}: ${JSON.stringify(reply.error)}`);
     }
-    // A JSON key "__proto__" is data like any other: it is stored and returned as sent.
+    // A key "__proto__" is refused wherever it is (docs/protocol.md "Conventions"); "constructor" is data like any other.
+    const refused = await client.request('message.send', { conversationId, key: 'proto-only', text: 'x', meta: JSON.parse('{"__proto__": {"admin": true}}') });
+    assert.equal(refused.error?.code, 'INVALID_REQUEST');
+    assert.equal(refused.error.details[0].path, 'meta.__proto__');
+    await client.ok('message.send', { conversationId, key: 'ctor', text: 'x', meta: { constructor: { prototype: 1 } } });
     const { messages } = await client.ok('history.before', { conversationId, limit: 100 });
-    const proto = messages.find((m: any) => m.key === 'proto' || m.meta?.constructor?.prototype === 1);
-    assert.ok(proto, 'the message with prototype keys was stored');
-    assert.ok(Object.hasOwn(proto.meta, '__proto__'));
-    assert.deepEqual(proto.meta.__proto__, { admin: true });
+    assert.ok(!messages.some((m: any) => m.key === 'proto' || m.key === 'proto-only'), 'a message with a __proto__ key was stored');
+    const ctor = messages.find((m: any) => m.key === 'ctor');
+    assert.deepEqual(ctor?.meta, { constructor: { prototype: 1 } });
     assert.deepEqual(failures(), []);
   });
 });

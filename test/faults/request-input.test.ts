@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { adminRoutes } from '../../src/http/admin-routes.js';
+import { operationRoutes } from '../../src/http/routes.js';
+import { RawClient, sleep } from '../helpers/raw-client.js';
+import { ADMIN_TOKEN, api, register, startServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * How the REST API and the WebSocket decode a request before any schema sees it (docs/protocol.md "Conventions"):
+ * query strings, path parameters, JSON bodies and frames. Every bad input is a catalogued 4xx with our error body,
+ * never INTERNAL (and never a logged error), and nothing is stored.
+ */
+
+/** A REST call with a raw body and headers of the test's choosing. */
+async function raw(server: TestServer, method: string, path: string, init: { token?: string; body?: string | Buffer; contentType?: string } = {}) {
+  const headers: Record<string, string> = {};
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  if (init.contentType) headers['content-type'] = init.contentType;
+  const body = Buffer.isBuffer(init.body) ? new Uint8Array(init.body) : init.body;
+  const res = await fetch(`${server.url}${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** Send a raw frame and return the next reply frame (replies with `id: null` are not matched by RawClient). */
+async function rawReply(client: RawClient, frame: string, timeoutMs = 3000): Promise<any> {
+  const seen = client.frames.length;
+  client.sendRaw(frame);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const reply = client.frames.slice(seen).find((f) => f.event === undefined);
+    if (reply) return reply;
+    await sleep(5);
+  }
+  throw new Error(`no reply to ${frame.slice(0, 60)} within ${timeoutMs} ms`);
+}
+
+function assertInvalid(res: { status: number; body: any }, path: string, what: string, message?: RegExp): void {
+  assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body?.error?.code, 'INVALID_REQUEST', `${what}: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body.error.details?.[0]?.path, path, `${what}: ${JSON.stringify(res.body.error.details)}`);
+  if (message) assert.match(res.body.error.details[0].message, message, what);
+}
+
+function assertNoErrorLogs(server: TestServer): void {
+  const errors = server.logs.filter((l) => typeof l.level === 'number' && l.level >= 50);
+  assert.deepEqual(errors, [], 'the server logged an error');
+}
+
+/** A concrete path for a route URL: each `:param` replaced by `fill(name)`. */
+const concrete = (url: string, fill: (name: string) => string) => url.replace(/:(\w+)/g, (_, name: string) => fill(name));
+
+/** `depth` arrays around `inner` (raw JSON text). */
+const nest = (inner: string, depth: number) => '['.repeat(depth) + inner + ']'.repeat(depth);
+
+describe('request input: query strings, path parameters, bodies and frames', () => {
+  let server: TestServer;
+  let alice: { id: string; name: string; token: string };
+  let a: RawClient;
+  let conversationId: string;
+
+  before(async () => {
+    server = await startServer();
+    alice = await register(server, 'input-alice');
+    a = await RawClient.connect(server.wsUrl, alice.token);
+    conversationId = (await a.ok('conversation.create', { name: 'input room' })).conversation.id;
+  });
+  after(async () => {
+    a.close();
+    await server.stop();
+  });
+
+  const history = async () => (await a.ok('history.after', { conversationId, afterSeq: 0 })).messages as Array<{ key: string; meta?: unknown }>;
+  const pathOf = (url: string) => concrete(url, (name) => (name === 'conversationId' ? conversationId : name === 'seq' ? '1' : name === 'userId' ? alice.id : 'x'));
+
+  it('a repeated query parameter was a 500 (an array reached .split); every query parameter of every route now answers INVALID_REQUEST naming it', async () => {
+    const routes = [
+      ...operationRoutes.filter((r) => r.queryParams).map((r) => ({ url: r.url, params: r.queryParams!, token: alice.token })),
+      { url: '/api/v1/admin/users', params: ['limit', 'after'], token: ADMIN_TOKEN },
+      { url: '/api/v1/admin/conversations', params: ['limit', 'after'], token: ADMIN_TOKEN },
+    ];
+    assert.ok(routes.length >= 7);
+    for (const route of routes) {
+      for (const param of route.params) {
+        const path = `${pathOf(route.url)}?${param}=1&${param}=2`;
+        assertInvalid(await api(server, route.token, 'GET', path), param, path, /more than once/);
+      }
+      const unknown = `${pathOf(route.url)}?nope=1`;
+      const res = await api(server, route.token, 'GET', unknown);
+      assert.equal(res.body?.error?.code, 'INVALID_REQUEST', unknown);
+      const bracketed = `${pathOf(route.url)}?after[x]=1`;
+      assert.equal((await api(server, route.token, 'GET', bracketed)).body?.error?.code, 'INVALID_REQUEST', bracketed);
+    }
+    // Routes that read no query refuse any.
+    for (const route of operationRoutes.filter((r) => !r.queryParams && r.method === 'GET')) {
+      assertInvalid(await api(server, alice.token, 'GET', `${pathOf(route.url)}?x=1`), 'x', route.url, /reads none/);
+    }
+    // A comma-separated list in one parameter is still how presence takes many ids.
+    assert.equal((await api(server, alice.token, 'GET', `/api/v1/presence?userIds=${alice.id},nobody`)).status, 200);
+    assertNoErrorLogs(server);
+  });
+
+  it('a path parameter over 512 characters was a 500; on every parameterised route it is INVALID_REQUEST (path "url")', async () => {
+    const routes = [
+      ...operationRoutes.map((r) => ({ method: r.method, url: r.url, token: alice.token })),
+      ...adminRoutes.map((r) => ({ method: r.method, url: r.url, token: ADMIN_TOKEN })),
+    ].filter((r) => r.url.includes(':'));
+    assert.ok(routes.length >= 20);
+    for (const route of routes) {
+      const path = concrete(route.url, () => 'a'.repeat(600));
+      const res = await api(server, route.token, route.method, path, route.method === 'GET' || route.method === 'DELETE' ? undefined : {});
+      assertInvalid(res, 'url', `${route.method} ${route.url}`, /512/);
+    }
+    assertNoErrorLogs(server);
+  });
+
+  it('every error fastify raises before a route is a catalogued 4xx with our error body', async () => {
+    const url = `/api/v1/conversations/${conversationId}/messages`;
+    const cases: Array<[string, { body?: string | Buffer; contentType?: string; path?: string }, number, string]> = [
+      ['malformed JSON', { body: '{"key":', contentType: 'application/json' }, 400, 'BAD_FRAME'],
+      ['empty JSON body', { body: '', contentType: 'application/json' }, 400, 'BAD_FRAME'],
+      ['text/plain body', { body: '{"key":"t","text":"x"}', contentType: 'text/plain' }, 400, 'INVALID_REQUEST'],
+      ['form body', { body: 'key=t&text=x', contentType: 'application/x-www-form-urlencoded' }, 400, 'INVALID_REQUEST'],
+      ['unknown media type', { body: '{}', contentType: 'application/vnd.parley+json' }, 400, 'INVALID_REQUEST'],
+      ['body over the limit', { body: JSON.stringify({ key: 'big', text: 'x'.repeat(2_000_000) }), contentType: 'application/json' }, 413, 'MESSAGE_TOO_LARGE'],
+      ['URL path not UTF-8', { path: '/api/v1/conversations/%ED%A0%80/messages', body: '{}', contentType: 'application/json' }, 400, 'INVALID_REQUEST'],
+      ['URL path with a bad escape', { path: '/api/v1/conversations/%E0%A4%A/messages', body: '{}', contentType: 'application/json' }, 400, 'INVALID_REQUEST'],
+    ];
+    for (const [what, init, status, code] of cases) {
+      const res = await raw(server, 'POST', init.path ?? url, { ...init, token: alice.token });
+      assert.equal(res.status, status, `${what}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body?.error?.code, code, what);
+      assert.equal(typeof res.body.error.message, 'string', what);
+    }
+    assert.deepEqual(await history(), []);
+    assertNoErrorLogs(server);
+  });
+
+  it('ill-formed UTF-8 in a REST body was stored as U+FFFD; it is now INVALID_REQUEST naming body, and nothing is stored', async () => {
+    const url = `/api/v1/conversations/${conversationId}/messages`;
+    const bad = [Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xff]), Buffer.from([0xc0, 0x80]), Buffer.from([0xe2, 0x82])];
+    for (const bytes of bad) {
+      const body = Buffer.concat([Buffer.from('{"key":"raw","text":"A'), bytes, Buffer.from('B"}')]);
+      assertInvalid(await raw(server, 'POST', url, { token: alice.token, body, contentType: 'application/json' }), 'body', bytes.toString('hex'), /UTF-8/);
+      const account = Buffer.concat([Buffer.from('{"username":"x'), bytes, Buffer.from('y","password":"violet tugboat fifty lantern q"}')]);
+      assertInvalid(await raw(server, 'POST', '/api/v1/accounts', { body: account, contentType: 'application/json; charset=utf-8' }), 'body', `account ${bytes.toString('hex')}`);
+      const user = Buffer.concat([Buffer.from('{"name":"n","metadata":{"a":"'), bytes, Buffer.from('"}}')]);
+      assertInvalid(await raw(server, 'PUT', '/api/v1/admin/users/raw-user', { token: ADMIN_TOKEN, body: user, contentType: 'application/json' }), 'body', `metadata ${bytes.toString('hex')}`);
+    }
+    assert.deepEqual(await history(), []);
+    assert.equal((await api(server, ADMIN_TOKEN, 'GET', '/api/v1/admin/users?limit=1000')).body.users.some((u: any) => u.id === 'raw-user'), false);
+    // Well-formed multi-byte UTF-8 (and a byte-order mark) still reads as sent.
+    const good = await raw(server, 'POST', url, { token: alice.token, body: Buffer.from('\ufeff{"key":"utf8","text":"Grüße 😀"}'), contentType: 'application/json' });
+    assert.equal(good.status, 201, JSON.stringify(good.body));
+    assert.equal(good.body.message.text, 'Grüße 😀');
+  });
+
+  it('ill-formed percent-encoding in a query string was decoded to U+FFFD; it is now INVALID_REQUEST naming the parameter', async () => {
+    for (const bad of ['%ED%A0%80', '%FF', '%C0%80', '%E2%82', '%', '%zz']) {
+      assertInvalid(await api(server, alice.token, 'GET', `/api/v1/conversations/search?query=${bad}`), 'query', bad, /UTF-8/);
+      assertInvalid(await api(server, alice.token, 'GET', `/api/v1/conversations?after=${bad}`), 'after', bad);
+      assertInvalid(await api(server, ADMIN_TOKEN, 'GET', `/api/v1/admin/users?after=${bad}`), 'after', `admin ${bad}`);
+      assertInvalid(await api(server, ADMIN_TOKEN, 'GET', `/api/v1/admin/conversations?after=${bad}`), 'after', `admin conversations ${bad}`);
+    }
+    // Well-formed escapes and `+` for a space still decode.
+    const found = await api(server, alice.token, 'GET', `/api/v1/conversations/search?query=${encodeURIComponent('Grüße')}+x`);
+    assert.equal(found.status, 200, JSON.stringify(found.body));
+    assertNoErrorLogs(server);
+  });
+
+  it('a __proto__ key slipped past the WebSocket schemas (and was "not valid JSON" on REST); both now refuse it with its path', async () => {
+    const frames: Array<[string, string]> = [
+      ['{"id":"p1","type":"ping","data":{"__proto__":{"anything":1}}}', '__proto__'],
+      [`{"id":"p2","type":"message.send","data":{"__proto__":{"conversationId":"${conversationId}","key":"via-proto","text":"x"}}}`, '__proto__'],
+      [`{"id":"p3","type":"message.send","data":{"conversationId":"${conversationId}","key":"m","text":"x","meta":{"a":[{"__proto__":{"admin":true}}]}}}`, 'meta.a.0.__proto__'],
+      ['{"id":"p4","type":"ping","__proto__":{"x":1}}', '__proto__'],
+    ];
+    for (const [frame, path] of frames) {
+      const reply = await rawReply(a, frame);
+      assert.equal(reply.error?.code, 'INVALID_REQUEST', frame);
+      assert.equal(reply.error.details[0].path, path, frame);
+      assert.match(reply.error.details[0].message, /__proto__/, frame);
+    }
+    const url = `/api/v1/conversations/${conversationId}/messages`;
+    assertInvalid(await raw(server, 'POST', url, { token: alice.token, contentType: 'application/json', body: '{"key":"r","text":"x","meta":{"__proto__":{"admin":true}}}' }), 'meta.__proto__', 'REST meta');
+    assertInvalid(await raw(server, 'POST', '/api/v1/conversations', { token: alice.token, contentType: 'application/json', body: '{"name":"x","__proto__":{"a":1}}' }), '__proto__', 'REST body');
+    assertInvalid(await raw(server, 'PUT', '/api/v1/admin/users/proto-user', { token: ADMIN_TOKEN, contentType: 'application/json', body: '{"name":"n","metadata":{"__proto__":{}}}' }), 'metadata.__proto__', 'admin metadata');
+    assertInvalid(await api(server, alice.token, 'GET', '/api/v1/conversations/search?__proto__=1'), '__proto__', 'query name');
+    const stored = (await history()).map((m) => m.key);
+    for (const key of ['via-proto', 'm', 'r']) assert.ok(!stored.includes(key), `${key} was stored`);
+    // `constructor` is plain data: a meta key of that name is stored and read back as sent, on both transports.
+    const meta = { constructor: { prototype: { x: 1 } } };
+    const ws = await a.ok('message.send', { conversationId, key: 'ctor-ws', text: 'x', meta });
+    assert.deepEqual(ws.message.meta, meta);
+    const rest = await raw(server, 'POST', url, { token: alice.token, contentType: 'application/json', body: JSON.stringify({ key: 'ctor-rest', text: 'x', meta }) });
+    assert.equal(rest.status, 201, JSON.stringify(rest.body));
+    assert.deepEqual((await history()).filter((m) => m.key.startsWith('ctor-')).map((m) => m.meta), [meta, meta]);
+  });
+
+  it('a number beyond a double (1e400 → Infinity) was stored as null; it is refused with its path on both transports', async () => {
+    const before = (await history()).length;
+    for (const big of ['1e400', '-1e400', '[1, 2e999]']) {
+      const reply = await rawReply(a, `{"id":"n","type":"message.send","data":{"conversationId":"${conversationId}","key":"big","text":"x","meta":{"n":${big}}}}`);
+      assert.equal(reply.error?.code, 'INVALID_REQUEST', big);
+      assert.match(reply.error.details[0].path, /^meta\.n/, big);
+      assert.match(reply.error.details[0].message, /Infinity/, big);
+      assertInvalid(await raw(server, 'POST', `/api/v1/conversations/${conversationId}/messages`, { token: alice.token, contentType: 'application/json', body: `{"key":"big","text":"x","meta":{"n":${big}}}` }), reply.error.details[0].path, `REST ${big}`);
+      assertInvalid(await raw(server, 'PUT', '/api/v1/admin/users/big-user', { token: ADMIN_TOKEN, contentType: 'application/json', body: `{"name":"n","metadata":${big}}` }), reply.error.details[0].path.replace(/^meta\.n/, 'metadata'), `metadata ${big}`);
+    }
+    const edit = await rawReply(a, `{"id":"e","type":"message.edit","data":{"conversationId":"${conversationId}","seq":1,"text":"y","meta":1e400}}`);
+    assert.equal(edit.error?.details?.[0]?.path, 'meta');
+    // The envelope's id: it cannot be echoed, so the reply is BAD_FRAME with id null.
+    const id = await rawReply(a, '{"id":1e400,"type":"ping"}');
+    assert.equal(id.error?.code, 'BAD_FRAME');
+    assert.equal((await history()).length, before);
+    // Large finite numbers are fine.
+    const ok = await a.ok('message.send', { conversationId, key: 'finite', text: 'x', meta: { n: 1.7e308 } });
+    assert.equal(ok.message.meta.n, 1.7e308);
+  });
+});
+
+describe('the shared input check covers every depth limits.maxJsonDepth allows', () => {
+  let server: TestServer;
+  let a: RawClient;
+  let token: string;
+  let conversationId: string;
+
+  before(async () => {
+    server = await startServer({ PARLEY_LIMITS_MAX_JSON_DEPTH: '1000', PARLEY_LIMITS_MAX_META_BYTES: '16384' });
+    token = (await register(server, 'deep-input')).token;
+    a = await RawClient.connect(server.wsUrl, token);
+    conversationId = (await a.ok('conversation.create', { name: 'deep' })).conversation.id;
+  });
+  after(async () => {
+    a.close();
+    await server.stop();
+  });
+
+  it('a lone surrogate, __proto__ key or 1e400 nested 300 or 990 levels deep was stored (the walk stopped at 256); now refused', async () => {
+    for (const depth of [300, 990]) {
+      for (const [inner, pathEnd] of [['"\\ud800"', ''], ['{"__proto__":1}', '.__proto__'], ['1e400', '']] as const) {
+        const meta = nest(inner, depth);
+        const expected = `meta${'.0'.repeat(depth)}${pathEnd}`;
+        const reply = await rawReply(a, `{"id":"d","type":"message.send","data":{"conversationId":"${conversationId}","key":"d","text":"x","meta":${meta}}}`, 5000);
+        assert.equal(reply.error?.code, 'INVALID_REQUEST', `${inner} at ${depth}`);
+        assert.equal(reply.error.details[0].path, expected, `${inner} at ${depth}`);
+        const rest = await raw(server, 'POST', `/api/v1/conversations/${conversationId}/messages`, { token, contentType: 'application/json', body: `{"key":"d","text":"x","meta":${meta}}` });
+        assertInvalid(rest, expected, `REST ${inner} at ${depth}`);
+      }
+    }
+    assert.deepEqual((await a.ok('history.after', { conversationId, afterSeq: 0 })).messages, []);
+    // A clean value at that depth is still accepted: the limit, not the check, decides depth.
+    const sent = await a.ok('message.send', { conversationId, key: 'deep-ok', text: 'x', meta: JSON.parse(nest('"ok"', 990)) });
+    assert.equal(sent.message.seq, 1);
+  });
+});

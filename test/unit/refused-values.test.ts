@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NON_FINITE_MESSAGE, PROTO_KEY_MESSAGE, ILL_FORMED_MESSAGE, findRefused } from '../../src/protocol/well-formed.js';
+import { QUERY_FAULT, parseQuery } from '../../src/http/request-input.js';
+
+describe('findRefused: values no request may carry', () => {
+  it('finds a __proto__ key, a non-finite number and a lone surrogate, in document order, with their paths', () => {
+    assert.deepEqual(findRefused(JSON.parse('{"a":[{},[],{"x":1}],"b":{"c":[1,2,{"__proto__":1}]}}')), { path: ['b', 'c', 2, '__proto__'], message: PROTO_KEY_MESSAGE });
+    assert.deepEqual(findRefused(JSON.parse('{"a":{"n":-1e400},"b":"\\ud800"}')), { path: ['a', 'n'], message: NON_FINITE_MESSAGE });
+    assert.deepEqual(findRefused(JSON.parse('{"a":{"n":1},"b":["\\ud800"]}')), { path: ['b', 0], message: ILL_FORMED_MESSAGE });
+    assert.deepEqual(findRefused(Infinity), { path: [], message: NON_FINITE_MESSAGE });
+  });
+
+  it('accepts constructor, prototype, finite numbers and surrogate pairs', () => {
+    assert.equal(findRefused({ constructor: { prototype: { n: 1.7e308, m: -0 } }, s: '\ud83d\ude00', e: [[], {}], z: null }), null);
+  });
+
+  it('has no depth bound and does not recurse (100000 levels)', () => {
+    let value: unknown = JSON.parse('{"__proto__":1}');
+    for (let i = 0; i < 100_000; i++) value = [value];
+    const found = findRefused(value);
+    assert.equal(found?.path.length, 100_001);
+    assert.equal(found?.message, PROTO_KEY_MESSAGE);
+  });
+});
+
+describe('parseQuery: strict query strings', () => {
+  it('decodes %XX and + and keeps one string per name', () => {
+    const query = parseQuery('a=Gr%C3%BC%C3%9Fe+x&b=&c');
+    assert.deepEqual({ ...query }, { a: 'Grüße x', b: '', c: '' });
+    assert.equal(query[QUERY_FAULT], undefined);
+  });
+
+  it('reports a repeated name and ill-formed percent-encoding, naming the parameter', () => {
+    assert.equal(parseQuery('a=1&a=2')[QUERY_FAULT]?.path, 'a');
+    for (const bad of ['%ED%A0%80', '%FF', '%C0%80', '%E2%82', '%', '%zz']) assert.equal(parseQuery(`q=${bad}`)[QUERY_FAULT]?.path, 'q', bad);
+    assert.equal(parseQuery('%FF=1')[QUERY_FAULT]?.path, '%FF');
+  });
+
+  it('gives a __proto__ name no prototype to reach', () => {
+    const query = parseQuery('__proto__=1');
+    assert.equal(Object.getPrototypeOf(query), null);
+    assert.equal(query['__proto__'], '1');
+  });
+});
