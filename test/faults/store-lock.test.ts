@@ -85,7 +85,11 @@ describe('store: another process holds the database lock', () => {
     }
     assert.equal(reply.error, undefined, JSON.stringify(reply));
     let ready = await readyz();
-    for (let attempt = 0; attempt < 50 && ready.status !== 200; attempt++) ready = await readyz();
+    // /readyz shares one probe outcome per second: poll (bounded) until a probe run after the release answers.
+    for (let attempt = 0; attempt < 50 && ready.status !== 200; attempt++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await readyz();
+    }
     assert.equal(ready.status, 200);
     const history = await client.ok('history.before', { conversationId });
     assert.deepEqual(history.messages.map((m: any) => m.text), ['stored', 'stored again'], 'nothing half-written');
