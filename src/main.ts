@@ -130,8 +130,10 @@ export async function startServer(config: Config, options: { logger?: Logger } =
   guardConnections(app.server, {
     maxConnections: config.limits.maxConnections,
     headersTimeoutMs: config.limits.headersTimeoutMs,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
     onRefused: () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' }),
   });
+  app.server.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
   await app.listen({ host: config.server.host, port: config.server.port });
   const { port } = app.server.address() as AddressInfo;

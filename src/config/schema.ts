@@ -182,10 +182,21 @@ export const configSchema = z.object({
      */
     userConnectRate: rateSchema.prefault({ perSecond: 2, burst: 30 }),
     /**
-     * Time a new TCP connection has to send complete HTTP request headers (for a WebSocket, the whole upgrade request),
-     * in ms; a connection still silent or incomplete then is closed. @default 10000
+     * Time a connection has to send a request's complete HTTP headers (for a WebSocket, the whole upgrade request), in
+     * ms: from accepting the TCP connection for its first request, and from the end of the previous reply for every
+     * later request on a keep-alive connection; a connection still silent or incomplete then is closed. @default 10000
      */
     headersTimeoutMs: z.number().int().min(100).default(10_000),
+    /**
+     * Time from a request's complete headers until its reply is sent, in ms: the body upload must finish within it
+     * (a body dribbled byte by byte cannot hold a connection); past it the connection is closed. @default 30000
+     */
+    requestTimeoutMs: z.number().int().min(100).default(30_000),
+    /**
+     * A keep-alive HTTP connection with no request in progress is closed after this long idle, in ms. (fastify's own
+     * default is 72 s, which let idle sockets fill maxConnections.) @default 5000
+     */
+    keepAliveTimeoutMs: z.number().int().min(100).default(5000),
   }).strict().prefault({}),
   heartbeat: z.object({
     /** The server pings every connection this often. @default 25000 */

@@ -93,7 +93,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const ready = sharedProbe(deps.ready, readinessProbeMs);
   app.get('/readyz', async (_req, reply) => {
     try {
-      await ready();
+      await withinDeadline(ready(), readinessTimeoutMs, 'store not answering');
       return { status: 'ready' };
     } catch (err) {
       return sendError(reply, new ParleyError('UNAVAILABLE', `not ready: ${(err as Error).message}`).toBody());
@@ -177,18 +177,37 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
 /** /readyz answers from a probe at most this old: the probe commits a write, and a flood of probes must not be a flood of fsyncs. */
 const readinessProbeMs = 1000;
 
-/** `probe`, run at most once per `maxAgeMs`: callers in between share the last (or running) outcome. */
+/**
+ * /readyz answers within this many ms: a probe still running then (the store thread busy or waiting for a lock) is
+ * "store not answering" (503). Longer than the store's busy timeout (1 s), so a probe that waits out one lock still
+ * reports the store's own error.
+ */
+const readinessTimeoutMs = 2000;
+
+/** `probe`, run at most once per `maxAgeMs` and never twice at once: callers in between share the last (or running) outcome. */
 function sharedProbe(probe: () => Promise<void>, maxAgeMs: number): () => Promise<void> {
-  let last: { at: number; outcome: Promise<void> } | null = null;
+  let last: { at: number; outcome: Promise<void>; running: boolean } | null = null;
   return () => {
     const now = Date.now();
-    if (!last || now - last.at >= maxAgeMs) {
-      const outcome = probe();
-      outcome.catch(() => undefined); // observed by the callers; a shared rejection is not unhandled
-      last = { at: now, outcome };
+    if (!last || (!last.running && now - last.at >= maxAgeMs)) {
+      const entry = { at: now, outcome: probe(), running: true };
+      const settle = () => {
+        entry.running = false;
+      };
+      entry.outcome.then(settle, settle); // also observes a shared rejection, so it is not unhandled
+      last = entry;
     }
     return last.outcome;
   };
+}
+
+/** `work`, or a rejection with `message` if it has not settled within `ms` (the work itself goes on). */
+function withinDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**

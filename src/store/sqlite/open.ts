@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Database } from './driver.js';
+import { defaultBusyTimeoutMs } from './lock-wait.js';
 
 export interface OpenOptions {
   path: string;
   synchronous: 'full' | 'normal';
-  /** How long a write waits for another process's lock before failing as UNAVAILABLE. @default 5000 */
+  /** How long a write waits for another process's lock before failing as UNAVAILABLE (see lock-wait.ts). @default 1000 */
   busyTimeoutMs?: number;
 }
 
@@ -22,7 +23,7 @@ export function openDatabase(options: OpenOptions): Database {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? defaultBusyTimeoutMs))}`);
     // Appends across many conversations dirty pages all over every index: a larger cache keeps them from being re-read,
     // and checkpointing every ~40 MB instead of every 4 MB lets a page dirtied by many batches be copied back once.
     db.pragma('cache_size = -65536');

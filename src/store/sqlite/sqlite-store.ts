@@ -14,6 +14,7 @@ import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, Re
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
+import { LockWait, defaultBusyTimeoutMs } from './lock-wait.js';
 import { migrate } from './migrate.js';
 import { type OpenOptions, openDatabase } from './open.js';
 import {
@@ -37,9 +38,11 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private statements: Statements | null = null;
   private appends: GroupCommit<QueuedAppend, AppendResult> | null = null;
+  private readonly lockWait: LockWait;
 
   constructor(options: SqliteStoreOptions) {
     this.db = openDatabase(options);
+    this.lockWait = new LockWait(this.db, options.busyTimeoutMs ?? defaultBusyTimeoutMs);
   }
 
   // Prepared lazily: statements can only be prepared once migrate() has created the tables.
@@ -49,7 +52,7 @@ export class SqliteStore implements Store {
   }
 
   private get appendQueue(): GroupCommit<QueuedAppend, AppendResult> {
-    return (this.appends ??= new GroupCommit(createAppendBatch(this.db, this.s), toParleyError));
+    return (this.appends ??= new GroupCommit(createAppendBatch(this.db, this.s), (err) => this.engineError(err)));
   }
 
   /** Run synchronous work, turning a throw into a rejection with engine errors mapped. */
@@ -58,13 +61,22 @@ export class SqliteStore implements Store {
       if (!this.db.open) throw closedError();
       return Promise.resolve(work());
     } catch (err) {
-      return Promise.reject(toParleyError(err));
+      return Promise.reject(this.engineError(err));
     }
+  }
+
+  private engineError(err: unknown): unknown {
+    this.lockWait.noteError(err);
+    return toParleyError(err);
   }
 
   /** Run work in an immediate write transaction (taking the write lock up front avoids lock-upgrade failures). */
   private write<T>(work: () => T): Promise<T> {
-    return this.run(() => this.db.transaction(work).immediate());
+    return this.run(() => {
+      const result = this.db.transaction(work).immediate();
+      this.lockWait.noteCommit();
+      return result;
+    });
   }
 
   migrate(): Promise<void> {
@@ -90,6 +102,7 @@ export class SqliteStore implements Store {
       // A committed write, not a read: a full disk or read-only file still answers reads. Setting the header's
       // application id (to the same value each time) writes one page and changes no data.
       this.db.pragma(`application_id = ${parleyApplicationId}`);
+      this.lockWait.noteCommit();
     });
   }
 
@@ -458,7 +471,10 @@ export class SqliteStore implements Store {
   appendMessage(input: NewMessage): Promise<{ message: Message; duplicate: boolean }> {
     try {
       if (!this.db.open) throw closedError();
-      return this.appendQueue.submit({ ...input, metaText: metaToText(input.meta) });
+      return this.appendQueue.submit({ ...input, metaText: metaToText(input.meta) }).then((result) => {
+        this.lockWait.noteCommit();
+        return result;
+      });
     } catch (err) {
       return Promise.reject(toParleyError(err));
     }
