@@ -164,7 +164,9 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         deps.metrics.requests.inc({ type });
         const run = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
         const result = await run(deps.services, req.identity!.userId, data);
-        if (route.successStatus) reply.code(route.successStatus);
+        // A retried send (same key) created nothing: it answers 200 with the original, not 201.
+        const replayed = (result as { duplicate?: unknown }).duplicate === true;
+        if (route.successStatus) reply.code(replayed ? 200 : route.successStatus);
         return result;
       },
     });

@@ -92,7 +92,7 @@ export const operationRoutes: OperationRoute[] = [
     queryParams: ['after', 'before', 'beforeTime', 'limit'],
   },
   {
-    method: 'POST', url: '/api/v1/conversations/:conversationId/messages', summary: 'Send a message (body: key, text, meta); counts against my message rate',
+    method: 'POST', url: '/api/v1/conversations/:conversationId/messages', summary: 'Send a message (body: key, text, meta); counts against my message rate. 201 when stored, 200 with the original (duplicate: true) when the key was seen before',
     operation: 'message.send', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201,
   },
   {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { RawClient, sleep } from '../helpers/raw-client.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { api, startServer, type TestServer } from '../helpers/server.js';
 
 describe('messages', () => {
   let server: TestServer;
@@ -89,6 +89,16 @@ describe('messages', () => {
       assert.equal(new Set(replies.map((r) => r.message.id)).size, 1);
       assert.equal(replies.filter((r) => !r.duplicate).length, 1, 'exactly one original');
       assert.equal(await lastSeq(alice.client, conversationId), 1);
+    });
+
+    it('answers a REST send 201 when stored and 200 with the original when its key was seen before', async () => {
+      const alice = await seat('idem-rest');
+      const conversationId = await group(alice);
+      const body = { key: 'rest-key', text: 'over REST' };
+      const first = await api(server, alice.user.token, 'POST', `/api/v1/conversations/${conversationId}/messages`, body);
+      assert.deepEqual([first.status, first.body.duplicate], [201, false]);
+      const again = await api(server, alice.user.token, 'POST', `/api/v1/conversations/${conversationId}/messages`, body);
+      assert.deepEqual([again.status, again.body.duplicate, again.body.message.seq], [200, true, first.body.message.seq]);
     });
 
     it('treats the same key from another user as a new message', async () => {
