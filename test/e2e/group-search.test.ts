@@ -79,7 +79,7 @@ describe('conversation.search pages', () => {
     const owner = await seats.seat('owner');
     const tag = randomUUID().slice(0, 8);
     for (let i = 0; i < 40; i++) {
-      await owner.client.ok('conversation.create', { name: `${tag} ${String(i).padStart(2, '0')} ${'\u0001'.repeat(150)}` });
+      await owner.client.ok('conversation.create', { name: `${tag} ${String(i).padStart(2, '0')} ${'é'.repeat(150)}` });
     }
     const all = await owner.client.ok('conversation.search', { query: tag, limit: 500 });
     assert.equal(all.more, true, 'cut by the byte budget');

@@ -418,7 +418,8 @@ describe('SDK against a real server', () => {
     const tokens: string[] = [];
     const x = sdk(server.wsUrl, async () => {
       calls++;
-      const t = await server.token(bob.id, { expiresInSeconds: calls === 1 ? 1 : 3600 });
+      // exp is whole seconds (now rounded down + ttl): 2 s leaves at least one to connect in before the 4004.
+      const t = await server.token(bob.id, { expiresInSeconds: calls === 1 ? 2 : 3600 });
       tokens.push(t);
       return t;
     });
