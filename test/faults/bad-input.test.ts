@@ -1,20 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
-
-/** Send a raw frame and return the next reply frame (replies with `id: null` are not matched by RawClient). */
-async function rawReply(client: RawClient, frame: string | Buffer, timeoutMs = 3000): Promise<any> {
-  const seen = client.frames.length;
-  client.sendRaw(frame);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const reply = client.frames.slice(seen).find((f) => f.event === undefined);
-    if (reply) return reply;
-    await sleep(5);
-  }
-  throw new Error(`no reply to ${String(frame).slice(0, 60)} within ${timeoutMs} ms`);
-}
 
 function assertError(reply: any, code: string, id: string | number | null): void {
   assert.equal(reply.id, id, `id of ${JSON.stringify(reply)}`);
@@ -51,7 +38,7 @@ describe('bad input', () => {
   it('answers malformed JSON with BAD_FRAME and id null, and keeps the connection', async () => {
     const client = await RawClient.connect(server.wsUrl, alice.token);
     for (const frame of ['{"id":1,"type":', 'not json', '{id: 1, type: "ping"}', '']) {
-      assertError(await rawReply(client, frame), 'BAD_FRAME', null);
+      assertError(await client.rawReply(frame), 'BAD_FRAME', null);
     }
     assert.deepEqual(await client.ok('ping'), {});
     assert.equal(client.closed, null);
@@ -61,7 +48,7 @@ describe('bad input', () => {
   it('answers JSON that is not an object (array, number, string, null, boolean) with BAD_FRAME', async () => {
     const client = await RawClient.connect(server.wsUrl, alice.token);
     for (const frame of ['[{"id":1,"type":"ping"}]', '42', '"ping"', 'null', 'true']) {
-      assertError(await rawReply(client, frame), 'BAD_FRAME', null);
+      assertError(await client.rawReply(frame), 'BAD_FRAME', null);
     }
     assert.deepEqual(await client.ok('ping'), {});
     client.close();
@@ -77,21 +64,21 @@ describe('bad input', () => {
       { id: 1.5, type: 'ping' },
       { id: 'x'.repeat(65), type: 'ping' },
     ];
-    for (const frame of frames) assertError(await rawReply(client, JSON.stringify(frame)), 'BAD_FRAME', null);
+    for (const frame of frames) assertError(await client.rawReply(JSON.stringify(frame)), 'BAD_FRAME', null);
     // An integer beyond 2^53 cannot be echoed as sent (JSON.parse rounds it): it is no usable id either.
     for (const id of ['123456789012345678901234567890', '9007199254740993', '-9007199254740993']) {
-      assertError(await rawReply(client, `{"id":${id},"type":"ping"}`), 'BAD_FRAME', null);
+      assertError(await client.rawReply(`{"id":${id},"type":"ping"}`), 'BAD_FRAME', null);
     }
-    assert.deepEqual((await rawReply(client, '{"id":9007199254740991,"type":"ping"}')).result, {}, 'the largest safe integer is an id');
+    assert.deepEqual((await client.rawReply('{"id":9007199254740991,"type":"ping"}')).result, {}, 'the largest safe integer is an id');
     client.close();
   });
 
   it('answers an unknown type with UNKNOWN_TYPE, echoing the id', async () => {
     const client = await RawClient.connect(server.wsUrl, alice.token);
-    assertError(await rawReply(client, JSON.stringify({ id: 'req-7', type: 'no.such.thing' })), 'UNKNOWN_TYPE', 'req-7');
-    assertError(await rawReply(client, JSON.stringify({ id: 8, type: 'message.sned', data: {} })), 'UNKNOWN_TYPE', 8);
+    assertError(await client.rawReply(JSON.stringify({ id: 'req-7', type: 'no.such.thing' })), 'UNKNOWN_TYPE', 'req-7');
+    assertError(await client.rawReply(JSON.stringify({ id: 8, type: 'message.sned', data: {} })), 'UNKNOWN_TYPE', 8);
     for (const type of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
-      assertError(await rawReply(client, JSON.stringify({ id: `proto-${type}`, type })), 'UNKNOWN_TYPE', `proto-${type}`);
+      assertError(await client.rawReply(JSON.stringify({ id: `proto-${type}`, type })), 'UNKNOWN_TYPE', `proto-${type}`);
     }
     client.close();
   });
@@ -129,17 +116,17 @@ describe('bad input', () => {
     const send = await client.request('message.send', { conversationId, key: 'k-extra', text: 'extra', seq: 99 });
     assertError(send, 'INVALID_REQUEST', send.id);
     assert.ok(send.error.details.length > 0);
-    assertError(await rawReply(client, JSON.stringify({ id: 'env-1', type: 'ping', data: {}, extra: 1 })), 'INVALID_REQUEST', 'env-1');
-    assertError(await rawReply(client, JSON.stringify({ id: 'env-2', type: 'ping', data: [1, 2] })), 'INVALID_REQUEST', 'env-2');
-    assertError(await rawReply(client, JSON.stringify({ id: 'env-3', type: 'ping', data: 'x' })), 'INVALID_REQUEST', 'env-3');
-    assertError(await rawReply(client, JSON.stringify({ id: 'env-4' })), 'INVALID_REQUEST', 'env-4');
+    assertError(await client.rawReply(JSON.stringify({ id: 'env-1', type: 'ping', data: {}, extra: 1 })), 'INVALID_REQUEST', 'env-1');
+    assertError(await client.rawReply(JSON.stringify({ id: 'env-2', type: 'ping', data: [1, 2] })), 'INVALID_REQUEST', 'env-2');
+    assertError(await client.rawReply(JSON.stringify({ id: 'env-3', type: 'ping', data: 'x' })), 'INVALID_REQUEST', 'env-3');
+    assertError(await client.rawReply(JSON.stringify({ id: 'env-4' })), 'INVALID_REQUEST', 'env-4');
     client.close();
   });
 
   it('answers a binary frame with BAD_FRAME, even if it holds a valid request', async () => {
     const client = await RawClient.connect(server.wsUrl, alice.token);
-    assertError(await rawReply(client, Buffer.from(JSON.stringify({ id: 1, type: 'ping' }))), 'BAD_FRAME', null);
-    assertError(await rawReply(client, Buffer.from([0, 1, 2, 255])), 'BAD_FRAME', null);
+    assertError(await client.rawReply(Buffer.from(JSON.stringify({ id: 1, type: 'ping' }))), 'BAD_FRAME', null);
+    assertError(await client.rawReply(Buffer.from([0, 1, 2, 255])), 'BAD_FRAME', null);
     assert.deepEqual(await client.ok('ping'), {});
     client.close();
   });

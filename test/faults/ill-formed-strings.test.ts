@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { ADMIN_TOKEN, EXTERNAL_SECRET, api, register, signToken, startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -11,19 +11,6 @@ import { ADMIN_TOKEN, EXTERNAL_SECRET, api, register, signToken, startServer, ty
 const HIGH = 'x\ud800y';
 const LOW = 'x\udc00y';
 const LONE = [HIGH, LOW];
-
-/** Send a raw frame and return the next reply frame (replies with `id: null` are not matched by RawClient). */
-async function rawReply(client: RawClient, frame: string, timeoutMs = 3000): Promise<any> {
-  const seen = client.frames.length;
-  client.sendRaw(frame);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const reply = client.frames.slice(seen).find((f) => f.event === undefined);
-    if (reply) return reply;
-    await sleep(5);
-  }
-  throw new Error(`no reply to ${frame.slice(0, 60)} within ${timeoutMs} ms`);
-}
 
 function assertIllFormed(error: any, path: string, what: string): void {
   assert.equal(error?.code, 'INVALID_REQUEST', `${what}: ${JSON.stringify(error)}`);
@@ -125,14 +112,14 @@ describe('ill-formed strings (lone surrogates)', () => {
 
   it('refuses a lone surrogate in the envelope: in `type` with INVALID_REQUEST, in `id` (unusable) with BAD_FRAME', async () => {
     for (const bad of LONE) {
-      const typeReply = await rawReply(a, JSON.stringify({ id: 'env-1', type: bad }));
+      const typeReply = await a.rawReply(JSON.stringify({ id: 'env-1', type: bad }));
       assert.equal(typeReply.id, 'env-1');
       assertIllFormed(typeReply.error, 'type', 'type');
-      const idReply = await rawReply(a, JSON.stringify({ id: bad, type: 'ping' }));
+      const idReply = await a.rawReply(JSON.stringify({ id: bad, type: 'ping' }));
       assert.equal(idReply.id, null);
       assert.equal(idReply.error.code, 'BAD_FRAME', JSON.stringify(idReply));
       assert.equal(idReply.error.details[0].path, 'id');
-      const keyReply = await rawReply(a, JSON.stringify({ id: 'env-2', type: 'ping', data: { [bad]: 1 } }));
+      const keyReply = await a.rawReply(JSON.stringify({ id: 'env-2', type: 'ping', data: { [bad]: 1 } }));
       assert.equal(keyReply.id, 'env-2');
       assert.equal(keyReply.error.code, 'INVALID_REQUEST');
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { adminRoutes } from '../../src/http/admin-routes.js';
 import { operationRoutes } from '../../src/http/routes.js';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { ADMIN_TOKEN, api, register, startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -20,19 +20,6 @@ async function raw(server: TestServer, method: string, path: string, init: { tok
   const res = await fetch(`${server.url}${path}`, { method, headers, body });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-/** Send a raw frame and return the next reply frame (replies with `id: null` are not matched by RawClient). */
-async function rawReply(client: RawClient, frame: string, timeoutMs = 3000): Promise<any> {
-  const seen = client.frames.length;
-  client.sendRaw(frame);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const reply = client.frames.slice(seen).find((f) => f.event === undefined);
-    if (reply) return reply;
-    await sleep(5);
-  }
-  throw new Error(`no reply to ${frame.slice(0, 60)} within ${timeoutMs} ms`);
 }
 
 function assertInvalid(res: { status: number; body: any }, path: string, what: string, message?: RegExp): void {
@@ -176,7 +163,7 @@ describe('request input: query strings, path parameters, bodies and frames', () 
       ['{"id":"p4","type":"ping","__proto__":{"x":1}}', '__proto__'],
     ];
     for (const [frame, path] of frames) {
-      const reply = await rawReply(a, frame);
+      const reply = await a.rawReply(frame);
       assert.equal(reply.error?.code, 'INVALID_REQUEST', frame);
       assert.equal(reply.error.details[0].path, path, frame);
       assert.match(reply.error.details[0].message, /__proto__/, frame);
@@ -200,17 +187,17 @@ describe('request input: query strings, path parameters, bodies and frames', () 
   it('a number beyond a double (1e400 → Infinity) was stored as null; it is refused with its path on both transports', async () => {
     const before = (await history()).length;
     for (const big of ['1e400', '-1e400', '[1, 2e999]']) {
-      const reply = await rawReply(a, `{"id":"n","type":"message.send","data":{"conversationId":"${conversationId}","key":"big","text":"x","meta":{"n":${big}}}}`);
+      const reply = await a.rawReply(`{"id":"n","type":"message.send","data":{"conversationId":"${conversationId}","key":"big","text":"x","meta":{"n":${big}}}}`);
       assert.equal(reply.error?.code, 'INVALID_REQUEST', big);
       assert.match(reply.error.details[0].path, /^meta\.n/, big);
       assert.match(reply.error.details[0].message, /Infinity/, big);
       assertInvalid(await raw(server, 'POST', `/api/v1/conversations/${conversationId}/messages`, { token: alice.token, contentType: 'application/json', body: `{"key":"big","text":"x","meta":{"n":${big}}}` }), reply.error.details[0].path, `REST ${big}`);
       assertInvalid(await raw(server, 'PUT', '/api/v1/admin/users/big-user', { token: ADMIN_TOKEN, contentType: 'application/json', body: `{"name":"n","metadata":${big}}` }), reply.error.details[0].path.replace(/^meta\.n/, 'metadata'), `metadata ${big}`);
     }
-    const edit = await rawReply(a, `{"id":"e","type":"message.edit","data":{"conversationId":"${conversationId}","seq":1,"text":"y","meta":1e400}}`);
+    const edit = await a.rawReply(`{"id":"e","type":"message.edit","data":{"conversationId":"${conversationId}","seq":1,"text":"y","meta":1e400}}`);
     assert.equal(edit.error?.details?.[0]?.path, 'meta');
     // The envelope's id: it cannot be echoed, so the reply is BAD_FRAME with id null.
-    const id = await rawReply(a, '{"id":1e400,"type":"ping"}');
+    const id = await a.rawReply('{"id":1e400,"type":"ping"}');
     assert.equal(id.error?.code, 'BAD_FRAME');
     assert.equal((await history()).length, before);
     // Large finite numbers are fine.
@@ -241,7 +228,7 @@ describe('the shared input check covers every depth limits.maxJsonDepth allows',
       for (const [inner, pathEnd] of [['"\\ud800"', ''], ['{"__proto__":1}', '.__proto__'], ['1e400', '']] as const) {
         const meta = nest(inner, depth);
         const expected = `meta${'.0'.repeat(depth)}${pathEnd}`;
-        const reply = await rawReply(a, `{"id":"d","type":"message.send","data":{"conversationId":"${conversationId}","key":"d","text":"x","meta":${meta}}}`, 5000);
+        const reply = await a.rawReply(`{"id":"d","type":"message.send","data":{"conversationId":"${conversationId}","key":"d","text":"x","meta":${meta}}}`, 5000);
         assert.equal(reply.error?.code, 'INVALID_REQUEST', `${inner} at ${depth}`);
         assert.equal(reply.error.details[0].path, expected, `${inner} at ${depth}`);
         const rest = await raw(server, 'POST', `/api/v1/conversations/${conversationId}/messages`, { token, contentType: 'application/json', body: `{"key":"d","text":"x","meta":${meta}}` });

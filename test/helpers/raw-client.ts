@@ -73,6 +73,19 @@ export class RawClient {
     this.ws.send(data);
   }
 
+  /** Send a raw frame and return the next reply frame (replies with `id: null` are not matched by `request`). */
+  async rawReply(frame: string | Buffer, timeoutMs = 3000): Promise<any> {
+    const seen = this.frames.length;
+    this.sendRaw(frame);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const reply = this.frames.slice(seen).find((f) => f.event === undefined);
+      if (reply) return reply;
+      await sleep(5);
+    }
+    throw new Error(`no reply to ${String(frame).slice(0, 60)} within ${timeoutMs} ms`);
+  }
+
   waitFor(event: string, match: (data: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
     const found = this.events.find((e) => e.event === event && match(e.data));
     if (found) return Promise.resolve(found.data);
