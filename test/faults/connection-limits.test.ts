@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { RawClient } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
-
-/** A raw TCP connection to the server, with everything it receives and when it closed. */
-async function rawSocket(server: TestServer): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
-  const startedAt = Date.now();
-  const socket = connect(server.port, '127.0.0.1');
-  let text = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (d) => (text += d));
-  socket.on('error', () => {});
-  // Bounded: a socket the server never closes resolves after 5 s, which the assertions then reject.
-  const closed = new Promise<number>((resolve) => {
-    socket.once('close', () => resolve(Date.now() - startedAt));
-    setTimeout(() => resolve(Date.now() - startedAt), 5000).unref();
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
-  return { socket, received: () => text, closed };
-}
+import { rawSocket } from '../helpers/raw-socket.js';
 
 /** Resolve with the HTTP status of a refused upgrade, or 101 once it is accepted. */
 function upgradeStatus(server: TestServer, token: string): Promise<number> {

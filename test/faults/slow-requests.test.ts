@@ -1,26 +1,8 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type TestServer } from '../helpers/server.js';
-
-/** A raw TCP connection: what it received, and when the server closed it (resolves at `limitMs` if it never does). */
-async function rawSocket(server: TestServer, limitMs = 8000): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
-  const startedAt = Date.now();
-  const socket = connect(server.port, '127.0.0.1');
-  let text = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (d) => (text += d));
-  socket.on('error', () => {});
-  const closed = new Promise<number>((resolve) => {
-    socket.once('close', () => resolve(Date.now() - startedAt));
-    setTimeout(() => resolve(Infinity), limitMs).unref();
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
-  return { socket, received: () => text, closed };
-}
+import { rawSocket } from '../helpers/raw-socket.js';
 
 /** Write `text` one byte every `everyMs` until the socket closes or the text ends. */
 function dribble(socket: Socket, text: string, everyMs: number): () => void {
