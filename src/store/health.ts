@@ -8,7 +8,8 @@
  * its content (CONFLICT, NOT_FOUND, ...) is not. Only `ping` proves the store writable again: it always commits a
  * write, while other writes may succeed without writing (an existing direct conversation, an idempotent retry) and
  * reads succeed on a full or read-only disk. While failing, `ping` is run every `probeIntervalMs` (and by each
- * /readyz), so the failure run ends by itself once writes succeed.
+ * /readyz), so the failure run ends by itself once writes succeed; a ping ends it only when no other call failed
+ * within the last `probeIntervalMs` (on a nearly full disk the tiny probe write fits while messages do not).
  */
 import { isParleyError } from '../protocol/errors.js';
 import type { Store } from './store.js';
@@ -78,6 +79,10 @@ export class StoreHealth {
 
   recordWriteSuccess(): void {
     if (this.consecutiveFailures === 0) return;
+    // A probe write can still fit where others do not (a nearly full disk takes a tiny write but not a message): while
+    // other calls failed within the last probe interval, one successful probe does not make the store ready again.
+    const last = this.lastFailure;
+    if (last && last.op !== 'ping' && this.now() - last.at < this.probeIntervalMs) return;
     this.stop();
     this.hooks.logRecovered?.(this.consecutiveFailures, this.failingSince);
     this.hooks.onReadyChange?.(true);
