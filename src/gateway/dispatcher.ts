@@ -4,12 +4,12 @@ import { messageWrites, operations, type Services } from '../domain/operations.j
 import type { Metrics } from '../http/metrics.js';
 import type { CloseName } from '../protocol/close-codes.js';
 import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
-import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
+import { ENVELOPE_DEPTH } from '../protocol/json-depth.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
 import { ConnectionState, type Connection } from './connection.js';
 import { userMessageKey, type RateLimiter } from '../ratelimit/limiter.js';
 import { zodDetails } from '../protocol/validation.js';
-import { findRefused, illFormedDetail, isWellFormed, type RefusedValue } from '../protocol/well-formed.js';
+import { illFormedDetail, inspectInput, isWellFormed, type RefusedValue } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
   userMessageRate: { perSecond: number; burst: number };
@@ -51,11 +51,11 @@ export class Dispatcher {
     } catch {
       return this.fail(connection, null, new ParleyError('BAD_FRAME', 'the frame is not valid JSON'));
     }
-    // Iterative and unbounded in depth, so it runs before the depth check and covers every depth the limit allows.
-    const refused = findRefused(parsed);
-    if (refused) return this.refuseValue(connection, parsed, refused);
+    // One iterative walk, unbounded in depth: refused values anywhere first, then the depth.
     const maxDepth = this.options.maxJsonDepth + ENVELOPE_DEPTH;
-    if (nestsDeeperThan(parsed, maxDepth)) {
+    const { refused, tooDeep } = inspectInput(parsed, maxDepth);
+    if (refused) return this.refuseValue(connection, parsed, refused);
+    if (tooDeep) {
       // Checked before validation, which recurses: deep input must never reach it.
       const id = idOf(parsed);
       return this.fail(connection, id, new ParleyError(id === null ? 'BAD_FRAME' : 'INVALID_REQUEST', `the frame nests deeper than ${maxDepth} levels`, [

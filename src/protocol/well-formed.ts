@@ -45,10 +45,19 @@ export interface RefusedValue {
  * hostile input is safe to check. Runs on every frame and body: a clean value costs one walk and the key lists.
  */
 export function findRefused(value: unknown): RefusedValue | null {
+  return inspectInput(value, Infinity).refused;
+}
+
+/**
+ * findRefused and the depth check (json-depth.ts nestsDeeperThan: a scalar is 0, `[]` or `{}` is 1) in one walk, for
+ * the WebSocket's per-frame check. A refused value wins over the depth, as when the two checks ran one after the other.
+ */
+export function inspectInput(value: unknown, maxDepth: number): { refused: RefusedValue | null; tooDeep: boolean } {
   const path: PathPart[] = [];
   const refusal = scalarRefusal(value);
-  if (refusal) return { path, message: refusal };
-  if (typeof value !== 'object' || value === null) return null;
+  if (refusal) return { refused: { path, message: refusal }, tooDeep: false };
+  if (typeof value !== 'object' || value === null) return { refused: null, tooDeep: false };
+  let tooDeep = maxDepth < 1;
   // One frame per open array/object: its children's keys and the next one to visit. `path` mirrors the stack.
   const stack: Array<{ node: object; keys: PathPart[]; next: number }> = [frame(value)];
   while (stack.length > 0) {
@@ -61,15 +70,18 @@ export function findRefused(value: unknown): RefusedValue | null {
     path[stack.length - 1] = key;
     path.length = stack.length;
     if (typeof key === 'string') {
-      if (!isWellFormed(key)) return { path, message: ILL_FORMED_MESSAGE };
-      if (key === '__proto__') return { path, message: PROTO_KEY_MESSAGE };
+      if (!isWellFormed(key)) return { refused: { path, message: ILL_FORMED_MESSAGE }, tooDeep };
+      if (key === '__proto__') return { refused: { path, message: PROTO_KEY_MESSAGE }, tooDeep };
     }
     const child = (top.node as Record<PathPart, unknown>)[key];
     const childRefusal = scalarRefusal(child);
-    if (childRefusal) return { path, message: childRefusal };
-    if (typeof child === 'object' && child !== null) stack.push(frame(child));
+    if (childRefusal) return { refused: { path, message: childRefusal }, tooDeep };
+    if (typeof child === 'object' && child !== null) {
+      stack.push(frame(child));
+      if (stack.length > maxDepth) tooDeep = true; // the stack holds one frame per open array/object: its depth
+    }
   }
-  return null;
+  return { refused: null, tooDeep };
 }
 
 function frame(node: object): { node: object; keys: PathPart[]; next: number } {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NON_FINITE_MESSAGE, PROTO_KEY_MESSAGE, ILL_FORMED_MESSAGE, findRefused } from '../../src/protocol/well-formed.js';
+import { NON_FINITE_MESSAGE, PROTO_KEY_MESSAGE, ILL_FORMED_MESSAGE, findRefused, inspectInput } from '../../src/protocol/well-formed.js';
+import { nestsDeeperThan } from '../../src/protocol/json-depth.js';
 import { QUERY_FAULT, parseQuery } from '../../src/http/request-input.js';
 
 describe('findRefused: values no request may carry', () => {
@@ -41,5 +42,20 @@ describe('parseQuery: strict query strings', () => {
     const query = parseQuery('__proto__=1');
     assert.equal(Object.getPrototypeOf(query), null);
     assert.equal(query['__proto__'], '1');
+  });
+});
+
+describe('inspectInput (the per-frame walk)', () => {
+  it('judges depth exactly as nestsDeeperThan does, and reports a refused value before the depth', () => {
+    const chain = (n: number): unknown => (n === 0 ? 'x' : { a: [chain(n - 1)] });
+    const values: unknown[] = ['s', 1, null, [], {}, [[]], { a: {} }, { a: [1, { b: [] }] }, chain(3), chain(20), [[[[[[]]]]]]];
+    for (const value of values) {
+      for (const max of [0, 1, 2, 3, 5, 10, 40]) {
+        assert.equal(inspectInput(value, max).tooDeep, nestsDeeperThan(value, max), `${JSON.stringify(value)} at ${max}`);
+      }
+    }
+    const both = inspectInput(JSON.parse('{"a":[[[[[["\\ud800"]]]]]]}'), 2);
+    assert.deepEqual(both.refused?.path, ['a', 0, 0, 0, 0, 0, 0]);
+    assert.equal(inspectInput({ a: [[[[1]]]] }, 2).refused, null);
   });
 });
