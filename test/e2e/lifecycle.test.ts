@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import WebSocket from 'ws';
 import { Database } from '../../src/store/sqlite/driver.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { RawClient, until } from '../helpers/raw-client.js';
 import { Seats, settle, type Seat } from '../helpers/seats.js';
 import { ADMIN_TOKEN, EXTERNAL_SECRET, api, signToken, startServer, type TestServer } from '../helpers/server.js';
 
@@ -14,16 +14,6 @@ import { ADMIN_TOKEN, EXTERNAL_SECRET, api, signToken, startServer, type TestSer
  * is being set up, nothing is left behind when it closes during setup, and bans, token expiry, group deletion and
  * shutdown hold at every moment. Each race is driven many times in a bounded loop and the eventual state asserted.
  */
-
-/** Resolve when `check` returns true, polling; fail after `timeoutMs`. */
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A raw socket that records the first frame; resolves once the connection is open. */
 function openRaw(wsUrl: string, token: string): Promise<{ ws: WebSocket; first: Promise<any> }> {

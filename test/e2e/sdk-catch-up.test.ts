@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ParleyClient, type Message, type ParleyClientOptions } from '../../packages/sdk/src/index.js';
-import { sleep } from '../helpers/raw-client.js';
+import { until as waitUntil } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 
 const FAST = {
@@ -59,13 +59,7 @@ function sdk(url: string, token: string, extra: Partial<ParleyClientOptions> = {
   return c;
 }
 
-async function until(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (pred: () => boolean, what: string, ms = 15_000): Promise<void> => waitUntil(pred, what, ms);
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const seqsOf = (c: TestClient, conversationId: string): number[] => c.messages.filter((m) => m.conversationId === conversationId).map((m) => m.seq);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ParleyClient, ParleyClientError, type DisconnectInfo, type Message, type ParleyClientOptions } from '../../packages/sdk/src/index.js';
-import { sleep } from '../helpers/raw-client.js';
+import { sleep, until as waitUntil } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 
 /** Limits high enough that bursts of a few hundred sends are not rate limited (the SDK would retry, only slower). */
@@ -99,13 +99,7 @@ function sdk(url: string, token: ParleyClientOptions['token'], extra: Partial<Pa
   return c;
 }
 
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = (pred: () => boolean, what: string, ms = 10_000): Promise<void> => waitUntil(pred, what, ms, 5);
 
 /**
  * An ordered barrier, to prove that nothing more (no duplicate) will be delivered without waiting for "long enough":
