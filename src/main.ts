@@ -89,11 +89,13 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
   const limiter = createMemoryRateLimiter();
+  const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate };
   const originPolicy = createOriginPolicy(config.server.cors.origins);
   const gateway = new Gateway({
     options: {
       path: '/ws',
       ...config.limits,
+      userRates,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
       allowOrigin: originPolicy.allows,
@@ -117,13 +119,17 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     logger,
     adminToken: config.admin.token,
     ready: async () => {
-      // ping commits a tiny write; when it fails, the reason names the run of failed writes, not just this probe.
+      // ping commits a tiny write; when it fails, the reason names the run of failed writes, not just this probe. When it
+      // succeeds while other writes still fail (a nearly full disk takes the tiny write, not a message), the store
+      // stays unready: StoreHealth decides when a run of failures has ended.
       await Promise.all([store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))), bus.ping()]);
+      const failing = health.reason();
+      if (failing) throw new Error(failing);
     },
     bodyLimit: config.limits.maxFrameBytes,
     maxJsonDepth: config.limits.maxJsonDepth,
     limiter,
-    rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, userMessage: config.limits.userMessageRate },
+    rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, user: userRates },
     loginThrottle: new LoginThrottle(limiter, config.limits.login),
     originPolicy,
   });

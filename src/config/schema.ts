@@ -134,6 +134,13 @@ export const configSchema = z.object({
     connectionRate: rateSchema.prefault({ perSecond: 50, burst: 100 }),
     /** Every message send/edit/delete of a user, across devices, spends a token. @default 20/s, burst 50 */
     userMessageRate: rateSchema.prefault({ perSecond: 20, burst: 50 }),
+    /** Every group search of a user (`conversation.search`, WebSocket or REST), across devices, spends a token. @default 5/s, burst 20 */
+    userSearchRate: rateSchema.prefault({ perSecond: 5, burst: 20 }),
+    /**
+     * Group searches the process runs at once; one more is answered RATE_LIMITED. Searches run on a read-only
+     * connection of their own and never delay writes; this bounds how much CPU they may take together. @default 4
+     */
+    maxConcurrentSearches: z.number().int().min(1).default(4),
     /** Requests refused for rate in a row before the connection is closed as a flood. @default 200 */
     floodCloseAfter: z.number().int().min(1).default(200),
     /** Largest page of history. @default 100 */

@@ -8,6 +8,7 @@ import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { Publisher } from './publisher.js';
 import { decodeCursor, encodeCursor, ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
+import { ConcurrencyLimit } from './concurrency-limit.js';
 import { checkMessageSize } from './text-limits.js';
 
 export interface ChatLimits {
@@ -20,6 +21,8 @@ export interface ChatLimits {
   maxJsonDepth: number;
   /** Byte budget of a reply that can grow; see ReplyBudget. */
   maxReplyBytes: number;
+  /** Group searches running at once in this process; one more is RATE_LIMITED. */
+  maxConcurrentSearches: number;
 }
 
 export interface ChatDeps {
@@ -40,6 +43,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxJsonDepth: config.limits.maxJsonDepth,
   // Well under the slow-consumer backlog level, so a reply alone never makes a backlog.
   maxReplyBytes: Math.min(config.limits.maxReplyBytes, Math.floor(config.limits.maxOutgoingBytes / 2)),
+  maxConcurrentSearches: config.limits.maxConcurrentSearches,
 });
 
 type SyncEntry = ResultMap['sync']['conversations'][number];
@@ -62,6 +66,9 @@ export class Chat {
   private readonly limits: ChatLimits;
   private readonly now: () => number;
   private readonly onPublishError: (err: unknown) => void;
+  // A search's cost is chosen by its query (some scan long posting lists): however many users search, only this many
+  // run at once.
+  private readonly searches: ConcurrencyLimit;
 
   constructor(deps: ChatDeps) {
     this.store = deps.store;
@@ -69,6 +76,7 @@ export class Chat {
     this.limits = deps.limits;
     this.now = deps.clock ?? Date.now;
     this.onPublishError = deps.onPublishError ?? (() => {});
+    this.searches = new ConcurrencyLimit(deps.limits.maxConcurrentSearches, 'too many searches running on the server; retry shortly');
   }
 
   // ---------------------------------------------------------------- conversations
@@ -102,7 +110,7 @@ export class Chat {
 
   async searchPublic(_userId: string, d: RequestData<'conversation.search'>): Promise<ResultMap['conversation.search']> {
     const limit = this.pageSize(d.limit);
-    const rows = await this.store.searchPublic(d.query, limit + 1);
+    const rows = await this.searches.run(() => this.store.searchPublic(d.query, limit + 1));
     // No cursor: search answers the best page; `more` says that a narrower query would show others.
     const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
     return { conversations: taken, more: cut || rows.length > limit };

@@ -63,5 +63,19 @@ export const operations: { [T in RequestType]: Operation<T> } = {
   'presence.get': async (s, u, d) => ({ users: await s.presence.get(u, d.userIds) }),
 };
 
-/** Request types that spend the per-user message budget (they write messages). */
-export const messageWrites: ReadonlySet<RequestType> = new Set<RequestType>(['message.send', 'message.edit', 'message.delete']);
+/**
+ * Per-user budgets that some requests spend, counted across all of a user's connections and the REST API (limiter
+ * key `<budget>:<userId>`), so reconnecting or switching API does not refill them: `message` for writes of messages,
+ * `search` for group searches (a search costs far more than a send).
+ */
+export type UserBudget = 'message' | 'search';
+
+export const userBudgets: Readonly<Partial<Record<RequestType, UserBudget>>> = {
+  'message.send': 'message', 'message.edit': 'message', 'message.delete': 'message', 'conversation.search': 'search',
+};
+
+/** The message of the RATE_LIMITED error a request gets when its user's budget is spent. */
+export const budgetSpent: Readonly<Record<UserBudget, string>> = {
+  message: 'too many messages; slow down',
+  search: 'too many searches; slow down',
+};

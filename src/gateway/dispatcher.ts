@@ -1,18 +1,19 @@
 import type { Logger } from 'pino';
 import type { RawData } from 'ws';
-import { messageWrites, operations, type Services } from '../domain/operations.js';
+import { budgetSpent, operations, userBudgets, type Services, type UserBudget } from '../domain/operations.js';
 import type { Metrics } from '../http/metrics.js';
 import type { CloseName } from '../protocol/close-codes.js';
 import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
 import { ENVELOPE_DEPTH } from '../protocol/json-depth.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
 import { ConnectionState, type Connection } from './connection.js';
-import { userMessageKey, type RateLimiter } from '../ratelimit/limiter.js';
+import { userBudgetKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
 import { zodDetails } from '../protocol/validation.js';
 import { illFormedDetail, inspectInput, isWellFormed, type RefusedValue } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
-  userMessageRate: { perSecond: number; burst: number };
+  /** The rate of each per-user budget (see userBudgets). */
+  userRates: Record<UserBudget, Rate>;
   floodCloseAfter: number;
   /** Deepest `meta`; a frame may nest ENVELOPE_DEPTH more. */
   maxJsonDepth: number;
@@ -30,7 +31,7 @@ export class Dispatcher {
     private readonly metrics: Metrics,
     private readonly logger: Logger,
     private readonly options: DispatcherOptions,
-    /** Message writes are limited per user, across all of the user's connections and the REST API (key `message:<userId>`). */
+    /** Per-user budgets (message writes, searches), shared with the REST API and, with a shared engine, other instances. */
     private readonly limiter: RateLimiter,
   ) {}
 
@@ -73,11 +74,12 @@ export class Dispatcher {
     const requestType = type as RequestType;
     const input = requestSchemas[requestType].safeParse(body ?? {});
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
-    if (messageWrites.has(requestType)) {
+    const budget = userBudgets[requestType];
+    if (budget) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
-      void this.limiter.take(userMessageKey(connection.userId), this.options.userMessageRate).then(
+      void this.limiter.take(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).then(
         (decision) => {
-          if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, 'too many messages; slow down'));
+          if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, budgetSpent[budget]));
           this.start(connection, id, requestType, input.data, now);
         },
         // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.

@@ -6,14 +6,14 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
 import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
-import type { Services } from '../domain/operations.js';
+import type { Services, UserBudget } from '../domain/operations.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
 import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
-import type { RateLimiter } from '../ratelimit/limiter.js';
+import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
@@ -30,7 +30,8 @@ export interface GatewayOptions {
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
   connectionRate: { perSecond: number; burst: number };
-  userMessageRate: { perSecond: number; burst: number };
+  /** The rate of each per-user budget (see userBudgets in domain/operations.ts). */
+  userRates: Record<UserBudget, Rate>;
   floodCloseAfter: number;
   maxJsonDepth: number;
   /** WebSocket connections of one user on this instance; one more is closed with 4006. */

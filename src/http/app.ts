@@ -8,9 +8,9 @@ import { bearerToken, type Authenticator, type Identity } from '../auth/authenti
 import type { Admin } from '../domain/admin.js';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { Sessions } from '../domain/sessions.js';
-import { messageWrites, operations, type Services } from '../domain/operations.js';
+import { budgetSpent, operations, userBudgets, type Services, type UserBudget } from '../domain/operations.js';
 import { ParleyError, errorCatalogue, isParleyError, rateLimited, type ErrorBody } from '../protocol/errors.js';
-import { userMessageKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
+import { userBudgetKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
 import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
 import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
@@ -38,7 +38,7 @@ export interface HttpDeps {
   maxJsonDepth: number;
   /** Shared counters of the REST rates (per client address) and of the per-user message rate (shared with the gateway). */
   limiter: RateLimiter;
-  rates: { rest: Rate; registration: Rate; userMessage: Rate };
+  rates: { rest: Rate; registration: Rate; user: Record<UserBudget, Rate> };
   loginThrottle: LoginThrottle;
   /** Which browser origins may call the API (server.cors.origins). @default none cross-origin */
   originPolicy?: OriginPolicy;
@@ -158,9 +158,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         if (typeof input.body !== 'object' || Array.isArray(input.body)) throw new ParleyError('INVALID_REQUEST', 'the body must be a JSON object');
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
-        if (messageWrites.has(type)) {
-          await spend(deps.limiter, userMessageKey(req.identity!.userId), deps.rates.userMessage, 'too many messages; slow down');
-        }
+        const budget = userBudgets[type];
+        if (budget) await spend(deps.limiter, userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget], budgetSpent[budget]);
         deps.metrics.requests.inc({ type });
         const run = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
         const result = await run(deps.services, req.identity!.userId, data);

@@ -47,5 +47,5 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** The key of a user's message writes (send, edit, delete), shared by the WebSocket and REST APIs. */
-export const userMessageKey = (userId: string): string => `message:${userId}`;
+/** The key of a user's budget (`message`, `search`…), shared by the WebSocket and REST APIs. */
+export const userBudgetKey = (budget: string, userId: string): string => `${budget}:${userId}`;

@@ -112,6 +112,31 @@ describe('sqlite store', () => {
     }
   });
 
+  it('on threads, answers a search while the writer waits for a lock: searches never queue behind writes', async () => {
+    const file = freshPath();
+    // The writer waits up to 30 s for the lock held below; a search on the writer's thread would wait as long.
+    const store = createThreadedSqliteStore({ path: file, synchronous: 'full', busyTimeoutMs: 30_000 });
+    await store.migrate();
+    await seed(store);
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      let writeSettled = false;
+      const blocked = store.createGroup({ id: 'g2', name: 'Team two', visibility: 'public', createdBy: 'u1', now: T0 })
+        .finally(() => (writeSettled = true));
+      const found = await store.searchPublic('team', 10);
+      assert.equal(writeSettled, false, 'the search answered while the write still waited');
+      assert.deepEqual(found.map((c) => c.id), ['g'], 'it sees what was committed, not the waiting write');
+      other.exec('ROLLBACK');
+      await blocked;
+      assert.deepEqual((await store.searchPublic('team', 10)).map((c) => c.id), ['g', 'g2'], 'and then the committed write');
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
   it('rejects an item that fails after taking its seq alone, without leaving a gap', async () => {
     const store = await openMigrated(freshPath());
     try {

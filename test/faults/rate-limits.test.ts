@@ -102,6 +102,45 @@ describe('limits: the per-user message rate', () => {
   });
 });
 
+describe('limits: the per-user search rate', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ PARLEY_LIMITS_USER_SEARCH_RATE_PER_SECOND: '0.5', PARLEY_LIMITS_USER_SEARCH_RATE_BURST: '4' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('is one budget per user across connections and the REST API; other users keep theirs', async () => {
+    const dora = await register(server, 'search-dora');
+    const first = await RawClient.connect(server.wsUrl, dora.token);
+    const second = await RawClient.connect(server.wsUrl, dora.token);
+    const replies = [
+      await first.request('conversation.search', { query: 'abc' }),
+      await second.request('conversation.search', { query: 'abc' }),
+      await first.request('conversation.search', { query: '' }),
+    ];
+    assert.ok(replies.every((r) => Array.isArray(r.result?.conversations)), JSON.stringify(replies));
+    const rest = await api(server, dora.token, 'GET', '/api/v1/conversations/search?query=abc');
+    assert.equal(rest.status, 200, 'the 4th search of the burst, over REST');
+    const refusedRest = await api(server, dora.token, 'GET', '/api/v1/conversations/search?query=abc');
+    assert.equal(refusedRest.status, 429);
+    assert.equal(refusedRest.body.error.code, 'RATE_LIMITED');
+    assert.equal(refusedRest.body.error.message, 'too many searches; slow down');
+    const refusedWs = await second.request('conversation.search', { query: 'abc' });
+    assert.equal(refusedWs.error?.code, 'RATE_LIMITED', 'the REST searches spent the WebSocket budget too');
+    assert.ok(refusedWs.error.retryAfterMs >= 1 && refusedWs.error.retryAfterMs <= 2000, JSON.stringify(refusedWs));
+    assert.ok((await first.request('ping')).result, 'other requests are not limited by it');
+
+    const erin = await register(server, 'search-erin');
+    const other = await RawClient.connect(server.wsUrl, erin.token);
+    assert.ok((await other.request('conversation.search', { query: 'abc' })).result, 'another user has a budget of its own');
+    await sleep(refusedWs.error.retryAfterMs + 20);
+    assert.ok((await first.request('conversation.search', { query: 'abc' })).result, 'the budget refills at its rate');
+    for (const c of [first, second, other]) c.close();
+  });
+});
+
 describe('limits: REST per client address', () => {
   let server: TestServer;
   before(async () => {

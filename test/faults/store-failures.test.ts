@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +54,17 @@ function readOnlyFolder(parent: string): { path: string; release: () => void } |
   const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', path], { encoding: 'utf8' });
   if (mounted.status !== 0) return { skip: `running as root without permission to mount a read-only tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()})` };
   return { path, release: () => spawnSync('umount', [path]) };
+}
+
+/** A small disk of its own: a tmpfs of `size` mounted on a fresh folder, when this machine allows mounting. */
+function smallDisk(size: string): { path: string; release: () => void } | { skip: string } {
+  const path = mkdtempSync(join(tmpdir(), 'parley-small-disk-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    rmSync(path, { recursive: true, force: true });
+    return { skip: `cannot mount a tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})` };
+  }
+  return { path, release: () => { spawnSync('umount', [path]); rmSync(path, { recursive: true, force: true }); } };
 }
 
 describe('store failures are visible to operators', () => {
@@ -165,6 +176,68 @@ describe('store failures are visible to operators', () => {
       await waitUntil('the recovery log line', async () => server.logs.filter((l) => l.level === 40 && l.msg === 'store writes succeed again').length, (n) => n === 1);
       const history = await client.ok('history.before', { conversationId: (await client.ok('direct.open', { userId: bob.id })).conversation.id });
       assert.deepEqual(history.messages.map((m: any) => m.text), ['stored', 'stored again'], 'nothing half-written');
+    });
+  });
+  describe('a nearly full disk (a real 16 MB tmpfs)', () => {
+    it('keeps /readyz at 503 while messages do not fit, even when its own tiny probe write does; loses nothing; recovers', async (t) => {
+      const disk = smallDisk('16m');
+      if ('skip' in disk) return t.skip(disk.skip);
+      let server: TestServer | undefined;
+      let client: RawClient | undefined;
+      try {
+        server = await startServer({}, { dataDir: disk.path });
+        const alice = await register(server, 'disk-alice');
+        const bob = await register(server, 'disk-bob');
+        client = await RawClient.connect(server.wsUrl, alice.token);
+        const { conversation } = await client.ok('direct.open', { userId: bob.id });
+        await client.ok('message.send', { conversationId: conversation.id, key: 'before', text: 'stored before' });
+
+        // Fill the disk but for 12 KiB: room for a probe write (one WAL frame, ~4 KiB), not for a message (several).
+        const { bavail, bsize } = statfsSync(disk.path);
+        const filler = join(disk.path, 'filler');
+        writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - 12 * 1024)));
+
+        const accepted: string[] = ['stored before'];
+        let failedSends = 0;
+        let probeFitted = 0;
+        const readiness: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const text = `m${i} ${'x'.repeat(2000)}`;
+          const reply: any = await client.request('message.send', { conversationId: conversation.id, key: `full-${i}`, text });
+          if (reply.result) {
+            assert.equal(failedSends, 0, 'no send succeeds again once the disk is full');
+            accepted.push(text);
+            continue;
+          }
+          assert.equal(reply.error.code, 'UNAVAILABLE', JSON.stringify(reply));
+          assert.equal(reply.error.temporary, true);
+          failedSends++;
+          const ready = await fetch(`${server.url}/readyz`);
+          readiness.push(ready.status);
+          // The reason names the last failed write: a failed probe would name `ping`.
+          if (/last: appendMessage/.test(((await ready.json()) as any).error?.message ?? '')) probeFitted++;
+        }
+        assert.ok(failedSends >= 15, `${failedSends} of 20 sends failed on the full disk`);
+        assert.deepEqual([...new Set(readiness)], [503], `/readyz while sends fail: ${readiness.join(' ')}`);
+        assert.ok(probeFitted > 0, 'the case under test happened: a probe write succeeded while messages failed');
+        assert.equal(server.process.exitCode, null, 'the server is still running');
+
+        unlinkSync(filler);
+        // The server's own probe write (every 5 s while failing) finds room again; nobody needs to ask /readyz.
+        const deadline = Date.now() + 15_000;
+        while ((await fetch(`${server.url}/readyz`)).status !== 200) {
+          assert.ok(Date.now() < deadline, '/readyz is back to 200 within 15 s of freeing the disk');
+          await sleep(200);
+        }
+        await client.ok('message.send', { conversationId: conversation.id, key: 'after', text: 'stored after' });
+        const { messages } = await client.ok('history.after', { conversationId: conversation.id, afterSeq: 0 });
+        assert.deepEqual(messages.map((m: any) => m.text), [...accepted, 'stored after'], 'every acknowledged message, nothing half-written');
+        assert.deepEqual(messages.map((m: any) => m.seq), messages.map((_: unknown, i: number) => i + 1), 'seq stays gap-free');
+      } finally {
+        client?.close();
+        await server?.stop();
+        disk.release();
+      }
     });
   });
 });

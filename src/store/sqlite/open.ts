@@ -9,13 +9,22 @@ export interface OpenOptions {
   synchronous: 'full' | 'normal';
   /** How long a write waits for another process's lock before failing as UNAVAILABLE (see lock-wait.ts). @default 1000 */
   busyTimeoutMs?: number;
+  /**
+   * Open an existing, migrated file for reading only (a second connection beside the writer's; WAL lets it read while
+   * the writer commits). @default false
+   */
+  readOnly?: boolean;
 }
 
 function isFilePath(p: string): boolean {
   return p !== '' && p !== ':memory:' && !p.startsWith('file:');
 }
 
+/** Whether a second connection can be opened on `p` (a file, not a private in-memory database). */
+export const canOpenReader = isFilePath;
+
 export function openDatabase(options: OpenOptions): Database {
+  if (options.readOnly) return openReader(options);
   if (isFilePath(options.path)) fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
   const db = new Database(options.path);
   try {
@@ -30,6 +39,20 @@ export function openDatabase(options: OpenOptions): Database {
     db.pragma('wal_autocheckpoint = 10000');
     db.pragma('journal_size_limit = 67108864');
     // Savepoints (the slow append path) and sorts spill to temp storage; memory avoids temp files.
+    db.pragma('temp_store = MEMORY');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+function openReader(options: OpenOptions): Database {
+  const db = new Database(options.path, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('query_only = ON');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? defaultBusyTimeoutMs))}`);
+    db.pragma('cache_size = -16384');
     db.pragma('temp_store = MEMORY');
   } catch (err) {
     db.close();

@@ -1,6 +1,6 @@
 /**
- * The worker thread side of the threaded SQLite store (threaded-store.ts): it owns the database connection and runs
- * the calls the main thread sends. Calls arriving in one message are started together, so appends among them share
+ * The worker thread side of the threaded SQLite store (store-worker.ts): it owns one database connection (the
+ * writer's, or a read-only one when `readOnly` is set) and runs the calls the main thread sends. Calls arriving in one message are started together, so appends among them share
  * one group commit; their results go back in one message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -9,7 +9,10 @@ import type { Store } from '../store.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { Call, Result, WireError } from './thread-protocol.js';
 
-const store = new SqliteStore(workerData as SqliteStoreOptions);
+/** What the thread is started with: the store's options (`readOnly` for a reader). */
+export type StoreThreadOptions = SqliteStoreOptions;
+
+const store = new SqliteStore(workerData as StoreThreadOptions);
 const port = parentPort!;
 let outbox: Result[] = [];
 let flushScheduled = false;
