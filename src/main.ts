@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Accounts } from './auth/accounts.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -16,7 +15,7 @@ import { Publisher } from './domain/publisher.js';
 import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
-import { guardConnections } from './http/connection-guard.js';
+import { openListener, type Listener } from './http/listener.js';
 import { Metrics } from './http/metrics.js';
 import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, type Logger } from './logging.js';
@@ -71,7 +70,20 @@ function storeHealth(metrics: Metrics, logger: Logger): StoreHealth {
   });
 }
 
-export async function startServer(config: Config, options: { logger?: Logger } = {}): Promise<RunningServer> {
+/**
+ * Start serving `config`. `options.listener`: a socket already listening (src/http/listener.ts; `parley serve` opens it
+ * before loading this module); without one, the server opens its own first. Connections that arrive while the server
+ * starts are held and served once it is ready; "parley listening" is logged then.
+ */
+export async function startServer(config: Config, options: { logger?: Logger; listener?: Listener } = {}): Promise<RunningServer> {
+  if (!options.listener) {
+    const listener = await openListener(config);
+    return startServer(config, { ...options, listener }).catch((err: unknown) => {
+      listener.abort();
+      throw err;
+    });
+  }
+  const listener = options.listener;
   const logger = options.logger ?? createLogger(config);
   const metrics = new Metrics();
   const health = storeHealth(metrics, logger);
@@ -132,17 +144,12 @@ export async function startServer(config: Config, options: { logger?: Logger } =
     rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, user: userRates },
     loginThrottle: new LoginThrottle(limiter, config.limits.login),
     originPolicy,
+    listener,
   });
-  guardConnections(app.server, {
-    maxConnections: config.limits.maxConnections,
-    headersTimeoutMs: config.limits.headersTimeoutMs,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-    onRefused: () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' }),
-  });
-  app.server.keepAliveTimeout = config.limits.keepAliveTimeoutMs;
-  app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
-  await app.listen({ host: config.server.host, port: config.server.port });
-  const { port } = app.server.address() as AddressInfo;
+  listener.onRefused = () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' });
+  await app.ready();
+  listener.serve((req, socket, head) => gateway.handleUpgrade(req, socket as import('node:net').Socket, head));
+  const { port } = listener;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = config.server.publicUrl ?? `http://${host}:${port}`;
   logger.info({ url, port, store: config.store.kind, bus: config.bus.kind }, 'parley listening');
@@ -159,6 +166,7 @@ export async function startServer(config: Config, options: { logger?: Logger } =
       await gateway.drain(config.shutdown.drainMs);
       gateway.close();
       await app.close();
+      await listener.close();
       services.typing.close();
       await services.presence.close();
       await gateway.settled();

@@ -61,7 +61,7 @@ export class Accounts {
    * taken or confusable, details.reason 'taken' or 'confusable').
    */
   async create(username: string, password: string, isAdmin: boolean): Promise<UserRecord> {
-    checkNewPassword(password, username, this.options);
+    await checkNewPassword(password, username, this.options);
     return this.store.createUser({ id: randomUUID(), name: username, passwordHash: await hashPassword(password), isAdmin, now: this.now() });
   }
 
@@ -85,7 +85,7 @@ export class Accounts {
 }
 
 /** The password policy for a new account's password, with the account's name (display form and key) as known words. */
-export function checkNewPassword(password: string, username: string, options: { minPasswordLength: number; minPasswordScore: number }): void {
+export function checkNewPassword(password: string, username: string, options: { minPasswordLength: number; minPasswordScore: number }): Promise<void> {
   const policy: PasswordPolicy = { minLength: options.minPasswordLength, minScore: options.minPasswordScore };
-  checkPassword(password, [username, usernameKey(username)], policy);
+  return checkPassword(password, [username, usernameKey(username)], policy);
 }

@@ -1,6 +1,4 @@
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
-import * as zxcvbnCommon from '@zxcvbn-ts/language-common';
-import * as zxcvbnEnglish from '@zxcvbn-ts/language-en';
+import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { ParleyError } from '../protocol/errors.js';
 
 /**
@@ -24,21 +22,27 @@ const L33T_MAX_SUBSTITUTIONS = 4;
 /** Context words every password is checked against, besides the user's name (NIST: the service's name). */
 const SERVICE_WORDS = ['parley', 'chat'];
 
-let factory: ZxcvbnFactory | undefined;
+let factory: Promise<ZxcvbnFactory> | undefined;
 
-// Built on first use: loading the dictionaries takes a few hundred ms that servers without accounts never need.
-function zxcvbn(): ZxcvbnFactory {
-  return (factory ??= new ZxcvbnFactory({
-    translations: zxcvbnEnglish.translations,
-    graphs: zxcvbnCommon.adjacencyGraphs,
-    dictionary: { ...zxcvbnCommon.dictionary, ...zxcvbnEnglish.dictionary },
-    maxLength: CHECKED_LENGTH,
-    l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
-  }));
+// Loaded on first use, not when the server starts: importing the dictionaries (they decompress as they load) costs
+// ~300 ms of CPU that would delay the port opening after every restart, and servers without accounts never need it.
+function zxcvbn(): Promise<ZxcvbnFactory> {
+  return (factory ??= (async () => {
+    const [{ ZxcvbnFactory }, common, english] = await Promise.all([
+      import('@zxcvbn-ts/core'), import('@zxcvbn-ts/language-common'), import('@zxcvbn-ts/language-en'),
+    ]);
+    return new ZxcvbnFactory({
+      translations: english.translations,
+      graphs: common.adjacencyGraphs,
+      dictionary: { ...common.dictionary, ...english.dictionary },
+      maxLength: CHECKED_LENGTH,
+      l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
+    });
+  })());
 }
 
-/** Throws WEAK_PASSWORD unless `password` meets the policy; `userInputs` are words of the user (name, username). */
-export function checkPassword(password: string, userInputs: string[], policy: PasswordPolicy): void {
+/** Rejects WEAK_PASSWORD unless `password` meets the policy; `userInputs` are words of the user (name, username). */
+export async function checkPassword(password: string, userInputs: string[], policy: PasswordPolicy): Promise<void> {
   const length = [...password].length;
   const base = { minLength: policy.minLength, minScore: policy.minScore };
   if (length < policy.minLength) {
@@ -54,7 +58,7 @@ export function checkPassword(password: string, userInputs: string[], policy: Pa
   }
   if (policy.minScore === 0) return;
   const inputs = [...SERVICE_WORDS, ...userInputs.flatMap((word) => [word, ...word.split(/[^\p{L}\p{N}]+/u)]).filter((w) => w.length > 0)];
-  const result = zxcvbn().check(password, inputs);
+  const result = (await zxcvbn()).check(password, inputs);
   if (result.score >= policy.minScore) return;
   const warning = result.feedback.warning || null;
   throw new ParleyError('WEAK_PASSWORD', `the password is too easy to guess (strength ${result.score} of 4, at least ${policy.minScore} needed)${warning ? `: ${warning}` : ''}`, {

@@ -16,6 +16,7 @@ import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
 import { findRefused, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
+import type { Listener } from './listener.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
@@ -42,6 +43,8 @@ export interface HttpDeps {
   loginThrottle: LoginThrottle;
   /** Which browser origins may call the API (server.cors.origins). @default none cross-origin */
   originPolicy?: OriginPolicy;
+  /** The listening socket the app serves (its `adopt` is the app's serverFactory); absent in tests that only inject. */
+  listener?: Listener;
 }
 
 
@@ -69,6 +72,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     // Errors fastify raises before any route (a path segment whose percent-encoding is not UTF-8, a parameter over
     // maxParamLength) get our error body and a catalogued code, never INTERNAL.
     frameworkErrors: (err, _req, reply) => sendError(reply, translate(err, deps.logger)),
+    // Requests are validated with the protocol's zod schemas, never with route JSON schemas: without these, fastify
+    // loads ajv and fast-json-stringify (~150 ms of CPU at every start) for nothing. A route given a schema fails loudly.
+    schemaController: { compilersFactory: { buildValidator: refuseRouteSchemas, buildSerializer: refuseRouteSchemas } },
+    ...(deps.listener ? { serverFactory: deps.listener.adopt } : {}),
   });
 
   // Only JSON bodies, decoded strictly; any other content-type is 415 from fastify → INVALID_REQUEST.
@@ -356,3 +363,7 @@ async function spend(limiter: RateLimiter, key: string, rate: Rate, message: str
   if (!decision.allowed) throw rateLimited(decision.retryAfterMs, message);
 }
 
+/** The compiler factory of route schemas, which Parley does not use (see buildHttpApp). */
+function refuseRouteSchemas(): never {
+  throw new Error('route schemas are not used: validate the request with its zod schema (src/protocol/requests.ts)');
+}

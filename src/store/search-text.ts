@@ -11,6 +11,14 @@ export function foldForSearch(text: string): string {
   return caseFold(text.normalize('NFKC')).normalize('NFD').replace(/\p{M}/gu, '').normalize('NFKC').replaceAll('\0', '');
 }
 
+/**
+ * What folded names depend on: the version of foldForSearch (bump FOLD_VERSION whenever its result can change) and the
+ * Unicode version of the running Node's tables (NFKC and case folding change with it). A store keeps names folded
+ * under one signature and refolds them when it starts under another.
+ */
+const FOLD_VERSION = 1;
+export const searchFoldSignature = (): string => `${FOLD_VERSION}/unicode-${process.versions.unicode}`;
+
 /** Queries shorter than this (in code points, after folding) match the beginning of names, longer ones anywhere. */
 export const SUBSTRING_QUERY_MIN = 3;
 

@@ -9,7 +9,7 @@ import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
-import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch } from '../search-text.js';
+import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
 import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
@@ -86,13 +86,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Bring every folded group name up to foldForSearch (the migration's backfill could fold ASCII only). */
+  /**
+   * Bring every folded group name up to foldForSearch when the names were folded under another signature (the
+   * migration's backfill folded ASCII only; a newer Node may fold differently). Reading every name costs ~1 s per
+   * 200,000 groups, so a start whose signature matches skips it.
+   */
   private refoldGroupNames(): void {
+    const signature = searchFoldSignature();
+    if (this.s.storeMeta.get('group_names_fold')?.value === signature) return;
     this.db.transaction(() => {
+      // Checked again inside: another process may have refolded since.
+      if (this.s.storeMeta.get('group_names_fold')?.value === signature) return;
       for (const row of this.s.groupNames.all()) {
         const folded = foldForSearch(row.name);
         if (folded !== row.folded) this.s.setGroupName.run(folded, row.conversation_id);
       }
+      this.s.setStoreMeta.run('group_names_fold', signature);
     }).immediate();
   }
 

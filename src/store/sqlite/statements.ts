@@ -94,6 +94,8 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
     insertGroupName: prepare<[string, string]>('INSERT INTO group_names (conversation_id, folded) VALUES (?, ?)'),
     setGroupName: prepare<[string, string]>('UPDATE group_names SET folded = ? WHERE conversation_id = ?'),
+    storeMeta: prepare<[string], { value: string }>('SELECT value FROM store_meta WHERE key = ?'),
+    setStoreMeta: prepare<[string, string]>('INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     groupNames: prepare<[], { conversation_id: string; folded: string; name: string }>(
       'SELECT g.conversation_id, g.folded, c.name FROM group_names g JOIN conversations c ON c.id = g.conversation_id'),
     listConversations: prepare<[string, number], ConversationRow>(
