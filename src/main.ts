@@ -145,6 +145,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     loginThrottle: new LoginThrottle(limiter, config.limits.login),
     originPolicy,
     listener,
+    trustedProxies: config.server.trustedProxies,
   });
   listener.onRefused = () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' });
   await app.ready();

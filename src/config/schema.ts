@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -21,6 +22,13 @@ export const configSchema = z.object({
     publicUrl: z.string().url().optional(),
     /** An instance name for logs and metrics; @default the host name and pid */
     instanceId: z.string().optional(),
+    /**
+     * Addresses (IPv4 or IPv6, optionally with a /prefix) of reverse proxies, such as nginx, whose `X-Forwarded-For` the
+     * server believes: a request from one of them counts against the budgets of the client address it forwards (REST
+     * rate, registrations, login throttling). Requests from any other address use their TCP peer address, and their
+     * `X-Forwarded-For` is ignored (anyone can send one). In the environment: comma-separated. @default none
+     */
+    trustedProxies: z.array(z.string().refine(isAddressOrCidr, 'an IP address, optionally with a /prefix: 10.0.0.1, 10.0.0.0/8, ::1')).default([]),
     cors: z.object({
       /**
        * Web page origins (`https://chat.example.com`: scheme, host, port) allowed to call the REST API and open the
@@ -239,3 +247,12 @@ export const configSchema = z.object({
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+
+/** `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`: an address, and a prefix length that fits it. */
+function isAddressOrCidr(value: string): boolean {
+  const [address, prefix, ...rest] = value.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}

@@ -45,6 +45,8 @@ export interface HttpDeps {
   originPolicy?: OriginPolicy;
   /** The listening socket the app serves (its `adopt` is the app's serverFactory); absent in tests that only inject. */
   listener?: Listener;
+  /** Proxies whose X-Forwarded-For is believed (config `server.trustedProxies`); `req.ip` is then the forwarded client. */
+  trustedProxies?: string[];
 }
 
 
@@ -62,6 +64,7 @@ declare module 'fastify' {
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
     logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
+    trustProxy: deps.trustedProxies && deps.trustedProxies.length > 0 ? deps.trustedProxies : false,
     routerOptions: {
       // fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones reach the
       // request schema and get INVALID_REQUEST like on the WebSocket. Past 512, frameworkErrors answers INVALID_REQUEST.

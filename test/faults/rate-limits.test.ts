@@ -8,12 +8,12 @@ import { api, register, startServer, type TestServer } from '../helpers/server.j
  * A REST call from a chosen loopback address (127.0.0.x: every one reaches the server on Linux), so one test process
  * can act as several clients. Returns status, Retry-After header and parsed body.
  */
-function callFrom(server: TestServer, from: string, method: string, path: string, body?: unknown): Promise<{ status: number; retryAfter: string | undefined; body: any }> {
+function callFrom(server: TestServer, from: string, method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ status: number; retryAfter: string | undefined; body: any }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({
       host: '127.0.0.1', port: server.port, path, method, localAddress: from,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      headers: { ...extraHeaders, ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) },
     }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -166,6 +166,14 @@ describe('limits: REST per client address', () => {
     assert.equal((await callFrom(server, '127.0.0.5', 'GET', '/healthz')).status, 200, 'health checks are not API requests');
   });
 
+  it('ignores X-Forwarded-For from a client that is not a trusted proxy (it cannot mint budgets)', async () => {
+    const replies = [];
+    for (let i = 0; i < 30; i++) {
+      replies.push(await callFrom(server, '127.0.0.9', 'GET', '/api/v1/me', undefined, { 'x-forwarded-for': `198.51.100.${i}` }));
+    }
+    assert.ok(replies.filter((r) => r.status === 429).length >= 9, JSON.stringify(replies.map((r) => r.status)));
+  });
+
   it('limits registrations per address', async () => {
     const statuses = [];
     for (let i = 0; i < 6; i++) {
@@ -175,6 +183,38 @@ describe('limits: REST per client address', () => {
     }
     assert.deepEqual(statuses, [201, 201, 201, 429, 429, 429]);
     assert.equal((await callFrom(server, '127.0.0.8', 'POST', '/api/v1/accounts', { username: 'reg-other', password: 'correct horse battery' })).status, 201);
+  });
+});
+
+describe('limits: behind a trusted reverse proxy (server.trustedProxies)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      PARLEY_SERVER_TRUSTED_PROXIES: '127.0.0.30,127.0.1.0/24',
+      PARLEY_LIMITS_REST_RATE_PER_SECOND: '1',
+      PARLEY_LIMITS_REST_RATE_BURST: '5',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('counts each forwarded client address on its own, not the proxy\'s', async () => {
+    const viaProxy = (proxy: string, client: string) => callFrom(server, proxy, 'GET', '/api/v1/me', undefined, { 'x-forwarded-for': client });
+    const first = [];
+    for (let i = 0; i < 8; i++) first.push((await viaProxy('127.0.0.30', '203.0.113.5')).status);
+    assert.deepEqual(first.slice(0, 5), [401, 401, 401, 401, 401]);
+    assert.ok(first.slice(5).every((s) => s === 429), `one client behind the proxy is limited: ${first.join(' ')}`);
+    assert.equal((await viaProxy('127.0.0.30', '203.0.113.6')).status, 401, 'another client behind the same proxy has its own budget');
+    assert.equal((await viaProxy('127.0.1.7', '203.0.113.7')).status, 401, 'a proxy in a trusted range too');
+    // A proxy appends the address it saw: only the entry the trusted proxy added counts, not what the client wrote.
+    const spoofed = [];
+    for (let i = 0; i < 8; i++) spoofed.push((await viaProxy('127.0.0.30', `198.51.100.${i}, 203.0.113.8`)).status);
+    assert.ok(spoofed.slice(5).every((s) => s === 429), `a forged first entry does not mint budgets: ${spoofed.join(' ')}`);
+  });
+
+  it('refuses a trustedProxies entry that is not an address or range, naming it', async () => {
+    await assert.rejects(startServer({ PARLEY_SERVER_TRUSTED_PROXIES: '10.0.0.0/33' }), /server\.trustedProxies|TRUSTED_PROXIES/);
   });
 });
 
