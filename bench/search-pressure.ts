@@ -2,14 +2,15 @@
  * `npm run bench:search`: does group search, at its worst, delay other users' messages? Prints figures, asserts nothing.
  *
  * A real server (dist/, default limits except the per-address ones the test helper raises) on a store seeded with
- * BENCH_SEARCH_GROUPS (200,000) public groups whose names all contain the trigrams of the adversarial query
- * `abcabd` but never the phrase: an FTS5 phrase query then walks every posting list to find nothing, the most
- * expensive search a client can ask for. Then, each phase BENCH_SEARCH_SECONDS (8) long:
+ * BENCH_SEARCH_GROUPS (100,000) public groups named `abcab N cabd` and as many named `abc`×60 + ` abd N`: every name
+ * holds every trigram of the adversarial queries, never in their order, so an index lookup finds all names and then
+ * nothing: the most expensive searches a client can ask for. The queries: short, `abcabd` (6 characters), and long,
+ * `abc`×65 + `abd` (198 characters). Then, each phase BENCH_SEARCH_SECONDS (8) long:
  * 1. quiet: one bystander sends a message every 50 ms and waits for its acknowledgement (send → stored → reply);
- * 2. the bystander again, while BENCH_SEARCH_ATTACKERS (4) users search `abcabd` as fast as the server lets them
- *    (each waits `retryAfterMs` when refused);
- * 3. the same with ten times as many attacking users (the process-wide cap on concurrent searches, not the per-user
- *    rate, is what holds then).
+ * 2. the bystander again, while BENCH_SEARCH_ATTACKERS (4) users search the short query as fast as the server lets
+ *    them (each waits `retryAfterMs` when refused); 3. the same with the long query;
+ * 4. the long query with ten times as many attacking users (the process-wide cap on concurrent searches, not the
+ *    per-user rate, is what holds then).
  * Per phase: the bystander's acknowledgement latency p50/p99/max, searches served per second with their latency, and
  * searches refused (RATE_LIMITED).
  *
@@ -28,10 +29,11 @@ const envNumber = (name: string, fallback: number): number => {
   const value = Number(process.env[name]);
   return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
 };
-const groups = envNumber('BENCH_SEARCH_GROUPS', 200_000);
+const groups = envNumber('BENCH_SEARCH_GROUPS', 100_000);
 const seconds = envNumber('BENCH_SEARCH_SECONDS', 8);
 const attackers = envNumber('BENCH_SEARCH_ATTACKERS', 4);
-const QUERY = 'abcabd';
+const SHORT = 'abcabd';
+const LONG = `${'abc'.repeat(65)}abd`;
 
 const watchdog = setTimeout(() => {
   console.error('bench:search still running after 5 minutes, giving up');
@@ -54,12 +56,15 @@ async function seed(dataDir: string): Promise<void> {
   const db = new Database(file);
   try {
     const columns = (db.prepare('PRAGMA table_info(conversations)').all() as Array<{ name: string }>).map((c) => c.name);
-    // Trigrams abc, bca, cab and abd all occur in every name; "abcabd" never does.
-    const made: Record<string, string> = { id: "'seed-' || n.i", name: "'abcab ' || n.i || ' cabd'" };
-    const values = columns.map((c) => made[c] ?? `t.${c}`).join(', ');
+    // Trigrams abc, bca, cab and abd all occur in every name; "abcabd" never does, nor the long query.
+    const short: Record<string, string> = { id: "'seed-' || n.i", name: "'abcab ' || n.i || ' cabd'" };
+    const long: Record<string, string> = { id: "'seed-long-' || n.i", name: `'${'abc'.repeat(60)} abd ' || n.i` };
     db.transaction(() => {
-      db.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-        INSERT INTO conversations (${columns.join(', ')}) SELECT ${values} FROM n, conversations t WHERE t.id = 'seed-template'`).run(groups);
+      for (const made of [short, long]) {
+        const values = columns.map((c) => made[c] ?? `t.${c}`).join(', ');
+        db.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+          INSERT INTO conversations (${columns.join(', ')}) SELECT ${values} FROM n, conversations t WHERE t.id = 'seed-template'`).run(groups);
+      }
       // ASCII names: lower() is the store's search folding here.
       db.prepare("INSERT INTO group_names (conversation_id, folded) SELECT id, lower(name) FROM conversations WHERE id LIKE 'seed-%' AND id <> 'seed-template'").run();
     })();
@@ -87,10 +92,10 @@ async function bystanderLoop(client: RawClient, conversationId: string, until: n
   }
 }
 
-async function attackerLoop(client: RawClient, until: number, result: PhaseResult): Promise<void> {
+async function attackerLoop(client: RawClient, query: string, until: number, result: PhaseResult): Promise<void> {
   while (Date.now() < until) {
     const started = monoUs();
-    const reply = await client.request('conversation.search', { query: QUERY }, 10_000).catch((err: Error) => {
+    const reply = await client.request('conversation.search', { query }, 60_000).catch((err: Error) => {
       throw new Error(`${err.message} (phase ${result.name}; connection ${client.closed ? `closed ${JSON.stringify(client.closed)}` : 'open'})`);
     });
     if (reply.error?.code === 'RATE_LIMITED') {
@@ -104,14 +109,14 @@ async function attackerLoop(client: RawClient, until: number, result: PhaseResul
   }
 }
 
-async function phase(server: TestServer, name: string, attackerCount: number, bystander: { client: RawClient; conversationId: string }): Promise<PhaseResult> {
+async function phase(server: TestServer, name: string, query: string, attackerCount: number, bystander: { client: RawClient; conversationId: string }): Promise<PhaseResult> {
   const result: PhaseResult = { name, sends: new LatencyHistogram(), searches: new LatencyHistogram(), refused: 0, seconds };
   const clients = await Promise.all(Array.from({ length: attackerCount }, async (_, i) =>
-    RawClient.connect(server.wsUrl, await server.token(`searcher-${attackerCount}-${i}`))));
+    RawClient.connect(server.wsUrl, await server.token(`searcher-${query.length}-${attackerCount}-${i}`))));
   const until = Date.now() + seconds * 1000;
   await Promise.all([
     bystanderLoop(bystander.client, bystander.conversationId, until, result.sends),
-    ...clients.map((c) => attackerLoop(c, until, result)),
+    ...clients.map((c) => attackerLoop(c, query, until, result)),
   ]);
   for (const c of clients) c.close();
   return result;
@@ -122,23 +127,26 @@ async function main(): Promise<void> {
   try {
     let t = performance.now();
     await seed(dataDir);
-    console.log(`seeded ${formatInt(groups)} public groups in ${formatMs((performance.now() - t) / 1000)} s`);
+    console.log(`seeded ${formatInt(2 * groups)} public groups in ${formatMs((performance.now() - t) / 1000)} s`);
     const server = await startServer({}, { dataDir });
     try {
       const client = await RawClient.connect(server.wsUrl, await server.token('bystander'));
       const { conversation } = await client.ok('conversation.create', { name: 'bystander room' });
       const bystander = { client, conversationId: conversation.id };
-      t = performance.now();
-      const probe = await client.request('conversation.search', { query: QUERY }, 10_000);
-      console.log(`one "${QUERY}" search: ${formatMs(performance.now() - t)} ms (first, includes starting the reader), ${probe.result?.conversations.length} found`);
+      for (const query of [SHORT, SHORT, LONG]) {
+        t = performance.now();
+        const probe = await client.request('conversation.search', { query }, 60_000);
+        console.log(`one ${query.length}-character search: ${formatMs(performance.now() - t)} ms, ${probe.result?.conversations.length} found`);
+      }
       const results = [
-        await phase(server, 'quiet', 0, bystander),
-        await phase(server, `${attackers} searchers`, attackers, bystander),
-        await phase(server, `${attackers * 10} searchers`, attackers * 10, bystander),
+        await phase(server, 'quiet', SHORT, 0, bystander),
+        await phase(server, `${attackers} searchers, short`, SHORT, attackers, bystander),
+        await phase(server, `${attackers} searchers, long`, LONG, attackers, bystander),
+        await phase(server, `${attackers * 10} searchers, long`, LONG, attackers * 10, bystander),
       ];
       client.close();
       const ms = (us: number): string => formatMs(us / 1000);
-      console.log(`\nbystander sends (ack latency, ms) while users search "${QUERY}" over ${formatInt(groups)} public groups`);
+      console.log(`\nbystander sends (ack latency, ms) while users run adversarial searches over ${formatInt(2 * groups)} public groups`);
       console.log(formatTable(
         ['phase', 'sends', 'p50', 'p99', 'max', 'searches/s', 'search p50', 'search p99', 'refused'],
         results.map((r) => [

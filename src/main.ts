@@ -101,7 +101,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     presence: new PresenceService(presenceEngine, store, publisher, config.presence, Date.now, onPublishError),
   };
   const limiter = createMemoryRateLimiter();
-  const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate };
+  const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate, lookup: config.limits.userLookupRate };
   const originPolicy = createOriginPolicy(config.server.cors.origins);
   const gateway = new Gateway({
     options: {

@@ -144,6 +144,8 @@ export const configSchema = z.object({
     userMessageRate: rateSchema.prefault({ perSecond: 20, burst: 50 }),
     /** Every group search of a user (`conversation.search`, WebSocket or REST), across devices, spends a token. @default 5/s, burst 20 */
     userSearchRate: rateSchema.prefault({ perSecond: 5, burst: 20 }),
+    /** Every user lookup by username (`user.find`, WebSocket or REST) of a user, across devices, spends a token. @default 1/s, burst 20 */
+    userLookupRate: rateSchema.prefault({ perSecond: 1, burst: 20 }),
     /**
      * Group searches the process runs at once; one more is answered RATE_LIMITED. Searches run on a read-only
      * connection of their own and never delay writes; this bounds how much CPU they may take together. @default 4

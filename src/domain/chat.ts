@@ -66,8 +66,8 @@ export class Chat {
   private readonly limits: ChatLimits;
   private readonly now: () => number;
   private readonly onPublishError: (err: unknown) => void;
-  // A search's cost is chosen by its query (some scan long posting lists): however many users search, only this many
-  // run at once.
+  // A search's cost is chosen by its query (some walk every name holding its trigrams): however many users search,
+  // only this many run at once, one per user.
   private readonly searches: ConcurrencyLimit;
 
   constructor(deps: ChatDeps) {
@@ -76,7 +76,7 @@ export class Chat {
     this.limits = deps.limits;
     this.now = deps.clock ?? Date.now;
     this.onPublishError = deps.onPublishError ?? (() => {});
-    this.searches = new ConcurrencyLimit(deps.limits.maxConcurrentSearches, 'too many searches running on the server; retry shortly');
+    this.searches = new ConcurrencyLimit(deps.limits.maxConcurrentSearches, 1, 'too many searches running; retry shortly');
   }
 
   // ---------------------------------------------------------------- conversations
@@ -108,9 +108,10 @@ export class Chat {
     return { conversation: await this.requireMyConversation(conversation.id, userId) };
   }
 
-  async searchPublic(_userId: string, d: RequestData<'conversation.search'>): Promise<ResultMap['conversation.search']> {
+  async searchPublic(userId: string, d: RequestData<'conversation.search'>): Promise<ResultMap['conversation.search']> {
     const limit = this.pageSize(d.limit);
-    const rows = await this.searches.run(() => this.store.searchPublic(d.query, limit + 1));
+    // One search per user at a time: a user's searches cannot take the slots of everyone else's.
+    const rows = await this.searches.run(userId, () => this.store.searchPublic(d.query, limit + 1));
     // No cursor: search answers the best page; `more` says that a narrower query would show others.
     const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
     return { conversations: taken, more: cut || rows.length > limit };

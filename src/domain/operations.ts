@@ -66,16 +66,18 @@ export const operations: { [T in RequestType]: Operation<T> } = {
 /**
  * Per-user budgets that some requests spend, counted across all of a user's connections and the REST API (limiter
  * key `<budget>:<userId>`), so reconnecting or switching API does not refill them: `message` for writes of messages,
- * `search` for group searches (a search costs far more than a send).
+ * `search` for group searches (a search costs far more than a send), `lookup` for finding users by username (so that
+ * names cannot be guessed from a dictionary at the rate of every connection a user may open).
  */
-export type UserBudget = 'message' | 'search';
+export type UserBudget = 'message' | 'search' | 'lookup';
 
 export const userBudgets: Readonly<Partial<Record<RequestType, UserBudget>>> = {
-  'message.send': 'message', 'message.edit': 'message', 'message.delete': 'message', 'conversation.search': 'search',
+  'message.send': 'message', 'message.edit': 'message', 'message.delete': 'message', 'conversation.search': 'search', 'user.find': 'lookup',
 };
 
 /** The message of the RATE_LIMITED error a request gets when its user's budget is spent. */
 export const budgetSpent: Readonly<Record<UserBudget, string>> = {
   message: 'too many messages; slow down',
   search: 'too many searches; slow down',
+  lookup: 'too many user lookups; slow down',
 };

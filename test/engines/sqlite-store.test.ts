@@ -164,7 +164,7 @@ describe('sqlite store', () => {
       const statements = prepareStatements(db) as unknown as Record<string, { source: string }>;
       const plan = (name: string, ...params: unknown[]): string =>
         db.prepare(`EXPLAIN QUERY PLAN ${statements[name].source}`).all(...params).map((r: any) => r.detail).join('\n');
-      const containing = plan('searchGroupsContaining', '"tea"', 1000, 10);
+      const containing = plan('searchGroupsContaining', '"tea"', 'tea', 1000, 10);
       assert.match(containing, /VIRTUAL TABLE INDEX/);
       const starting = plan('searchGroupsStarting', 'te', 'te\u{10FFFF}', 1000, 10);
       assert.match(starting, /INDEX group_names_folded/);

@@ -141,6 +141,34 @@ describe('limits: the per-user search rate', () => {
   });
 });
 
+describe('limits: user lookups', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ PARLEY_LIMITS_USER_LOOKUP_RATE_PER_SECOND: '0.5', PARLEY_LIMITS_USER_LOOKUP_RATE_BURST: '3' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('gives user.find a budget per user across connections, so names cannot be guessed at the connection rate', async () => {
+    const guesser = await register(server, 'lookup-guesser');
+    await register(server, 'lookup-target');
+    const connections = await Promise.all([0, 1, 2].map(() => RawClient.connect(server.wsUrl, guesser.token)));
+    const replies = [];
+    for (const [i, name] of ['lookup-target', 'nobody-1', 'nobody-2', 'nobody-3', 'lookup-target'].entries()) {
+      replies.push(await connections[i % 3].request('user.find', { username: name }));
+    }
+    assert.equal(replies[0].result?.user.name, 'lookup-target');
+    assert.deepEqual(replies.slice(1, 3).map((r) => r.error?.code), ['NOT_FOUND', 'NOT_FOUND']);
+    for (const r of replies.slice(3)) {
+      assert.equal(r.error?.code, 'RATE_LIMITED', JSON.stringify(r));
+      assert.equal(r.error.message, 'too many user lookups; slow down');
+      assert.ok(r.error.retryAfterMs >= 1);
+    }
+    for (const c of connections) c.close();
+  });
+});
+
 describe('limits: REST per client address', () => {
   let server: TestServer;
   before(async () => {

@@ -82,11 +82,12 @@ export function prepareStatements(db: Database.Database) {
     publicGroupsByName: prepare<[number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c
        WHERE c.kind = 'group' AND c.visibility = 'public' ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
-    // The query is an FTS5 phrase: its text is literal (no operators, % and _ are not wildcards).
-    searchGroupsContaining: prepare<[string, number, number], ConversationRow>(
+    // The FTS5 expression (quoted phrases: literal text, no operators; % and _ are not wildcards) narrows the names,
+    // instr() keeps those that contain the whole folded query (see SqliteStore.searchPublic).
+    searchGroupsContaining: prepare<[string, string, number, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
          SELECT g.conversation_id FROM group_names_fts f JOIN group_names g ON g.rowid = f.rowid
-         WHERE group_names_fts MATCH ? LIMIT ?)
+         WHERE group_names_fts MATCH ? AND instr(g.folded, ?) > 0 LIMIT ?)
        ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?`),
     searchGroupsStarting: prepare<[string, string, number, number], ConversationRow>(
       `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
