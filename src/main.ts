@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Accounts } from './auth/accounts.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -24,6 +24,7 @@ import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import { StoreHealth, observeStore } from './store/health.js';
+import { DiskSpace } from './store/sqlite/disk-space.js';
 import type { Store } from './store/store.js';
 import { assertWritableFolder } from './store/writable-folder.js';
 
@@ -43,8 +44,29 @@ export interface RunningServer {
  * folder, the database's folder or the database itself cannot be written: better to stop at start with one clear
  * line than to serve reads and fail every write.
  */
+const sqlitePath = (config: Config): string => config.store.sqlite.path ?? join(config.dataDir, 'parley.db');
+
+/**
+ * The free-space check of the store's disk (null for an in-memory database or when turned off), with its gauge and
+ * its warn line, checked every 10 s and by each /readyz.
+ */
+function watchDiskSpace(config: Config, metrics: Metrics, logger: Logger): { check: () => string | null; stop: () => void } | null {
+  const path = sqlitePath(config);
+  if (config.store.sqlite.minFreeBytes === 0 || path === ':memory:' || path.startsWith('file:')) return null;
+  const disk = new DiskSpace(dirname(resolve(path)), config.store.sqlite.minFreeBytes, {
+    onMeasured: (free) => metrics.storeDiskFree.set(free),
+    onLowChange: (low, free) => low
+      ? logger.warn({ freeBytes: free, minFreeBytes: config.store.sqlite.minFreeBytes }, 'the disk of the store is nearly full: /readyz answers 503 until space is freed')
+      : logger.info({ freeBytes: free }, 'the disk of the store has room again'),
+  });
+  disk.check();
+  const timer = setInterval(() => disk.check(), 10_000);
+  timer.unref();
+  return { check: () => disk.check(), stop: () => clearInterval(timer) };
+}
+
 export async function openStore(config: Config): Promise<Store> {
-  const path = config.store.sqlite.path ?? join(config.dataDir, 'parley.db');
+  const path = sqlitePath(config);
   assertWritableFolder(config.dataDir, 'the data folder (dataDir)');
   if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
   const options = { path, synchronous: config.store.sqlite.synchronous };
@@ -87,6 +109,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const logger = options.logger ?? createLogger(config);
   const metrics = new Metrics();
   const health = storeHealth(metrics, logger);
+  const diskSpace = watchDiskSpace(config, metrics, logger);
   const store = observeStore(await openStore(config), health);
   const bus = createMemoryBus();
   const presenceEngine = createMemoryPresence({ ttlMs: config.presence.ttlMs });
@@ -135,7 +158,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       // succeeds while other writes still fail (a nearly full disk takes the tiny write, not a message), the store
       // stays unready: StoreHealth decides when a run of failures has ended.
       await Promise.all([store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))), bus.ping()]);
-      const failing = health.reason();
+      const failing = health.reason() ?? diskSpace?.check();
       if (failing) throw new Error(failing);
     },
     bodyLimit: config.limits.maxFrameBytes,
@@ -174,6 +197,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       await bus.close();
       await presenceEngine.close();
       await limiter.close();
+      diskSpace?.stop();
       await store.close();
       logger.info('stopped');
     })()),

@@ -49,6 +49,12 @@ export const configSchema = z.object({
       synchronous: z.enum(['full', 'normal']).default('full'),
       /** Run SQLite on a worker thread, so commits do not stop the event loop. @default true */
       thread: z.boolean().default(true),
+      /**
+       * Free space, in bytes, that the disk of the database must keep: below it /readyz answers 503 (naming the free
+       * space), `parley_store_disk_free_bytes` shows it and a warn line is logged, before messages fail to fit.
+       * 0 turns the check off. @default 67108864 (64 MiB)
+       */
+      minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
     }).strict().prefault({}),
   }).strict().prefault({}),
   bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),

@@ -14,6 +14,7 @@ export class Metrics {
   readonly messagesIn = new Counter({ name: 'parley_messages_in_total', help: 'Messages stored from clients', registers: [this.registry] });
   readonly framesOut = new Counter({ name: 'parley_frames_out_total', help: 'Event frames queued to connections', registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'parley_store_errors_total', help: 'Store calls that failed (engine unavailable: disk full, read-only, thread gone), by store method', labelNames: ['op'], registers: [this.registry] });
+  readonly storeDiskFree = new Gauge({ name: 'parley_store_disk_free_bytes', help: 'Free bytes on the disk of the embedded store (SQLite), as of the last check (every 10 s and each /readyz)', registers: [this.registry] });
   readonly storeReady = new Gauge({ name: 'parley_store_ready', help: '1 while store writes succeed, 0 from a failed write until the next successful one', registers: [this.registry] });
   readonly requestSeconds = new Histogram({
     name: 'parley_request_duration_seconds',

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, statfsSync, unlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RawClient, sleep } from '../helpers/raw-client.js';
+import { RawClient, sleep, until } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -185,7 +185,8 @@ describe('store failures are visible to operators', () => {
       let server: TestServer | undefined;
       let client: RawClient | undefined;
       try {
-        server = await startServer({}, { dataDir: disk.path });
+        // Not the free-space watermark (the next test): here the store must find out by failing writes.
+        server = await startServer({ PARLEY_STORE_SQLITE_MIN_FREE_BYTES: '0' }, { dataDir: disk.path });
         const alice = await register(server, 'disk-alice');
         const bob = await register(server, 'disk-bob');
         client = await RawClient.connect(server.wsUrl, alice.token);
@@ -235,6 +236,44 @@ describe('store failures are visible to operators', () => {
         assert.deepEqual(messages.map((m: any) => m.seq), messages.map((_: unknown, i: number) => i + 1), 'seq stays gap-free');
       } finally {
         client?.close();
+        await server?.stop();
+        disk.release();
+      }
+    });
+  });
+  describe('the free-space watermark (store.sqlite.minFreeBytes, a real 16 MB tmpfs)', () => {
+    it('turns /readyz 503 with the free space, a gauge and one warn line when the disk fills, before any write fails; and back', async (t) => {
+      const disk = smallDisk('16m');
+      if ('skip' in disk) return t.skip(disk.skip);
+      let server: TestServer | undefined;
+      try {
+        server = await startServer({ PARLEY_STORE_SQLITE_MIN_FREE_BYTES: String(4 * 1024 * 1024) }, { dataDir: disk.path });
+        const readyz = async () => {
+          const res = await fetch(`${server!.url}/readyz`);
+          return { status: res.status, body: (await res.json()) as any };
+        };
+        assert.equal((await readyz()).status, 200, 'ready with ~15 MB free');
+
+        // Leave 1 MiB: every write still fits, and nobody writes; the watermark alone must tell.
+        const { bavail, bsize } = statfsSync(disk.path);
+        const filler = join(disk.path, 'filler');
+        writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - 1024 * 1024)));
+        // /readyz answers from a probe at most 1 s old: wait for the next one.
+        let low = await readyz();
+        await until(async () => (low = await readyz()).status === 503, '/readyz turns 503 with 1 MiB left and no write', 5000, 100);
+        assert.equal(low.body.error.code, 'UNAVAILABLE');
+        assert.match(low.body.error.message, /only [\d.]+ (KiB|MiB) free on the disk of the store, below store\.sqlite\.minFreeBytes \(4\.0 MiB\)/);
+        const gauge = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('parley_store_disk_free_bytes '));
+        assert.ok(gauge && Number(gauge.split(' ')[1]) < 4 * 1024 * 1024, gauge);
+        await readyz();
+        const warned = server.logs.filter((l) => l.level === 40 && String(l.msg).startsWith('the disk of the store is nearly full'));
+        assert.equal(warned.length, 1, 'one warn line on crossing, not one per check');
+        assert.equal(server.logs.filter((l) => (l.level as number) >= 50).length, 0, 'no write failed');
+
+        unlinkSync(filler);
+        await until(async () => (await readyz()).status === 200, '/readyz ready again once space is freed', 5000, 100);
+        await until(() => server!.logs.some((l) => l.msg === 'the disk of the store has room again'), 'the log says so', 5000, 50);
+      } finally {
         await server?.stop();
         disk.release();
       }
