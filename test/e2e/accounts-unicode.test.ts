@@ -185,6 +185,12 @@ describe('display names: group and product-user names, token name claims', () =>
   const BAD: Array<[string, RegExp]> = [
     ['a\u202eb\u0000c', /control/], ['a\u202eb', /bidi/], ['x\u2066y\u2069', /bidi/], ['line\nbreak', /control/],
     ['bell\u0007', /control/], ['c1\u009b31m', /control/], ['del\u007f', /control/], ['x'.repeat(201), /at most 200/], ['   ', /at least one/],
+    // Nothing visible: zero-width, fillers, braille blank, marks alone, bidi marks alone.
+    ['\u200b', /visible/], ['\u3164\u3164', /visible/], ['\u2800', /visible/], ['\u115f', /visible/], ['\u0301\u0302', /visible/], ['\u200e\u200f', /visible/],
+    ['\ufeff\u00ad', /visible/],
+    ['line\u2028break', /separator/], ['para\u2029graph', /separator/],
+    ['hidden\u{E0069}\u{E0067}\u{E006E}', /tag characters/], ['\u{1F3F4}\u{E0067}\u{E0062}', /tag characters/],
+    ['bad\ufffd\ufffdbytes', /U\+FFFD/],
   ];
   const assertBadName = (res: { status?: number; body?: any; error?: any }, why: RegExp, what: string) => {
     const error = res.error ?? res.body?.error;
@@ -216,6 +222,9 @@ describe('display names: group and product-user names, token name claims', () =>
       assertBadName(await client.request('conversation.rename', { conversationId, name: bad }), why, `rename ${JSON.stringify(bad)}`);
     }
     assert.equal((await client.ok('conversation.get', { conversationId })).conversation.name, 'Room 🎉 déjà-vu', 'the name is unchanged');
+    const england = '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}';
+    assert.equal((await client.ok('conversation.rename', { conversationId, name: `Fans ${england}` })).conversation.name, `Fans ${england}`, 'a flag tag sequence is fine');
+    assert.equal((await client.ok('conversation.rename', { conversationId, name: '\u200fשלום 2\u200e' })).conversation.name, '\u200fשלום 2\u200e', 'bidi marks beside visible text are fine');
     assert.equal((await client.ok('conversation.rename', { conversationId, name: '  עברית and English ✓  ' })).conversation.name, 'עברית and English ✓');
     assert.equal((await client.ok('conversation.get', { conversationId })).conversation.name, 'עברית and English ✓', 'trimmed, kept');
   });
