@@ -125,7 +125,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   };
   const limiter = createMemoryRateLimiter();
   const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate, lookup: config.limits.userLookupRate };
-  const originPolicy = createOriginPolicy(config.server.cors.origins);
+  const originPolicy = createOriginPolicy(config.server.cors.origins, config.server.publicUrl);
   const gateway = new Gateway({
     options: {
       path: '/ws',

@@ -3,7 +3,11 @@
  * WebSocket upgrade (its `Origin` header). Browsers always send `Origin` on a cross-origin request and on every
  * WebSocket upgrade; other clients (the SDK on Node, curl, mobile apps) usually send none. So:
  * - no Origin: allowed (not a browser; a browser page cannot leave it out);
- * - the server's own origin (the Origin's host:port equals the request's Host): allowed, it is not cross-origin;
+ * - the server's own origin: allowed, it is not cross-origin. With `server.publicUrl` set, that is exactly the
+ *   public URL's origin (scheme, host and port). Without it, the server cannot know its name, so an Origin whose
+ *   host:port equals the request's Host header counts as its own: a page on a DNS name an attacker points at the
+ *   server (DNS rebinding) then passes too. It still needs a token, which such a page cannot read from the real
+ *   origin's storage; set `server.publicUrl` to pin the origin;
  * - an origin in the list, or any origin when the list holds `*`: allowed;
  * - anything else: refused (REST answers without CORS headers, so the browser withholds the reply; the WebSocket
  *   upgrade is refused with HTTP 403).
@@ -15,15 +19,18 @@ export interface OriginPolicy {
   allows(origin: string | undefined, host: string | undefined): boolean;
 }
 
-export function createOriginPolicy(origins: readonly string[]): OriginPolicy {
+/** `origins`: the configured list; `publicUrl`: the server's public URL (`server.publicUrl`), if configured. */
+export function createOriginPolicy(origins: readonly string[], publicUrl?: string): OriginPolicy {
   const any = origins.includes('*');
   // Origins compare without a trailing slash and case-insensitively in scheme and host (RFC 6454 serialisation).
   const allowed = new Set(origins.filter((o) => o !== '*').map(normalise));
+  const own = publicUrl === undefined ? null : normalise(new URL(publicUrl).origin);
   return {
     corsOrigin: any ? true : [...allowed],
     allows(origin, host) {
       if (origin === undefined) return true;
       if (any || allowed.has(normalise(origin))) return true;
+      if (own !== null) return normalise(origin) === own;
       return host !== undefined && hostOf(origin) === host.toLowerCase();
     },
   };

@@ -8,9 +8,12 @@ const OTHER_PAGE = 'http://localhost:5173';
 const FOREIGN = 'https://evil.example.net';
 
 /** Open a WebSocket as a browser page of `origin` would (undefined: as a non-browser client); the HTTP outcome. */
-function connectFrom(server: TestServer, token: string, origin: string | undefined): Promise<{ status: number; welcome?: unknown }> {
+function connectFrom(server: TestServer, token: string, origin: string | undefined, host?: string): Promise<{ status: number; welcome?: unknown }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(server.wsUrl, ['parley.v1', `bearer.${token}`], origin === undefined ? {} : { origin });
+    const ws = new WebSocket(server.wsUrl, ['parley.v1', `bearer.${token}`], {
+      ...(origin === undefined ? {} : { origin }),
+      ...(host === undefined ? {} : { headers: { host } }),
+    });
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new Error('no handshake outcome within 5 s'));
@@ -61,6 +64,27 @@ describe('browser pages on other origins (server.cors.origins)', () => {
       assert.deepEqual(await connectFrom(server, token, 'null'), { status: 403 }, 'a sandboxed page');
       assert.deepEqual(await connectFrom(server, token, undefined), { status: 101, welcome: 'welcome' });
       assert.deepEqual(await connectFrom(server, token, server.url), { status: 101, welcome: 'welcome' }, 'the server origin itself');
+      // Without server.publicUrl the server knows its name only from Host: a rebound name passes (documented).
+      assert.deepEqual(await connectFrom(server, token, 'http://rebound.example', 'rebound.example'), { status: 101, welcome: 'welcome' });
+    });
+  });
+
+  describe('with server.publicUrl: the own origin is pinned', () => {
+    let server: TestServer;
+    let token: string;
+    before(async () => {
+      server = await startServer({ PARLEY_SERVER_PUBLIC_URL: 'https://chat.example.org' });
+      token = (await register(server, 'cors-public-url')).token;
+    });
+    after(async () => {
+      await server.stop();
+    });
+
+    it('accepts pages of the public origin only, not any page whose Host header matches its Origin (DNS rebinding)', async () => {
+      assert.deepEqual(await connectFrom(server, token, 'https://chat.example.org'), { status: 101, welcome: 'welcome' });
+      assert.deepEqual(await connectFrom(server, token, 'http://rebound.example', 'rebound.example'), { status: 403 });
+      assert.deepEqual(await connectFrom(server, token, 'http://chat.example.org', 'chat.example.org'), { status: 403 }, 'the scheme counts');
+      assert.deepEqual(await connectFrom(server, token, undefined), { status: 101, welcome: 'welcome' }, 'non-browser clients');
     });
   });
 
