@@ -81,7 +81,12 @@ export class PresenceService {
   private async sweep(): Promise<void> {
     try {
       const now = this.now();
-      for (const userId of await this.presence.sweep(now)) this.changed({ userId, online: false, lastSeen: now });
+      const expired = await this.presence.sweep(now);
+      for (const userId of expired) this.changed({ userId, online: false, lastSeen: now });
+      // The engine forgets offline users after the ttl: the store keeps when an expired user was last seen.
+      for (const state of expired.length > 0 ? await this.presence.get(expired, now) : []) {
+        await this.store.setLastSeen(state.userId, state.lastSeen ?? now).catch(this.onError);
+      }
     } catch (err) {
       this.onError(err);
     }
