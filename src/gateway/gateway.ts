@@ -382,8 +382,11 @@ export class Gateway implements ConnectionOwner {
 
   /** What requests may change on this connection (presence subscriptions). */
   private scopeOf(connection: Connection): ConnectionScope {
+    const watches = this.presenceWatches;
     return {
-      presenceWatches: this.presenceWatches.get(connection) ?? emptyWatches,
+      get presenceWatches() {
+        return watches.get(connection) ?? emptyWatches;
+      },
       watchPresence: (userIds) => this.watchPresence(connection, userIds),
       unwatchPresence: (userIds) => this.unwatchPresence(connection, userIds),
     };
