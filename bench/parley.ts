@@ -51,12 +51,12 @@ export function procStats(pid: number): { rss: number; cpuUs: number } {
 }
 
 /** BENCH_PARLEY_NODE_OPTIONS is handed to the server process as NODE_OPTIONS (profiling: see cpu-profile.mjs). */
-export async function startParley(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startParley(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
   const nodeOptions = process.env.BENCH_PARLEY_NODE_OPTIONS;
   const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
   // PARLEY_* variables of the bench's own environment reach the server, to compare configurations.
   const passed = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== undefined)) as Record<string, string>;
-  return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env });
+  return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env }, options);
 }
 
 export async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
