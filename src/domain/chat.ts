@@ -461,11 +461,15 @@ export class Chat {
   }
 
   async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
-    await this.requireMembership(d.conversationId, userId);
+    const { conversation } = await this.requireMembership(d.conversationId, userId);
     const result = await this.store.markRead(d.conversationId, userId, d.seq);
     if (!result) throw new ParleyError('NOT_MEMBER');
     if (result.moved) {
-      this.announce(this.publisher.toConversation(d.conversationId, 'read', { conversationId: d.conversationId, userId, seq: result.readSeq }));
+      const read = { conversationId: d.conversationId, userId, seq: result.readSeq };
+      // In a large group every member's reads to every member would be N² frames: there only the reader's own
+      // devices are told (the others' positions are in member.list and sync changes).
+      const large = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ?? false;
+      this.announce(large ? this.publisher.toUser(userId, 'read', read) : this.publisher.toConversation(d.conversationId, 'read', read));
     }
     return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };
   }

@@ -183,3 +183,45 @@ describe('presence and membership in a large group', () => {
     assert.equal(members.length, SMALL + 1);
   });
 });
+
+describe('read positions in a large group', () => {
+  let server: TestServer;
+  const clients: RawClient[] = [];
+  before(async () => {
+    server = await startServer({ PARLEY_MEMBERSHIP_SUMMARY_ABOVE: '3' });
+  });
+  after(async () => {
+    for (const client of clients.splice(0)) client.close();
+    await server.stop();
+  });
+  const seat = async (label: string): Promise<{ id: string; client: RawClient; token: string }> => {
+    const id = `rd-${label}-${randomUUID().slice(0, 8)}`;
+    const token = await signToken(EXTERNAL_SECRET, null, id, { name: label });
+    const client = await RawClient.connect(server.wsUrl, token);
+    clients.push(client);
+    return { id, client, token };
+  };
+
+  it('tells only the reader’s own devices in a group above summaryAbove; every member in a small group', async () => {
+    const [owner, reader, other] = await Promise.all(['owner', 'reader', 'other'].map(seat));
+    const { conversation } = await owner!.client.ok('conversation.create', { name: `reads ${randomUUID().slice(0, 8)}`, visibility: 'public' });
+    for (const s of [reader!, other!]) await s.client.ok('conversation.join', { conversationId: conversation.id });
+    const { message } = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k1', text: 'hi' });
+    // 3 members: not above 3, so every member is told.
+    await reader!.client.ok('read.mark', { conversationId: conversation.id, seq: message.seq });
+    await other!.client.waitFor('read', (d) => d.userId === reader!.id, 3000);
+
+    const fourth = await seat('fourth');
+    await fourth.client.ok('conversation.join', { conversationId: conversation.id }); // 4 members: above 3
+    const secondDevice = await RawClient.connect(server.wsUrl, reader!.token);
+    clients.push(secondDevice);
+    const { message: next } = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k2', text: 'again' });
+    const mark = other!.client.events.length;
+    await reader!.client.ok('read.mark', { conversationId: conversation.id, seq: next.seq });
+    await secondDevice.waitFor('read', (d) => d.userId === reader!.id && d.seq === next.seq, 3000);
+    await settle(other!.client);
+    assert.equal(other!.client.events.slice(mark).filter((e) => e.event === 'read').length, 0, 'another member is not told');
+    const { members } = await other!.client.ok('member.list', { conversationId: conversation.id });
+    assert.equal(members.find((m: any) => m.userId === reader!.id).readSeq, next.seq, 'the position is in member.list');
+  });
+});
