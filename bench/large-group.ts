@@ -3,11 +3,13 @@
  * (10,000 with its owner by default) connect, and the bench prints what each connection received of `presence` and
  * `member.*` frames and bytes while they did, and the server's RSS growth per idle connection that is a member of the
  * group. Members join over REST first (before connecting), then connect from client processes (`--lg-worker`):
- * WARMUP of them first (kept open; RSS is measured after them), then the rest.
+ * WARMUP of them first (kept open; RSS is measured after them), then the rest; then LIVE_JOINS more users join while
+ * they are connected (membership frames and bytes each connected member receives for them).
  *
  * Environment: BENCH_LG_MEMBERS (group size, owner included; default 10000), BENCH_LG_CONNECT (members that connect,
- * default all), BENCH_LG_WARMUP (default 200), BENCH_LG_PROCESSES (client processes, default 2). PARLEY_* variables
- * reach the server (see startParley), to compare configurations. Figures only, nothing asserted.
+ * default all), BENCH_LG_WARMUP (default 200), BENCH_LG_PROCESSES (client processes, default 2), BENCH_LG_LIVE_JOINS
+ * (default 100). PARLEY_* variables reach the server (see startParley), to compare configurations. Figures only,
+ * nothing asserted.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -117,10 +119,11 @@ export async function runLargeGroupBench(log: (line: string) => void = console.l
   const connecting = Math.min(joiners, Number(process.env.BENCH_LG_CONNECT ?? joiners));
   const warmup = Math.min(connecting - 1, Number(process.env.BENCH_LG_WARMUP ?? 200));
   const processes = Number(process.env.BENCH_LG_PROCESSES ?? 2);
+  const liveJoins = Number(process.env.BENCH_LG_LIVE_JOINS ?? 100);
   // The group is built by one server process and measured by a fresh one on the same data: RSS then grows from what
   // serving idle members costs, not from heap left over by 10,000 joins.
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-lg-'));
-  const env = { PARLEY_LIMITS_MAX_MEMBERS_PER_GROUP: String(Math.max(members, 10_000)) };
+  const env = { PARLEY_LIMITS_MAX_MEMBERS_PER_GROUP: String(Math.max(members + liveJoins, 10_000)) };
   let server = await startParley(env, { dataDir });
   const workers: ChildProcess[] = [];
   try {
@@ -157,6 +160,14 @@ export async function runLargeGroupBench(log: (line: string) => void = console.l
     const quietMs = performance.now() - t1 - connectMs;
     const after = await settledRss(pid, 8);
     const n = received.connections;
+    // Then more users join while every member is connected: what each connected member receives of it.
+    const t2 = performance.now();
+    await pool(liveJoins, 16, async (i) => {
+      const token = await signToken(OWN_SECRET, 'parley', `lg-late-${i}`);
+      await rest(server, token, 'POST', `/api/v1/conversations/${conversation.id}/join`);
+    });
+    const joinsMs = performance.now() - t2;
+    const joined = await quietReport(workers, 300_000);
     log(`  connected in ${fmt(connectMs)} ms; presence and membership frames stopped ${fmt(quietMs)} ms later; server CPU ${fmt(procStats(pid).cpuUs / 1e6, 1)} s in all`);
     log('');
     log('received per connection (all connections, during the connects)   frames      bytes');
@@ -165,6 +176,7 @@ export async function runLargeGroupBench(log: (line: string) => void = console.l
     log(`membership (member.*)                                            ${fmt(received.membershipFrames / n, 2).padStart(6)}  ${fmt(received.membershipBytes / n).padStart(9)}`);
     log(`most presence + membership bytes to one connection                        ${fmt(received.maxBytes).padStart(9)}`);
     log(`all connections: ${fmt(received.presenceFrames)} presence frames (${fmt(received.presenceBytes / 1e6, 1)} MB), ${fmt(received.membershipFrames)} membership frames (${fmt(received.membershipBytes / 1e6, 1)} MB)`);
+    log(`${fmt(liveJoins)} more users joined (over REST, ${fmt(joinsMs)} ms) while they were connected: per connection ${fmt((joined.membershipFrames - received.membershipFrames) / n, 2)} membership frames, ${fmt((joined.membershipBytes - received.membershipBytes) / n)} bytes (and ${fmt((joined.presenceBytes - received.presenceBytes) / n)} presence bytes)`);
     log(`memory: RSS ${fmt(before.rss / 2 ** 20, 1)} MB after ${fmt(warmup)} warm-up connections -> ${fmt(after.rss / 2 ** 20, 1)} MB after ${fmt(measured)} more (samples ${after.samples.map((s) => fmt(s / 2 ** 20, 1)).join(', ')}): ${fmt((after.rss - before.rss) / 1024 / measured, 2)} KB per idle connection that is a member of the ${fmt(members)}-member group (target <= 6 KB)`);
   } finally {
     await Promise.all(workers.map(async (w) => {
