@@ -68,12 +68,12 @@ describe('presence and membership in a large group', () => {
       const statuses = await Promise.all(members.slice(i, i + 20).map((m) => api(server, m.token, 'POST', `/api/v1/conversations/${conversation.id}/join`)));
       assert.deepEqual(statuses.map((r) => r.status).filter((s) => s !== 200), [], 'every join succeeds');
     }
-    await until(() => {
-      const last = observer.eventsOf('member.summary').at(-1);
-      return last?.memberCount === MEMBERS + 1;
-    }, 'a member.summary with the final member count', 10_000);
-    const summaries = observer.events.slice(joinMark).filter((e) => e.event === 'member.summary').map((e) => e.data);
-    assert.equal(summaries.reduce((n, s) => n + s.joined, 0), MEMBERS, 'the summaries count every join');
+    // A window's memberCount is read when it closes, so it may already count joins the next window reports.
+    const summariesSince = () => observer.events.slice(joinMark).filter((e) => e.event === 'member.summary').map((e) => e.data);
+    await until(() => summariesSince().reduce((n, s) => n + s.joined, 0) >= MEMBERS, 'member.summary events counting every join', 10_000);
+    const summaries = summariesSince();
+    assert.equal(summaries.reduce((n, s) => n + s.joined, 0), MEMBERS, 'the summaries count every join, once');
+    assert.equal(summaries.at(-1).memberCount, MEMBERS + 1);
     assert.ok(summaries.every((s) => s.conversationId === conversation.id && s.left === 0));
     const membership = bytesOf(observer, joinMark, isMembership);
     assert.equal(observer.events.slice(joinMark).filter((e) => e.event === 'member.joined').length, 0, 'no member.joined in a large group');
@@ -170,7 +170,7 @@ describe('presence and membership in a large group', () => {
     const { conversation } = await client.ok('conversation.create', { name: `leave ${randomUUID().slice(0, 8)}`, visibility: 'public' });
     const joiners = await Promise.all(Array.from({ length: SMALL + 3 }, (_, i) => member(`l${i}`)));
     for (const j of joiners) assert.equal((await api(server, j.token, 'POST', `/api/v1/conversations/${conversation.id}/join`)).status, 200);
-    await until(() => client.eventsOf('member.summary').at(-1)?.memberCount === SMALL + 4, 'joins summarised', 5000);
+    await until(() => client.eventsOf('member.summary').reduce((n, s) => n + s.joined, 0) === SMALL + 3, 'joins summarised', 5000);
     const mark = client.events.length;
     for (const j of joiners.slice(0, 2)) assert.equal((await api(server, j.token, 'POST', `/api/v1/conversations/${conversation.id}/leave`)).status, 200);
     await client.ok('member.kick', { conversationId: conversation.id, userId: joiners[2]!.id });
