@@ -51,15 +51,15 @@ export function procStats(pid: number): { rss: number; cpuUs: number } {
 }
 
 /** BENCH_PARLEY_NODE_OPTIONS is handed to the server process as NODE_OPTIONS (profiling: see cpu-profile.mjs). */
-export async function startParley(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startParley(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
   const nodeOptions = process.env.BENCH_PARLEY_NODE_OPTIONS;
   const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions, BENCH_CPU_PROF_DIR: process.env.BENCH_CPU_PROF_DIR ?? '' } : {};
   // PARLEY_* variables of the bench's own environment reach the server, to compare configurations.
   const passed = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== undefined)) as Record<string, string>;
-  return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env });
+  return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env }, options);
 }
 
-async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
+export async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${server.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -70,7 +70,7 @@ async function rest(server: TestServer, token: string, method: string, path: str
   return text ? JSON.parse(text) : null;
 }
 
-async function pool<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
+export async function pool<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(count);
   let next = 0;
   await Promise.all(
@@ -95,7 +95,7 @@ interface ParleyConn {
 }
 
 /** Connect with a bearer token and resolve once `welcome` arrived (from then on, events reach the connection). */
-async function connectParley(wsUrl: string, token: string, onFrame: (frame: Buffer) => void): Promise<ParleyConn> {
+export async function connectParley(wsUrl: string, token: string, onFrame: (frame: Buffer) => void): Promise<ParleyConn> {
   let welcomed: () => void = () => {};
   const welcome = new Promise<void>((r) => (welcomed = r));
   let ready = false;
@@ -206,7 +206,7 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
   };
 }
 
-async function stopServer(server: TestServer): Promise<void> {
+export async function stopServer(server: TestServer): Promise<void> {
   const timer = setTimeout(() => server.process.kill('SIGKILL'), 8_000);
   await server.stop().catch(() => {});
   clearTimeout(timer);
@@ -577,7 +577,7 @@ export interface MemoryResult {
 }
 
 /** RSS samples `count` times `intervalMs` apart; the minimum of the last ones is what remains after GC. */
-async function settledRss(pid: number, count = 6, intervalMs = 500): Promise<{ rss: number; samples: number[] }> {
+export async function settledRss(pid: number, count = 6, intervalMs = 500): Promise<{ rss: number; samples: number[] }> {
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     await new Promise((r) => setTimeout(r, intervalMs));

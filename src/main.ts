@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { Admin } from './domain/admin.js';
 import { Chat, chatLimitsFrom } from './domain/chat.js';
 import type { Services } from './domain/operations.js';
+import { MemberSummaries } from './domain/member-summaries.js';
 import { PresenceService } from './domain/presence-service.js';
 import { Sessions } from './domain/sessions.js';
 import { Publisher } from './domain/publisher.js';
@@ -117,7 +118,8 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const authenticator = new Authenticator(tokens, store);
   const publisher = new Publisher(bus);
   const onPublishError = (err: unknown): void => logger.warn({ err }, 'event publish failed; clients will recover with sync');
-  const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError });
+  const memberSummaries = new MemberSummaries(store, publisher, config.membership, onPublishError);
+  const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError, memberSummaries });
   const services: Services = {
     chat,
     typing: new TypingService(store, publisher, config.typing, Date.now, onPublishError),
@@ -193,6 +195,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       await listener.close();
       services.typing.close();
       await services.presence.close();
+      await memberSummaries.close();
       await gateway.settled();
       await bus.close();
       await presenceEngine.close();

@@ -32,3 +32,5 @@ export interface Bus {
  */
 export const conversationTopic = (conversationId: string): string => `c.${conversationId}`;
 export const userTopic = (userId: string): string => `u.${userId}`;
+/** A user's presence changes, for the connections that subscribed to them (`presence.subscribe`). */
+export const presenceTopic = (userId: string): string => `p.${userId}`;

@@ -64,6 +64,23 @@ export const configSchema = z.object({
     ttlMs: z.number().int().positive().default(60_000),
     /** Presence changes are collected this long and pushed as one event per conversation. @default 500 */
     batchMs: z.number().int().min(0).default(500),
+    /**
+     * Presence is pushed to the members of direct conversations and of groups of at most this many members; in a
+     * larger group only to connections that asked with `presence.subscribe` (so the cost of a change is its watchers,
+     * not the group size). @default 100
+     */
+    maxGroupSize: z.number().int().min(0).default(100),
+    /** Users one connection may hold with `presence.subscribe`; more is refused with LIMIT_EXCEEDED. @default 500 */
+    maxSubscriptions: z.number().int().min(0).default(500),
+  }).strict().prefault({}),
+  membership: z.object({
+    /**
+     * In a group with more members than this, joins and departures are summed into one `member.summary` event per
+     * `batchMs` instead of one `member.joined` / `member.left` each. @default 100
+     */
+    summaryAbove: z.number().int().min(0).default(100),
+    /** The window of `member.summary` events. @default 1000 */
+    batchMs: z.number().int().min(0).default(1000),
   }).strict().prefault({}),
   auth: z.object({
     accounts: z.object({

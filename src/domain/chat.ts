@@ -6,6 +6,7 @@ import type { ResultMap } from '../protocol/results.js';
 import type { Change, Conversation, Member, Message, MyConversation } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
+import type { MemberSummaries } from './member-summaries.js';
 import type { Publisher } from './publisher.js';
 import { decodeCursor, encodeCursor, ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
@@ -32,6 +33,8 @@ export interface ChatDeps {
   clock?: () => number;
   /** Called with errors of best-effort event publishing (the change itself is already stored). */
   onPublishError?: (err: unknown) => void;
+  /** Joins and departures of large groups are summed here (`member.summary`); without it each is announced. */
+  memberSummaries?: MemberSummaries;
 }
 
 export const chatLimitsFrom = (config: Config): ChatLimits => ({
@@ -66,6 +69,7 @@ export class Chat {
   private readonly limits: ChatLimits;
   private readonly now: () => number;
   private readonly onPublishError: (err: unknown) => void;
+  private readonly memberSummaries: MemberSummaries | null;
   // A search's cost is chosen by its query (some walk every name holding its trigrams): however many users search,
   // only this many run at once, one per user.
   private readonly searches: ConcurrencyLimit;
@@ -76,6 +80,7 @@ export class Chat {
     this.limits = deps.limits;
     this.now = deps.clock ?? Date.now;
     this.onPublishError = deps.onPublishError ?? (() => {});
+    this.memberSummaries = deps.memberSummaries ?? null;
     this.searches = new ConcurrencyLimit(deps.limits.maxConcurrentSearches, 1, 'too many searches running; retry shortly');
   }
 
@@ -457,11 +462,15 @@ export class Chat {
   }
 
   async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
-    await this.requireMembership(d.conversationId, userId);
+    const { conversation } = await this.requireMembership(d.conversationId, userId);
     const result = await this.store.markRead(d.conversationId, userId, d.seq);
     if (!result) throw new ParleyError('NOT_MEMBER');
     if (result.moved) {
-      this.announce(this.publisher.toConversation(d.conversationId, 'read', { conversationId: d.conversationId, userId, seq: result.readSeq }));
+      const read = { conversationId: d.conversationId, userId, seq: result.readSeq };
+      // In a large group every member's reads to every member would be N² frames: there only the reader's own
+      // devices are told (the others' positions are in member.list and sync changes).
+      const large = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ?? false;
+      this.announce(large ? this.publisher.toUser(userId, 'read', read) : this.publisher.toConversation(d.conversationId, 'read', read));
     }
     return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };
   }
@@ -540,15 +549,20 @@ export class Chat {
   private async announceJoin(conversationId: string, member: Member): Promise<void> {
     const conversation = await this.store.getConversation(conversationId);
     if (!conversation) return;
+    const summaries = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ? this.memberSummaries : null;
+    summaries?.note(conversationId, 'joined');
     await Promise.all([
       this.publisher.toUser(member.userId, 'conversation.updated', conversation),
-      this.publisher.toConversation(conversationId, 'member.joined', { conversationId, member }),
+      summaries ? undefined : this.publisher.toConversation(conversationId, 'member.joined', { conversationId, member }),
     ]).catch(this.onPublishError);
   }
 
   private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked' | 'banned'): Promise<void> {
+    const conversation = this.memberSummaries ? await this.store.getConversation(conversationId).catch(() => null) : null;
+    const summaries = conversation && this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ? this.memberSummaries : null;
+    summaries?.note(conversationId, 'left');
     await Promise.all([
-      this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),
+      summaries ? undefined : this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),
       this.publisher.toUser(userId, 'conversation.removed', { conversationId, reason }),
     ]).catch(this.onPublishError);
   }

@@ -10,7 +10,19 @@ export interface Services {
   presence: PresenceService;
 }
 
-type Operation<T extends RequestType> = (services: Services, userId: string, data: RequestData<T>) => Promise<ResultMap[T]>;
+/**
+ * What a request may change on the WebSocket connection it came on: its presence subscriptions (`presence.subscribe`).
+ * Absent for a REST request, which has no connection.
+ */
+export interface ConnectionScope {
+  /** The user ids this connection is subscribed to. */
+  readonly presenceWatches: ReadonlySet<string>;
+  /** Add subscriptions; resolves once changes published afterwards reach the connection. */
+  watchPresence(userIds: readonly string[]): Promise<void>;
+  unwatchPresence(userIds: readonly string[]): void;
+}
+
+type Operation<T extends RequestType> = (services: Services, userId: string, data: RequestData<T>, scope?: ConnectionScope) => Promise<ResultMap[T]>;
 
 /**
  * A write: refused with BANNED to a banned user before it runs. Enforced here, for both transports, rather than only
@@ -61,6 +73,8 @@ export const operations: { [T in RequestType]: Operation<T> } = {
   'read.mark': write((s, u, d) => s.chat.markRead(u, d)),
   'typing': write((s, u, d) => s.typing.typing(u, d.conversationId, d.typing)),
   'presence.get': async (s, u, d) => ({ users: await s.presence.get(u, d.userIds) }),
+  'presence.subscribe': (s, u, d, scope) => s.presence.subscribe(u, d.userIds, scope),
+  'presence.unsubscribe': async (s, u, d, scope) => s.presence.unsubscribe(d.userIds, scope),
 };
 
 /**

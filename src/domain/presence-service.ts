@@ -1,7 +1,18 @@
+import { ParleyError } from '../protocol/errors.js';
 import type { PresenceInfo } from '../protocol/types.js';
 import type { Presence } from '../presence/presence.js';
 import type { Store } from '../store/store.js';
+import type { ConnectionScope } from './operations.js';
 import type { Publisher } from './publisher.js';
+
+export interface PresenceOptions {
+  batchMs: number;
+  ttlMs: number;
+  /** Presence is pushed to direct conversations and groups of at most this many members (see `presence` event). */
+  maxGroupSize: number;
+  /** `presence.subscribe` subscriptions one connection may hold. */
+  maxSubscriptions: number;
+}
 
 /**
  * Presence as users see it: online / offline / last seen of the users they share a conversation with.
@@ -9,6 +20,12 @@ import type { Publisher } from './publisher.js';
  * Changes are collected for `batchMs` and then pushed as ONE `presence` event per affected conversation, so a
  * reconnect storm of a thousand users in one group becomes one event to that group per window, not a thousand.
  * A user who goes offline and back online within a window produces no event at all.
+ *
+ * Pushed by interest, so the cost of a change is its watchers, not the size of the groups the user is in:
+ * - to each direct conversation and each group of at most `maxGroupSize` members the user is in;
+ * - to the user's presence topic, which reaches only connections that subscribed to that user (`presence.subscribe`,
+ *   at most `maxSubscriptions` each): how a client shows presence of members of a large group it displays.
+ * A large group gets no presence events: with N members online, pushing to it cost N² frames.
  */
 export class PresenceService {
   private pending = new Map<string, PresenceInfo>();
@@ -23,7 +40,7 @@ export class PresenceService {
     private readonly presence: Presence,
     private readonly store: Store,
     private readonly publisher: Publisher,
-    private readonly options: { batchMs: number; ttlMs: number },
+    private readonly options: PresenceOptions,
     private readonly now: () => number = Date.now,
     private readonly onError: (err: unknown) => void = () => {},
   ) {
@@ -51,9 +68,43 @@ export class PresenceService {
 
   /** Presence of the requested users who share a conversation with `userId` (others are left out). */
   async get(userId: string, userIds: string[]): Promise<PresenceInfo[]> {
+    return this.states(await this.visible(userId, userIds));
+  }
+
+  /**
+   * `presence.subscribe`: the connection receives the presence changes of the requested users who share a
+   * conversation with `userId` (others are left out, as in `get`), until it unsubscribes or closes. Answers their
+   * presence now; a change after the answer is pushed (the subscription is in place before the states are read).
+   * LIMIT_EXCEEDED, and nothing changes, when the connection would hold more than `maxSubscriptions`.
+   */
+  async subscribe(userId: string, userIds: string[], scope: ConnectionScope | undefined): Promise<{ users: PresenceInfo[]; subscribed: number }> {
+    if (!scope) throw new ParleyError('INVALID_REQUEST', 'presence.subscribe needs a WebSocket connection');
+    const visible = await this.visible(userId, userIds);
+    // Checked and added with no await between: concurrent subscribes of one connection cannot pass the bound together.
+    const added = visible.filter((id) => !scope.presenceWatches.has(id)).length;
+    const max = this.options.maxSubscriptions;
+    if (scope.presenceWatches.size + added > max) {
+      throw new ParleyError('LIMIT_EXCEEDED', `at most ${max} presence subscriptions per connection`, { max, subscribed: scope.presenceWatches.size });
+    }
+    await scope.watchPresence(visible);
+    return { users: await this.states(visible), subscribed: scope.presenceWatches.size };
+  }
+
+  /** `presence.unsubscribe`: ids not subscribed are ignored. */
+  unsubscribe(userIds: string[], scope: ConnectionScope | undefined): { subscribed: number } {
+    if (!scope) throw new ParleyError('INVALID_REQUEST', 'presence.unsubscribe needs a WebSocket connection');
+    scope.unwatchPresence(userIds);
+    return { subscribed: scope.presenceWatches.size };
+  }
+
+  /** The requested users (each once) who share a conversation with `userId`, and `userId` itself. */
+  private async visible(userId: string, userIds: string[]): Promise<string[]> {
     const contacts = new Set(await this.store.listContacts(userId));
     contacts.add(userId);
-    const visible = [...new Set(userIds)].filter((id) => contacts.has(id));
+    return [...new Set(userIds)].filter((id) => contacts.has(id));
+  }
+
+  private async states(visible: string[]): Promise<PresenceInfo[]> {
     if (visible.length === 0) return [];
     const states = await this.presence.get(visible, this.now());
     const missingLastSeen = states.filter((s) => !s.online && s.lastSeen === null);
@@ -81,7 +132,12 @@ export class PresenceService {
   private async sweep(): Promise<void> {
     try {
       const now = this.now();
-      for (const userId of await this.presence.sweep(now)) this.changed({ userId, online: false, lastSeen: now });
+      const expired = await this.presence.sweep(now);
+      for (const userId of expired) this.changed({ userId, online: false, lastSeen: now });
+      // The engine forgets offline users after the ttl: the store keeps when an expired user was last seen.
+      for (const state of expired.length > 0 ? await this.presence.get(expired, now) : []) {
+        await this.store.setLastSeen(state.userId, state.lastSeen ?? now).catch(this.onError);
+      }
     } catch (err) {
       this.onError(err);
     }
@@ -104,17 +160,34 @@ export class PresenceService {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     const byConversation = new Map<string, PresenceInfo[]>();
+    /** conversationId → whether its members are pushed presence; read once per window. */
+    const pushed = new Map<string, boolean>();
     try {
       for (const info of batch) {
         for (const conversationId of await this.store.listConversationIds(info.userId)) {
+          if (!(await this.pushesPresence(conversationId, pushed))) continue;
           let list = byConversation.get(conversationId);
           if (!list) byConversation.set(conversationId, (list = []));
           list.push(info);
         }
       }
-      await Promise.all([...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })));
+      await Promise.all([
+        ...[...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })),
+        ...batch.map((info) => this.publisher.toPresenceWatchers(info.userId, 'presence', { users: [info] })),
+      ]);
     } catch (err) {
       this.onError(err);
     }
+  }
+
+  /** Direct conversations and groups of at most `maxGroupSize` members get presence events (cached in `known`). */
+  private async pushesPresence(conversationId: string, known: Map<string, boolean>): Promise<boolean> {
+    let pushes = known.get(conversationId);
+    if (pushes === undefined) {
+      const conversation = await this.store.getConversation(conversationId);
+      pushes = conversation !== null && (conversation.kind === 'direct' || conversation.memberCount <= this.options.maxGroupSize);
+      known.set(conversationId, pushes);
+    }
+    return pushes;
   }
 }

@@ -1,4 +1,4 @@
-import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
+import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
 import { encodeControl, encodeFrame } from '../bus/envelope.js';
 import { encodeEvent, type EventMap, type EventName } from '../protocol/events.js';
 
@@ -17,6 +17,11 @@ export class Publisher {
 
   toUser<E extends EventName>(userId: string, event: E, data: EventMap[E]): Promise<void> {
     return this.bus.publish(userTopic(userId), encodeFrame(encodeEvent(event, data)));
+  }
+
+  /** To the connections subscribed to the user's presence (presence.subscribe), wherever they are. */
+  toPresenceWatchers<E extends EventName>(userId: string, event: E, data: EventMap[E]): Promise<void> {
+    return this.bus.publish(presenceTopic(userId), encodeFrame(encodeEvent(event, data)));
   }
 
   /** `ban`: close the user's connections (4502); `revoke`: close them all (4500); `revoke:<sessionId>`: those of one session. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RawData } from 'ws';
-import { budgetSpent, operations, userBudgets, type Services, type UserBudget } from '../domain/operations.js';
+import { budgetSpent, operations, userBudgets, type ConnectionScope, type Services, type UserBudget } from '../domain/operations.js';
 import type { Metrics } from '../http/metrics.js';
 import type { CloseName } from '../protocol/close-codes.js';
 import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
@@ -33,6 +33,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
     /** Per-user budgets (message writes, searches), shared with the REST API and, with a shared engine, other instances. */
     private readonly limiter: RateLimiter,
+    /** What a request may change on its connection (presence subscriptions); see ConnectionScope. */
+    private readonly scopeOf: (connection: Connection) => ConnectionScope | undefined = () => undefined,
   ) {}
 
   /** Returns the running request, if the frame started one (shutdown waits for it). */
@@ -109,8 +111,8 @@ export class Dispatcher {
   }
 
   private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
-    const operation = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
-    return operation(this.services, connection.userId, input).then(
+    const operation = operations[type] as (s: Services, u: string, d: unknown, scope?: ConnectionScope) => Promise<unknown>;
+    return operation(this.services, connection.userId, input, this.scopeOf(connection)).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);

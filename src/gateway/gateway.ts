@@ -4,9 +4,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
-import { conversationTopic, userTopic, type Bus } from '../bus/bus.js';
+import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
-import type { Services, UserBudget } from '../domain/operations.js';
+import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
@@ -83,6 +83,7 @@ interface Setup {
 }
 
 const noop = (): void => {};
+const emptyWatches: ReadonlySet<string> = new Set();
 type TaggedSocket = WebSocket & { [kConnection]?: Connection };
 
 /**
@@ -97,6 +98,12 @@ export class Gateway implements ConnectionOwner {
   /** userId → its one connection, or a Set of them when it has several (most users have one; a Set costs ~150 B). */
   private readonly byUser = new Map<string, Connection | Set<Connection>>();
   private readonly byConversation = new Map<string, Set<Connection>>();
+  /**
+   * Presence subscriptions (`presence.subscribe`): watched userId → the connections watching, and each watching
+   * connection → its watched users. Only connections that subscribed have an entry: an idle one costs nothing here.
+   */
+  private readonly presenceWatchers = new Map<string, Set<Connection>>();
+  private readonly presenceWatches = new Map<Connection, Set<string>>();
   private readonly dispatcher: Dispatcher;
   private readonly heartbeat: Heartbeat;
   private draining = false;
@@ -116,7 +123,7 @@ export class Gateway implements ConnectionOwner {
       clientTracking: false,
       handleProtocols: selectSubprotocol,
     });
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter);
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c));
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
     deps.bus.onReset(() => this.resynchroniseAll());
@@ -321,6 +328,8 @@ export class Gateway implements ConnectionOwner {
     if (!this.connections.delete(connection)) return;
     this.deps.metrics.connections.dec();
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
+    const watches = this.presenceWatches.get(connection);
+    if (watches) this.unwatchPresence(connection, [...watches]);
     const devices = this.byUser.get(connection.userId);
     let lastDevice = false;
     if (devices === connection) {
@@ -371,6 +380,52 @@ export class Gateway implements ConnectionOwner {
     }
   }
 
+  /** What requests may change on this connection (presence subscriptions). */
+  private scopeOf(connection: Connection): ConnectionScope {
+    const watches = this.presenceWatches;
+    return {
+      get presenceWatches() {
+        return watches.get(connection) ?? emptyWatches;
+      },
+      watchPresence: (userIds) => this.watchPresence(connection, userIds),
+      unwatchPresence: (userIds) => this.unwatchPresence(connection, userIds),
+    };
+  }
+
+  /** Adds the watches at once (the caller's bound holds); resolves once the new presence topics are subscribed. */
+  private watchPresence(connection: Connection, userIds: readonly string[]): Promise<void> {
+    if (connection.state === ConnectionState.Closed || userIds.length === 0) return Promise.resolve();
+    let watches = this.presenceWatches.get(connection);
+    if (!watches) this.presenceWatches.set(connection, (watches = new Set()));
+    const subscribing: Array<Promise<void>> = [];
+    for (const userId of userIds) {
+      watches.add(userId);
+      let watchers = this.presenceWatchers.get(userId);
+      if (!watchers) {
+        this.presenceWatchers.set(userId, (watchers = new Set()));
+        subscribing.push(this.deps.bus.subscribe(presenceTopic(userId)));
+      }
+      watchers.add(connection);
+    }
+    return Promise.all(subscribing).then(noop);
+  }
+
+  private unwatchPresence(connection: Connection, userIds: readonly string[]): void {
+    const watches = this.presenceWatches.get(connection);
+    if (!watches) return;
+    for (const userId of userIds) {
+      if (!watches.delete(userId)) continue;
+      const watchers = this.presenceWatchers.get(userId);
+      if (!watchers) continue;
+      watchers.delete(connection);
+      if (watchers.size === 0) {
+        this.presenceWatchers.delete(userId);
+        this.unsubscribe(presenceTopic(userId));
+      }
+    }
+    if (watches.size === 0) this.presenceWatches.delete(connection);
+  }
+
   private unsubscribe(topic: string): void {
     this.deps.bus.unsubscribe(topic).catch((err) => this.deps.logger.warn({ err, topic }, 'bus unsubscribe failed'));
   }
@@ -392,13 +447,14 @@ export class Gateway implements ConnectionOwner {
   private deliver(topic: string, payload: string): void {
     const envelope = decodeEnvelope(payload);
     const isUserTopic = topic.charCodeAt(0) === 0x75; /* u */
+    const isPresenceTopic = topic.charCodeAt(0) === 0x70; /* p */
     const id = topic.slice(2);
     if (envelope.kind === 'control') {
       if (isUserTopic && envelope.command === 'ban') for (const c of [...this.devicesOf(id)]) this.closeConnection(c, 'BANNED');
       if (isUserTopic && envelope.command.startsWith('revoke')) this.closeRevoked(id, envelope.command.slice('revoke:'.length) || null);
       return;
     }
-    const targets = isUserTopic ? this.devicesOf(id) : this.byConversation.get(id);
+    const targets = isUserTopic ? this.devicesOf(id) : isPresenceTopic ? this.presenceWatchers.get(id) : this.byConversation.get(id);
     if (!targets || (targets instanceof Set ? targets.size : targets.length) === 0) return;
     if (isUserTopic) {
       const change = membershipChange(envelope.frame);

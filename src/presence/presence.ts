@@ -6,7 +6,9 @@
  *   an entry that is not touched expires by itself, so a dead instance does not leave users online forever.
  * - `connect` and `disconnect` report transitions: `becameOnline` only for the first live connection of a user,
  *   `becameOffline` only when the last one goes.
- * - `lastSeen` is the time of the last disconnect or touch; it survives going offline.
+ * - `lastSeen` is the time of the last disconnect or touch; it survives going offline for at least `ttlMs`.
+ * - Memory is bounded by the users online now: a `sweep` more than `ttlMs` after a user went offline may forget the
+ *   user (`get` then reports `lastSeen: null`; the store keeps the last disconnect time, see PresenceService).
  */
 export interface Presence {
   connect(userId: string, connectionId: string, now: number): Promise<{ becameOnline: boolean }>;

@@ -17,12 +17,21 @@ export interface EventMap {
   'message.updated': Message;
   'read': { conversationId: string; userId: string; seq: number };
   'typing': { conversationId: string; userId: string; typing: boolean; expiresInMs: number };
-  /** Presence changes of members of `conversationId` (one event per conversation you share with them), batched. */
-  'presence': { conversationId: string; users: PresenceInfo[] };
+  /**
+   * Presence changes, batched: of members of `conversationId` (a direct conversation or a group of at most
+   * `presence.maxGroupSize` members; one event per such conversation you share with them), or, without
+   * `conversationId`, of users this connection subscribed to with `presence.subscribe`.
+   */
+  'presence': { conversationId?: string; users: PresenceInfo[] };
   /** Someone joined (or was added to) a conversation you are in. */
   'member.joined': { conversationId: string; member: Member };
   /** Someone left or was removed; `by` is the kicker for a kick. */
   'member.left': { conversationId: string; userId: string; by: string | null };
+  /**
+   * Joins and departures of a group above `membership.summaryAbove` members, summed over one window instead of one
+   * `member.joined` / `member.left` each: how many joined and left, and the member count after them.
+   */
+  'member.summary': { conversationId: string; joined: number; left: number; memberCount: number };
   'member.role': { conversationId: string; userId: string; role: Role };
   /** A conversation you are in was created for you, joined, renamed, or otherwise changed. */
   'conversation.updated': Conversation;
@@ -32,7 +41,7 @@ export interface EventMap {
 
 export type EventName = keyof EventMap;
 export const eventNames: EventName[] = [
-  'welcome', 'message.new', 'message.updated', 'read', 'typing', 'presence', 'member.joined', 'member.left',
+  'welcome', 'message.new', 'message.updated', 'read', 'typing', 'presence', 'member.joined', 'member.left', 'member.summary',
   'member.role', 'conversation.updated', 'conversation.removed',
 ];
 

@@ -101,6 +101,13 @@ export const requestSchemas = {
   'typing': z.object({ conversationId: id, typing: z.boolean() }).strict(),
   /** Current presence of the given users (only users who share a conversation with you are answered). */
   'presence.get': z.object({ userIds: z.array(id).max(1000) }).strict(),
+  /**
+   * Push presence changes of these users to this connection (WebSocket only; ends with the connection). For users the
+   * client shows whose presence is not pushed anyway (members of large groups); at most `presence.maxSubscriptions`.
+   */
+  'presence.subscribe': z.object({ userIds: z.array(id).min(1).max(1000) }).strict(),
+  /** Stop pushing presence changes of these users to this connection (ids not subscribed are ignored). */
+  'presence.unsubscribe': z.object({ userIds: z.array(id).min(1).max(1000) }).strict(),
 } as const;
 
 export type RequestType = keyof typeof requestSchemas;

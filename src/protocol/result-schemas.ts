@@ -127,6 +127,8 @@ export const resultSchemas = {
   'read.mark': z.object({ conversationId: id, readSeq: z.number().int().min(0), unread: z.number().int().min(0) }),
   'typing': empty,
   'presence.get': z.object({ users: z.array(presenceInfoSchema) }),
+  'presence.subscribe': z.object({ users: z.array(presenceInfoSchema), subscribed: z.number().int().min(0) }),
+  'presence.unsubscribe': z.object({ subscribed: z.number().int().min(0) }),
 } satisfies { [K in keyof ResultMap]?: z.ZodType };
 
 // ---- compile-time: each schema's output and its TypeScript type are assignable both ways.

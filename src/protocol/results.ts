@@ -69,6 +69,9 @@ export interface ResultMap {
   'read.mark': { conversationId: string; readSeq: number; unread: number };
   'typing': Record<string, never>;
   'presence.get': { users: PresenceInfo[] };
+  /** The current presence of the users now subscribed (those who share a conversation with you; others left out). */
+  'presence.subscribe': { users: PresenceInfo[]; subscribed: number };
+  'presence.unsubscribe': { subscribed: number };
 }
 
 export interface ReplyOk<R = unknown> {

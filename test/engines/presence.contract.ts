@@ -163,5 +163,32 @@ export function runPresenceContract(engineName: string, createPresence: (ttlMs: 
         assert.deepEqual(await presence.sweep(T0 + 10 * TTL), []);
       });
     });
+
+    it('keeps an offline user for ttl, then a sweep forgets it (memory follows who is online, not history)', async () => {
+      await withPresence(async (presence) => {
+        const left = freshUser('forget-left');
+        const expired = freshUser('forget-expired');
+        const back = freshUser('forget-back');
+        await presence.connect(left, 'l1', T0);
+        await presence.connect(expired, 'e1', T0);
+        await presence.connect(back, 'b1', T0);
+        await presence.disconnect(left, 'l1', T0 + 10);
+        await presence.disconnect(back, 'b1', T0 + 10);
+        assert.deepEqual(await presence.sweep(T0 + TTL + 1), [expired], 'the untouched user expires (offline from now)');
+        assert.deepEqual(
+          (await presence.get([left, expired], T0 + TTL + 1)).map((e) => e.lastSeen),
+          [T0 + 10, T0],
+          'within ttl of going offline, lastSeen is kept',
+        );
+        await presence.connect(back, 'b2', T0 + TTL + 5); // came back: never forgotten while online
+        await presence.sweep(T0 + 2 * TTL + 2);
+        assert.deepEqual(
+          (await presence.get([left, expired, back], T0 + 2 * TTL + 2)).map((e) => [e.online, e.lastSeen]),
+          [[false, null], [false, null], [true, T0 + TTL + 5]],
+          'offline for more than ttl at a sweep: forgotten; online: kept',
+        );
+        assert.deepEqual(await presence.connect(left, 'l2', T0 + 2 * TTL + 3), { becameOnline: true }, 'a forgotten user comes back online');
+      });
+    });
   });
 }

@@ -82,6 +82,8 @@ export class ParleyClient {
   private readonly filling = new Set<string>();
   private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly gapFailures = new Map<string, number>();
+  /** Users whose presence this client subscribed to (subscribePresence); subscribed again on every `welcome`. */
+  private readonly presenceWatches = new Set<string>();
   private headCheckTimer: ReturnType<typeof setInterval> | undefined;
   /** Removes the browser listeners (visibilitychange, online) added by connect(). */
   private unwatchPage: (() => void) | null = null;
@@ -293,7 +295,25 @@ export class ParleyClient {
     this.sync().catch(() => {
       /* reported through `error` and retried */
     });
+    this.resubscribePresence();
     this.pumpOutbox();
+  }
+
+  /** Subscriptions end with a connection: renew them on the new one, and report the presence they answer. */
+  private resubscribePresence(): void {
+    if (this.presenceWatches.size === 0) return;
+    this.sendPresenceSubscribe([...this.presenceWatches]).then(
+      (users) => { if (users.length > 0) this.emitter.emit('presence', { users }); },
+      (err: unknown) => this.emitError(err),
+    );
+  }
+
+  private async sendPresenceSubscribe(userIds: readonly string[]): Promise<PresenceInfo[]> {
+    const users: PresenceInfo[] = [];
+    for (const batch of splitForFrame(userIds, PRESENCE_BATCH, this.welcomeValue?.limits.maxFrameBytes)) {
+      users.push(...(await this.request('presence.subscribe', { userIds: batch })).users);
+    }
+    return users;
   }
 
   // ---------------------------------------------------------------- frames
@@ -697,6 +717,32 @@ export class ParleyClient {
       users.push(...(await this.request('presence.get', { userIds: batch })).users);
     }
     return users;
+  }
+
+  /**
+   * Keep receiving the presence of these users (`presence` events without `conversationId`) while this client shows
+   * them: needed for members of groups above the server's `presence.maxGroupSize` (100 by default), whose presence is
+   * not pushed otherwise; direct-conversation peers and small-group members are pushed anyway. Subscriptions are
+   * renewed after every reconnect. Resolves with their presence now (users you share no conversation with are left
+   * out). Rejects with LIMIT_EXCEEDED past the server's `presence.maxSubscriptions` (500): those ids are not kept.
+   */
+  async subscribePresence(userIds: readonly string[]): Promise<PresenceInfo[]> {
+    const added = userIds.filter((id) => !this.presenceWatches.has(id));
+    for (const id of added) this.presenceWatches.add(id);
+    try {
+      return await this.sendPresenceSubscribe(userIds);
+    } catch (err) {
+      for (const id of added) this.presenceWatches.delete(id);
+      throw err;
+    }
+  }
+
+  /** Stop receiving the presence of these users (see subscribePresence). */
+  async unsubscribePresence(userIds: readonly string[]): Promise<void> {
+    const removed = userIds.filter((id) => this.presenceWatches.delete(id));
+    for (const batch of splitForFrame(removed, PRESENCE_BATCH, this.welcomeValue?.limits.maxFrameBytes)) {
+      await this.request('presence.unsubscribe', { userIds: batch });
+    }
   }
 
   // ---------------------------------------------------------------- internals

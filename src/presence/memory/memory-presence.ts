@@ -20,7 +20,9 @@ import type { Presence } from '../presence.js';
  * - `sweep`: users reported online whose connections are all expired; each is reported once, and their entries
  *   are dropped.
  * - `lastSeen`: time of the last connect, touch or disconnect; an expired user keeps the time of the last touch.
- *   It survives going offline (kept for every user seen since the process started).
+ *   It survives going offline for `ttlMs`: a `sweep` at least `ttlMs` after a user went offline (disconnect or
+ *   expiry) drops the user's entry, so memory follows the users online now, not every user seen since the process
+ *   started (the store keeps the last disconnect time; PresenceService falls back to it).
  */
 /**
  * connectionId → time of the last connect or touch. Most users have one connection: it is kept inline, and a Map
@@ -85,6 +87,11 @@ export class MemoryPresence implements Presence {
   private readonly users = new Map<string, UserEntry>();
   /** Users reported online: the only candidates for `sweep`, so a sweep does not scan users seen long ago. */
   private readonly online = new Set<string>();
+  /**
+   * Users reported offline → when they went offline, in that order (a Map keeps insertion order and each user is
+   * re-inserted when going offline again), so `sweep` forgets the expired ones from the front without a scan.
+   */
+  private readonly offline = new Map<string, number>();
   private closed = false;
 
   constructor(options: MemoryPresenceOptions) {
@@ -103,6 +110,7 @@ export class MemoryPresence implements Presence {
     if (user.reportedOnline) return { becameOnline: false };
     user.reportedOnline = true;
     this.online.add(userId);
+    this.offline.delete(userId);
     return { becameOnline: true };
   }
 
@@ -115,6 +123,7 @@ export class MemoryPresence implements Presence {
     if (!user.reportedOnline || user.connections.size > 0) return { becameOffline: false };
     user.reportedOnline = false;
     this.online.delete(userId);
+    this.wentOffline(userId, now);
     return { becameOffline: true };
   }
 
@@ -155,14 +164,40 @@ export class MemoryPresence implements Presence {
       user.reportedOnline = false;
       expired.push(userId);
     }
-    for (const userId of expired) this.online.delete(userId);
+    for (const userId of expired) {
+      this.online.delete(userId);
+      this.wentOffline(userId, now);
+    }
+    this.forgetOffline(now);
     return expired;
+  }
+
+  /** Entries held (online users and users offline for less than `ttlMs`); bounded by load, not by history. */
+  get size(): number {
+    return this.users.size;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.users.clear();
     this.online.clear();
+    this.offline.clear();
+  }
+
+  private wentOffline(userId: string, now: number): void {
+    this.offline.delete(userId);
+    this.offline.set(userId, now);
+  }
+
+  /** Drop the entries of users offline for more than `ttlMs` (oldest first; stops at the first one still kept). */
+  private forgetOffline(now: number): void {
+    for (const [userId, offlineAt] of this.offline) {
+      if (now - offlineAt <= this.ttlMs) break;
+      this.offline.delete(userId);
+      const user = this.users.get(userId);
+      // Checked again: a user who came back since is online (connect removed them from `offline`), never dropped.
+      if (user && !user.reportedOnline && user.connections.size === 0) this.users.delete(userId);
+    }
   }
 
   private isLive(touchedAt: number, now: number): boolean {
