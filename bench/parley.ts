@@ -59,7 +59,7 @@ export async function startParley(env: Record<string, string> = {}): Promise<Tes
   return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env });
 }
 
-async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
+export async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${server.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -70,7 +70,7 @@ async function rest(server: TestServer, token: string, method: string, path: str
   return text ? JSON.parse(text) : null;
 }
 
-async function pool<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
+export async function pool<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(count);
   let next = 0;
   await Promise.all(
@@ -89,13 +89,18 @@ async function pool<T>(count: number, concurrency: number, work: (i: number) => 
 
 const WELCOME_PREFIX = Buffer.from('{"event":"welcome"');
 
-interface ParleyConn {
+export interface ParleyConn {
   send(text: string): void;
   close(): void;
 }
 
 /** Connect with a bearer token and resolve once `welcome` arrived (from then on, events reach the connection). */
-async function connectParley(wsUrl: string, token: string, onFrame: (frame: Buffer) => void): Promise<ParleyConn> {
+export async function connectParley(
+  wsUrl: string,
+  token: string,
+  onFrame: (frame: Buffer) => void,
+  onClose?: (code: number) => void,
+): Promise<ParleyConn> {
   let welcomed: () => void = () => {};
   const welcome = new Promise<void>((r) => (welcomed = r));
   let ready = false;
@@ -111,7 +116,7 @@ async function connectParley(wsUrl: string, token: string, onFrame: (frame: Buff
       }
       onFrame(frame);
     },
-    { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 30_000 },
+    { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 30_000, onClose },
   );
   let timer: NodeJS.Timeout | undefined;
   const closed = new Promise<never>((_, reject) => {
@@ -206,7 +211,7 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
   };
 }
 
-async function stopServer(server: TestServer): Promise<void> {
+export async function stopServer(server: TestServer): Promise<void> {
   const timer = setTimeout(() => server.process.kill('SIGKILL'), 8_000);
   await server.stop().catch(() => {});
   clearTimeout(timer);

@@ -125,6 +125,19 @@ export const configSchema = z.object({
     /** Hard cap on a connection's pending outgoing bytes, whatever the time: passing it closes at once (4002). @default 4 MiB */
     maxOutgoingHardBytes: z.number().int().min(4096).default(4 * 1024 * 1024),
     /**
+     * Process-wide bound of outgoing bytes written and not yet confirmed read by their clients (what fan-out has not
+     * got to its readers, wherever it waits). Above it, every connection that sends a request stops being read (TCP
+     * backpressure) until the others are back under 3/4 of it: publishers slow down to what readers take, instead of
+     * the server buffering. Bounds server memory and the delay of deliveries (≈ this / the readers' byte rate).
+     * @default 32 MiB
+     */
+    maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
+    /**
+     * Least time between two position pings (a ping whose pong confirms how far a client has read) on a connection
+     * while bytes flow to it. Lower: finer accounting, more pongs. @default 50
+     */
+    outgoingProbeMs: z.number().int().min(1).max(10_000).default(50),
+    /**
      * Byte budget of one reply that can grow (history and sync pages, lists): pages stop before passing it and say
      * `more`. A page always holds at least one item. The budget used is at most half of `maxOutgoingBytes`.
      * @default 256 KiB
