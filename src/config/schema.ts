@@ -41,6 +41,17 @@ export const configSchema = z.object({
       synchronous: z.enum(['full', 'normal']).default('full'),
       /** Run SQLite on a worker thread, so commits do not stop the event loop. @default true */
       thread: z.boolean().default(true),
+      /**
+       * Message appends waiting for their group commit, at most; one more is refused with RATE_LIMITED (temporary,
+       * `retryAfterMs` = the last commit's duration, at least 10 ms) before anything is written. @default 10000
+       */
+      maxQueuedWrites: z.number().int().min(1).default(10_000),
+      /**
+       * Store calls posted to the store thread and not yet answered, at most (thread: true); one more is refused with
+       * RATE_LIMITED (temporary, `retryAfterMs` = the last call's duration, at least 10 ms) before it is posted.
+       * @default 10000
+       */
+      maxPendingCalls: z.number().int().min(1).default(10_000),
     }).strict().prefault({}),
   }).strict().prefault({}),
   bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),

@@ -390,6 +390,7 @@ export class Gateway implements ConnectionOwner {
     if (connection.state !== ConnectionState.Open) return;
     connection.paused = true;
     connection.ws.pause();
+    this.deps.metrics.backpressurePauses.inc();
     this.paused.add(connection);
     this.resumeTimer ??= setInterval(this.resumeIfCaughtUp, this.deps.options.outgoingProbeMs);
   }

@@ -48,6 +48,11 @@ export class Metrics {
     help: 'Connections not read because the process is over limits.maxOutgoingTotalBytes (backpressure on senders)',
     registers: [this.registry],
   });
+  readonly backpressurePauses = new Counter({
+    name: 'parley_backpressure_pauses_total',
+    help: 'Times a requesting connection stopped being read because the process was over limits.maxOutgoingTotalBytes',
+    registers: [this.registry],
+  });
   /** Where scrape-time gauges read their figures; set by the gateway. */
   readonly sources: { outgoing?: () => { queued: number; socket: number; unconfirmed: number; paused: number } } = {};
 
