@@ -86,6 +86,9 @@ export class Connection {
   private counted = true;
   /** Reading from the socket is paused (backpressure on a requesting connection). */
   paused = false;
+  /** The confirmed position seen by the owner's last stall check, and that check's round (see `stalled`). */
+  private progressMark = 0;
+  private progressRound = -1;
   readonly requests: TokenBucket;
 
   constructor(
@@ -192,6 +195,17 @@ export class Connection {
       }
     }
     if (this.counted) this.owner.unconfirmedChanged(-delta);
+  }
+
+  /**
+   * Whether the peer confirmed nothing since the owner's previous stall check (round `round - 1`) although bytes were
+   * waiting for it then. Records this round's position for the next check.
+   */
+  stalled(round: number): boolean {
+    const stalled = this.progressRound === round - 1 && this.confirmedBytes === this.progressMark && this.writtenBytes > this.confirmedBytes;
+    this.progressRound = round;
+    this.progressMark = this.confirmedBytes;
+    return stalled;
   }
 
   /** Bytes written and not yet confirmed by the peer, plus those queued this turn. */

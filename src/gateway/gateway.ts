@@ -115,6 +115,9 @@ export class Gateway implements ConnectionOwner {
   /** Connections whose reading is paused because the process is over its outgoing budget. */
   private readonly paused = new Set<Connection>();
   private resumeTimer: ReturnType<typeof setInterval> | null = null;
+  /** While over budget: when connections were last checked for stalled readers, and the check's round. */
+  private stallCheckAt = 0;
+  private stallRound = 0;
 
   constructor(private readonly deps: GatewayDeps) {
     const { options } = deps;
@@ -381,6 +384,22 @@ export class Gateway implements ConnectionOwner {
   // ---------------------------------------------------------------- backpressure on requesting connections
 
   /**
+   * While publishers are held, readers that confirm nothing for a whole `slowConsumerMs` are stuck, whatever their own
+   * backlog: several of them, each under its own limit, could otherwise hold the budget (and every publisher) forever.
+   * Checked every `slowConsumerMs` while over budget: the first check records positions, the next closes (4002) those
+   * that did not move. A paused connection is not judged (its pongs wait unread).
+   */
+  private closeStalled(): void {
+    const now = Date.now();
+    if (now - this.stallCheckAt < this.deps.options.slowConsumerMs) return;
+    this.stallCheckAt = now;
+    const round = ++this.stallRound;
+    for (const connection of [...this.connections]) {
+      if (!connection.paused && connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
+    }
+  }
+
+  /**
    * Over the process-wide outgoing budget, a connection that sends a request is no longer read (TCP backpressure: its
    * next requests wait in its own socket and kernel buffers, not in our memory) until fan-out caught up. The frame
    * already read is served. Only requesting connections are paused: a connection that only receives is never slowed.
@@ -392,7 +411,10 @@ export class Gateway implements ConnectionOwner {
     connection.ws.pause();
     this.deps.metrics.backpressurePauses.inc();
     this.paused.add(connection);
-    this.resumeTimer ??= setInterval(this.resumeIfCaughtUp, this.deps.options.outgoingProbeMs);
+    if (this.resumeTimer === null) {
+      this.stallCheckAt = Date.now();
+      this.resumeTimer = setInterval(this.resumeIfCaughtUp, this.deps.options.outgoingProbeMs);
+    }
   }
 
   /**
@@ -402,7 +424,7 @@ export class Gateway implements ConnectionOwner {
   private readonly resumeIfCaughtUp = (): void => {
     let pausedBytes = 0;
     for (const connection of this.paused) pausedBytes += connection.unconfirmedBytes();
-    if (this.unconfirmedTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return;
+    if (this.unconfirmedTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
     for (const connection of this.paused) {
       connection.paused = false;
       if (connection.state === ConnectionState.Open) connection.ws.resume();
