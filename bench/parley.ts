@@ -198,6 +198,7 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
           },
           stop: async () => {
             stopped = true;
+            await logBackpressure(server);
             await stopServer(server);
           },
           stats: async () => procStats(pid),
@@ -209,6 +210,17 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
       }
     },
   };
+}
+
+/** Say whether the run was slowed by the server's outgoing budget (limits.maxOutgoingTotalBytes) or closed readers. */
+async function logBackpressure(server: TestServer): Promise<void> {
+  try {
+    const text = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+    console.log(`  parley: ${value('parley_backpressure_pauses_total')} backpressure pauses, ${value('parley_closes_total{reason="SLOW_CONSUMER"}')} slow-consumer closes`);
+  } catch {
+    // metrics are a courtesy here
+  }
 }
 
 export async function stopServer(server: TestServer): Promise<void> {

@@ -145,9 +145,9 @@ export const configSchema = z.object({
     maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
     /**
      * Least time between two position pings (a ping whose pong confirms how far a client has read) on a connection
-     * while bytes flow to it. Lower: finer accounting, more pongs. @default 50
+     * while bytes flow to it. Lower: finer accounting, more pongs. @default 100
      */
-    outgoingProbeMs: z.number().int().min(1).max(10_000).default(50),
+    outgoingProbeMs: z.number().int().min(1).max(10_000).default(100),
     /**
      * Byte budget of one reply that can grow (history and sync pages, lists): pages stop before passing it and say
      * `more`. A page always holds at least one item. The budget used is at most half of `maxOutgoingBytes`.
