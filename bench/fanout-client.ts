@@ -224,7 +224,7 @@ function openWs(url: string): Promise<WebSocket> {
 export function connectRawWs(
   url: string,
   onMessage: (payload: Buffer) => void,
-  options: { headers?: Record<string, string>; timeoutMs?: number } = {},
+  options: { headers?: Record<string, string>; timeoutMs?: number; onClose?: (code: number) => void } = {},
 ): Promise<{ socket: Socket; send(text: string): void; close(): void }> {
   const target = new URL(url);
   const key = randomBytes(16).toString('base64');
@@ -295,6 +295,7 @@ export function connectRawWs(
       } else if (opcode === 9) {
         socket.write(maskedFrame(10, payload));
       } else if (opcode === 8) {
+        options.onClose?.(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
         socket.end();
         return;
       }

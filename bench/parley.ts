@@ -89,13 +89,18 @@ export async function pool<T>(count: number, concurrency: number, work: (i: numb
 
 const WELCOME_PREFIX = Buffer.from('{"event":"welcome"');
 
-interface ParleyConn {
+export interface ParleyConn {
   send(text: string): void;
   close(): void;
 }
 
 /** Connect with a bearer token and resolve once `welcome` arrived (from then on, events reach the connection). */
-export async function connectParley(wsUrl: string, token: string, onFrame: (frame: Buffer) => void): Promise<ParleyConn> {
+export async function connectParley(
+  wsUrl: string,
+  token: string,
+  onFrame: (frame: Buffer) => void,
+  onClose?: (code: number) => void,
+): Promise<ParleyConn> {
   let welcomed: () => void = () => {};
   const welcome = new Promise<void>((r) => (welcomed = r));
   let ready = false;
@@ -111,7 +116,7 @@ export async function connectParley(wsUrl: string, token: string, onFrame: (fram
       }
       onFrame(frame);
     },
-    { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 30_000 },
+    { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 30_000, onClose },
   );
   let timer: NodeJS.Timeout | undefined;
   const closed = new Promise<never>((_, reject) => {
@@ -193,6 +198,7 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
           },
           stop: async () => {
             stopped = true;
+            await logBackpressure(server);
             await stopServer(server);
           },
           stats: async () => procStats(pid),
@@ -204,6 +210,17 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
       }
     },
   };
+}
+
+/** Say whether the run was slowed by the server's outgoing budget (limits.maxOutgoingTotalBytes) or closed readers. */
+async function logBackpressure(server: TestServer): Promise<void> {
+  try {
+    const text = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+    console.log(`  parley: ${value('parley_backpressure_pauses_total')} backpressure pauses, ${value('parley_closes_total{reason="SLOW_CONSUMER"}')} slow-consumer closes`);
+  } catch {
+    // metrics are a courtesy here
+  }
 }
 
 export async function stopServer(server: TestServer): Promise<void> {

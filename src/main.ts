@@ -70,7 +70,8 @@ export async function openStore(config: Config): Promise<Store> {
   const path = sqlitePath(config);
   assertWritableFolder(config.dataDir, 'the data folder (dataDir)');
   if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
-  const options = { path, synchronous: config.store.sqlite.synchronous };
+  const { synchronous, maxQueuedWrites, maxPendingCalls } = config.store.sqlite;
+  const options = { path, synchronous, maxQueuedWrites, maxPendingCalls };
   const store = config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
   try {
     await store.migrate();

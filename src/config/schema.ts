@@ -55,6 +55,17 @@ export const configSchema = z.object({
        * 0 turns the check off. @default 67108864 (64 MiB)
        */
       minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+      /**
+       * Message appends waiting for their group commit, at most; one more is refused with RATE_LIMITED (temporary,
+       * `retryAfterMs` = the last commit's duration, at least 10 ms) before anything is written. @default 10000
+       */
+      maxQueuedWrites: z.number().int().min(1).default(10_000),
+      /**
+       * Store calls posted to the store thread and not yet answered, at most (thread: true); one more is refused with
+       * RATE_LIMITED (temporary, `retryAfterMs` = the last call's duration, at least 10 ms) before it is posted.
+       * @default 10000
+       */
+      maxPendingCalls: z.number().int().min(1).default(10_000),
     }).strict().prefault({}),
   }).strict().prefault({}),
   bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),
@@ -155,6 +166,19 @@ export const configSchema = z.object({
     slowConsumerMs: z.number().int().min(10).default(5000),
     /** Hard cap on a connection's pending outgoing bytes, whatever the time: passing it closes at once (4002). @default 4 MiB */
     maxOutgoingHardBytes: z.number().int().min(4096).default(4 * 1024 * 1024),
+    /**
+     * Process-wide bound of outgoing bytes written and not yet confirmed read by their clients (what fan-out has not
+     * got to its readers, wherever it waits). Above it, every connection that sends a request stops being read (TCP
+     * backpressure) until the others are back under 3/4 of it: publishers slow down to what readers take, instead of
+     * the server buffering. Bounds server memory and the delay of deliveries (≈ this / the readers' byte rate).
+     * @default 32 MiB
+     */
+    maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
+    /**
+     * Least time between two position pings (a ping whose pong confirms how far a client has read) on a connection
+     * while bytes flow to it. Lower: finer accounting, more pongs. @default 100
+     */
+    outgoingProbeMs: z.number().int().min(1).max(10_000).default(100),
     /**
      * Byte budget of one reply that can grow (history and sync pages, lists): pages stop before passing it and say
      * `more`. A page always holds at least one item. The budget used is at most half of `maxOutgoingBytes`.

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
 import { errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { TokenBucket } from '../ratelimit/token-bucket.js';
-import { frameText } from './frame.js';
+import { framePing, frameText } from './frame.js';
 import type { WriteScheduler } from './write-scheduler.js';
 
 const NO_CONVERSATIONS: ReadonlySet<string> = new Set<string>();
@@ -14,10 +14,13 @@ export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionSt
 /** Who handles a connection's socket events (the gateway); kept on the connection so listeners are shared functions. */
 export interface ConnectionOwner {
   handleFrame(connection: Connection, data: import('ws').RawData, isBinary: boolean): void;
-  markAlive(connection: Connection): void;
+  /** A pong arrived (its payload confirms a position, see `confirm`). */
+  markAlive(connection: Connection, payload: Buffer): void;
   unregister(connection: Connection): void;
   /** Count a close the connection decided itself (slow consumer), like the closes the owner makes. */
   countClose(name: CloseName): void;
+  /** The connection's unconfirmed bytes changed by `delta` (the owner keeps the process-wide total). */
+  unconfirmedChanged(delta: number): void;
 }
 
 export interface ConnectionLimits {
@@ -27,6 +30,8 @@ export interface ConnectionLimits {
   slowConsumerMs: number;
   /** Hard memory cap on pending bytes: a frame that would pass it closes the connection at once. */
   maxOutgoingHardBytes: number;
+  /** Least time between two position pings of a connection while bytes flow to it. */
+  outgoingProbeMs: number;
   connectionRate: { perSecond: number; burst: number };
 }
 
@@ -35,11 +40,18 @@ export interface ConnectionLimits {
  * has the same shape. Everything the server sends it (replies and events, in order) goes through `send`, which
  * queues the ready-made frame and lets the WriteScheduler write the turn's frames as one socket write.
  *
- * Slow consumers are judged by a backlog that does not drain, never by the size of one turn's writes: a reading
- * client may receive a large reply (a sync page) that briefly puts more than `maxOutgoingBytes` in flight. When pending
- * bytes (queued + the socket's unwritten buffer) exceed `maxOutgoingBytes`, a check runs every `slowConsumerMs`; if the
- * backlog is still above the limit and has not shrunk since the previous check, the peer is not reading and the
- * connection is closed (4002). `maxOutgoingHardBytes` bounds memory regardless of time.
+ * What the peer has not yet taken is counted end to end, not only in our socket buffer: the kernel's buffers on both
+ * sides of a loopback or LAN connection hold megabytes, so a client that reads too slowly leaves the socket's own
+ * buffer empty while its backlog (and the delay of everything sent to it) grows. Every write carries, at most every
+ * `outgoingProbeMs`, a ping whose payload is the byte position after it; the peer's pong (sent once it read up to
+ * there) confirms that position. Unconfirmed bytes = written − confirmed + queued: an upper bound of what is waiting
+ * for this peer anywhere (our memory, the kernels, the client's own queue).
+ *
+ * Slow consumers are judged by unconfirmed bytes that do not drain, never by the size of one turn's writes: a reading
+ * client may receive a large reply (a sync page) that briefly puts more than `maxOutgoingBytes` in flight. When
+ * unconfirmed bytes exceed `maxOutgoingBytes`, a check runs every `slowConsumerMs`; if they are still above the limit
+ * and have not shrunk since the previous check, the peer is not reading and the connection is closed (4002).
+ * `maxOutgoingHardBytes` bounds them regardless of time.
  */
 export class Connection {
   state: ConnectionState = ConnectionState.Open;
@@ -62,6 +74,21 @@ export class Connection {
   /** Pending bytes seen by the last backlog check, while a check is armed. */
   private backlogSample = 0;
   private backlogTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bytes written to the socket since the connection opened. */
+  private writtenBytes = 0;
+  /** Bytes the peer confirmed reading (the payload of its latest pong to a position ping). */
+  private confirmedBytes = 0;
+  /** When the last position ping was written (ms since the epoch); 0 while none is unanswered. */
+  private probeSentAt = 0;
+  /** The position the last ping carried. */
+  private probedBytes = 0;
+  /** False once the owner removed this connection from its totals (closed). */
+  private counted = true;
+  /** Reading from the socket is paused (backpressure on a requesting connection). */
+  paused = false;
+  /** The confirmed position seen by the owner's last stall check, and that check's round (see `stalled`). */
+  private progressMark = 0;
+  private progressRound = -1;
   readonly requests: TokenBucket;
 
   constructor(
@@ -95,7 +122,7 @@ export class Connection {
   /** Queue a ready-made frame. Returns false if the connection is closing or was just closed as a slow consumer. */
   send(frame: Buffer): boolean {
     if (this.state !== ConnectionState.Open) return false;
-    if (this.pendingBytes() + frame.length > this.limits.maxOutgoingHardBytes) {
+    if (this.unconfirmedBytes() + frame.length > this.limits.maxOutgoingHardBytes) {
       this.abandon('SLOW_CONSUMER');
       return false;
     }
@@ -127,13 +154,80 @@ export class Connection {
   flush(): void {
     this.marked = false;
     const queue = this.queue;
-    if (queue.length === 0) return;
+    const reping = this.probeSentAt === 0 && this.writtenBytes > this.probedBytes;
+    if (queue.length === 0 && !reping) return;
     const bytes = this.queuedBytes;
     this.queue = [];
     this.queuedBytes = 0;
     if (this.socket.destroyed) return;
-    this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
-    if (this.backlogTimer === null && this.pendingBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
+    this.writtenBytes += bytes;
+    if (this.counted && bytes > 0) this.owner.unconfirmedChanged(bytes);
+    const now = this.scheduler.now;
+    if (this.probeSentAt === 0 || now - this.probeSentAt >= this.limits.outgoingProbeMs) {
+      // The ping rides in the same write: no extra syscall. A newer one supersedes an unanswered one.
+      this.probeSentAt = now;
+      this.probedBytes = this.writtenBytes;
+      queue.push(framePing(this.writtenBytes));
+      this.socket.write(Buffer.concat(queue));
+    } else {
+      this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
+    }
+    if (this.backlogTimer === null && this.unconfirmedBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
+  }
+
+  /**
+   * A pong arrived: if it carries a position of ours, the peer has read up to there. Pongs to heartbeat pings carry no
+   * payload and confirm nothing. A position beyond what was written is ignored (a peer cannot confirm unsent bytes).
+   */
+  confirm(payload: Buffer): void {
+    if (payload.length === 0 || payload.length > 16) return;
+    const position = Number(payload.toString('latin1'));
+    if (!Number.isSafeInteger(position) || position <= this.confirmedBytes || position > this.writtenBytes) return;
+    const delta = position - this.confirmedBytes;
+    this.confirmedBytes = position;
+    if (position === this.probedBytes) {
+      // The latest ping is answered: the next write pings at once, and bytes written after it get a ping of their own
+      // now (the end of a burst must not stay unconfirmed until the next write).
+      this.probeSentAt = 0;
+      if (this.writtenBytes > position && !this.marked && this.state === ConnectionState.Open) {
+        this.marked = true;
+        this.scheduler.mark(this);
+      }
+    }
+    if (this.counted) this.owner.unconfirmedChanged(-delta);
+  }
+
+  /**
+   * Whether the peer confirmed nothing since the owner's previous stall check (round `round - 1`) although bytes were
+   * waiting for it then. Records this round's position for the next check.
+   */
+  stalled(round: number): boolean {
+    const stalled = this.progressRound === round - 1 && this.confirmedBytes === this.progressMark && this.writtenBytes > this.confirmedBytes;
+    this.progressRound = round;
+    this.progressMark = this.confirmedBytes;
+    return stalled;
+  }
+
+  /** Bytes written and not yet confirmed by the peer, plus those queued this turn. */
+  unconfirmedBytes(): number {
+    return this.writtenBytes - this.confirmedBytes + this.queuedBytes;
+  }
+
+  /** Remove this connection from the owner's totals (once, when it closes); returns its written, unconfirmed bytes. */
+  uncount(): number {
+    if (!this.counted) return 0;
+    this.counted = false;
+    return this.writtenBytes - this.confirmedBytes;
+  }
+
+  /** Bytes queued this turn and not yet written to the socket. */
+  get queuedByteCount(): number {
+    return this.queuedBytes;
+  }
+
+  /** Bytes written to the socket and not yet accepted by the kernel. */
+  get socketBufferedBytes(): number {
+    return this.socket.writableLength;
   }
 
   /** Bytes handed to this connection and not yet accepted by the kernel. */
@@ -142,7 +236,7 @@ export class Connection {
   }
 
   private watchBacklog(): void {
-    this.backlogSample = this.pendingBytes();
+    this.backlogSample = this.unconfirmedBytes();
     this.backlogTimer = setTimeout(this.checkBacklog, this.limits.slowConsumerMs);
     this.backlogTimer.unref();
   }
@@ -150,7 +244,7 @@ export class Connection {
   private readonly checkBacklog = (): void => {
     this.backlogTimer = null;
     if (this.state !== ConnectionState.Open || this.socket.destroyed) return;
-    const pending = this.pendingBytes();
+    const pending = this.unconfirmedBytes();
     if (pending <= this.limits.maxOutgoingBytes) return;
     // Still above the limit: a reader that made progress gets another window, one that did not is closed.
     if (pending >= this.backlogSample) {

@@ -29,6 +29,10 @@ export interface GatewayOptions {
   maxOutgoingBytes: number;
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
+  /** Process-wide bound of unconfirmed outgoing bytes; above it, connections that send requests are paused. */
+  maxOutgoingTotalBytes: number;
+  /** Least time between two position pings of a connection while bytes flow to it (see Connection). */
+  outgoingProbeMs: number;
   connectionRate: { perSecond: number; burst: number };
   /** The rate of each per-user budget (see userBudgets in domain/operations.ts). */
   userRates: Record<UserBudget, Rate>;
@@ -113,6 +117,14 @@ export class Gateway implements ConnectionOwner {
   private readonly presenceConnecting = new Map<Connection, Promise<void>>();
   /** Connection work in progress (see settled()). */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Unconfirmed outgoing bytes of every connection (see Connection): what fan-out has not yet got to its readers. */
+  private unconfirmedTotal = 0;
+  /** Connections whose reading is paused because the process is over its outgoing budget. */
+  private readonly paused = new Set<Connection>();
+  private resumeTimer: ReturnType<typeof setInterval> | null = null;
+  /** While over budget: when connections were last checked for stalled readers, and the check's round. */
+  private stallCheckAt = 0;
+  private stallRound = 0;
 
   constructor(private readonly deps: GatewayDeps) {
     const { options } = deps;
@@ -127,6 +139,18 @@ export class Gateway implements ConnectionOwner {
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
     deps.bus.onReset(() => this.resynchroniseAll());
+    deps.metrics.sources.outgoing = () => this.outgoingBytes();
+  }
+
+  /** Outgoing bytes held for every connection (metrics, read at scrape time). */
+  private outgoingBytes(): { queued: number; socket: number; unconfirmed: number; paused: number } {
+    let queued = 0;
+    let socket = 0;
+    for (const connection of this.connections) {
+      queued += connection.queuedByteCount;
+      socket += connection.socketBufferedBytes;
+    }
+    return { queued, socket, unconfirmed: this.unconfirmedTotal, paused: this.paused.size };
   }
 
   get connectionCount(): number {
@@ -157,6 +181,8 @@ export class Gateway implements ConnectionOwner {
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.heartbeat.stop();
+    if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
+    this.resumeTimer = null;
     for (const connection of this.connections) this.closeConnection(connection, 'SERVER_SHUTDOWN');
     const deadline = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -178,6 +204,7 @@ export class Gateway implements ConnectionOwner {
 
   close(): void {
     this.heartbeat.stop();
+    if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
     for (const connection of this.connections) connection.ws.terminate();
     this.wss.close();
   }
@@ -327,6 +354,8 @@ export class Gateway implements ConnectionOwner {
     connection.state = ConnectionState.Closed;
     if (!this.connections.delete(connection)) return;
     this.deps.metrics.connections.dec();
+    this.unconfirmedTotal -= connection.uncount();
+    this.paused.delete(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
     if (watches) this.unwatchPresence(connection, [...watches]);
@@ -356,6 +385,63 @@ export class Gateway implements ConnectionOwner {
   countClose(name: CloseName): void {
     this.deps.metrics.closes.inc({ reason: name });
   }
+
+  unconfirmedChanged(delta: number): void {
+    this.unconfirmedTotal += delta;
+  }
+
+  // ---------------------------------------------------------------- backpressure on requesting connections
+
+  /**
+   * While publishers are held, readers that confirm nothing for a whole `slowConsumerMs` are stuck, whatever their own
+   * backlog: several of them, each under its own limit, could otherwise hold the budget (and every publisher) forever.
+   * Checked every `slowConsumerMs` while over budget: the first check records positions, the next closes (4002) those
+   * that did not move. A paused connection is not judged (its pongs wait unread).
+   */
+  private closeStalled(): void {
+    const now = Date.now();
+    if (now - this.stallCheckAt < this.deps.options.slowConsumerMs) return;
+    this.stallCheckAt = now;
+    const round = ++this.stallRound;
+    for (const connection of [...this.connections]) {
+      if (!connection.paused && connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
+    }
+  }
+
+  /**
+   * Over the process-wide outgoing budget, a connection that sends a request is no longer read (TCP backpressure: its
+   * next requests wait in its own socket and kernel buffers, not in our memory) until fan-out caught up. The frame
+   * already read is served. Only requesting connections are paused: a connection that only receives is never slowed.
+   */
+  private pauseIfOverBudget(connection: Connection): void {
+    if (this.unconfirmedTotal <= this.deps.options.maxOutgoingTotalBytes || connection.paused) return;
+    if (connection.state !== ConnectionState.Open) return;
+    connection.paused = true;
+    connection.ws.pause();
+    this.deps.metrics.backpressurePauses.inc();
+    this.paused.add(connection);
+    if (this.resumeTimer === null) {
+      this.stallCheckAt = Date.now();
+      this.resumeTimer = setInterval(this.resumeIfCaughtUp, this.deps.options.outgoingProbeMs);
+    }
+  }
+
+  /**
+   * Resume every paused connection once the others' unconfirmed bytes are back under 3/4 of the budget. The paused
+   * ones' own bytes do not count: their pongs wait unread behind their requests, so they cannot confirm anything.
+   */
+  private readonly resumeIfCaughtUp = (): void => {
+    let pausedBytes = 0;
+    for (const connection of this.paused) pausedBytes += connection.unconfirmedBytes();
+    if (this.unconfirmedTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
+    for (const connection of this.paused) {
+      connection.paused = false;
+      if (connection.state === ConnectionState.Open) connection.ws.resume();
+    }
+    this.paused.clear();
+    if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
+    this.resumeTimer = null;
+  };
 
   // ---------------------------------------------------------------- interest index
 
@@ -521,10 +607,12 @@ export class Gateway implements ConnectionOwner {
     }
     const work = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
     if (work) this.track(work);
+    this.pauseIfOverBudget(connection);
   }
 
-  markAlive(connection: Connection): void {
+  markAlive(connection: Connection, payload: Buffer): void {
     connection.awaitingPong = false;
+    connection.confirm(payload);
   }
 }
 
@@ -532,9 +620,9 @@ function onSocketMessage(this: TaggedSocket, data: RawData, isBinary: boolean): 
   const connection = this[kConnection];
   if (connection) connection.owner.handleFrame(connection, data, isBinary);
 }
-function onSocketPong(this: TaggedSocket): void {
+function onSocketPong(this: TaggedSocket, payload: Buffer): void {
   const connection = this[kConnection];
-  if (connection) connection.owner.markAlive(connection);
+  if (connection) connection.owner.markAlive(connection, payload);
 }
 function onSocketClose(this: TaggedSocket): void {
   const connection = this[kConnection];

@@ -12,6 +12,8 @@ export class WriteScheduler {
   private dirty: Flushable[] = [];
   private scheduled = false;
   private readonly run = (): void => this.flushAll();
+  /** Date.now() at the start of the current flush (one clock read per turn, not per connection). */
+  now = Date.now();
 
   /** Call once per connection per turn (the connection tracks whether it is already marked). */
   mark(connection: Flushable): void {
@@ -24,6 +26,7 @@ export class WriteScheduler {
 
   flushAll(): void {
     this.scheduled = false;
+    this.now = Date.now();
     const batch = this.dirty;
     this.dirty = [];
     for (let i = 0; i < batch.length; i++) batch[i].flush();

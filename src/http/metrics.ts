@@ -24,6 +24,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Outgoing bytes held for connections, read at scrape time: `queued` (frames queued this event-loop turn, not yet
+   * written), `socket` (written to a socket, not yet taken by the kernel) and `unconfirmed` (written and not yet
+   * confirmed read by the peer, wherever they wait: our memory, the kernels, the client; bounded by
+   * limits.maxOutgoingTotalBytes plus one turn's fan-out).
+   */
+  readonly outgoingBytes = new Gauge({
+    name: 'parley_outgoing_bytes',
+    help: 'Outgoing bytes held in server memory for connections: queued this turn, or buffered in sockets',
+    labelNames: ['where'],
+    registers: [this.registry],
+    collect: () => {
+      const held = this.sources.outgoing?.();
+      if (!held) return;
+      this.outgoingBytes.set({ where: 'queued' }, held.queued);
+      this.outgoingBytes.set({ where: 'socket' }, held.socket);
+      this.outgoingBytes.set({ where: 'unconfirmed' }, held.unconfirmed);
+      this.pausedConnections.set(held.paused);
+    },
+  });
+  readonly pausedConnections = new Gauge({
+    name: 'parley_paused_connections',
+    help: 'Connections not read because the process is over limits.maxOutgoingTotalBytes (backpressure on senders)',
+    registers: [this.registry],
+  });
+  readonly backpressurePauses = new Counter({
+    name: 'parley_backpressure_pauses_total',
+    help: 'Times a requesting connection stopped being read because the process was over limits.maxOutgoingTotalBytes',
+    registers: [this.registry],
+  });
+  /** Where scrape-time gauges read their figures; set by the gateway. */
+  readonly sources: { outgoing?: () => { queued: number; socket: number; unconfirmed: number; paused: number } } = {};
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     this.storeReady.set(1);

@@ -1,7 +1,12 @@
 /**
  * Group commit: work submitted during one event-loop turn is run together as one batch (one transaction, so one
  * fsync), flushed on setImmediate; each submitter's promise then settles with its own outcome.
+ *
+ * The queue is bounded (`maxQueued`): a submission that finds it full is refused at once with RATE_LIMITED and a
+ * `retryAfterMs` of the last batch's duration, before anything is queued or written, so nothing acknowledged is lost
+ * and memory does not grow with a backlog the disk cannot absorb.
  */
+import { rateLimited } from '../../protocol/errors.js';
 
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
@@ -17,15 +22,22 @@ interface Pending<T, R> {
 export class GroupCommit<T, R> {
   private queue: Pending<T, R>[] = [];
   private scheduled = false;
+  /** How long the last batch took (ms): the wait suggested to a refused submitter. */
+  private lastBatchMs = 0;
 
   constructor(
     private readonly runBatch: BatchRunner<T, R>,
     private readonly mapError: (error: unknown) => unknown,
     // Bounds how long one flush blocks the event loop; the rest waits for the next turn.
     private readonly maxBatch = 2000,
+    /** Submissions waiting at most; one more is refused (RATE_LIMITED). */
+    private readonly maxQueued = Number.POSITIVE_INFINITY,
   ) {}
 
   submit(item: T): Promise<R> {
+    if (this.queue.length >= this.maxQueued) {
+      return Promise.reject(rateLimited(Math.max(10, this.lastBatchMs), 'The store is busy: too many writes are waiting; retry after retryAfterMs'));
+    }
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.schedule();
@@ -55,8 +67,10 @@ export class GroupCommit<T, R> {
     const batch = this.queue.splice(0, this.maxBatch);
     if (batch.length === 0) return;
     let outcomes: Outcome<R>[];
+    const started = performance.now();
     try {
       outcomes = this.runBatch(batch.map((p) => p.item));
+      this.lastBatchMs = performance.now() - started;
     } catch (error) {
       const mapped = this.mapError(error);
       for (const p of batch) p.reject(mapped);

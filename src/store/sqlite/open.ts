@@ -7,6 +7,10 @@ import { defaultBusyTimeoutMs } from './lock-wait.js';
 export interface OpenOptions {
   path: string;
   synchronous: 'full' | 'normal';
+  /** Appends waiting for their group commit at most; one more is refused with RATE_LIMITED. @default unbounded */
+  maxQueuedWrites?: number;
+  /** Calls posted to a store thread and not yet answered, at most; one more is refused with RATE_LIMITED. @default unbounded */
+  maxPendingCalls?: number;
   /** How long a write waits for another process's lock before failing as UNAVAILABLE (see lock-wait.ts). @default 1000 */
   busyTimeoutMs?: number;
   /**

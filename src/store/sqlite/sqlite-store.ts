@@ -39,9 +39,11 @@ export class SqliteStore implements Store {
   private statements: Statements | null = null;
   private appends: GroupCommit<QueuedAppend, AppendResult> | null = null;
   private readonly lockWait: LockWait;
+  private readonly maxQueuedWrites: number;
 
   constructor(options: SqliteStoreOptions) {
     this.db = openDatabase(options);
+    this.maxQueuedWrites = options.maxQueuedWrites ?? Number.POSITIVE_INFINITY;
     this.lockWait = new LockWait(this.db, options.busyTimeoutMs ?? defaultBusyTimeoutMs);
   }
 
@@ -52,7 +54,7 @@ export class SqliteStore implements Store {
   }
 
   private get appendQueue(): GroupCommit<QueuedAppend, AppendResult> {
-    return (this.appends ??= new GroupCommit(createAppendBatch(this.db, this.s), (err) => this.engineError(err)));
+    return (this.appends ??= new GroupCommit(createAppendBatch(this.db, this.s), (err) => this.engineError(err), undefined, this.maxQueuedWrites));
   }
 
   /** Run synchronous work, turning a throw into a rejection with engine errors mapped. */

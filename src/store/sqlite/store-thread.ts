@@ -33,7 +33,7 @@ function settle(result: Result): void {
 }
 
 function toWire(err: unknown): WireError {
-  if (isParleyError(err)) return { parley: true, code: err.code, message: err.message, details: err.details };
+  if (isParleyError(err)) return { parley: true, code: err.code, message: err.message, details: err.details, retryAfterMs: err.retryAfterMs };
   const error = err as Error;
   return { parley: false, code: null, message: error?.message ?? String(err), details: error?.stack };
 }

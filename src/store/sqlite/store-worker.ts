@@ -4,7 +4,7 @@
  * A result is posted only after the worker's store settled it (for a write: after its transaction committed).
  */
 import { Worker } from 'node:worker_threads';
-import { ParleyError } from '../../protocol/errors.js';
+import { ParleyError, rateLimited } from '../../protocol/errors.js';
 import type { Store } from '../store.js';
 import type { StoreThreadOptions } from './store-thread.js';
 import type { Call, Result, WireError } from './thread-protocol.js';
@@ -12,7 +12,12 @@ import type { Call, Result, WireError } from './thread-protocol.js';
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** When the call was posted (ms since the epoch). */
+  at: number;
 }
+
+/** Calls never refused for a full queue: opening and closing the store, and the health probe. */
+const unbounded: ReadonlySet<keyof Store> = new Set<keyof Store>(['migrate', 'close', 'ping']);
 
 export class StoreWorker {
   private readonly worker: Worker;
@@ -22,8 +27,12 @@ export class StoreWorker {
   private flushScheduled = false;
   /** Set once the thread failed or exited: every later call is UNAVAILABLE. */
   failure: Error | null = null;
+  /** How long the last answered call took (ms): the wait suggested to a refused caller. */
+  private recentMs = 0;
+  private readonly maxPending: number;
 
   constructor(options: StoreThreadOptions, private readonly name: string) {
+    this.maxPending = options.maxPendingCalls ?? Number.POSITIVE_INFINITY;
     this.worker = startWorker(options);
     this.worker.on('message', (results: Result[]) => this.settle(results));
     this.worker.on('error', (error) => this.failAll(error));
@@ -36,11 +45,19 @@ export class StoreWorker {
     return this.pending.size;
   }
 
+  /**
+   * Post a call. At `maxPendingCalls` unanswered calls, one more is refused at once with RATE_LIMITED (nothing is
+   * posted, so nothing acknowledged is lost): the thread's backlog, and the memory of the calls waiting on it, stay
+   * bounded however fast requests arrive.
+   */
   call(method: keyof Store, args: unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.unavailable(this.failure));
+    if (this.pending.size >= this.maxPending && !unbounded.has(method)) {
+      return Promise.reject(rateLimited(Math.max(10, this.recentMs), 'The store is busy: too many calls are waiting; retry after retryAfterMs'));
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, at: Date.now() });
       this.worker.ref();
       this.outbox.push([id, method, args]);
       if (!this.flushScheduled) {
@@ -62,10 +79,12 @@ export class StoreWorker {
   }
 
   private settle(results: Result[]): void {
+    const now = Date.now();
     for (const result of results) {
       const waiting = this.pending.get(result[0]);
       if (!waiting) continue;
       this.pending.delete(result[0]);
+      this.recentMs = now - waiting.at;
       if (result[1]) waiting.resolve(result[2]);
       else waiting.reject(fromWire(result[2]));
     }
@@ -93,7 +112,11 @@ function startWorker(options: StoreThreadOptions): Worker {
 }
 
 function fromWire(error: WireError): Error {
-  if (error.parley && error.code) return new ParleyError(error.code, error.message, error.details);
+  if (error.parley && error.code) {
+    const rebuilt = new ParleyError(error.code, error.message, error.details);
+    if (error.retryAfterMs !== undefined) rebuilt.retryAfterMs = error.retryAfterMs;
+    return rebuilt;
+  }
   const rebuilt = new Error(error.message);
   if (typeof error.details === 'string') rebuilt.stack = error.details;
   return rebuilt;

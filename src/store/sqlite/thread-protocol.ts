@@ -9,4 +9,6 @@ export interface WireError {
   code: ErrorCode | null;
   message: string;
   details: unknown;
+  /** RATE_LIMITED: the wait suggested to the caller. */
+  retryAfterMs?: number;
 }

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Socket } from 'node:net';
+import { RawClient, until } from '../helpers/raw-client.js';
+import { register, startServer, type TestServer } from '../helpers/server.js';
+
+/** One sample of the server's /metrics (0 when absent). */
+async function metric(server: TestServer, sample: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
+const socketOf = (client: RawClient): Socket => (client.ws as unknown as { _socket: Socket })._socket;
+
+const BUDGET = 256 * 1024;
+const TEXT_BYTES = 2000;
+const IN_FLIGHT = 8;
+
+/**
+ * Keep `IN_FLIGHT` sends outstanding until `count` were acknowledged or `stop()` says so; returns every reply. Bounded
+ * by `count` and by `timeoutMs`.
+ */
+async function flood(client: RawClient, conversationId: string, count: number, stop: () => boolean, timeoutMs = 30_000): Promise<any[]> {
+  const replies: any[] = [];
+  const text = 'x'.repeat(TEXT_BYTES);
+  const deadline = Date.now() + timeoutMs;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && !stop() && Date.now() < deadline) {
+      const i = next++;
+      replies.push(await client.request('message.send', { conversationId, key: `flood-${i}`, text }, timeoutMs));
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  return replies;
+}
+
+describe('overload: readers that fall behind, publishers that go faster than fan-out', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET),
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: '131072',
+      PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(8 * 1024 * 1024),
+      PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '100000',
+      PARLEY_LIMITS_CONNECTION_RATE_PER_SECOND: '100000',
+      PARLEY_LIMITS_CONNECTION_RATE_BURST: '100000',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('pauses the publisher instead of buffering, keeps unconfirmed bytes near the budget, and closes the non-readers (4002)', async () => {
+    const names = ['ovl-pub', 'ovl-reader', 'ovl-stuck-1', 'ovl-stuck-2', 'ovl-stuck-3', 'ovl-stuck-4'];
+    const accounts = await Promise.all(names.map((n) => register(server, n)));
+    const clients = await Promise.all(accounts.map((a) => RawClient.connect(server.wsUrl, a.token)));
+    const [publisher, reader, ...stuck] = clients;
+    const conversationId = (await publisher!.ok('conversation.create', { name: 'overload' })).conversation.id;
+    for (const c of [reader!, ...stuck]) await c.ok('conversation.join', { conversationId });
+    // The stuck members stop reading: what is written to them stays unconfirmed (their kernel buffers fill, then ours).
+    for (const c of stuck) socketOf(c).pause();
+
+    let maxUnconfirmed = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      for (let i = 0; i < 2000 && sampling; i++) {
+        maxUnconfirmed = Math.max(maxUnconfirmed, await metric(server, 'parley_outgoing_bytes{where="unconfirmed"}'));
+      }
+    })();
+    const slowClosed = () => metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
+    let closedAll = false;
+    const probe = setInterval(async () => (closedAll = (await slowClosed()) === stuck.length), 100);
+    // Publish until every non-reader was closed (bounded: at most 6,000 sends, each flood() at most 30 s).
+    const all: any[] = [];
+    try {
+      for (let round = 0; round < 2 && !closedAll; round++) all.push(...(await flood(publisher!, conversationId, 3000, () => closedAll)));
+    } finally {
+      clearInterval(probe);
+      sampling = false;
+      await sampler;
+    }
+    await until(async () => (await slowClosed()) === stuck.length, 'every non-reader closed as a slow consumer', 20_000, 100);
+
+    // The publisher was slowed by not being read (TCP backpressure), never refused: every send was acknowledged.
+    assert.deepEqual(all.filter((r) => r.error), [], 'no send was refused');
+    assert.ok((await metric(server, 'parley_backpressure_pauses_total')) > 0, 'the publisher was paused at least once');
+    // Unconfirmed bytes never went far past the budget: at most the fan-out of the sends already read when it was
+    // passed (IN_FLIGHT sends × 6 recipients × a frame), never the backlog of four stuck readers (8 MiB each allowed).
+    const frameBound = TEXT_BYTES + 1024;
+    assert.ok(maxUnconfirmed > 0, 'unconfirmed bytes were measured');
+    assert.ok(maxUnconfirmed <= BUDGET + IN_FLIGHT * 2 * clients.length * frameBound, `unconfirmed peaked at ${maxUnconfirmed} bytes`);
+    // The reader got everything, in order.
+    const last = all.length;
+    await reader!.waitFor('message.new', (m) => m.seq === last, 20_000);
+    assert.equal(reader!.eventsOf('message.new').length, last);
+    assert.equal(publisher!.closed, null);
+    assert.equal(reader!.closed, null);
+    for (const c of stuck) socketOf(c).resume();
+    for (const c of stuck) {
+      const { code } = await c.waitClose(10_000);
+      assert.ok(code === 4002 || code === 1006, `a stuck reader closed with ${code}`);
+    }
+    await until(async () => (await metric(server, 'parley_paused_connections')) === 0, 'no connection left paused', 5000, 50);
+    publisher!.close();
+    reader!.close();
+  });
+
+  it('closes one member that stops reading (4002) even while its backlog sits in the kernel, not in server memory', async () => {
+    const [alice, bob] = await Promise.all(['ovl-one-pub', 'ovl-one-stuck'].map((n) => register(server, n)));
+    const a = await RawClient.connect(server.wsUrl, alice.token);
+    const b = await RawClient.connect(server.wsUrl, bob.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'one stuck' })).conversation.id;
+    await b.ok('conversation.join', { conversationId });
+    const before = await metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
+    socketOf(b).pause();
+    let closed = false;
+    // Well below the budget and the hard cap: only the slow-consumer rule (backlog not shrinking) can close it.
+    const replies: any[] = [];
+    const probe = setInterval(async () => (closed = (await metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}')) > before), 100);
+    try {
+      for (let i = 0; i < 100 && !closed; i++) replies.push(...(await flood(a, conversationId, 20, () => closed)));
+    } finally {
+      clearInterval(probe);
+    }
+    assert.ok(closed, 'the member that stopped reading was closed as a slow consumer');
+    assert.deepEqual(replies.filter((r) => r.error), []);
+    socketOf(b).resume();
+    const { code } = await b.waitClose(10_000);
+    assert.ok(code === 4002 || code === 1006, `closed with ${code}`);
+    assert.equal(a.closed, null);
+    a.close();
+  });
+});
+
+describe('overload: the store refuses work past its queue bound, and loses nothing it acknowledged', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      PARLEY_STORE_SQLITE_MAX_PENDING_CALLS: '4',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '100000',
+      PARLEY_LIMITS_CONNECTION_RATE_PER_SECOND: '100000',
+      PARLEY_LIMITS_CONNECTION_RATE_BURST: '100000',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('answers RATE_LIMITED with retryAfterMs when the store thread has maxPendingCalls waiting; a retry succeeds', async () => {
+    const owner = await register(server, 'ovl-store-owner');
+    const a = await RawClient.connect(server.wsUrl, owner.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'store queue' })).conversation.id;
+    const count = 40;
+    // One burst, sent in one event-loop turn of the server: more sends than the store thread may have waiting.
+    const replies = await Promise.all(Array.from({ length: count }, (_, i) => a.request('message.send', { conversationId, key: `q-${i}`, text: `m${i}` })));
+    const refused = replies.map((r, i) => ({ r, i })).filter(({ r }) => r.error);
+    assert.ok(refused.length > 0, 'some sends were refused');
+    for (const { r } of refused) {
+      assert.equal(r.error.code, 'RATE_LIMITED');
+      assert.equal(r.error.temporary, true);
+      assert.ok(Number.isInteger(r.error.retryAfterMs) && r.error.retryAfterMs >= 1, JSON.stringify(r.error));
+    }
+    // Retried one at a time after retryAfterMs, with the same key: each succeeds.
+    for (const { r, i } of refused) {
+      await new Promise((resolve) => setTimeout(resolve, r.error.retryAfterMs));
+      await a.ok('message.send', { conversationId, key: `q-${i}`, text: `m${i}` });
+    }
+    // Every message is stored once: nothing acknowledged was lost, nothing refused was half-written.
+    const { messages } = await a.ok('history.after', { conversationId, afterSeq: 0, limit: 100 });
+    assert.deepEqual(messages.map((m: any) => m.text).sort(), Array.from({ length: count }, (_, i) => `m${i}`).sort());
+    assert.deepEqual(messages.map((m: any) => m.seq).sort((x: number, y: number) => x - y), Array.from({ length: count }, (_, i) => i + 1));
+    a.close();
+  });
+});
