@@ -109,8 +109,8 @@ export class Dispatcher {
   }
 
   private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
-    const operation = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
-    return operation(this.services, connection.userId, input).then(
+    const operation = operations[type] as (s: Services, u: string, d: unknown, c: string | null) => Promise<unknown>;
+    return operation(this.services, connection.userId, input, connection.id).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);
