@@ -35,7 +35,7 @@ describe('direct messages', () => {
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const phone = await RawClient.connect(server.wsUrl, bob.token);
     const laptop = await RawClient.connect(server.wsUrl, bob.token);
-    const { message } = await a.ok('message.send', { to: bob.id, key: 'k-devices', text: 'both devices' });
+    const message = await a.ok('message.send', { to: bob.id, key: 'k-devices', text: 'both devices' });
     await phone.waitFor('message.new', (m) => m.id === message.id);
     await laptop.waitFor('message.new', (m) => m.id === message.id);
     for (const c of [a, phone, laptop]) c.close();
@@ -46,7 +46,10 @@ describe('direct messages', () => {
     const { conversation } = await a.ok('direct.open', { userId: bob.id });
     const start = conversation.lastSeq;
     const sent = [];
-    for (let i = 0; i < 25; i++) sent.push((await a.ok('message.send', { conversationId: conversation.id, key: `offline-${i}`, text: `m${i}` })).message);
+    for (let i = 0; i < 25; i++) {
+      await a.ok('message.send', { conversationId: conversation.id, key: `offline-${i}`, text: `m${i}` });
+      sent.push({ text: `m${i}` });
+    }
     const b = await RawClient.connect(server.wsUrl, bob.token);
     const synced = await b.ok('sync', { conversations: [{ conversationId: conversation.id, afterSeq: start }], limit: 10 });
     const page = synced.conversations[0];

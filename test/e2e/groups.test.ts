@@ -126,14 +126,14 @@ describe('groups', () => {
       const bLaptop = await connect(bob);
       const c = await connect(carol);
       const conversation = await groupWith(a, [bPhone, c]);
-      const { message } = await c.ok('message.send', { conversationId: conversation.id, key: 'fan-1', text: 'hello everyone' });
+      const message = await c.ok('message.send', { conversationId: conversation.id, key: 'fan-1', text: 'hello everyone' });
       assert.equal(message.seq, 1);
       for (const receiver of [a, bPhone, bLaptop, c]) {
         const got = await receiver.waitFor('message.new', (m) => m.id === message.id);
         assert.equal(got.text, 'hello everyone');
         assert.equal(got.senderId, carol.id);
       }
-      const { message: reply } = await bLaptop.ok('message.send', { conversationId: conversation.id, key: 'fan-2', text: 'hi carol' });
+      const reply = await bLaptop.ok('message.send', { conversationId: conversation.id, key: 'fan-2', text: 'hi carol' });
       for (const receiver of [a, bPhone, bLaptop, c]) await receiver.waitFor('message.new', (m) => m.id === reply.id);
       for (const receiver of [a, bPhone, bLaptop, c]) {
         await settle(receiver);
@@ -149,7 +149,7 @@ describe('groups', () => {
       const { conversation } = await a.ok('conversation.create', { name: `Late ${unique()}` });
       await bJoiner.ok('conversation.join', { conversationId: conversation.id });
       await bOther.waitFor('conversation.updated', (e) => e.id === conversation.id);
-      const { message } = await a.ok('message.send', { conversationId: conversation.id, key: 'late', text: 'welcome' });
+      const message = await a.ok('message.send', { conversationId: conversation.id, key: 'late', text: 'welcome' });
       await bOther.waitFor('message.new', (m) => m.id === message.id);
       await bJoiner.waitFor('message.new', (m) => m.id === message.id);
     });
@@ -210,7 +210,7 @@ describe('groups', () => {
       const removed = await b.waitFor('conversation.removed', (e) => e.conversationId === conversationId);
       assert.equal(removed.reason, 'left');
 
-      const { message } = await a.ok('message.send', { conversationId, key: 'after-leave', text: 'bob is gone' });
+      const message = await a.ok('message.send', { conversationId, key: 'after-leave', text: 'bob is gone' });
       await c.waitFor('message.new', (m) => m.id === message.id);
       await settle(b);
       assert.equal(b.eventsOf('message.new').some((m) => m.id === message.id), false, 'the leaver no longer receives messages');
@@ -236,7 +236,7 @@ describe('groups', () => {
       await b.waitFor('conversation.removed', (e) => e.conversationId === conversation.id);
       await b.ok('conversation.join', { conversationId: conversation.id });
       await b.waitFor('conversation.updated', (e) => e.id === conversation.id);
-      const { message } = await a.ok('message.send', { conversationId: conversation.id, key: 'back', text: 'welcome back' });
+      const message = await a.ok('message.send', { conversationId: conversation.id, key: 'back', text: 'welcome back' });
       await b.waitFor('message.new', (m) => m.id === message.id);
     });
 

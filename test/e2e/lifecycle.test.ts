@@ -127,7 +127,7 @@ describe('connection lifecycle', () => {
       const opened = await openStaggered(server.wsUrl, kicked.token, 16, () => owner.client.ok('member.kick', { conversationId: conversation.id, userId: kicked.id }));
       const clients = opened.clients.filter((c): c is RawClient => c !== null);
       await Promise.all(clients.map((c) => c.waitFor('welcome')));
-      const { message } = await owner.client.ok('message.send', { conversationId: conversation.id, key: `k-${round}`, text: 'after the kick' });
+      const message = await owner.client.ok('message.send', { conversationId: conversation.id, key: `k-${round}`, text: 'after the kick' });
       // The send is delivered to local connections before its reply; a round trip on each connection then shows it.
       await Promise.all(clients.map((c) => settle(c)));
       const leaked = clients.filter((c) => c.eventsOf('message.new').some((m) => m.id === message.id));

@@ -148,7 +148,7 @@ describe('bad input', () => {
     assert.deepEqual(messages, historyBefore, 'no refused request stored or changed anything');
     const { conversation } = await b.ok('conversation.get', { conversationId });
     assert.equal(conversation.lastSeq, 3);
-    const { message } = await a.ok('message.send', { conversationId, key: 'after-1', text: 'still here' });
+    const message = await a.ok('message.send', { conversationId, key: 'after-1', text: 'still here' });
     assert.equal(message.seq, 4);
     assert.equal((await b.waitFor('message.new', (m) => m.id === message.id)).text, 'still here');
     a.close();

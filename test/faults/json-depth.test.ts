@@ -46,7 +46,7 @@ describe('bad input: deeply nested JSON', () => {
 
   it('refuses meta one level past the limit on send and edit, and accepts it at the limit', async () => {
     const atLimit = nested(32);
-    const { message } = await client.ok('message.send', { conversationId, key: 'ok', text: 'x', meta: atLimit });
+    const message = await client.ok('message.send', { conversationId, key: 'ok', text: 'x', meta: atLimit });
     assert.deepEqual(message.meta, atLimit);
     const send = await client.request('message.send', { conversationId, key: 'deep2', text: 'x', meta: nested(33) });
     assert.equal(send.error?.code, 'INVALID_REQUEST');
