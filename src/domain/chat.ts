@@ -464,6 +464,8 @@ export class Chat {
     entry.changesMore = cut || changes.length > limit || (changes.length === 0 && budget.exhausted);
     // The rev the client may store: everything up to it was returned (or concerned messages it will fetch anyway).
     entry.rev = entry.changesMore ? (taken.at(-1)?.rev ?? rev) : conversation.rev;
+    // Cut with nothing the client holds in it: the conversation comes with the changes, on the next round.
+    if (entry.changesMore && entry.changes.length === 0) delete entry.conversation;
     return entry;
   }
 
