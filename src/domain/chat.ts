@@ -352,7 +352,7 @@ export class Chat {
     // The store refuses a message deleted since requireOwnMessage looked (a delete racing this edit).
     if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', toWire(message, null), null, connectionId));
-    return { message: toWire(message, userId) };
+    return { message: toWire(message, null) };
   }
 
   /** `connectionId`, the deleting connection, gets the reply instead of `message.updated`. */
@@ -361,7 +361,7 @@ export class Chat {
     const message = await this.store.deleteMessage({ conversationId: d.conversationId, seq: d.seq, now: this.now() });
     if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', toWire(message, null), null, connectionId));
-    return { message: toWire(message, userId) };
+    return { message: toWire(message, null) };
   }
 
   async historyAfter(userId: string, d: RequestData<'history.after'>): Promise<ResultMap['history.after']> {
