@@ -9,7 +9,9 @@
  *    message that comes back to it (A2 must still receive it: counted, and printed when missing);
  * 3. the reconnect path: B drops, the owner sends BENCH_LEAN_MISSED messages, B reconnects and catches up:
  *    WebSocket connect → `welcome` → `sync` naming its position → the reply holding the missed messages; p50/p99 over
- *    BENCH_LEAN_RECONNECTS rounds, with B a member of BENCH_LEAN_CONVERSATIONS conversations (the others quiet).
+ *    BENCH_LEAN_RECONNECTS rounds, with B a member of BENCH_LEAN_CONVERSATIONS conversations (the others quiet);
+ * 4. the same with nothing missed: connect → `welcome`, then `sync` only if welcome does not show (with its
+ *    `conversations` positions, when the server sends them) that B already holds everything, as the SDK does.
  */
 import WebSocket from 'ws';
 import { OWN_SECRET, signToken, type TestServer } from '../test/helpers/server.js';
@@ -48,6 +50,11 @@ export interface LeanResult {
   syncP50Ms: number;
   /** Bytes of welcome + sync reply per round. */
   reconnectBytes: number;
+  /** Reconnect with nothing missed: connect → welcome (→ sync → reply, unless welcome shows nothing was missed). */
+  idleP50Ms: number;
+  idleP99Ms: number;
+  /** How many idle rounds still needed a sync. */
+  idleSyncs: number;
   rounds: number;
 }
 
@@ -131,6 +138,13 @@ async function rest(server: TestServer, token: string, method: string, path: str
   return text ? JSON.parse(text) : null;
 }
 
+/** Whether a `welcome` lists exactly the held conversations at the held positions (a server without positions: no). */
+function holdsEverything(welcome: any, held: Map<string, { afterSeq: number; rev: number }>): boolean {
+  const listed = welcome?.conversations;
+  if (!Array.isArray(listed) || welcome.conversationsMore !== false || listed.length !== held.size) return false;
+  return listed.every((c: any) => held.get(c.id)?.afterSeq === c.lastSeq && held.get(c.id)?.rev === c.rev);
+}
+
 const isNew = (seq: number) => (_: string, p: any) => p.event === 'message.new' && p.data?.seq === seq;
 
 export async function runLeanBench(options: LeanOptions = {}): Promise<LeanResult> {
@@ -209,6 +223,22 @@ export async function runLeanBench(options: LeanOptions = {}): Promise<LeanResul
       reconnectBytes += back.welcomeBytes + Buffer.byteLength(sync.frame);
       b.frames.length = 0;
     }
+    // 4: the reconnect with nothing missed.
+    const idle = new LatencyHistogram();
+    let idleSyncs = 0;
+    for (let round = 0; round < rounds; round++) {
+      await b.close();
+      const t0 = performance.now();
+      b = await open(server, memberToken);
+      const welcome = (await b.next((_, p) => p.event === 'welcome')).parsed.data;
+      if (!holdsEverything(welcome, positions)) {
+        idleSyncs++;
+        const names = [...positions].map(([conversationId, p]) => ({ conversationId, afterSeq: p.afterSeq, rev: p.rev }));
+        await b.request('sync', { conversations: names });
+      }
+      idle.record((performance.now() - t0) * 1000);
+      b.frames.length = 0;
+    }
     await Promise.all([a1.close(), a2.close(), b.close()]);
     const ms = (h: LatencyHistogram, q: number) => h.quantileUs(q / 100) / 1000;
     return {
@@ -225,6 +255,9 @@ export async function runLeanBench(options: LeanOptions = {}): Promise<LeanResul
       syncP50Ms: ms(syncing, 50),
       reconnectBytes: reconnectBytes / Math.max(1, rounds),
       rounds,
+      idleP50Ms: ms(idle, 50),
+      idleP99Ms: ms(idle, 99),
+      idleSyncs,
     };
   } finally {
     const timer = setTimeout(() => server.process.kill('SIGKILL'), 8_000);
@@ -243,6 +276,8 @@ export function formatLean(r: LeanResult): string {
     `  reconnect (connect → welcome → sync → reply with the missed messages), ${r.rounds} rounds: ` +
       `p50 ${r.reconnectP50Ms.toFixed(2)} ms, p99 ${r.reconnectP99Ms.toFixed(2)} ms ` +
       `(to welcome p50 ${r.welcomeP50Ms.toFixed(2)} ms, sync p50 ${r.syncP50Ms.toFixed(2)} ms); ${r.reconnectBytes.toFixed(0)} B per round`,
+    `  reconnect with nothing missed (connect → welcome, then sync unless welcome shows nothing was missed): ` +
+      `p50 ${r.idleP50Ms.toFixed(2)} ms, p99 ${r.idleP99Ms.toFixed(2)} ms; ${r.idleSyncs} of ${r.rounds} rounds needed a sync`,
   ].join('\n');
 }
 
