@@ -631,7 +631,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         const second = await store.appendMessage(newMessage('g', 'u2', 'k1', { now: T0 + 20 }));
         const third = await store.appendMessage(newMessage('g', 'u1', 'k2', { now: T0 + 30 }));
         assert.deepEqual([second.message.seq, third.message.seq], [2, 3]);
-        assert.equal((await store.getMessage('g', 2))?.meta, undefined);
+        assert.equal((await store.getMessage('g', 2))?.meta, null);
         assert.equal((await store.getConversation('g'))?.lastSeq, 3);
         assert.equal((await store.getMyConversation('g', 'u1'))?.lastMessageAt, T0 + 30);
       });
@@ -739,7 +739,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         const expected = { ...message, text: 'fixed', meta: { v: 2 }, editedAt: T0 + 50 };
         assert.deepEqual(edited, expected);
         assert.deepEqual(await store.getMessage('g', 1), expected);
-        assert.equal((await store.editMessage({ conversationId: 'g', seq: 1, text: 'plain', meta: null, now: T0 + 60 }))?.meta, undefined);
+        assert.equal((await store.editMessage({ conversationId: 'g', seq: 1, text: 'plain', meta: null, now: T0 + 60 }))?.meta, null);
         assert.equal(await store.editMessage({ conversationId: 'g', seq: 2, text: 'x', meta: null, now: T0 }), null);
         assert.equal(await store.getMessage('g', 2), null);
         assert.equal(await store.getMessage('nope', 1), null);
@@ -754,7 +754,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal(tombstone.seq, 2);
         assert.equal(tombstone.deleted, true);
         assert.equal(tombstone.text, '');
-        assert.equal(tombstone.meta, undefined);
+        assert.equal(tombstone.meta, null);
         assert.deepEqual(await store.getMessage('g', 2), tombstone);
         assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1, 2, 3]);
         assert.equal((await store.getConversation('g'))?.lastSeq, 3);
