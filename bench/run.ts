@@ -6,6 +6,8 @@
  * 2. DM pairs (Parley): maximum acknowledged stored messages/s, then latency at a fixed offered rate;
  * 3. memory per idle authenticated Parley connection at BENCH_MEM_CONNECTIONS (10,000);
  * 4. fan-out at a fixed rate: BENCH_RATE deliveries/s offered (default 50,000, 4 s per run) → latency below saturation;
+ * 4b. lean events and reconnect (lean.ts): bytes per delivered `message.new` and per send round trip, and the reconnect
+ *    path (connect → welcome → sync → reply) with and without missed messages (BENCH_LEAN_RECONNECTS, 100; 0 skips);
  * 5. one summary table: each figure, its target, met or not.
  *
  * Bounded: every run has its own time budget inside runFanoutBench; a run that would not fit in what is left of
@@ -22,6 +24,7 @@ import { cpus, loadavg } from 'node:os';
 import { runFanoutBench, type BuiltinTarget, type CustomTarget, type FanoutResult } from './fanout-client.js';
 import { BENCH_LIMITS_ENV, parleyFanoutTarget, runDmBench, runMemoryBench, type DmResult, type MemoryResult } from './parley.js';
 import { formatInt, formatMs, formatTable } from './stats.js';
+import { formatLean, runLeanBench, type LeanResult } from './lean.js';
 
 const TOTAL_BUDGET_MS = 280_000;
 const HARD_LIMIT_MS = 295_000;
@@ -213,6 +216,22 @@ if (dmPairs > 0) {
   }
 }
 
+let lean: LeanResult | { error: string } | null = null;
+const leanRounds = envNumber('BENCH_LEAN_RECONNECTS', 100);
+if (leanRounds > 0) {
+  console.log(`lean events and reconnect: one group, 100-byte texts, ${leanRounds} reconnect rounds; load ${loadavg()[0]!.toFixed(1)}`);
+  if (leftMs() < 40_000) lean = { error: 'skipped (time budget)' };
+  else {
+    try {
+      lean = await runLeanBench({ reconnects: leanRounds });
+      console.log(formatLean(lean) + '\n');
+    } catch (error) {
+      console.error(`  lean: ${(error as Error).message}`);
+      lean = { error: (error as Error).message };
+    }
+  }
+}
+
 let memory: MemoryResult | { error: string } | null = null;
 if (memConnections > 0) {
   console.log(
@@ -283,7 +302,20 @@ const summary: string[][] = [
     '<= 6 KB',
     met(memOk ? memOk.perConnKB <= 6 : null),
   ],
+  ...leanRows(lean),
 ];
+/** Summary rows of the lean bench (bytes per message, reconnect path). */
+function leanRows(r: LeanResult | { error: string } | null): string[][] {
+  if (r === null) return [];
+  if ('error' in r) return [['lean events / reconnect', r.error, '-', '']];
+  return [
+    ['bytes per delivered message.new (100-byte text)', r.deliveredBytes.toFixed(0), '-', ''],
+    ['bytes per send round trip at the sending connection', r.sendRoundTripBytes.toFixed(0), '-', ''],
+    ['reconnect with missed messages p50 / p99 ms', `${r.reconnectP50Ms.toFixed(2)} / ${r.reconnectP99Ms.toFixed(2)}`, '-', ''],
+    ['reconnect with nothing missed p50 / p99 ms', `${r.idleP50Ms.toFixed(2)} / ${r.idleP99Ms.toFixed(2)}`, '-', ''],
+  ];
+}
+
 const loadAtEnd = loadavg();
 console.log(
   `\nsummary (machine load average ${loadAtStart[0]!.toFixed(2)} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')} ` +

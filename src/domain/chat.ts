@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
 import type { ResultMap } from '../protocol/results.js';
-import type { Change, Conversation, Member, Message, MyConversation } from '../protocol/types.js';
+import type { Change, Conversation, Member, MyConversation, StoredMessage } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { MemberSummaries } from './member-summaries.js';
@@ -11,6 +11,7 @@ import type { Publisher } from './publisher.js';
 import { decodeCursor, encodeCursor, ReplyBudget, takeLeading, takeTrailing } from './reply-budget.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
 import { checkMessageSize } from './text-limits.js';
+import { changeToWire, toWire, toWireAll } from './message-view.js';
 
 export interface ChatLimits {
   maxMessageBytes: number;
@@ -327,7 +328,11 @@ export class Chat {
 
   // ---------------------------------------------------------------- messages
 
-  async send(userId: string, d: RequestData<'message.send'>): Promise<ResultMap['message.send']> {
+  /**
+   * Store a message and fan it out. `connectionId`, the sending connection, gets no `message.new` of it: the reply is
+   * its receipt (the user's other connections get the event). A duplicate's reply holds the original message.
+   */
+  async send(userId: string, d: RequestData<'message.send'>, connectionId: string | null = null): Promise<ResultMap['message.send']> {
     const meta = checkMessageSize(d.text, d.meta, this.limits);
     // A send to a user may create a conversation: refused to a banned sender before that (the store refuses the append).
     if (d.conversationId === undefined) await this.requireNotBanned(userId);
@@ -338,11 +343,13 @@ export class Chat {
     });
     // A duplicate is published again: the first attempt may have committed and then failed (or crashed) before
     // publishing, and then this retry is the only way the others receive it live. Receivers dedupe by seq.
-    this.announce(this.publisher.toConversation(conversationId, 'message.new', message));
-    return { message, duplicate };
+    this.announce(this.publisher.toConversation(conversationId, 'message.new', toWire(message, null), null, connectionId));
+    const receipt = { conversationId, seq: message.seq, id: message.id, createdAt: message.createdAt, duplicate };
+    return duplicate ? { ...receipt, message: toWire(message, userId) } : receipt;
   }
 
-  async edit(userId: string, d: RequestData<'message.edit'>): Promise<ResultMap['message.edit']> {
+  /** `connectionId`, the editing connection, gets the reply instead of `message.updated`. */
+  async edit(userId: string, d: RequestData<'message.edit'>, connectionId: string | null = null): Promise<ResultMap['message.edit']> {
     const checkedMeta = checkMessageSize(d.text, d.meta, this.limits);
     const original = await this.requireOwnMessage(userId, d.conversationId, d.seq);
     // An edit without `meta` changes the text only; `meta: null` clears it.
@@ -350,22 +357,23 @@ export class Chat {
     const message = await this.store.editMessage({ conversationId: d.conversationId, seq: d.seq, text: d.text, meta, now: this.now() });
     // The store refuses a message deleted since requireOwnMessage looked (a delete racing this edit).
     if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
-    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
-    return { message };
+    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', toWire(message, null), null, connectionId));
+    return { message: toWire(message, null) };
   }
 
-  async delete(userId: string, d: RequestData<'message.delete'>): Promise<ResultMap['message.delete']> {
+  /** `connectionId`, the deleting connection, gets the reply instead of `message.updated`. */
+  async delete(userId: string, d: RequestData<'message.delete'>, connectionId: string | null = null): Promise<ResultMap['message.delete']> {
     await this.requireOwnMessage(userId, d.conversationId, d.seq);
     const message = await this.store.deleteMessage({ conversationId: d.conversationId, seq: d.seq, now: this.now() });
     if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
-    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', message));
-    return { message };
+    this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', toWire(message, null), null, connectionId));
+    return { message: toWire(message, null) };
   }
 
   async historyAfter(userId: string, d: RequestData<'history.after'>): Promise<ResultMap['history.after']> {
     await this.requireMembership(d.conversationId, userId);
     const limit = this.pageSize(d.limit);
-    const rows = await this.store.messagesAfter(d.conversationId, d.afterSeq, limit + 1);
+    const rows = toWireAll(await this.store.messagesAfter(d.conversationId, d.afterSeq, limit + 1), userId);
     const { taken, cut } = takeLeading(rows.slice(0, limit), this.replyBudget());
     return { messages: taken, more: cut || rows.length > limit };
   }
@@ -373,10 +381,11 @@ export class Chat {
   async historyBefore(userId: string, d: RequestData<'history.before'>): Promise<ResultMap['history.before']> {
     await this.requireMembership(d.conversationId, userId);
     const limit = this.pageSize(d.limit);
-    const rows =
+    const stored =
       d.beforeTime !== undefined && d.beforeSeq === undefined
         ? await this.store.messagesBeforeTime(d.conversationId, d.beforeTime, limit + 1)
         : await this.store.messagesBefore(d.conversationId, d.beforeSeq ?? null, limit + 1);
+    const rows = toWireAll(stored, userId);
     // Rows are ascending; the extra one, if present, is the oldest and only tells that more remain. The byte budget
     // keeps the newest that fit.
     const { taken, cut } = takeTrailing(rows.length > limit ? rows.slice(1) : rows, this.replyBudget());
@@ -411,27 +420,30 @@ export class Chat {
     budget.charge(removed);
     const entries = wanted.map(({ conversation, afterSeq }) => this.syncEntry(conversation, afterSeq, budget));
     for (const [i, { conversation, afterSeq, rev }] of wanted.entries()) {
-      conversations.push(await this.syncOne(entries[i], conversation, afterSeq, rev, limit, budget));
+      conversations.push(await this.syncOne(userId, entries[i], conversation, afterSeq, rev, limit, budget));
     }
     const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
     return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
   }
 
   private syncEntry(conversation: MyConversation, afterSeq: number, budget: ReplyBudget): SyncEntry {
-    const entry: SyncEntry = { conversationId: conversation.id, lastSeq: conversation.lastSeq, messages: [], more: afterSeq < conversation.lastSeq, rev: conversation.rev };
-    budget.charge({ ...entry, changes: [], changesMore: false });
+    // `messages` and `more` are left out when empty and false: most entries of a sync say only "nothing new".
+    const entry: SyncEntry = { conversationId: conversation.id, lastSeq: conversation.lastSeq, rev: conversation.rev };
+    if (afterSeq < conversation.lastSeq) entry.more = true;
+    budget.charge({ ...entry, more: true, changes: [], changesMore: false });
     return entry;
   }
 
   private async syncOne(
-    entry: SyncEntry, conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
+    userId: string, entry: SyncEntry, conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
   ): Promise<SyncEntry> {
     const { id: conversationId, lastSeq } = conversation;
     if (afterSeq < lastSeq && !budget.exhausted) {
-      const rows = await this.store.messagesAfter(conversationId, afterSeq, limit + 1);
+      const rows = toWireAll(await this.store.messagesAfter(conversationId, afterSeq, limit + 1), userId);
       const { taken, cut } = takeLeading(rows.slice(0, limit), budget);
-      entry.messages = taken;
-      entry.more = cut || rows.length > limit;
+      if (taken.length > 0) entry.messages = taken;
+      if (cut || rows.length > limit) entry.more = true;
+      else delete entry.more;
     }
     if (rev === undefined) return entry;
     if (rev >= conversation.rev) {
@@ -449,7 +461,7 @@ export class Chat {
     }
     entry.conversation = conversation;
     budget.charge(conversation);
-    const changes: Change[] = budget.exhausted ? [] : await this.store.changesSince(conversationId, rev, limit + 1);
+    const changes: Change[] = budget.exhausted ? [] : (await this.store.changesSince(conversationId, rev, limit + 1)).map((c) => changeToWire(c, userId));
     // Messages the client has not received yet arrive in their current form through `messages`/history: only changes
     // to what it holds (seq <= afterSeq) are sent.
     const relevant = changes.slice(0, limit);
@@ -458,10 +470,13 @@ export class Chat {
     entry.changesMore = cut || changes.length > limit || (changes.length === 0 && budget.exhausted);
     // The rev the client may store: everything up to it was returned (or concerned messages it will fetch anyway).
     entry.rev = entry.changesMore ? (taken.at(-1)?.rev ?? rev) : conversation.rev;
+    // Cut with nothing the client holds in it: the conversation comes with the changes, on the next round.
+    if (entry.changesMore && entry.changes.length === 0) delete entry.conversation;
     return entry;
   }
 
-  async markRead(userId: string, d: RequestData<'read.mark'>): Promise<ResultMap['read.mark']> {
+  /** `connectionId`, the marking connection, gets the reply instead of the `read` event. */
+  async markRead(userId: string, d: RequestData<'read.mark'>, connectionId: string | null = null): Promise<ResultMap['read.mark']> {
     const { conversation } = await this.requireMembership(d.conversationId, userId);
     const result = await this.store.markRead(d.conversationId, userId, d.seq);
     if (!result) throw new ParleyError('NOT_MEMBER');
@@ -470,7 +485,9 @@ export class Chat {
       // In a large group every member's reads to every member would be N² frames: there only the reader's own
       // devices are told (the others' positions are in member.list and sync changes).
       const large = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ?? false;
-      this.announce(large ? this.publisher.toUser(userId, 'read', read) : this.publisher.toConversation(d.conversationId, 'read', read));
+      this.announce(large
+        ? this.publisher.toUser(userId, 'read', read)
+        : this.publisher.toConversation(d.conversationId, 'read', read, null, connectionId));
     }
     return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };
   }
@@ -513,7 +530,7 @@ export class Chat {
     throw new ParleyError('NOT_FOUND', 'the group was deleted');
   }
 
-  private async requireOwnMessage(userId: string, conversationId: string, seq: number): Promise<Message> {
+  private async requireOwnMessage(userId: string, conversationId: string, seq: number): Promise<StoredMessage> {
     await this.requireMembership(conversationId, userId);
     const message = await this.store.getMessage(conversationId, seq);
     if (!message) throw new ParleyError('NOT_FOUND', 'no such message');

@@ -22,16 +22,22 @@ export interface ConnectionScope {
   unwatchPresence(userIds: readonly string[]): void;
 }
 
-type Operation<T extends RequestType> = (services: Services, userId: string, data: RequestData<T>, scope?: ConnectionScope) => Promise<ResultMap[T]>;
+/**
+ * `connectionId`: the WebSocket connection the request came on (null over REST), left out of the events it causes;
+ * `scope`: what the request may change on that connection.
+ */
+type Operation<T extends RequestType> = (
+  services: Services, userId: string, data: RequestData<T>, connectionId: string | null, scope?: ConnectionScope,
+) => Promise<ResultMap[T]>;
 
 /**
  * A write: refused with BANNED to a banned user before it runs. Enforced here, for both transports, rather than only
  * by closing the user's connections (see Chat.requireNotBanned). `message.send` is checked by the store, inside the
  * append transaction.
  */
-const write = <T extends RequestType>(operation: Operation<T>): Operation<T> => async (s, u, d) => {
+const write = <T extends RequestType>(operation: Operation<T>): Operation<T> => async (s, u, d, c, scope) => {
   await s.chat.requireNotBanned(u);
-  return operation(s, u, d);
+  return operation(s, u, d, c, scope);
 };
 
 /**
@@ -60,21 +66,21 @@ export const operations: { [T in RequestType]: Operation<T> } = {
   'invite.list': (s, u, d) => s.chat.listInvites(u, d),
   'invite.revoke': write((s, u, d) => s.chat.revokeInvite(u, d)),
   'invite.accept': write((s, u, d) => s.chat.acceptInvite(u, d)),
-  'message.send': async (s, u, d) => {
-    const result = await s.chat.send(u, d);
-    s.typing.clearOnSend(u, result.message.conversationId);
+  'message.send': async (s, u, d, c) => {
+    const result = await s.chat.send(u, d, c);
+    s.typing.clearOnSend(u, result.conversationId);
     return result;
   },
-  'message.edit': write((s, u, d) => s.chat.edit(u, d)),
-  'message.delete': write((s, u, d) => s.chat.delete(u, d)),
+  'message.edit': write((s, u, d, c) => s.chat.edit(u, d, c)),
+  'message.delete': write((s, u, d, c) => s.chat.delete(u, d, c)),
   'history.after': (s, u, d) => s.chat.historyAfter(u, d),
   'history.before': (s, u, d) => s.chat.historyBefore(u, d),
   'sync': (s, u, d) => s.chat.sync(u, d),
-  'read.mark': write((s, u, d) => s.chat.markRead(u, d)),
+  'read.mark': write((s, u, d, c) => s.chat.markRead(u, d, c)),
   'typing': write((s, u, d) => s.typing.typing(u, d.conversationId, d.typing)),
   'presence.get': async (s, u, d) => ({ users: await s.presence.get(u, d.userIds) }),
-  'presence.subscribe': (s, u, d, scope) => s.presence.subscribe(u, d.userIds, scope),
-  'presence.unsubscribe': async (s, u, d, scope) => s.presence.unsubscribe(d.userIds, scope),
+  'presence.subscribe': (s, u, d, _c, scope) => s.presence.subscribe(u, d.userIds, scope),
+  'presence.unsubscribe': async (s, u, d, _c, scope) => s.presence.unsubscribe(d.userIds, scope),
 };
 
 /**

@@ -11,8 +11,11 @@ import { encodeEvent, type EventMap, type EventName } from '../protocol/events.j
 export class Publisher {
   constructor(private readonly bus: Bus) {}
 
-  toConversation<E extends EventName>(conversationId: string, event: E, data: EventMap[E], exceptUser: string | null = null): Promise<void> {
-    return this.bus.publish(conversationTopic(conversationId), encodeFrame(encodeEvent(event, data), exceptUser));
+  /** To every member's connections, except those of `exceptUser`, or except the one connection `exceptConnection`. */
+  toConversation<E extends EventName>(
+    conversationId: string, event: E, data: EventMap[E], exceptUser: string | null = null, exceptConnection: string | null = null,
+  ): Promise<void> {
+    return this.bus.publish(conversationTopic(conversationId), encodeFrame(encodeEvent(event, data), exceptUser, exceptConnection));
   }
 
   toUser<E extends EventName>(userId: string, event: E, data: EventMap[E]): Promise<void> {

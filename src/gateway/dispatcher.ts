@@ -111,8 +111,8 @@ export class Dispatcher {
   }
 
   private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
-    const operation = operations[type] as (s: Services, u: string, d: unknown, scope?: ConnectionScope) => Promise<unknown>;
-    return operation(this.services, connection.userId, input, this.scopeOf(connection)).then(
+    const operation = operations[type] as (s: Services, u: string, d: unknown, c: string | null, scope?: ConnectionScope) => Promise<unknown>;
+    return operation(this.services, connection.userId, input, connection.id, this.scopeOf(connection)).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);

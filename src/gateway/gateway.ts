@@ -7,6 +7,7 @@ import type { Authenticator, Identity } from '../auth/authenticator.js';
 import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
+import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
@@ -15,6 +16,7 @@ import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
+import type { ConversationPosition } from '../protocol/types.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
 import { frameText } from './frame.js';
@@ -27,6 +29,8 @@ export interface GatewayOptions {
   maxFrameBytes: number;
   maxMessageBytes: number;
   maxOutgoingBytes: number;
+  /** The byte budget of a reply that can grow (limits.maxReplyBytes); `welcome`'s conversation list keeps within it. */
+  maxReplyBytes: number;
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
   /** Process-wide bound of unconfirmed outgoing bytes; above it, connections that send requests are paused. */
@@ -66,6 +70,8 @@ export interface GatewayDeps {
 }
 
 const kConnection = Symbol('parley.connection');
+/** Room kept in welcome's budget for its fields other than the conversation list (user name, limits: well under 1 KiB). */
+const WELCOME_FIXED_BYTES = 1024;
 
 /** A join (`conversation.updated` on the user's topic) or a leave, kick or deletion (`conversation.removed`). */
 interface MembershipChange {
@@ -267,8 +273,9 @@ export class Gateway implements ConnectionOwner {
    * 2. then read the user (a ban or logout stored before step 1 is seen here) and the conversation list;
    * 3. add the listed conversations to the interest index, then replay the membership changes that arrived meanwhile,
    *    in arrival order (a change committed after the list was read is applied on top of it);
-   * 4. wait for the conversation subscriptions, queue `welcome`, then every event held since step 1, then requests the
-   *    client sent before `welcome`.
+   * 4. wait for the conversation subscriptions, then read the conversations' positions (after the subscriptions, so
+   *    that whatever follows a listed position reaches the connection as an event), queue `welcome` with them, then
+   *    every event held since step 1, then requests the client sent before `welcome`.
    * A socket that closes at any step stops the setup: `unregister` has already undone what was done, and presence was
    * never marked online.
    */
@@ -277,6 +284,7 @@ export class Gateway implements ConnectionOwner {
     const setup = this.setups.get(connection);
     if (!setup) return;
     let topics: string[] = [];
+    let positions: ConversationPosition[] = [];
     try {
       await this.deps.bus.subscribe(userTopic(userId));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
@@ -297,24 +305,38 @@ export class Gateway implements ConnectionOwner {
       topics = [...connection.conversations];
       await Promise.all(topics.map((id) => this.deps.bus.subscribe(conversationTopic(id))));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
+      positions = await this.deps.store.listPositions(userId);
+      if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
     } catch (err) {
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
       this.deps.logger.warn({ err, userId }, 'connection setup failed');
       return this.closeConnection(connection, 'UNAVAILABLE');
     }
     this.setups.delete(connection);
+    const listed = takeLeading(positions, this.welcomeBudget());
     connection.sendText(encodeEvent('welcome', {
       version: CURRENT_VERSION,
       connectionId: connection.id,
       user: { id: userId, name: connection.userName },
       heartbeatIntervalMs: this.deps.options.heartbeat.intervalMs,
       limits: { maxMessageBytes: this.deps.options.maxMessageBytes, maxFrameBytes: this.deps.options.maxFrameBytes },
+      conversations: listed.taken,
+      conversationsMore: listed.cut,
     }));
     let sent = 0;
     for (const frame of setup.frames) if (connection.send(frame)) sent++;
     this.deps.metrics.framesOut.inc(sent);
     this.markOnline(connection);
     for (const [data, isBinary] of setup.requests) this.handleFrame(connection, data, isBinary);
+  }
+
+  /**
+   * The budget of `welcome`'s conversation list: the reply budget (at most half the slow-consumer backlog level, as for
+   * replies), less room for welcome's fixed fields.
+   */
+  private welcomeBudget(): ReplyBudget {
+    const { maxReplyBytes, maxOutgoingBytes } = this.deps.options;
+    return new ReplyBudget(Math.min(maxReplyBytes, Math.floor(maxOutgoingBytes / 2)) - WELCOME_FIXED_BYTES);
   }
 
   /**
@@ -548,9 +570,11 @@ export class Gateway implements ConnectionOwner {
     }
     const frame = frameText(envelope.frame);
     const except = envelope.exceptUser;
+    const exceptConnection = envelope.exceptConnection;
     let sent = 0;
     for (const connection of targets) {
       if (except !== null && connection.userId === except) continue;
+      if (exceptConnection !== null && connection.id === exceptConnection) continue;
       const setup = this.setups.size > 0 ? this.setups.get(connection) : undefined;
       if (setup) this.hold(connection, setup, frame);
       else if (connection.send(frame)) sent++;

@@ -171,8 +171,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         const budget = userBudgets[type];
         if (budget) await spend(deps.limiter, userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget], budgetSpent[budget]);
         deps.metrics.requests.inc({ type });
-        const run = operations[type] as (s: Services, u: string, d: unknown) => Promise<unknown>;
-        const result = await run(deps.services, req.identity!.userId, data);
+        const run = operations[type] as (s: Services, u: string, d: unknown, c: string | null) => Promise<unknown>;
+        const result = await run(deps.services, req.identity!.userId, data, null);
         // A retried send (same key) created nothing: it answers 200 with the original, not 201.
         const replayed = (result as { duplicate?: unknown }).duplicate === true;
         if (route.successStatus) reply.code(replayed ? 200 : route.successStatus);

@@ -1,4 +1,4 @@
-import type { Conversation, Member, Message, PresenceInfo, Role } from './types.js';
+import type { Conversation, ConversationPosition, Member, Message, PresenceInfo, Role } from './types.js';
 
 /**
  * Events the server pushes: `{"event": <name>, "data": ...}`. Events have no `id`; replies always do.
@@ -11,10 +11,20 @@ export interface EventMap {
     user: { id: string; name: string };
     heartbeatIntervalMs: number;
     limits: { maxMessageBytes: number; maxFrameBytes: number };
+    /**
+     * The user's conversations with their positions, most recently active first, read after this connection's event
+     * subscriptions were in place: every message or change past a listed position reaches the connection as an event
+     * after `welcome`. Bounded by the reply byte budget (`limits.maxReplyBytes`): see `conversationsMore`.
+     */
+    conversations: ConversationPosition[];
+    /** More conversations exist than are listed: `sync` naming the listed ones returns the others in `unknown`. */
+    conversationsMore: boolean;
   };
+  /** Sent to every connection of the conversation's members except the one that sent it (its reply says enough). */
   'message.new': Message;
-  /** An edit or delete (a delete sets `deleted: true` and clears text and meta). */
+  /** An edit or delete (a delete sets `deleted: true` and clears text and meta); not to the connection that made it. */
   'message.updated': Message;
+  /** A read cursor moved; not to the connection that moved it (its `read.mark` reply says so). */
   'read': { conversationId: string; userId: string; seq: number };
   'typing': { conversationId: string; userId: string; typing: boolean; expiresInMs: number };
   /**

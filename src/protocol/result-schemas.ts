@@ -22,11 +22,21 @@ export const messageSchema = z.object({
   seq: z.number().int().min(1),
   senderId: id,
   text: z.string().describe("'' once deleted"),
-  meta: z.unknown().nullable().describe('the JSON metadata given at send, or null'),
-  key: z.string().describe("the sender's idempotency key"),
+  meta: z.unknown().optional().describe('the JSON metadata given at send; absent when none'),
+  key: z.string().optional().describe("the sender's idempotency key: only in history and sync replies to the sender"),
   createdAt: time,
-  editedAt: time.nullable(),
-  deleted: z.boolean(),
+  editedAt: time.optional().describe('absent until edited or deleted'),
+  deleted: z.boolean().optional().describe('present (true) on a tombstone only'),
+});
+
+/** The reply to message.send: what the server assigned (the sender holds the text). */
+export const sendReceiptSchema = z.object({
+  conversationId: id,
+  seq: z.number().int().min(1),
+  id,
+  createdAt: time,
+  duplicate: z.boolean().describe('true when the key was seen before: nothing new was stored'),
+  message: messageSchema.optional().describe('only with duplicate: the original message as it is now'),
 });
 
 export const conversationSchema = z.object({
@@ -104,7 +114,7 @@ export const resultSchemas = {
   'invite.list': listPage('invites', inviteSchema),
   'invite.revoke': z.object({ invite: inviteSchema }),
   'invite.accept': z.object({ conversation: myConversationSchema }),
-  'message.send': z.object({ message: messageSchema, duplicate: z.boolean().describe('true when the key was seen before: the original message') }),
+  'message.send': sendReceiptSchema,
   'message.edit': z.object({ message: messageSchema }),
   'message.delete': z.object({ message: messageSchema }),
   'history.after': page,
@@ -113,8 +123,8 @@ export const resultSchemas = {
     conversations: z.array(z.object({
       conversationId: id,
       lastSeq: z.number().int().min(0),
-      messages: z.array(messageSchema),
-      more: z.boolean(),
+      messages: z.array(messageSchema).optional().describe('absent when there are none'),
+      more: z.boolean().optional().describe('present (true) when more messages follow'),
       rev: z.number().int().min(0),
       conversation: myConversationSchema.optional(),
       changes: z.array(changeSchema).optional(),

@@ -6,6 +6,24 @@ export interface Page {
   more: boolean;
 }
 
+/**
+ * The reply to `message.send`: the sending connection holds the text, so it gets only what the server assigned. The
+ * message as others see it is `{id, conversationId, seq, senderId: you, text, meta, createdAt}`.
+ */
+export interface SendReceipt {
+  conversationId: string;
+  seq: number;
+  id: string;
+  createdAt: number;
+  /** The key was seen before: nothing new was stored, and `message` holds the original. */
+  duplicate: boolean;
+  /**
+   * Only with `duplicate`: the original message as it is now (it may carry another text than this retry, or have been
+   * edited or deleted since).
+   */
+  message?: Message;
+}
+
 /** What each request returns in `result`. */
 export interface ResultMap {
   'ping': Record<string, never>;
@@ -33,8 +51,7 @@ export interface ResultMap {
   'invite.list': { invites: Invite[]; more: boolean; next: string | null };
   'invite.revoke': { invite: Invite };
   'invite.accept': { conversation: MyConversation };
-  /** `duplicate` is true when the key was seen before and the original message is returned. */
-  'message.send': { message: Message; duplicate: boolean };
+  'message.send': SendReceipt;
   'message.edit': { message: Message };
   'message.delete': { message: Message };
   'history.after': Page;
@@ -43,10 +60,10 @@ export interface ResultMap {
     conversations: Array<{
       conversationId: string;
       lastSeq: number;
-      /** The first page of messages after the request's `afterSeq` (bounded in count and bytes). */
-      messages: Message[];
-      /** More messages follow (page them with `history.after`). */
-      more: boolean;
+      /** The first page of messages after the request's `afterSeq` (bounded in count and bytes); absent when none. */
+      messages?: Message[];
+      /** Present (true) when more messages follow than `messages` holds (page them with `history.after`). */
+      more?: boolean;
       /**
        * The rev the client should store: with `changesMore` false, the conversation's current rev; otherwise the rev of
        * the last change returned (sync again from it).

@@ -9,11 +9,37 @@ export interface UserInfo {
   name: string;
 }
 
+/**
+ * A message as the server sends it (events, replies, history, sync). Fields at their default are left out, so a
+ * message costs only what it says: `meta` only when set, `editedAt` only once edited, `deleted` only on a tombstone.
+ */
 export interface Message {
   /** Server-assigned unique id. */
   id: string;
   conversationId: string;
   /** Strictly increasing, gap-free position in the conversation, starting at 1. */
+  seq: number;
+  senderId: string;
+  /** '' once deleted. */
+  text: string;
+  /** The JSON metadata given at send; absent when none. */
+  meta?: unknown;
+  /**
+   * The sender's idempotency key: only in what the sender's own requests return (history, sync), so that a client can
+   * match its own unacknowledged sends after a reconnect. Never sent to other users, and never in live events.
+   */
+  key?: string;
+  createdAt: number;
+  /** When the message was last edited or deleted; absent while it never was. */
+  editedAt?: number;
+  /** Present (true) on a deleted message, which keeps its seq as a tombstone: text is '' and meta is absent. */
+  deleted?: boolean;
+}
+
+/** A message as the store keeps it: every field present (the server turns it into a Message before sending). */
+export interface StoredMessage {
+  id: string;
+  conversationId: string;
   seq: number;
   senderId: string;
   text: string;
@@ -22,7 +48,6 @@ export interface Message {
   key: string;
   createdAt: number;
   editedAt: number | null;
-  /** A deleted message keeps its seq as a tombstone: text is '' and meta is null. */
   deleted: boolean;
 }
 
@@ -56,6 +81,20 @@ export interface MyConversation extends Conversation {
   lastMessageAt: number | null;
 }
 
+/**
+ * Where one of the user's conversations stands, as `welcome` lists it: enough to start `sync` (or to skip it) without
+ * asking first.
+ */
+export interface ConversationPosition {
+  id: string;
+  /** The seq of the newest message (0 when empty). */
+  lastSeq: number;
+  /** The conversation's change counter (see Conversation.rev). */
+  rev: number;
+  /** Highest seq this user has marked read. */
+  readSeq: number;
+}
+
 export interface Member {
   userId: string;
   name: string;
@@ -65,9 +104,13 @@ export interface Member {
 }
 
 /** One change of a conversation since a rev, as `sync` returns it (see docs/protocol.md, "Catching up"). */
-export type Change =
+export type Change = ChangeOf<Message>;
+/** A change as the store reads it (the message in its stored form). */
+export type StoredChange = ChangeOf<StoredMessage>;
+
+type ChangeOf<M> =
   /** A message edited or deleted (a tombstone) at `rev`: the whole current message. */
-  | { rev: number; kind: 'message'; message: Message }
+  | { rev: number; kind: 'message'; message: M }
   /** A member who joined, got a new role or moved their read cursor at `rev`: the whole current member. */
   | { rev: number; kind: 'member'; member: Member }
   /** A user who left or was removed at `rev`. */

@@ -1,4 +1,4 @@
-import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../protocol/types.js';
+import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../protocol/types.js';
 
 /**
  * The store seam: durable users, conversations, members, invites, messages and read cursors.
@@ -78,6 +78,8 @@ export interface Store {
   listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]>;
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
+  /** The user's conversations as positions (id, lastSeq, rev, readSeq), most recently active first (as listMyConversations). */
+  listPositions(userId: string): Promise<ConversationPosition[]>;
   countMemberships(userId: string): Promise<number>;
   /**
    * Public groups whose name contains `query`, compared after Unicode case folding and NFKC (see docs/protocol.md,

@@ -19,12 +19,12 @@ describe('direct messages', () => {
   it('delivers a first message to an online peer, opening one conversation for the pair', async () => {
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const b = await RawClient.connect(server.wsUrl, bob.token);
-    const { message, duplicate } = await a.ok('message.send', { to: bob.id, key: 'k-1', text: 'hi bob | with a pipe' });
-    assert.equal(duplicate, false);
+    const message = await a.ok('message.send', { to: bob.id, key: 'k-1', text: 'hi bob | with a pipe' });
+    assert.equal(message.duplicate, false);
     assert.equal(message.seq, 1);
-    assert.equal(message.senderId, alice.id);
     const received = await b.waitFor('message.new', (m) => m.id === message.id);
     assert.equal(received.text, 'hi bob | with a pipe');
+    assert.equal(received.senderId, alice.id);
     const again = await b.ok('direct.open', { userId: alice.id });
     assert.equal(again.conversation.id, message.conversationId, 'one conversation per pair, whoever opens it');
     a.close();
@@ -35,7 +35,7 @@ describe('direct messages', () => {
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const phone = await RawClient.connect(server.wsUrl, bob.token);
     const laptop = await RawClient.connect(server.wsUrl, bob.token);
-    const { message } = await a.ok('message.send', { to: bob.id, key: 'k-devices', text: 'both devices' });
+    const message = await a.ok('message.send', { to: bob.id, key: 'k-devices', text: 'both devices' });
     await phone.waitFor('message.new', (m) => m.id === message.id);
     await laptop.waitFor('message.new', (m) => m.id === message.id);
     for (const c of [a, phone, laptop]) c.close();
@@ -46,7 +46,10 @@ describe('direct messages', () => {
     const { conversation } = await a.ok('direct.open', { userId: bob.id });
     const start = conversation.lastSeq;
     const sent = [];
-    for (let i = 0; i < 25; i++) sent.push((await a.ok('message.send', { conversationId: conversation.id, key: `offline-${i}`, text: `m${i}` })).message);
+    for (let i = 0; i < 25; i++) {
+      await a.ok('message.send', { conversationId: conversation.id, key: `offline-${i}`, text: `m${i}` });
+      sent.push({ text: `m${i}` });
+    }
     const b = await RawClient.connect(server.wsUrl, bob.token);
     const synced = await b.ok('sync', { conversations: [{ conversationId: conversation.id, afterSeq: start }], limit: 10 });
     const page = synced.conversations[0];

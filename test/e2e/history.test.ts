@@ -36,8 +36,8 @@ describe('history', () => {
   }
   async function send(owner: Seat, conversationId: string, from: number, to: number): Promise<void> {
     for (const i of range(from, to)) {
-      const { message } = await owner.client.ok('message.send', { conversationId, key: `m${i}`, text: `m${i}` });
-      assert.equal(message.seq, i);
+      const { seq } = await owner.client.ok('message.send', { conversationId, key: `m${i}`, text: `m${i}` });
+      assert.equal(seq, i);
     }
   }
 

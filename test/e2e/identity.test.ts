@@ -111,7 +111,7 @@ describe('identities', () => {
       const sender = await register(server, 'id-sender');
       const client = await RawClient.connect(server.wsUrl, sender.token);
       const sent = await client.ok('message.send', { to: 'cust-1', key: 'k1', text: 'welcome aboard' });
-      assert.equal(sent.message.seq, 1);
+      assert.equal(sent.seq, 1);
       client.close();
 
       // Their first connection, with the product's token, sees the message.

@@ -92,10 +92,10 @@ describe('invites', () => {
       assert.equal(announced.member.role, 'member');
       await b.waitFor('conversation.updated', (e) => e.id === conversation.id);
 
-      const { message } = await a.ok('message.send', { conversationId: conversation.id, key: 'welcome', text: 'welcome bob' });
+      const message = await a.ok('message.send', { conversationId: conversation.id, key: 'welcome', text: 'welcome bob' });
       const got = await b.waitFor('message.new', (m) => m.id === message.id);
       assert.equal(got.text, 'welcome bob');
-      const { message: answer } = await b.ok('message.send', { conversationId: conversation.id, key: 'thanks', text: 'thanks' });
+      const answer = await b.ok('message.send', { conversationId: conversation.id, key: 'thanks', text: 'thanks' });
       await a.waitFor('message.new', (m) => m.id === answer.id);
       assert.equal(await usesOf(a, conversation.id, invite.token), 1);
     });
@@ -208,7 +208,7 @@ describe('invites', () => {
 
       // The REST joiner is a full member: a connection of theirs receives the group's messages.
       const b = await connect(bob);
-      const { message } = await a.ok('message.send', { conversationId: conversation.id, key: 'rest-hi', text: 'hi from ws' });
+      const message = await a.ok('message.send', { conversationId: conversation.id, key: 'rest-hi', text: 'hi from ws' });
       await b.waitFor('message.new', (m) => m.id === message.id);
     });
   });

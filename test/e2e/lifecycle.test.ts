@@ -111,7 +111,7 @@ describe('connection lifecycle', () => {
         })();
       const clients = opened.clients.filter((c): c is RawClient => c !== null);
       await Promise.all(clients.map((c) => c.waitFor('welcome')));
-      const { message } = await sender!.ok('message.send', { conversationId: conversationId!, key: `j-${round}`, text: 'after the join' });
+      const message = await sender!.ok('message.send', { conversationId: conversationId!, key: `j-${round}`, text: 'after the join' });
       const missed = await Promise.all(clients.map((c) => c.waitFor('message.new', (m) => m.id === message.id, 3000).then(() => false, () => true)));
       assert.equal(missed.filter(Boolean).length, 0, `round ${round}: connections set up during the join never receive its messages`);
       for (const c of clients) c.close();
@@ -127,7 +127,7 @@ describe('connection lifecycle', () => {
       const opened = await openStaggered(server.wsUrl, kicked.token, 16, () => owner.client.ok('member.kick', { conversationId: conversation.id, userId: kicked.id }));
       const clients = opened.clients.filter((c): c is RawClient => c !== null);
       await Promise.all(clients.map((c) => c.waitFor('welcome')));
-      const { message } = await owner.client.ok('message.send', { conversationId: conversation.id, key: `k-${round}`, text: 'after the kick' });
+      const message = await owner.client.ok('message.send', { conversationId: conversation.id, key: `k-${round}`, text: 'after the kick' });
       // The send is delivered to local connections before its reply; a round trip on each connection then shows it.
       await Promise.all(clients.map((c) => settle(c)));
       const leaked = clients.filter((c) => c.eventsOf('message.new').some((m) => m.id === message.id));

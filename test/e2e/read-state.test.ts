@@ -23,7 +23,7 @@ describe('read state', () => {
   /** Send messages in order; `senders[i]` writes seq i+1. */
   const sendAll = async (conversationId: string, senders: Seat[]): Promise<void> => {
     for (const [i, s] of senders.entries()) {
-      const { message } = await s.client.ok('message.send', { conversationId, key: `r${i}`, text: `message ${i + 1}` });
+      const message = await s.client.ok('message.send', { conversationId, key: `r${i}`, text: `message ${i + 1}` });
       assert.equal(message.seq, i + 1);
     }
   };

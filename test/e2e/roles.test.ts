@@ -116,7 +116,7 @@ describe('roles and kicking', () => {
       const left = await x.client.waitFor('member.left', (e) => e.conversationId === conversationId && e.userId === bob.user.id);
       assert.equal(left.by, owner.user.id);
     }
-    const { message } = await owner.client.ok('message.send', { conversationId, key: 'after-kick', text: 'bob cannot read this' });
+    const message = await owner.client.ok('message.send', { conversationId, key: 'after-kick', text: 'bob cannot read this' });
     await carol.client.waitFor('message.new', (m) => m.id === message.id);
     await settle(bob.client);
     assert.equal(bob.client.eventsOf('message.new').some((m) => m.id === message.id), false);

@@ -211,6 +211,36 @@ describe('SDK against a real server', () => {
     assert.deepEqual(seqsOf(a, conv), range(1, 201));
   });
 
+  it("skips the reconnect's sync when welcome's positions equal its own, and syncs when something was missed", async () => {
+    const a = sdk(server.wsUrl, alice.token);
+    const b = sdk(server.wsUrl, bob.token);
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const conv = await sharedGroup(a, b, 'sdk-skip');
+    await a.client.send(conv, 'before the cut');
+    await until(() => seqsOf(b, conv).length === 1, 'bob to receive it');
+    await b.client.sync(); // store the current rev
+    const syncsOf = () => b.trace.sent.filter((f) => f.type === 'sync').length;
+
+    // 1. Nothing missed: welcome shows bob's own positions, so no sync is sent.
+    const quiet = syncsOf();
+    const synced = new Promise((r) => b.client.once('synced', r));
+    b.cut();
+    await until(() => b.trace.sockets.length === 2 && b.client.state === 'open', 'bob to reconnect');
+    assert.deepEqual(await synced, { unknown: [], removed: [] });
+    assert.equal(syncsOf(), quiet, 'no sync round trip');
+
+    // 2. Something missed: the welcome position is ahead, so the sync runs and delivers it.
+    const before = syncsOf();
+    b.client.close(); // away for sure while alice sends (the positions stay)
+    await a.client.send(conv, 'while bob was away');
+    await b.client.connect();
+    await until(() => seqsOf(b, conv).length === 2, 'bob to catch up');
+    assert.ok(syncsOf() > before, 'the reconnect synced');
+    // The sender's own sends reached its `message` event from the receipts (its connection gets no message.new).
+    assert.deepEqual(seqsOf(a, conv), [1, 2]);
+    assert.equal(a.trace.received.filter((f) => f.event === 'message.new').length, 0);
+  });
+
   it('survives repeated cuts, also in the middle of its catch-up (small sync pages): still 1..N exactly once', async () => {
     const a = sdk(server.wsUrl, alice.token);
     const b = sdk(server.wsUrl, bob.token, { syncPageSize: 7 });
@@ -335,7 +365,8 @@ describe('SDK against a real server', () => {
     // same key on the next connection and the promise resolves with the original message.
     let lost = 0;
     b.trace.dropIncoming = (frame, ws) => {
-      if (lost === 0 && frame.result?.message?.key === 'sdk-idem-key-2') {
+      // The receipt of the next send (it names no key: the sender holds it).
+      if (lost === 0 && frame.result?.seq === first.seq + 1 && frame.result?.duplicate === false) {
         lost++;
         ws.terminate();
         return true;

@@ -76,8 +76,9 @@ describe('typing and presence', () => {
      * then may a test assert that something did NOT arrive.
      */
     const barrier = async (...observers: RawClient[]): Promise<void> => {
-      const { message } = await c.ok('message.send', { conversationId, key: `barrier-${++barriers}`, text: 'barrier' });
-      for (const observer of observers) await observer.waitFor('message.new', (m) => m.id === message.id, 2000);
+      const message = await c.ok('message.send', { conversationId, key: `barrier-${++barriers}`, text: 'barrier' });
+      // The sending connection gets the receipt, not the event: a round trip on it is its barrier.
+      for (const observer of observers) await (observer === c ? observer.ok('ping') : observer.waitFor('message.new', (m) => m.id === message.id, 2000));
     };
 
     /**
@@ -166,7 +167,7 @@ describe('typing and presence', () => {
       const typingAckedAt = Date.now(); // the server's ttl timer cannot start later
       await eventSince(b, startMark, 'typing', (d) => d.conversationId === conversationId && d.typing);
       const mark = b.events.length;
-      const { message } = await phone.ok('message.send', { conversationId, key: 'typed-1', text: 'done typing' });
+      const message = await phone.ok('message.send', { conversationId, key: 'typed-1', text: 'done typing' });
       await b.waitFor('message.new', (m) => m.id === message.id, 2000);
       await eventSince(b, mark, 'typing', (d) => d.userId === alice.id && !d.typing);
       const stoppedAfter = Date.now() - typingSentAt;

@@ -70,7 +70,7 @@ describe('authorization: outsiders', () => {
     await b.ok('message.send', { conversationId: groupId, key: 'g2', text: 'group secret two' });
     await c.ok('conversation.leave', { conversationId: groupId });
     await a.ok('message.send', { conversationId: groupId, key: 'g3', text: 'group secret after carol left' });
-    directId = (await a.ok('message.send', { to: bob.id, key: 'd1', text: 'direct secret one' })).message.conversationId;
+    directId = (await a.ok('message.send', { to: bob.id, key: 'd1', text: 'direct secret one' })).conversationId;
     await b.ok('message.send', { conversationId: directId, key: 'd2', text: 'direct secret two' });
     for (const client of [a, b, c]) client.close();
   });

@@ -51,7 +51,7 @@ describe('limits: conversations per user', () => {
     await me.client.ok('direct.open', { userId: peer.user.id });
     for (let i = 0; i < MAX - 1; i++) await me.client.ok('conversation.create', { name: `mine ${i}` });
     await me.client.ok('direct.open', { userId: peer.user.id });
-    const { message } = await me.client.ok('message.send', { to: peer.user.id, key: 'again', text: 'still here' });
+    const message = await me.client.ok('message.send', { to: peer.user.id, key: 'again', text: 'still here' });
     assert.equal(message.seq, 1);
   });
 

@@ -57,8 +57,8 @@ describe('ill-formed strings (lone surrogates)', () => {
   it('a well-formed astral character (a surrogate pair) is delivered live and from history identically', async () => {
     const text = 'smile \ud83d\ude00 and \u{1d49c}';
     const sent = await a.ok('message.send', { conversationId, key: 'pair', text, meta: { '\ud83d\ude00': ['\ud83d\udc4d'] } });
-    const live = await b.waitFor('message.new', (m) => m.seq === sent.message.seq);
-    const { messages } = await b.ok('history.after', { conversationId, afterSeq: sent.message.seq - 1 });
+    const live = await b.waitFor('message.new', (m) => m.seq === sent.seq);
+    const { messages } = await b.ok('history.after', { conversationId, afterSeq: sent.seq - 1 });
     assert.equal(live.text, text);
     assert.deepEqual(messages[0], live);
   });
@@ -105,7 +105,7 @@ describe('ill-formed strings (lone surrogates)', () => {
     // Nothing of the above changed anything: the one earlier message is still the only one, unedited.
     const { messages } = await a.ok('history.after', { conversationId, afterSeq: 0 });
     assert.equal(messages.length, 1);
-    assert.equal(messages[0].editedAt, null);
+    assert.equal(messages[0].editedAt, undefined);
     const { conversation } = await a.ok('conversation.get', { conversationId });
     assert.equal(conversation.name, 'lone room');
   });

@@ -10,10 +10,18 @@ describe('bus envelope', () => {
   it('carries any user id whole, whatever characters it holds (separators, digits, newlines, braces)', () => {
     const ids = ['u1', 'auth0|5f7c', 'ann.lee+chat@example.com', 'tenant:42', 'a\nb', '12:34', '!3:x', '{"a":1}', '#ban\n', ':', 'é😀', 'x'.repeat(128)];
     for (const id of ids) {
-      assert.deepEqual(decodeEnvelope(encodeFrame(frame, id)), { kind: 'frame', frame, exceptUser: id }, JSON.stringify(id));
+      assert.deepEqual(decodeEnvelope(encodeFrame(frame, id)), { kind: 'frame', frame, exceptUser: id, exceptConnection: null }, JSON.stringify(id));
     }
-    assert.deepEqual(decodeEnvelope(encodeFrame(frame)), { kind: 'frame', frame, exceptUser: null });
+    assert.deepEqual(decodeEnvelope(encodeFrame(frame)), { kind: 'frame', frame, exceptUser: null, exceptConnection: null });
     assert.deepEqual(decodeEnvelope(encodeControl('ban')), { kind: 'control', command: 'ban' });
+  });
+
+  it('carries an excepted connection id whole, apart from an excepted user', () => {
+    for (const id of ['3f2a9c1e-8b7d-4c6a-9e1f-0a2b3c4d5e6f', 'a\nb', '12:34', '~3:x', '!1:y', '{"a":1}', 'é😀']) {
+      assert.deepEqual(decodeEnvelope(encodeFrame(frame, null, id)), { kind: 'frame', frame, exceptUser: null, exceptConnection: id }, JSON.stringify(id));
+    }
+    // One exception at most: the user's wins (an event to the others of a user excludes that user's every connection).
+    assert.deepEqual(decodeEnvelope(encodeFrame(frame, 'u1', 'c1')), { kind: 'frame', frame, exceptUser: 'u1', exceptConnection: null });
   });
 
   it('names topics so that the id is exactly what follows the two-character prefix', () => {

@@ -7,8 +7,7 @@ import type { ResultMap } from '../../src/protocol/results.js';
 
 function msg(conversationId: string, seq: number, text = `m${seq}`): Message {
   return {
-    id: `${conversationId}:${seq}`, conversationId, seq, senderId: 'u1', text, meta: null, key: `k${seq}`,
-    createdAt: 1_700_000_000_000 + seq, editedAt: null, deleted: false,
+    id: `${conversationId}:${seq}`, conversationId, seq, senderId: 'u1', text, key: `k${seq}`, createdAt: 1_700_000_000_000 + seq,
   };
 }
 const seqs = (ms: Message[]) => ms.map((m) => m.seq);

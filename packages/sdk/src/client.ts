@@ -8,7 +8,7 @@ import { Emitter, type Handler } from './emitter.js';
 import { errorFromBody, ParleyClientError } from './errors.js';
 import { splitForFrame } from './frame-batches.js';
 import { newIdempotencyKey } from './keys.js';
-import { Outbox, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
+import { Outbox, sentMessage, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
 import { Sequencer, type Position } from './sequencer.js';
 import { CLOSE_ABNORMAL, CLOSE_NORMAL, frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
@@ -292,9 +292,15 @@ export class ParleyClient {
     this.emitter.emit('welcome', welcome);
     this.startWatchdog(welcome.heartbeatIntervalMs);
     this.startHeadCheck();
-    this.sync().catch(() => {
-      /* reported through `error` and retried */
-    });
+    if (upToDate(welcome, this.sequencer)) {
+      // Nothing was missed: welcome's positions (read after the connection's subscriptions) equal ours, so the sync
+      // round trip is skipped; anything newer arrives as events.
+      this.emitter.emit('synced', { unknown: [], removed: [] });
+    } else {
+      this.sync().catch(() => {
+        /* reported through `error` and retried */
+      });
+    }
     this.resubscribePresence();
     this.pumpOutbox();
   }
@@ -413,8 +419,9 @@ export class ParleyClient {
     } else if (LEAVING_REQUESTS.has(type) && typeof data?.conversationId === 'string') {
       this.sequencer.forget(data.conversationId);
     } else if (type === 'message.send') {
-      const message = (result as ResultMap['message.send']).message;
-      if (message) this.accept([message]);
+      // The sending connection gets no `message.new` of its own message: the receipt and the request make it.
+      const receipt = result as ResultMap['message.send'];
+      if (receipt && typeof receipt.seq === 'number') this.accept([sentMessage(data as unknown as SendData, receipt, this.welcomeValue?.user.id ?? '')]);
     }
   }
 
@@ -602,7 +609,7 @@ export class ParleyClient {
       (result) => {
         if (!this.outbox.has(entry)) return;
         this.outbox.remove(entry);
-        entry.resolve(result.message);
+        entry.resolve(sentMessage(entry.data, result, this.welcomeValue?.user.id ?? ''));
       },
       (err: unknown) => {
         if (!this.outbox.has(entry) || entry.state !== 'sending') return;
@@ -823,6 +830,23 @@ export class ParleyClient {
     if (this.headCheckTimer !== undefined) clearInterval(this.headCheckTimer);
     this.headCheckTimer = undefined;
   }
+}
+
+/**
+ * Whether `welcome` shows that a reconnecting client missed nothing: it lists every conversation (not cut), the same
+ * set the client tracks (none joined or left while away), each at the client's delivered seq and stored rev, with no
+ * gap buffered. A first connection (nothing tracked) always syncs: its `synced` event lists the conversations.
+ */
+function upToDate(welcome: Welcome, sequencer: Sequencer): boolean {
+  const listed = welcome.conversations;
+  if (!Array.isArray(listed) || welcome.conversationsMore !== false) return false; // cut, or an older server
+  const known = sequencer.positions();
+  if (known.length === 0 || known.length !== listed.length) return false;
+  const byId = new Map(known.map((p) => [p.conversationId, p]));
+  return listed.every((c) => {
+    const mine = byId.get(c.id);
+    return mine !== undefined && mine.afterSeq === c.lastSeq && mine.rev === c.rev && sequencer.gap(c.id) === null;
+  });
 }
 
 /**

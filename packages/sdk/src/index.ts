@@ -23,7 +23,7 @@ export {
 } from './errors.js';
 export { Backoff, backoffCeiling, fullJitterDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { Sequencer, type GapRange, type Position } from './sequencer.js';
-export { Outbox, type PendingSend, type SendData } from './outbox.js';
+export { Outbox, sentMessage, type PendingSend, type SendData } from './outbox.js';
 export { PendingRequests } from './pending-requests.js';
 export { Emitter, type Handler } from './emitter.js';
 export { newIdempotencyKey } from './keys.js';
@@ -36,5 +36,5 @@ export { closeCatalogue, shouldReconnect, type CloseName } from '../../../src/pr
 export { CURRENT_VERSION, SUBPROTOCOL_PREFIX, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/protocol/version.js';
 export { eventNames, type EventMap, type EventName } from '../../../src/protocol/events.js';
 export type { RequestType } from '../../../src/protocol/requests.js';
-export type { Page, ResultMap } from '../../../src/protocol/results.js';
+export type { Page, ResultMap, SendReceipt } from '../../../src/protocol/results.js';
 export type * from '../../../src/protocol/types.js';

@@ -1,3 +1,4 @@
+import type { SendReceipt } from '../../../src/protocol/results.js';
 import type { Message } from '../../../src/protocol/types.js';
 import { ParleyClientError } from './errors.js';
 
@@ -105,4 +106,17 @@ export class Outbox {
       return s;
     });
   }
+}
+
+/**
+ * The message a send stored, as others receive it, built from the request and the server's receipt (the receipt holds
+ * only what the server assigned; a duplicate's receipt carries the original message, which wins). `senderId`: the
+ * connection's user (`welcome.user.id`).
+ */
+export function sentMessage(data: SendData, receipt: SendReceipt, senderId: string): Message {
+  if (receipt.message) return receipt.message;
+  const message: Message = { id: receipt.id, conversationId: receipt.conversationId, seq: receipt.seq, senderId, text: data.text, createdAt: receipt.createdAt };
+  if (data.meta !== undefined && data.meta !== null) message.meta = data.meta;
+  message.key = data.key;
+  return message;
 }

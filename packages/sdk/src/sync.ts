@@ -103,7 +103,7 @@ async function syncRound(
     for (const c of res.conversations) {
       if (!ctx.sequencer.isKnown(c.conversationId)) continue; // forgotten meanwhile
       await applyEntry(ctx, c);
-      if (c.messages.length > 0 || (c.changes?.length ?? 0) > 0) progressed = true;
+      if ((c.messages?.length ?? 0) > 0 || (c.changes?.length ?? 0) > 0) progressed = true;
       const asked = askedRev.get(c.conversationId);
       if (c.changesMore && asked !== undefined && c.rev > asked) again.push(c.conversationId);
     }
@@ -133,7 +133,7 @@ async function syncRound(
 }
 
 async function applyEntry(ctx: CatchUpContext, c: ResultMap['sync']['conversations'][number]): Promise<void> {
-  ctx.deliver(ctx.sequencer.offerMany(c.messages));
+  ctx.deliver(ctx.sequencer.offerMany(c.messages ?? []));
   const last = ctx.sequencer.last(c.conversationId) ?? 0;
   if (c.more || last < c.lastSeq || ctx.sequencer.gap(c.conversationId)) {
     await catchUp(ctx, c.conversationId, true);

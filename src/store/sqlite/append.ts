@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
-import type { Message } from '../../protocol/types.js';
+import type { StoredMessage as Message } from '../../protocol/types.js';
 import type { NewMessage } from '../store.js';
 import type { Outcome } from './group-commit.js';
 import { toMessage } from './rows.js';

@@ -1,5 +1,5 @@
 /** Row shapes as SQLite returns them, and their mapping to the protocol and store types. */
-import type { Ban, Conversation, Invite, Member, Message, MyConversation, Role, Visibility, ConversationKind } from '../../protocol/types.js';
+import type { Ban, Conversation, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility, ConversationKind } from '../../protocol/types.js';
 import type { UserOrigin, UserRecord } from '../store.js';
 
 export interface UserRow {

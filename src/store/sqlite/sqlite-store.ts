@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../protocol/errors.js';
-import type { Ban, Change, Conversation, Invite, Member, Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
+import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
 import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
@@ -285,6 +285,10 @@ export class SqliteStore implements Store {
 
   listConversationIds(userId: string): Promise<string[]> {
     return this.run(() => this.s.conversationIdsOf.all(userId).map((r) => r.conversation_id));
+  }
+
+  listPositions(userId: string): Promise<ConversationPosition[]> {
+    return this.run(() => this.s.positionsOf.all(userId).map((r) => ({ id: r.id, lastSeq: r.last_seq, rev: r.rev, readSeq: r.read_seq })));
   }
 
   countMemberships(userId: string): Promise<number> {

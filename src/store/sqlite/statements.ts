@@ -77,6 +77,9 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id LIMIT ?`),
     conversationIdsOf: prepare<[string], { conversation_id: string }>(
       'SELECT conversation_id FROM members WHERE user_id = ? ORDER BY conversation_id'),
+    positionsOf: prepare<[string], { id: string; last_seq: number; rev: number; read_seq: number }>(
+      `SELECT c.id, c.last_seq, c.rev, m.read_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+       WHERE m.user_id = ? ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id`),
     countMemberships: prepare<[string], Count>('SELECT count(*) AS n FROM members WHERE user_id = ?'),
     // Group search (migration 003): candidates come from an index, at most SEARCH_CANDIDATES of them, then are ordered.
     publicGroupsByName: prepare<[number], ConversationRow>(

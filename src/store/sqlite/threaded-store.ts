@@ -24,7 +24,7 @@ const methods = {
   migrate: 'writer', ping: 'writer', close: 'writer', createUser: 'writer', ensureUser: 'writer', getUser: 'writer',
   getUserByName: 'writer', listUsers: 'writer', setBanned: 'writer', setLastSeen: 'writer', createGroup: 'writer',
   openDirect: 'writer', getConversation: 'writer', getMyConversation: 'writer', listMyConversations: 'writer',
-  listConversationIds: 'writer', countMemberships: 'writer', searchPublic: 'reader', listConversations: 'writer',
+  listConversationIds: 'writer', listPositions: 'writer', countMemberships: 'writer', searchPublic: 'reader', listConversations: 'writer',
   renameConversation: 'writer', deleteConversation: 'writer', deleteConversationWithMembers: 'writer', getMember: 'writer',
   listMembers: 'writer', listMemberIds: 'writer', addMember: 'writer', removeMember: 'writer', setRole: 'writer',
   listContacts: 'writer', createInvite: 'writer', getInvite: 'writer', listInvites: 'writer', revokeInvite: 'writer',
