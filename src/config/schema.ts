@@ -164,8 +164,13 @@ export const configSchema = z.object({
     maxOutgoingBytes: z.number().int().min(1024).default(1024 * 1024),
     /** How long a backlog above `maxOutgoingBytes` may go without shrinking before the connection is closed. @default 5000 */
     slowConsumerMs: z.number().int().min(10).default(5000),
-    /** Hard cap on a connection's pending outgoing bytes, whatever the time: passing it closes at once (4002). @default 4 MiB */
-    maxOutgoingHardBytes: z.number().int().min(4096).default(4 * 1024 * 1024),
+    /**
+     * Hard cap on a connection's unconfirmed outgoing bytes, whatever the time: passing it closes at once (4002). Large
+     * enough for a legal burst to a reading member (six members each sending their message burst of 50 texts of 4,096
+     * control characters put 7.5 MB on the way to everyone within a second); memory is bounded process-wide by
+     * maxOutgoingTotalBytes, which slows publishers down first. @default 16 MiB
+     */
+    maxOutgoingHardBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
     /**
      * Process-wide bound of outgoing bytes written and not yet confirmed read by their clients (what fan-out has not
      * got to its readers, wherever it waits). Above it, every connection that sends a request stops being read (TCP
@@ -284,6 +289,17 @@ export const configSchema = z.object({
 }).strict().superRefine((config, ctx) => {
   if (config.limits.maxOutgoingHardBytes < config.limits.maxOutgoingBytes * 2) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'maxOutgoingHardBytes'], message: 'must be at least twice limits.maxOutgoingBytes' });
+  }
+  // One message's event is up to 6 bytes per text byte (control characters are JSON-escaped as \u00XX), plus its meta
+  // and the fixed fields; a page always holds one. A backlog level below two of them would close every reader of
+  // such a message, and make catch-up impossible.
+  const largestEvent = 6 * config.limits.maxMessageBytes + config.limits.maxMetaBytes + 2048;
+  if (config.limits.maxOutgoingBytes < 2 * largestEvent) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['limits', 'maxOutgoingBytes'],
+      message: `must be at least ${2 * largestEvent} bytes: twice the largest event one message makes (6 × limits.maxMessageBytes + limits.maxMetaBytes + 2048)`,
+    });
   }
   if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {
     ctx.addIssue({

@@ -209,7 +209,7 @@ describe('read positions in a large group', () => {
     const [owner, reader, other] = await Promise.all(['owner', 'reader', 'other'].map(seat));
     const { conversation } = await owner!.client.ok('conversation.create', { name: `reads ${randomUUID().slice(0, 8)}`, visibility: 'public' });
     for (const s of [reader!, other!]) await s.client.ok('conversation.join', { conversationId: conversation.id });
-    const { message } = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k1', text: 'hi' });
+    const message = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k1', text: 'hi' });
     // 3 members: not above 3, so every member is told.
     await reader!.client.ok('read.mark', { conversationId: conversation.id, seq: message.seq });
     await other!.client.waitFor('read', (d) => d.userId === reader!.id, 3000);
@@ -218,7 +218,7 @@ describe('read positions in a large group', () => {
     await fourth.client.ok('conversation.join', { conversationId: conversation.id }); // 4 members: above 3
     const secondDevice = await RawClient.connect(server.wsUrl, reader!.token);
     clients.push(secondDevice);
-    const { message: next } = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k2', text: 'again' });
+    const next = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k2', text: 'again' });
     const mark = other!.client.events.length;
     await reader!.client.ok('read.mark', { conversationId: conversation.id, seq: next.seq });
     await secondDevice.waitFor('read', (d) => d.userId === reader!.id && d.seq === next.seq, 3000);

@@ -177,3 +177,37 @@ describe('overload: the store refuses work past its queue bound, and loses nothi
     a.close();
   });
 });
+
+describe('overload: a legal burst to members who keep reading', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer(); // the default limits: the burst below is what they allow
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('delivers every message of 6 members each sending their whole burst of 4,096 control characters, closing nobody', async () => {
+    const SENDERS = 6;
+    const BURST = 50; // limits.userMessageRate burst
+    const members = await Promise.all(Array.from({ length: SENDERS + 1 }, (_, i) => register(server, `burst-${i}`)));
+    const clients = await Promise.all(members.map((m) => RawClient.connect(server.wsUrl, m.token)));
+    try {
+      const { conversation } = await clients[0]!.ok('conversation.create', { name: 'burst' });
+      for (const c of clients.slice(1)) await c.ok('conversation.join', { conversationId: conversation.id });
+      // Each event is ~24.6 KB once JSON-escaped: 7.4 MB on the way to every member within about a second.
+      const text = '\u0001'.repeat(4096);
+      const replies = await Promise.all(clients.slice(0, SENDERS).map((c, s) =>
+        Promise.all(Array.from({ length: BURST }, (_, i) => c.request('message.send', { conversationId: conversation.id, key: `b${s}-${i}`, text }, 60_000)))));
+      assert.ok(replies.flat().every((r) => r.result), JSON.stringify(replies.flat().find((r) => !r.result)));
+      const reader = clients[SENDERS]!;
+      const total = SENDERS * BURST;
+      await until(() => reader.eventsOf('message.new').length === total || reader.closed !== null, `the reading member gets all ${total}`, 60_000, 50);
+      assert.equal(reader.closed, null, `the reader was closed: ${JSON.stringify(reader.closed)}`);
+      assert.equal(new Set(reader.eventsOf('message.new').map((e: any) => e.seq)).size, total, 'each once');
+      for (const c of clients) assert.equal(c.closed, null, 'no member was closed');
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});

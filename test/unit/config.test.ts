@@ -277,3 +277,16 @@ describe('mistakes are reported as "path: problem (from source)", all at once', 
     assert.deepEqual(mistakes({ env: {}, file: notMapping }), [`${notMapping}: expected a mapping of settings at the top level (from options.file)`]);
   });
 });
+
+describe('limits that depend on each other', () => {
+  test('refuse an outgoing backlog level below twice the largest event one message makes (catch-up would be impossible)', () => {
+    const lines = mistakes({ env: { PARLEY_LIMITS_MAX_OUTGOING_BYTES: '4096', PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: '8192' } });
+    assert.ok(lines.some((l) => /limits\.maxOutgoingBytes: .*must be at least 61440 bytes: twice the largest event one message makes/.test(l)), lines.join('\n'));
+    // Smaller messages allow a smaller level: 6 × 1000 + 1000 + 2048 = 9048 per event.
+    const config = loadConfig({ env: {
+      PARLEY_LIMITS_MAX_MESSAGE_BYTES: '1000', PARLEY_LIMITS_MAX_META_BYTES: '1000',
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: '18096', PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: '36192',
+    } });
+    assert.equal(config.limits.maxOutgoingBytes, 18096);
+  });
+});
