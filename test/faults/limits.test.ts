@@ -195,8 +195,9 @@ describe('limits: slow consumer', () => {
   let server: TestServer;
   before(async () => {
     server = await startServer({
-      PARLEY_LIMITS_MAX_OUTGOING_BYTES: '65536',
-      PARLEY_LIMITS_MAX_MESSAGE_BYTES: '60000',
+      // The least backlog level the config allows for 20,000-byte messages (twice 6 × 20,000 + 4,096 + 2,048).
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: '262144',
+      PARLEY_LIMITS_MAX_MESSAGE_BYTES: '20000',
       PARLEY_LIMITS_MAX_FRAME_BYTES: '131072',
       PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '10000',
       PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '10000',
@@ -220,7 +221,7 @@ describe('limits: slow consumer', () => {
     assert.equal(connectionsBefore, 3);
 
     (slow.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
-    // 20 kB: a reading client gets a reply and an event per send (40 kB in one turn), within the 64 kB bound.
+    // 20 kB: a reading client gets a receipt per send and the others an event each, far within the 256 kB level.
     const text = 'x'.repeat(20_000);
     const deadline = Date.now() + 30_000;
     let sent = 0;
