@@ -240,7 +240,7 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
       user = found.user;
       what = `found by ${found.foundBy}`;
     } else if (flags.create && flags.by !== 'username') {
-      user = (await upsertProductUser(store, which, { name: flags.name ?? which }, Date.now())).user;
+      user = (await upsertProductUser(store, which, { name: flags.name?.trim() ?? which }, Date.now())).user;
       what = 'created now as a product user (no password)';
     } else {
       throw new UsageError(`no user has the ${flags.by ?? 'id or username'} "${which}"; nothing was created. ` +

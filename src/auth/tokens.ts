@@ -160,11 +160,13 @@ function nameOf(payload: JWTPayload): string | null {
     const v = payload[claim];
     if (typeof v !== 'string' || v.trim().length === 0) continue;
     if (!isWellFormed(v)) throw unauthorized(`${claim} claim is not well-formed Unicode (lone surrogate)`);
-    // The display-name rule (src/protocol/display-names.ts): no controls or bidi overrides in a name others are shown.
-    const problem = displayNameCharacterProblem(v.trim());
+    // Cut at a code point boundary (slicing UTF-16 units could split a surrogate pair), then trim again: the name kept
+    // is what the display-name rule (src/protocol/display-names.ts) judges, so a cut cannot leave a broken flag
+    // sequence, a trailing space or nothing visible.
+    const name = Array.from(v.trim()).slice(0, MAX_NAME_LENGTH).join('').trim();
+    const problem = displayNameCharacterProblem(name);
     if (problem) throw unauthorized(`${claim} claim: ${problem}`);
-    // Cut at a code point boundary: slicing UTF-16 units could split a surrogate pair and make the name ill-formed.
-    return Array.from(v.trim()).slice(0, MAX_NAME_LENGTH).join('');
+    return name;
   }
   return null;
 }

@@ -6,10 +6,11 @@
  * bidi embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069), which reorder the text that follows
  * ("a\u202eb" shows "b" first) and can spill into a client's UI; the line and paragraph separators (U+2028, U+2029),
  * which break lines like a newline; tag characters (U+E0000–U+E007F), which hide text from readers, except in the emoji
- * tag sequences of subdivision flags (🏴 U+1F3F4, tags, U+E007F CANCEL TAG); and U+FFFD, the replacement character,
+ * tag sequences of subdivision flags (🏴 U+1F3F4, 2–7 tag letters or digits, U+E007F CANCEL TAG); and U+FFFD, the replacement character,
  * which only text damaged by a bad decoder holds (bytes that were not UTF-8). A name must show something: at least one
- * character that is not white space, not default-ignorable (zero-width, format and filler characters such as U+200B,
- * U+200E, U+3164) and not a combining mark, and not the blank braille pattern (U+2800). Strings must be well-formed
+ * character that is not white space, not default-ignorable or another format character (zero-width, format and filler
+ * characters such as U+200B, U+200E, U+3164, U+FFF9), not a combining mark, not unassigned or a noncharacter, and not
+ * the blank braille pattern (U+2800) or the object replacement character (U+FFFC). Strings must be well-formed
  * (no lone surrogate).
  */
 import { z } from 'zod';
@@ -21,10 +22,13 @@ export const DISPLAY_NAME_MAX_LENGTH = 200;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/u;
 const LINE_SEPARATOR = /[\u2028\u2029]/u;
-const FLAG_TAG_SEQUENCE = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+// A subdivision flag: 🏴, a subdivision code in tag letters and digits ("gbeng": 2 to 7 of them), CANCEL TAG.
+const FLAG_TAG_SEQUENCE = /\u{1F3F4}[\u{E0030}-\u{E0039}\u{E0061}-\u{E007A}]{2,7}\u{E007F}/gu;
 const TAG = /[\u{E0000}-\u{E007F}]/u;
 const REPLACEMENT = /\uFFFD/u;
-const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{M}\u2800]/u;
+// Not visible: white space, default-ignorable and other format characters (U+FFF9–FFFB, U+13430…), marks, unassigned
+// code points and noncharacters, the blank braille pattern and the object replacement character.
+const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cf}\p{Cn}\p{M}\u2800\uFFFC]/u;
 
 /**
  * Why this (already trimmed) display name breaks the rule (not counting its length), or null when it is fine:

@@ -191,6 +191,11 @@ describe('display names: group and product-user names, token name claims', () =>
     ['line\u2028break', /separator/], ['para\u2029graph', /separator/],
     ['hidden\u{E0069}\u{E0067}\u{E006E}', /tag characters/], ['\u{1F3F4}\u{E0067}\u{E0062}', /tag characters/],
     ['bad\ufffd\ufffdbytes', /U\+FFFD/],
+    ['\ufff9\ufffa\ufffb', /visible/], ['\u{13430}\u{13431}', /visible/], ['\uffff\ufdd0', /visible/], ['\u0378', /visible/], ['\ufffc', /visible/],
+    // Hidden text dressed as a flag: upper-case tags, spaces in tags, or far too many.
+    ['Team \u{1F3F4}\u{E0047}\u{E0042}\u{E0045}\u{E004E}\u{E0047}\u{E007F}', /tag characters/],
+    ['Team \u{1F3F4}\u{E0069}\u{E0067}\u{E006E}\u{E0020}\u{E0061}\u{E007F}', /tag characters/],
+    [`Team \u{1F3F4}${String.fromCodePoint(...Array(30).fill(0xe0061))}\u{E007F}`, /tag characters/],
   ];
   const assertBadName = (res: { status?: number; body?: any; error?: any }, why: RegExp, what: string) => {
     const error = res.error ?? res.body?.error;
@@ -258,6 +263,9 @@ describe('display names: group and product-user names, token name claims', () =>
       [await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: 'evil\u2067' }), /name claim: .*bidi/],
       [await preferred('x\u202ay'), /preferred_username claim: .*bidi/],
       [await preferred('esc\u001b[2J'), /preferred_username claim: .*control/],
+      // Judged as kept (cut at 128 characters): the cut must not leave nothing visible or a flag without its end.
+      [await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: `${'\u200b'.repeat(130)}A` }), /name claim: .*visible/],
+      [await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: `${'a'.repeat(124)}\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}b` }), /name claim: .*tag characters/],
     ];
     for (const [token, why] of cases) {
       const res = await api(server, token, 'GET', '/api/v1/me');
@@ -270,6 +278,9 @@ describe('display names: group and product-user names, token name claims', () =>
     assert.equal(await userNamed('claims-user'), undefined, 'no user was created');
     const fine = await api(server, await signToken(EXTERNAL_SECRET, null, 'claims-user', { name: 'Ada 🎉' }), 'GET', '/api/v1/me');
     assert.equal(fine.status, 200, JSON.stringify(fine.body));
+    const cut = await api(server, await signToken(EXTERNAL_SECRET, null, 'claims-cut', { name: `a${' '.repeat(127)}b` }), 'GET', '/api/v1/me');
+    assert.equal(cut.status, 200);
+    assert.equal(cut.body.user.name, 'a', 'cut at 128 characters, then trimmed');
   });
 });
 
@@ -377,7 +388,7 @@ describe('the CLI applies the display-name rule', () => {
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   const cli = (args: string[]) => run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { env: { PATH: process.env.PATH ?? '' } })
-    .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
+    .then((ok: { stderr: string }) => ({ code: 0, stderr: ok.stderr }), (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }));
 
   it('user upsert and token --create --name refuse bidi overrides and controls in a product user\'s name', async () => {
     for (const args of [['user', 'upsert', 'cust-1', '--name', 'a\u202eb'], ['token', 'cust-2', '--create', '--name', 'x\u2066y']]) {
@@ -389,6 +400,10 @@ describe('the CLI applies the display-name rule', () => {
     assert.notEqual(tab.code, 0);
     assert.match(tab.stderr, /control/);
     assert.equal((await cli(['user', 'upsert', 'cust-1', '--name', 'Ada Lovelace'])).code, 0);
+    // token --create stores the name trimmed, as upsert does (white space includes U+2028, U+2029 and U+3000).
+    const created = await cli(['token', 'cust-4', '--create', '--name', '\u3000\u2028Zoë \u2029']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /token for user cust-4 \("Zoë", product user\)/);
   });
 });
 
