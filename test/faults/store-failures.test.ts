@@ -225,11 +225,7 @@ describe('store failures are visible to operators', () => {
 
         unlinkSync(filler);
         // The server's own probe write (every 5 s while failing) finds room again; nobody needs to ask /readyz.
-        const deadline = Date.now() + 15_000;
-        while ((await fetch(`${server.url}/readyz`)).status !== 200) {
-          assert.ok(Date.now() < deadline, '/readyz is back to 200 within 15 s of freeing the disk');
-          await sleep(200);
-        }
+        await until(async () => (await fetch(`${server!.url}/readyz`)).status === 200, '/readyz back to 200 after freeing the disk', 15_000, 200);
         await client.ok('message.send', { conversationId: conversation.id, key: 'after', text: 'stored after' });
         const { messages } = await client.ok('history.after', { conversationId: conversation.id, afterSeq: 0 });
         assert.deepEqual(messages.map((m: any) => m.text), [...accepted, 'stored after'], 'every acknowledged message, nothing half-written');
