@@ -5,7 +5,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory/memory-bus.js';
-import type { Config } from './config/schema.js';
+import { outgoingProbeBytesOf, type Config } from './config/schema.js';
 import { Admin } from './domain/admin.js';
 import { Chat, chatLimitsFrom } from './domain/chat.js';
 import type { Services } from './domain/operations.js';
@@ -133,6 +133,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     options: {
       path: '/ws',
       ...config.limits,
+      outgoingProbeBytes: outgoingProbeBytesOf(config.limits),
       userRates,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,

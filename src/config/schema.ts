@@ -172,8 +172,8 @@ export const configSchema = z.object({
      */
     maxOutgoingHardBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
     /**
-     * Process-wide bound of outgoing bytes written and not yet confirmed read by their clients (what fan-out has not
-     * got to its readers, wherever it waits). Above it, every connection that sends a request stops being read (TCP
+     * Process-wide bound of outgoing backlog: bytes written and not yet confirmed read by their clients (what fan-out
+     * has not got to its readers, wherever it waits), beyond the `outgoingProbeBytes` each may have in flight. Above it, every connection that sends a request stops being read (TCP
      * backpressure) until the others are back under 3/4 of it: publishers slow down to what readers take, instead of
      * the server buffering. Bounds server memory and the delay of deliveries (≈ this / the readers' byte rate).
      * @default 32 MiB
@@ -184,6 +184,13 @@ export const configSchema = z.object({
      * while bytes flow to it. Lower: finer accounting, more pongs. @default 100
      */
     outgoingProbeMs: z.number().int().min(1).max(10_000).default(100),
+    /**
+     * Unconfirmed bytes a connection may have in flight without a position ping; past it, writes carry one (at most
+     * every `outgoingProbeMs`). What a reading client normally has on the way, so not counted as backlog by
+     * `maxOutgoingTotalBytes`. Lower: finer accounting, more pongs. At most half of `maxOutgoingBytes`.
+     * @default 64 KiB, or a quarter of `maxOutgoingBytes` when that is less (see `outgoingProbeBytesOf`)
+     */
+    outgoingProbeBytes: z.number().int().min(0).optional(),
     /**
      * Byte budget of one reply that can grow (history and sync pages, lists): pages stop before passing it and say
      * `more`. A page always holds at least one item. The budget used is at most half of `maxOutgoingBytes`.
@@ -287,6 +294,9 @@ export const configSchema = z.object({
     drainMs: z.number().int().min(0).default(5000),
   }).strict().prefault({}),
 }).strict().superRefine((config, ctx) => {
+  if (config.limits.outgoingProbeBytes !== undefined && config.limits.outgoingProbeBytes * 2 > config.limits.maxOutgoingBytes) {
+    ctx.addIssue({ code: 'custom', path: ['limits', 'outgoingProbeBytes'], message: 'must be at most half of limits.maxOutgoingBytes' });
+  }
   if (config.limits.maxOutgoingHardBytes < config.limits.maxOutgoingBytes * 2) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'maxOutgoingHardBytes'], message: 'must be at least twice limits.maxOutgoingBytes' });
   }
@@ -320,4 +330,9 @@ function isAddressOrCidr(value: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   if (prefix === undefined) return true;
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** The effective `limits.outgoingProbeBytes`: as configured, else 64 KiB or a quarter of `maxOutgoingBytes` if less. */
+export function outgoingProbeBytesOf(limits: Config['limits']): number {
+  return limits.outgoingProbeBytes ?? Math.min(64 * 1024, Math.floor(limits.maxOutgoingBytes / 4));
 }

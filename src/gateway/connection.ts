@@ -19,8 +19,8 @@ export interface ConnectionOwner {
   unregister(connection: Connection): void;
   /** Count a close the connection decided itself (slow consumer), like the closes the owner makes. */
   countClose(name: CloseName): void;
-  /** The connection's unconfirmed bytes changed by `delta` (the owner keeps the process-wide total). */
-  unconfirmedChanged(delta: number): void;
+  /** The connection's backlog (see `Connection.backlogBytes`) changed by `delta` (the owner keeps the process-wide total). */
+  backlogChanged(delta: number): void;
 }
 
 export interface ConnectionLimits {
@@ -32,6 +32,8 @@ export interface ConnectionLimits {
   maxOutgoingHardBytes: number;
   /** Least time between two position pings of a connection while bytes flow to it. */
   outgoingProbeMs: number;
+  /** Unconfirmed bytes a reading connection may have in flight without a position ping; not counted as backlog. */
+  outgoingProbeBytes: number;
   connectionRate: { perSecond: number; burst: number };
 }
 
@@ -42,10 +44,13 @@ export interface ConnectionLimits {
  *
  * What the peer has not yet taken is counted end to end, not only in our socket buffer: the kernel's buffers on both
  * sides of a loopback or LAN connection hold megabytes, so a client that reads too slowly leaves the socket's own
- * buffer empty while its backlog (and the delay of everything sent to it) grows. Every write carries, at most every
- * `outgoingProbeMs`, a ping whose payload is the byte position after it; the peer's pong (sent once it read up to
- * there) confirms that position. Unconfirmed bytes = written − confirmed + queued: an upper bound of what is waiting
- * for this peer anywhere (our memory, the kernels, the client's own queue).
+ * buffer empty while its backlog (and the delay of everything sent to it) grows. Once more than `outgoingProbeBytes`
+ * are unconfirmed, a write carries (at most every `outgoingProbeMs`) a ping whose payload is the byte position after
+ * it; the peer's pong (sent once it read up to there) confirms that position. Unconfirmed bytes = written − confirmed
+ * + queued: an upper bound of what is waiting for this peer anywhere (our memory, the kernels, the client's own queue).
+ * Below `outgoingProbeBytes` no ping is needed: that much in flight is what a reading client normally has, so it is
+ * not backlog, and a reader that keeps up costs one pong per `outgoingProbeBytes` it reads, not one per write (pongs
+ * are work for both sides: at 10 per second to each of 1,000 readers they cost a fifth of the fan-out rate).
  *
  * Slow consumers are judged by unconfirmed bytes that do not drain, never by the size of one turn's writes: a reading
  * client may receive a large reply (a sync page) that briefly puts more than `maxOutgoingBytes` in flight. When
@@ -78,12 +83,18 @@ export class Connection {
   private writtenBytes = 0;
   /** Bytes the peer confirmed reading (the payload of its latest pong to a position ping). */
   private confirmedBytes = 0;
-  /** When the last position ping was written (ms since the epoch); 0 while none is unanswered. */
+  /** When the last position ping was written (ms since the epoch); 0 before the first. */
   private probeSentAt = 0;
+  /** The scheduler's sweep will call `probeTrailing` (the connection is in its set). */
+  private trailScheduled = false;
+  /** The next flush writes a ping even with nothing queued (set by the sweep). */
+  private trailingProbe = false;
   /** The position the last ping carried. */
   private probedBytes = 0;
   /** False once the owner removed this connection from its totals (closed). */
   private counted = true;
+  /** The backlog the owner counted for this connection (see `backlogBytes`). */
+  private countedBacklog = 0;
   /** Reading from the socket is paused (backpressure on a requesting connection). */
   paused = false;
   /** The confirmed position seen by the owner's last stall check, and that check's round (see `stalled`). */
@@ -154,25 +165,58 @@ export class Connection {
   flush(): void {
     this.marked = false;
     const queue = this.queue;
-    const reping = this.probeSentAt === 0 && this.writtenBytes > this.probedBytes;
-    if (queue.length === 0 && !reping) return;
+    const trailing = this.trailingProbe;
+    this.trailingProbe = false;
+    if (queue.length === 0 && !(trailing && this.writtenBytes > this.probedBytes)) return;
+    if (this.socket.destroyed) return;
     const bytes = this.queuedBytes;
+    const wantsProbe = this.writtenBytes + bytes - this.confirmedBytes > this.limits.outgoingProbeBytes;
+    const now = this.scheduler.now;
+    const probeDue = wantsProbe && now - this.probeSentAt >= this.limits.outgoingProbeMs;
+    if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
     this.queue = [];
     this.queuedBytes = 0;
-    if (this.socket.destroyed) return;
     this.writtenBytes += bytes;
-    if (this.counted && bytes > 0) this.owner.unconfirmedChanged(bytes);
-    const now = this.scheduler.now;
-    if (this.probeSentAt === 0 || now - this.probeSentAt >= this.limits.outgoingProbeMs) {
+    this.recount();
+    if (probeDue) {
       // The ping rides in the same write: no extra syscall. A newer one supersedes an unanswered one.
       this.probeSentAt = now;
       this.probedBytes = this.writtenBytes;
       queue.push(framePing(this.writtenBytes));
-      this.socket.write(Buffer.concat(queue));
+      this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue));
     } else {
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
+      // Too soon for another ping: the sweep sends one after the burst if no write carries one before.
+      if (wantsProbe) this.trail();
     }
     if (this.backlogTimer === null && this.unconfirmedBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
+  }
+
+  /** Ask the scheduler's sweep for a ping after this burst (once per connection while it waits). */
+  private trail(): void {
+    if (this.trailScheduled) return;
+    this.trailScheduled = true;
+    this.scheduler.trail(this);
+  }
+
+  /** The scheduler's sweep: bytes written since the last ping get a ping of their own (in the next flush, when due). */
+  probeTrailing(): void {
+    this.trailScheduled = false;
+    if (this.state !== ConnectionState.Open || this.writtenBytes === this.probedBytes) return;
+    this.trailingProbe = true;
+    if (!this.marked) {
+      this.marked = true;
+      this.scheduler.mark(this);
+    }
+  }
+
+  /** Tell the owner how this connection's backlog changed since it last counted it. */
+  private recount(): void {
+    if (!this.counted) return;
+    const backlog = this.backlogBytes();
+    if (backlog === this.countedBacklog) return;
+    this.owner.backlogChanged(backlog - this.countedBacklog);
+    this.countedBacklog = backlog;
   }
 
   /**
@@ -183,18 +227,8 @@ export class Connection {
     if (payload.length === 0 || payload.length > 16) return;
     const position = Number(payload.toString('latin1'));
     if (!Number.isSafeInteger(position) || position <= this.confirmedBytes || position > this.writtenBytes) return;
-    const delta = position - this.confirmedBytes;
     this.confirmedBytes = position;
-    if (position === this.probedBytes) {
-      // The latest ping is answered: the next write pings at once, and bytes written after it get a ping of their own
-      // now (the end of a burst must not stay unconfirmed until the next write).
-      this.probeSentAt = 0;
-      if (this.writtenBytes > position && !this.marked && this.state === ConnectionState.Open) {
-        this.marked = true;
-        this.scheduler.mark(this);
-      }
-    }
-    if (this.counted) this.owner.unconfirmedChanged(-delta);
+    this.recount();
   }
 
   /**
@@ -202,7 +236,7 @@ export class Connection {
    * waiting for it then. Records this round's position for the next check.
    */
   stalled(round: number): boolean {
-    const stalled = this.progressRound === round - 1 && this.confirmedBytes === this.progressMark && this.writtenBytes > this.confirmedBytes;
+    const stalled = this.progressRound === round - 1 && this.confirmedBytes === this.progressMark && this.backlogBytes() > 0;
     this.progressRound = round;
     this.progressMark = this.confirmedBytes;
     return stalled;
@@ -213,11 +247,20 @@ export class Connection {
     return this.writtenBytes - this.confirmedBytes + this.queuedBytes;
   }
 
-  /** Remove this connection from the owner's totals (once, when it closes); returns its written, unconfirmed bytes. */
+  /**
+   * Written bytes not yet confirmed beyond the `outgoingProbeBytes` a reading client may have in flight: what the
+   * process-wide budget counts. Bytes past the allowance are always covered by pings (see `flush`), so this backlog
+   * shrinks as soon as the peer reads.
+   */
+  backlogBytes(): number {
+    return Math.max(0, this.writtenBytes - this.confirmedBytes - this.limits.outgoingProbeBytes);
+  }
+
+  /** Remove this connection from the owner's totals (once, when it closes); returns the backlog it had counted. */
   uncount(): number {
     if (!this.counted) return 0;
     this.counted = false;
-    return this.writtenBytes - this.confirmedBytes;
+    return this.countedBacklog;
   }
 
   /** Bytes queued this turn and not yet written to the socket. */
@@ -246,8 +289,9 @@ export class Connection {
     if (this.state !== ConnectionState.Open || this.socket.destroyed) return;
     const pending = this.unconfirmedBytes();
     if (pending <= this.limits.maxOutgoingBytes) return;
-    // Still above the limit: a reader that made progress gets another window, one that did not is closed.
-    if (pending >= this.backlogSample) {
+    // Still above the limit: a reader that made progress gets another window, one that did not is closed. A paused
+    // connection (backpressure on a publisher) is not judged: we do not read its pongs, so it cannot confirm anything.
+    if (pending >= this.backlogSample && !this.paused) {
       this.abandon('SLOW_CONSUMER');
       return;
     }

@@ -33,10 +33,12 @@ export interface GatewayOptions {
   maxReplyBytes: number;
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
-  /** Process-wide bound of unconfirmed outgoing bytes; above it, connections that send requests are paused. */
+  /** Process-wide bound of the connections' backlogs; above it, connections that send requests are paused. */
   maxOutgoingTotalBytes: number;
   /** Least time between two position pings of a connection while bytes flow to it (see Connection). */
   outgoingProbeMs: number;
+  /** Unconfirmed bytes a connection may have in flight without a position ping (see Connection). */
+  outgoingProbeBytes: number;
   connectionRate: { perSecond: number; burst: number };
   /** The rate of each per-user budget (see userBudgets in domain/operations.ts). */
   userRates: Record<UserBudget, Rate>;
@@ -103,7 +105,7 @@ type TaggedSocket = WebSocket & { [kConnection]?: Connection };
  */
 export class Gateway implements ConnectionOwner {
   private readonly wss: WebSocketServer;
-  private readonly scheduler = new WriteScheduler();
+  private readonly scheduler: WriteScheduler;
   private readonly connections = new Set<Connection>();
   /** userId → its one connection, or a Set of them when it has several (most users have one; a Set costs ~150 B). */
   private readonly byUser = new Map<string, Connection | Set<Connection>>();
@@ -123,8 +125,8 @@ export class Gateway implements ConnectionOwner {
   private readonly presenceConnecting = new Map<Connection, Promise<void>>();
   /** Connection work in progress (see settled()). */
   private readonly inFlight = new Set<Promise<void>>();
-  /** Unconfirmed outgoing bytes of every connection (see Connection): what fan-out has not yet got to its readers. */
-  private unconfirmedTotal = 0;
+  /** The backlog of every connection (Connection.backlogBytes): what fan-out has not yet got to its readers. */
+  private backlogTotal = 0;
   /** Connections whose reading is paused because the process is over its outgoing budget. */
   private readonly paused = new Set<Connection>();
   private resumeTimer: ReturnType<typeof setInterval> | null = null;
@@ -141,6 +143,7 @@ export class Gateway implements ConnectionOwner {
       clientTracking: false,
       handleProtocols: selectSubprotocol,
     });
+    this.scheduler = new WriteScheduler(options.outgoingProbeMs);
     this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c));
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
@@ -149,14 +152,14 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** Outgoing bytes held for every connection (metrics, read at scrape time). */
-  private outgoingBytes(): { queued: number; socket: number; unconfirmed: number; paused: number } {
+  private outgoingBytes(): { queued: number; socket: number; backlog: number; paused: number } {
     let queued = 0;
     let socket = 0;
     for (const connection of this.connections) {
       queued += connection.queuedByteCount;
       socket += connection.socketBufferedBytes;
     }
-    return { queued, socket, unconfirmed: this.unconfirmedTotal, paused: this.paused.size };
+    return { queued, socket, backlog: this.backlogTotal, paused: this.paused.size };
   }
 
   get connectionCount(): number {
@@ -210,6 +213,7 @@ export class Gateway implements ConnectionOwner {
 
   close(): void {
     this.heartbeat.stop();
+    this.scheduler.stop();
     if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
     for (const connection of this.connections) connection.ws.terminate();
     this.wss.close();
@@ -376,7 +380,7 @@ export class Gateway implements ConnectionOwner {
     connection.state = ConnectionState.Closed;
     if (!this.connections.delete(connection)) return;
     this.deps.metrics.connections.dec();
-    this.unconfirmedTotal -= connection.uncount();
+    this.backlogTotal -= connection.uncount();
     this.paused.delete(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
@@ -408,8 +412,8 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.closes.inc({ reason: name });
   }
 
-  unconfirmedChanged(delta: number): void {
-    this.unconfirmedTotal += delta;
+  backlogChanged(delta: number): void {
+    this.backlogTotal += delta;
   }
 
   // ---------------------------------------------------------------- backpressure on requesting connections
@@ -436,7 +440,7 @@ export class Gateway implements ConnectionOwner {
    * already read is served. Only requesting connections are paused: a connection that only receives is never slowed.
    */
   private pauseIfOverBudget(connection: Connection): void {
-    if (this.unconfirmedTotal <= this.deps.options.maxOutgoingTotalBytes || connection.paused) return;
+    if (this.backlogTotal <= this.deps.options.maxOutgoingTotalBytes || connection.paused) return;
     if (connection.state !== ConnectionState.Open) return;
     connection.paused = true;
     connection.ws.pause();
@@ -449,13 +453,13 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * Resume every paused connection once the others' unconfirmed bytes are back under 3/4 of the budget. The paused
+   * Resume every paused connection once the others' backlog is back under 3/4 of the budget. The paused
    * ones' own bytes do not count: their pongs wait unread behind their requests, so they cannot confirm anything.
    */
   private readonly resumeIfCaughtUp = (): void => {
     let pausedBytes = 0;
-    for (const connection of this.paused) pausedBytes += connection.unconfirmedBytes();
-    if (this.unconfirmedTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
+    for (const connection of this.paused) pausedBytes += connection.backlogBytes();
+    if (this.backlogTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
     for (const connection of this.paused) {
       connection.paused = false;
       if (connection.state === ConnectionState.Open) connection.ws.resume();

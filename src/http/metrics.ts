@@ -26,13 +26,14 @@ export class Metrics {
 
   /**
    * Outgoing bytes held for connections, read at scrape time: `queued` (frames queued this event-loop turn, not yet
-   * written), `socket` (written to a socket, not yet taken by the kernel) and `unconfirmed` (written and not yet
-   * confirmed read by the peer, wherever they wait: our memory, the kernels, the client; bounded by
-   * limits.maxOutgoingTotalBytes plus one turn's fan-out).
+   * written), `socket` (written to a socket, not yet taken by the kernel) and `backlog` (written and not yet
+   * confirmed read by the peer, wherever they wait: our memory, the kernels, the client; beyond the
+   * limits.outgoingProbeBytes each reading connection may have in flight; bounded by limits.maxOutgoingTotalBytes
+   * plus one turn's fan-out).
    */
   readonly outgoingBytes = new Gauge({
     name: 'parley_outgoing_bytes',
-    help: 'Outgoing bytes held in server memory for connections: queued this turn, or buffered in sockets',
+    help: 'Outgoing bytes for connections: queued this turn, buffered in sockets, or backlog (written, not confirmed read)',
     labelNames: ['where'],
     registers: [this.registry],
     collect: () => {
@@ -40,7 +41,7 @@ export class Metrics {
       if (!held) return;
       this.outgoingBytes.set({ where: 'queued' }, held.queued);
       this.outgoingBytes.set({ where: 'socket' }, held.socket);
-      this.outgoingBytes.set({ where: 'unconfirmed' }, held.unconfirmed);
+      this.outgoingBytes.set({ where: 'backlog' }, held.backlog);
       this.pausedConnections.set(held.paused);
     },
   });
@@ -55,7 +56,7 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Where scrape-time gauges read their figures; set by the gateway. */
-  readonly sources: { outgoing?: () => { queued: number; socket: number; unconfirmed: number; paused: number } } = {};
+  readonly sources: { outgoing?: () => { queued: number; socket: number; backlog: number; paused: number } } = {};
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });

@@ -54,7 +54,7 @@ describe('overload: readers that fall behind, publishers that go faster than fan
     await server.stop();
   });
 
-  it('pauses the publisher instead of buffering, keeps unconfirmed bytes near the budget, and closes the non-readers (4002)', async () => {
+  it('pauses the publisher instead of buffering, keeps the backlog near the budget, and closes the non-readers (4002)', async () => {
     const names = ['ovl-pub', 'ovl-reader', 'ovl-stuck-1', 'ovl-stuck-2', 'ovl-stuck-3', 'ovl-stuck-4'];
     const accounts = await Promise.all(names.map((n) => register(server, n)));
     const clients = await Promise.all(accounts.map((a) => RawClient.connect(server.wsUrl, a.token)));
@@ -68,7 +68,7 @@ describe('overload: readers that fall behind, publishers that go faster than fan
     let sampling = true;
     const sampler = (async () => {
       for (let i = 0; i < 2000 && sampling; i++) {
-        maxUnconfirmed = Math.max(maxUnconfirmed, await metric(server, 'parley_outgoing_bytes{where="unconfirmed"}'));
+        maxUnconfirmed = Math.max(maxUnconfirmed, await metric(server, 'parley_outgoing_bytes{where="backlog"}'));
       }
     })();
     const slowClosed = () => metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
@@ -185,6 +185,35 @@ describe('overload: a legal burst to members who keep reading', () => {
   });
   after(async () => {
     await server.stop();
+  });
+
+  it('sends position pings only once outgoingProbeBytes (64 KiB) are unconfirmed, one per 64 KiB read, and confirms the end of a burst', async () => {
+    const [sender, reader] = await Promise.all(['probe-sender', 'probe-reader'].map((n) => register(server, n)));
+    const a = await RawClient.connect(server.wsUrl, sender.token);
+    const r = await RawClient.connect(server.wsUrl, reader.token);
+    try {
+      const { conversation } = await a.ok('conversation.create', { name: 'probes' });
+      await r.ok('conversation.join', { conversationId: conversation.id });
+      const positions: number[] = [];
+      let received = 0;
+      r.ws.on('ping', (payload: Buffer) => payload.length > 0 && positions.push(Number(payload.toString('latin1'))));
+      r.ws.on('message', (data: Buffer) => (received += data.length + 4)); // + the frame header (2–4 bytes here)
+      // 20 events of ~1 KB, one at a time: less than 64 KiB in flight, so a reader that keeps up answers no ping.
+      for (let i = 0; i < 20; i++) await a.ok('message.send', { conversationId: conversation.id, key: `small-${i}`, text: 's'.repeat(1000) });
+      await until(() => r.eventsOf('message.new').length === 20, 'the reader gets the small messages', 10_000, 20);
+      assert.deepEqual(positions, [], 'no position ping below outgoingProbeBytes');
+      // Then a burst of ~740 KB (30 events of ~24.6 KB once JSON-escaped; the rest of the sender's burst allowance):
+      // pings past 64 KiB, at most one per 64 KiB read (plus the one after the burst).
+      await Promise.all(Array.from({ length: 30 }, (_, i) => a.ok('message.send', { conversationId: conversation.id, key: `big-${i}`, text: '\u0001'.repeat(4096) })));
+      await until(() => r.eventsOf('message.new').length === 50, 'the reader gets the burst', 10_000, 20);
+      // The end of the burst is confirmed: a ping after the last write carries the position of everything written.
+      await until(() => positions.length > 0 && positions.at(-1)! >= received, 'a ping covering the whole burst', 10_000, 20);
+      assert.ok(positions.length <= Math.ceil(received / 65536) + 2, `${positions.length} pings for ${received} bytes`);
+      await until(async () => (await metric(server, 'parley_outgoing_bytes{where="backlog"}')) === 0, 'no backlog left', 10_000, 50);
+    } finally {
+      a.close();
+      r.close();
+    }
   });
 
   it('delivers every message of 6 members each sending their whole burst of 4,096 control characters, closing nobody', async () => {
