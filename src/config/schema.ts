@@ -197,6 +197,12 @@ export const configSchema = z.object({
      * @default 256 KiB
      */
     maxReplyBytes: z.number().int().min(4096).default(256 * 1024),
+    /**
+     * Requests of one connection served at once: past it, the connection is not read until one is answered (TCP
+     * backpressure). Bounds what one connection can put in motion before the fan-out it causes is counted by
+     * `maxOutgoingTotalBytes`. @default 32
+     */
+    maxInflightRequests: z.number().int().min(1).max(10_000).default(32),
     /** Every request of a connection spends a token. @default 50/s, burst 100 */
     connectionRate: rateSchema.prefault({ perSecond: 50, burst: 100 }),
     /** Every message send/edit/delete of a user, across devices, spends a token. @default 20/s, burst 50 */

@@ -576,7 +576,8 @@ export class Chat {
 
   private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked' | 'banned'): Promise<void> {
     const conversation = this.memberSummaries ? await this.store.getConversation(conversationId).catch(() => null) : null;
-    const summaries = conversation && this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ? this.memberSummaries : null;
+    // Read after the departure: the size before it (what decides, as for a join's size after it) is one more.
+    const summaries = conversation && this.memberSummaries?.summarises(conversation.kind, conversation.memberCount + 1) ? this.memberSummaries : null;
     summaries?.note(conversationId, 'left');
     await Promise.all([
       summaries ? undefined : this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
@@ -7,6 +8,8 @@ import { framePing, frameText } from './frame.js';
 import type { WriteScheduler } from './write-scheduler.js';
 
 const NO_CONVERSATIONS: ReadonlySet<string> = new Set<string>();
+/** Unanswered position pings remembered per connection (see `Connection.outstanding`). */
+const MAX_OUTSTANDING_PINGS = 8;
 
 export const ConnectionState = { Open: 0, Closing: 1, Closed: 2 } as const;
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
@@ -76,8 +79,8 @@ export class Connection {
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private marked = false;
-  /** Pending bytes seen by the last backlog check, while a check is armed. */
-  private backlogSample = 0;
+  /** The confirmed position when the armed backlog check started its window. */
+  private confirmedSample = 0;
   private backlogTimer: ReturnType<typeof setTimeout> | null = null;
   /** Bytes written to the socket since the connection opened. */
   private writtenBytes = 0;
@@ -91,12 +94,39 @@ export class Connection {
   private trailingProbe = false;
   /** The position the last ping carried. */
   private probedBytes = 0;
+  /**
+   * Pings not yet answered, oldest first, as [payload, position]; at most MAX_OUTSTANDING_PINGS (a newer one drops the
+   * oldest). Only these payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot
+   * pass for reading.
+   */
+  private outstanding: Array<[string, number]> = [];
   /** False once the owner removed this connection from its totals (closed). */
   private counted = true;
   /** The backlog the owner counted for this connection (see `backlogBytes`). */
   private countedBacklog = 0;
-  /** Reading from the socket is paused (backpressure on a requesting connection). */
+  /** Its requests are held, not served, because the process is over its outgoing budget (backpressure). */
   paused = false;
+  /** Its requests are held, not served, because `maxInflightRequests` of them are being served. */
+  throttled = false;
+  /** Requests of this connection being served (dispatched, not yet answered). */
+  inflight = 0;
+  /** Bytes of the requests in `held`; past one frame's worth the socket itself stops being read. */
+  heldBytes = 0;
+  private socketPausedFlag = false;
+  /**
+   * Its pongs wait unread: set when its socket stops being read, cleared once a pong read after it is read again
+   * confirms a position at least `pongsHeldUntil` (what was written when it resumed; older pongs queued meanwhile would
+   * make it look far behind). Meanwhile its unconfirmed bytes say nothing about how it reads, so the slow-consumer rule
+   * and the hard cap judge our memory only.
+   */
+  private pongsHeld = false;
+  private pongsHeldUntil = 0;
+  /**
+   * Requests read while not serving (paused or throttled), in arrival order; served when it serves again. The socket
+   * keeps being read (so pongs still confirm positions) until they pass one frame's worth; then it is paused too, and
+   * what ws already read of the chunk lands here: bounded by one socket read (64 KiB) plus two frames.
+   */
+  held: Array<[import('ws').RawData, boolean]> | null = null;
   /** The confirmed position seen by the owner's last stall check, and that check's round (see `stalled`). */
   private progressMark = 0;
   private progressRound = -1;
@@ -118,6 +148,30 @@ export class Connection {
     this.requests = new TokenBucket(limits.connectionRate.perSecond, limits.connectionRate.burst, now);
   }
 
+  /** Neither paused nor throttled: its requests are served as they arrive. */
+  get serving(): boolean {
+    return !this.paused && !this.throttled;
+  }
+
+  /** Its socket is not read (TCP backpressure): too many requests held. */
+  get socketPaused(): boolean {
+    return this.socketPausedFlag;
+  }
+
+  pauseSocket(): void {
+    if (this.socketPausedFlag) return;
+    this.socketPausedFlag = true;
+    this.pongsHeld = true;
+    this.ws.pause();
+  }
+
+  resumeSocket(): void {
+    if (!this.socketPausedFlag) return;
+    this.socketPausedFlag = false;
+    this.pongsHeldUntil = this.writtenBytes;
+    this.ws.resume();
+  }
+
   get conversations(): ReadonlySet<string> {
     return this.conversationSet ?? NO_CONVERSATIONS;
   }
@@ -133,7 +187,9 @@ export class Connection {
   /** Queue a ready-made frame. Returns false if the connection is closing or was just closed as a slow consumer. */
   send(frame: Buffer): boolean {
     if (this.state !== ConnectionState.Open) return false;
-    if (this.unconfirmedBytes() + frame.length > this.limits.maxOutgoingHardBytes) {
+    // While its pongs wait unread, only what a connection holds in our memory can be judged.
+    const held = this.pongsHeld ? this.pendingBytes() : this.unconfirmedBytes();
+    if (held + frame.length > this.limits.maxOutgoingHardBytes) {
       this.abandon('SLOW_CONSUMER');
       return false;
     }
@@ -172,7 +228,11 @@ export class Connection {
     const bytes = this.queuedBytes;
     const wantsProbe = this.writtenBytes + bytes - this.confirmedBytes > this.limits.outgoingProbeBytes;
     const now = this.scheduler.now;
-    const probeDue = wantsProbe && now - this.probeSentAt >= this.limits.outgoingProbeMs;
+    // Time-spaced, and also every 4 × outgoingProbeBytes written: a large burst written at once still carries pings
+    // along its length, so a reader that takes it slowly confirms progress as it goes.
+    const probeDue =
+      wantsProbe &&
+      (now - this.probeSentAt >= this.limits.outgoingProbeMs || this.writtenBytes + bytes - this.probedBytes >= 4 * this.limits.outgoingProbeBytes);
     if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
     this.queue = [];
     this.queuedBytes = 0;
@@ -182,7 +242,7 @@ export class Connection {
       // The ping rides in the same write: no extra syscall. A newer one supersedes an unanswered one.
       this.probeSentAt = now;
       this.probedBytes = this.writtenBytes;
-      queue.push(framePing(this.writtenBytes));
+      queue.push(framePing(this.pingPayload(this.writtenBytes)));
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue));
     } else {
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
@@ -220,14 +280,29 @@ export class Connection {
   }
 
   /**
-   * A pong arrived: if it carries a position of ours, the peer has read up to there. Pongs to heartbeat pings carry no
-   * payload and confirm nothing. A position beyond what was written is ignored (a peer cannot confirm unsent bytes).
+   * The payload of a position ping: the position, then a random suffix the peer cannot guess, so that only a peer that
+   * read the ping (and so everything before it) can answer it. Remembered until answered or superseded.
+   */
+  private pingPayload(position: number): string {
+    const payload = `${position}.${randomBytes(6).toString('base64url')}`;
+    if (this.outstanding.push([payload, position]) > MAX_OUTSTANDING_PINGS) this.outstanding.shift();
+    return payload;
+  }
+
+  /**
+   * A pong arrived: if it echoes one of our outstanding position pings, the peer has read up to that ping's position.
+   * Anything else confirms nothing: pongs to heartbeat pings (no payload), unsolicited pongs, made-up positions.
    */
   confirm(payload: Buffer): void {
-    if (payload.length === 0 || payload.length > 16) return;
-    const position = Number(payload.toString('latin1'));
-    if (!Number.isSafeInteger(position) || position <= this.confirmedBytes || position > this.writtenBytes) return;
+    if (payload.length === 0 || this.outstanding.length === 0) return;
+    const text = payload.toString('latin1');
+    const index = this.outstanding.findIndex((entry) => entry[0] === text);
+    if (index < 0) return;
+    const position = this.outstanding[index]![1];
+    this.outstanding.splice(0, index + 1);
+    if (position <= this.confirmedBytes) return;
     this.confirmedBytes = position;
+    if (!this.socketPausedFlag && position >= this.pongsHeldUntil) this.pongsHeld = false;
     this.recount();
   }
 
@@ -279,7 +354,7 @@ export class Connection {
   }
 
   private watchBacklog(): void {
-    this.backlogSample = this.unconfirmedBytes();
+    this.confirmedSample = this.confirmedBytes;
     this.backlogTimer = setTimeout(this.checkBacklog, this.limits.slowConsumerMs);
     this.backlogTimer.unref();
   }
@@ -289,9 +364,9 @@ export class Connection {
     if (this.state !== ConnectionState.Open || this.socket.destroyed) return;
     const pending = this.unconfirmedBytes();
     if (pending <= this.limits.maxOutgoingBytes) return;
-    // Still above the limit: a reader that made progress gets another window, one that did not is closed. A paused
-    // connection (backpressure on a publisher) is not judged: we do not read its pongs, so it cannot confirm anything.
-    if (pending >= this.backlogSample && !this.paused) {
+    // Still above the limit: a reader that confirmed progress in the window gets another one, one that did not is
+    // closed. A connection whose pongs wait unread (backpressure on a publisher) is not judged: it cannot confirm.
+    if (this.confirmedBytes === this.confirmedSample && !this.pongsHeld) {
       this.abandon('SLOW_CONSUMER');
       return;
     }

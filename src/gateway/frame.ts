@@ -16,15 +16,14 @@ export function frameText(text: string): Buffer {
 }
 
 /**
- * A ping frame whose payload is `position` in decimal ASCII: a client answers with a pong carrying the same payload
+ * A ping frame carrying `payload` (ASCII, at most 125 bytes): a client answers with a pong carrying the same payload
  * (RFC 6455 5.5.3, which browsers and WebSocket libraries do on their own), and answers it only after reading every byte
- * written before it, so the pong confirms that the peer took everything up to `position`.
+ * written before it, so the pong confirms that the peer took everything written before the ping.
  */
-export function framePing(position: number): Buffer {
-  const payload = String(position);
+export function framePing(payload: string): Buffer {
   const out = Buffer.allocUnsafe(2 + payload.length);
   out[0] = 0x89; // FIN + ping
-  out[1] = payload.length; // ≤ 16 digits: always a 7-bit length, unmasked (server to client)
+  out[1] = payload.length; // ≤ 125 bytes: always a 7-bit length, unmasked (server to client)
   out.write(payload, 2, 'latin1');
   return out;
 }

@@ -33,6 +33,8 @@ export interface GatewayOptions {
   maxReplyBytes: number;
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
+  /** Requests of one connection served at once; past it the connection is not read until one is answered. */
+  maxInflightRequests: number;
   /** Process-wide bound of the connections' backlogs; above it, connections that send requests are paused. */
   maxOutgoingTotalBytes: number;
   /** Least time between two position pings of a connection while bytes flow to it (see Connection). */
@@ -430,7 +432,7 @@ export class Gateway implements ConnectionOwner {
     this.stallCheckAt = now;
     const round = ++this.stallRound;
     for (const connection of [...this.connections]) {
-      if (!connection.paused && connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
+      if (!connection.socketPaused && connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
     }
   }
 
@@ -443,7 +445,6 @@ export class Gateway implements ConnectionOwner {
     if (this.backlogTotal <= this.deps.options.maxOutgoingTotalBytes || connection.paused) return;
     if (connection.state !== ConnectionState.Open) return;
     connection.paused = true;
-    connection.ws.pause();
     this.deps.metrics.backpressurePauses.inc();
     this.paused.add(connection);
     if (this.resumeTimer === null) {
@@ -458,16 +459,49 @@ export class Gateway implements ConnectionOwner {
    */
   private readonly resumeIfCaughtUp = (): void => {
     let pausedBytes = 0;
-    for (const connection of this.paused) pausedBytes += connection.backlogBytes();
+    for (const connection of this.paused) if (connection.socketPaused) pausedBytes += connection.backlogBytes();
     if (this.backlogTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
-    for (const connection of this.paused) {
-      connection.paused = false;
-      if (connection.state === ConnectionState.Open) connection.ws.resume();
-    }
+    const resuming = [...this.paused];
     this.paused.clear();
     if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
     this.resumeTimer = null;
+    for (const connection of resuming) {
+      connection.paused = false;
+      this.readAgain(connection);
+    }
   };
+
+  /**
+   * Once neither paused nor throttled: serve the requests held meanwhile, in order, then read the socket again. A held
+   * request that pauses or throttles the connection anew leaves the rest held, ahead of anything read later.
+   */
+  private readAgain(connection: Connection): void {
+    if (!connection.serving || connection.state !== ConnectionState.Open) return;
+    const held = connection.held;
+    connection.held = null;
+    connection.heldBytes = 0;
+    if (held) {
+      for (let i = 0; i < held.length; i++) {
+        if (connection.state !== ConnectionState.Open) return;
+        if (!connection.serving) {
+          for (let j = i; j < held.length; j++) this.holdRequest(connection, held[j]![0], held[j]![1]);
+          return;
+        }
+        this.handleFrame(connection, held[i]![0], held[i]![1]);
+      }
+    }
+    if (connection.serving && connection.state === ConnectionState.Open) connection.resumeSocket();
+  }
+
+  /**
+   * Keep a request of a connection that is not serving, in order. The socket keeps being read (its pongs still confirm
+   * what it read) until the held requests pass one frame's worth (`maxFrameBytes`); then it is paused too.
+   */
+  private holdRequest(connection: Connection, data: RawData, isBinary: boolean): void {
+    (connection.held ??= []).push([data, isBinary]);
+    connection.heldBytes += rawDataBytes(data);
+    if (connection.heldBytes > this.deps.options.maxFrameBytes) connection.pauseSocket();
+  }
 
   // ---------------------------------------------------------------- interest index
 
@@ -633,15 +667,33 @@ export class Gateway implements ConnectionOwner {
       setup.requests.push([data, isBinary]);
       return;
     }
+    if (!connection.serving) return this.holdRequest(connection, data, isBinary);
     const work = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
-    if (work) this.track(work);
+    if (work) {
+      connection.inflight++;
+      this.track(work.finally(() => this.answered(connection)));
+      if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
+    }
     this.pauseIfOverBudget(connection);
+  }
+
+  /** One request of the connection was answered: a throttled connection is read again below its in-flight bound. */
+  private answered(connection: Connection): void {
+    connection.inflight--;
+    if (!connection.throttled || connection.inflight >= this.deps.options.maxInflightRequests) return;
+    connection.throttled = false;
+    this.readAgain(connection);
   }
 
   markAlive(connection: Connection, payload: Buffer): void {
     connection.awaitingPong = false;
     connection.confirm(payload);
   }
+}
+
+function rawDataBytes(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, part) => sum + part.length, 0);
+  return data.byteLength;
 }
 
 function onSocketMessage(this: TaggedSocket, data: RawData, isBinary: boolean): void {

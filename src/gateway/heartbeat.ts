@@ -40,8 +40,9 @@ export class Heartbeat {
       if (connection.state !== ConnectionState.Open) continue;
       if (connection.expiresAt !== null && connection.expiresAt <= now) {
         this.close(connection, 'TOKEN_EXPIRED');
-      } else if (connection.awaitingPong && !connection.paused) {
-        // A paused connection is not read (backpressure): its pong waits in its socket, so it is not judged meanwhile.
+      } else if (connection.awaitingPong && !connection.socketPaused) {
+        // A connection whose socket is paused (backpressure) is not read: its pong waits in its socket, so it is not
+        // judged meanwhile.
         if (now - connection.pingSentAt > this.options.timeoutMs) this.close(connection, 'HEARTBEAT_TIMEOUT');
       } else if (pingRound) {
         connection.awaitingPong = true;

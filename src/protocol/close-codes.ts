@@ -10,7 +10,7 @@
 export const closeCatalogue = {
   SERVER_SHUTDOWN: { code: 4000, reconnect: true, reason: 'Server is shutting down; reconnect (to another instance)' },
   HEARTBEAT_TIMEOUT: { code: 4001, reconnect: true, reason: 'No pong received within the heartbeat timeout' },
-  SLOW_CONSUMER: { code: 4002, reconnect: true, reason: 'Outgoing buffer limit exceeded; the client is not reading' },
+  SLOW_CONSUMER: { code: 4002, reconnect: true, reason: 'Outgoing backlog limit exceeded; the client is not reading or is too far behind' },
   FLOOD: { code: 4003, reconnect: true, reason: 'Too many frames; reconnect after a backoff' },
   TOKEN_EXPIRED: { code: 4004, reconnect: true, reason: 'The token expired; reconnect with a fresh token' },
   UNAVAILABLE: { code: 4005, reconnect: true, reason: 'A backing service failed or lost messages; reconnect with backoff and sync' },

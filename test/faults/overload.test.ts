@@ -109,6 +109,41 @@ describe('overload: readers that fall behind, publishers that go faster than fan
     reader!.close();
   });
 
+  it('closes a member that stops reading however it fakes pongs: unsolicited, made-up positions, replayed payloads', async () => {
+    const [alice, liar] = await Promise.all(['ovl-liar-pub', 'ovl-liar'].map((n) => register(server, n)));
+    const a = await RawClient.connect(server.wsUrl, alice.token);
+    const b = await RawClient.connect(server.wsUrl, liar.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'liar' })).conversation.id;
+    await b.ok('conversation.join', { conversationId });
+    const before = await metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
+    // It reads nothing more, but keeps answering: growing byte counts, huge numbers, the old `<position>` form, and
+    // the payload of a real ping replayed (the last one it saw before it stopped reading).
+    let seen = '';
+    b.ws.on('ping', (payload: Buffer) => (seen = payload.toString('latin1')));
+    socketOf(b).pause();
+    let claim = 0;
+    const liarTimer = setInterval(() => {
+      claim += 200_000;
+      for (const payload of [String(claim), `${claim}.AAAAAAAA`, '99999999999999', seen]) if (payload) b.ws.pong(payload);
+    }, 50);
+    let closed = false;
+    const probe = setInterval(async () => (closed = (await metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}')) > before), 100);
+    const replies: any[] = [];
+    try {
+      for (let i = 0; i < 100 && !closed; i++) replies.push(...(await flood(a, conversationId, 20, () => closed)));
+    } finally {
+      clearInterval(probe);
+      clearInterval(liarTimer);
+    }
+    assert.ok(closed, 'the member that stopped reading was closed as a slow consumer despite its pongs');
+    assert.deepEqual(replies.filter((r) => r.error), []);
+    socketOf(b).resume();
+    const { code } = await b.waitClose(10_000);
+    assert.ok(code === 4002 || code === 1006, `closed with ${code}`);
+    assert.equal(a.closed, null);
+    a.close();
+  });
+
   it('closes one member that stops reading (4002) even while its backlog sits in the kernel, not in server memory', async () => {
     const [alice, bob] = await Promise.all(['ovl-one-pub', 'ovl-one-stuck'].map((n) => register(server, n)));
     const a = await RawClient.connect(server.wsUrl, alice.token);
@@ -196,7 +231,8 @@ describe('overload: a legal burst to members who keep reading', () => {
       await r.ok('conversation.join', { conversationId: conversation.id });
       const positions: number[] = [];
       let received = 0;
-      r.ws.on('ping', (payload: Buffer) => payload.length > 0 && positions.push(Number(payload.toString('latin1'))));
+      // A position ping's payload is `<position>.<random suffix>` (docs/protocol.md, Heartbeats).
+      r.ws.on('ping', (payload: Buffer) => payload.length > 0 && positions.push(Number(payload.toString('latin1').split('.')[0])));
       r.ws.on('message', (data: Buffer) => (received += data.length + 4)); // + the frame header (2–4 bytes here)
       // 20 events of ~1 KB, one at a time: less than 64 KiB in flight, so a reader that keeps up answers no ping.
       for (let i = 0; i < 20; i++) await a.ok('message.send', { conversationId: conversation.id, key: `small-${i}`, text: 's'.repeat(1000) });
@@ -235,6 +271,63 @@ describe('overload: a legal burst to members who keep reading', () => {
       assert.equal(reader.closed, null, `the reader was closed: ${JSON.stringify(reader.closed)}`);
       assert.equal(new Set(reader.eventsOf('message.new').map((e: any) => e.seq)).size, total, 'each once');
       for (const c of clients) assert.equal(c.closed, null, 'no member was closed');
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
+
+describe('overload: members who send and read at once', () => {
+  let server: TestServer;
+  before(async () => {
+    // The limits scaled down 16-fold (hard cap 1 MiB instead of 16, 2 requests in flight instead of 32), so that the
+    // shape of a burst from 20 members of one group, each also reading, fits in a test: every member receives ~3.9 MB,
+    // four times the hard cap, and reads more slowly than the server could send. The budget is a quarter of the hard
+    // cap: the worst reader's backlog is at most the budget, its own allowance and what the members' requests in
+    // flight fan out (8 × 2 × 24.6 KB) after it was passed.
+    server = await startServer({
+      PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(256 * 1024),
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: String(512 * 1024),
+      PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(1024 * 1024),
+      PARLEY_LIMITS_MAX_INFLIGHT_REQUESTS: '2',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('closes none of 8 members who each send their whole burst (2 requests in flight) while reading everyone else\'s', async () => {
+    const MEMBERS = 8;
+    const BURST = 20;
+    const members = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => register(server, `both-${i}`)));
+    const clients = await Promise.all(members.map((m) => RawClient.connect(server.wsUrl, m.token)));
+    try {
+      const { conversation } = await clients[0]!.ok('conversation.create', { name: 'send and read' });
+      for (const c of clients.slice(1)) await c.ok('conversation.join', { conversationId: conversation.id });
+      const text = '\u0001'.repeat(4096); // ~24.6 KB once JSON-escaped
+      // Each member keeps as many requests outstanding as the server serves at once (docs/protocol.md: keep a bounded
+      // number of requests in flight), so its socket stays read and its pongs confirm what it took.
+      const sendAll = async (c: RawClient, s: number): Promise<any[]> => {
+        const replies: any[] = [];
+        let next = 0;
+        const lane = async (): Promise<void> => {
+          while (next < BURST) {
+            const i = next++;
+            replies.push(await c.request('message.send', { conversationId: conversation.id, key: `both${s}-${i}`, text }, 60_000));
+          }
+        };
+        await Promise.all([lane(), lane()]);
+        return replies;
+      };
+      const replies = await Promise.all(clients.map(sendAll));
+      assert.deepEqual(replies.flat().filter((r) => !r.result), [], 'every send was acknowledged');
+      const total = MEMBERS * BURST;
+      // Each member gets the others' messages as events (its own sends are answered by receipts).
+      for (const c of clients) {
+        await until(() => c.eventsOf('message.new').length === total - BURST || c.closed !== null, 'every member gets every other member\'s burst', 60_000, 50);
+        assert.equal(c.closed, null, `a member was closed: ${JSON.stringify(c.closed)}`);
+      }
+      assert.ok((await metric(server, 'parley_backpressure_pauses_total')) > 0, 'the senders were held at least once');
     } finally {
       for (const c of clients) c.close();
     }
