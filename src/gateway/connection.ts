@@ -8,8 +8,6 @@ import { framePing, frameText } from './frame.js';
 import type { WriteScheduler } from './write-scheduler.js';
 
 const NO_CONVERSATIONS: ReadonlySet<string> = new Set<string>();
-/** Unanswered position pings remembered per connection (see `Connection.outstanding`). */
-const MAX_OUTSTANDING_PINGS = 8;
 
 export const ConnectionState = { Open: 0, Closing: 1, Closed: 2 } as const;
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
@@ -95,9 +93,10 @@ export class Connection {
   /** The position the last ping carried. */
   private probedBytes = 0;
   /**
-   * Pings not yet answered, oldest first, as [payload, position]; at most MAX_OUTSTANDING_PINGS (a newer one drops the
-   * oldest). Only these payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot
-   * pass for reading.
+   * Pings not yet answered, oldest first, as [payload, position]; at most `maxOutstandingPings()` (a newer one drops
+   * the oldest), enough to cover a backlog up to the hard cap, since pings come at least every 4 × outgoingProbeBytes.
+   * Only these payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for
+   * reading.
    */
   private outstanding: Array<[string, number]> = [];
   /** False once the owner removed this connection from its totals (closed). */
@@ -236,20 +235,45 @@ export class Connection {
     if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
     this.queue = [];
     this.queuedBytes = 0;
-    this.writtenBytes += bytes;
-    this.recount();
-    if (probeDue) {
+    const spacing = 4 * this.limits.outgoingProbeBytes;
+    if (probeDue && bytes > spacing && queue.length > 1) {
+      // One large write (a group commit's worth of big events): pings between its frames too, so that a reader taking
+      // it slowly confirms progress within it rather than only at its end.
+      this.writeWithPings(queue, now, spacing);
+    } else if (probeDue) {
       // The ping rides in the same write: no extra syscall. A newer one supersedes an unanswered one.
+      this.writtenBytes += bytes;
       this.probeSentAt = now;
       this.probedBytes = this.writtenBytes;
       queue.push(framePing(this.pingPayload(this.writtenBytes)));
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue));
     } else {
+      this.writtenBytes += bytes;
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
       // Too soon for another ping: the sweep sends one after the burst if no write carries one before.
       if (wantsProbe) this.trail();
     }
+    this.recount();
     if (this.backlogTimer === null && this.unconfirmedBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
+  }
+
+  /** Write `queue` as one write with a position ping after every `spacing` bytes of frames, and one at its end. */
+  private writeWithPings(queue: Buffer[], now: number, spacing: number): void {
+    const parts: Buffer[] = [];
+    let sincePing = 0;
+    for (let i = 0; i < queue.length; i++) {
+      const frame = queue[i]!;
+      parts.push(frame);
+      this.writtenBytes += frame.length;
+      sincePing += frame.length;
+      if (sincePing >= spacing || i === queue.length - 1) {
+        parts.push(framePing(this.pingPayload(this.writtenBytes)));
+        sincePing = 0;
+      }
+    }
+    this.probeSentAt = now;
+    this.probedBytes = this.writtenBytes;
+    this.socket.write(Buffer.concat(parts));
   }
 
   /** Ask the scheduler's sweep for a ping after this burst (once per connection while it waits). */
@@ -285,8 +309,12 @@ export class Connection {
    */
   private pingPayload(position: number): string {
     const payload = `${position}.${randomBytes(6).toString('base64url')}`;
-    if (this.outstanding.push([payload, position]) > MAX_OUTSTANDING_PINGS) this.outstanding.shift();
+    if (this.outstanding.push([payload, position]) > this.maxOutstandingPings()) this.outstanding.shift();
     return payload;
+  }
+
+  private maxOutstandingPings(): number {
+    return Math.ceil(this.limits.maxOutgoingHardBytes / Math.max(1, 4 * this.limits.outgoingProbeBytes)) + 8;
   }
 
   /**

@@ -109,6 +109,34 @@ describe('overload: readers that fall behind, publishers that go faster than fan
     reader!.close();
   });
 
+  it('keeps a member that reads a large burst slowly but steadily: pings along the burst confirm its progress', async () => {
+    const [alice, slow] = await Promise.all(['ovl-steady-pub', 'ovl-steady'].map((n) => register(server, n)));
+    const a = await RawClient.connect(server.wsUrl, alice.token);
+    const b = await RawClient.connect(server.wsUrl, slow.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'steady' })).conversation.id;
+    await b.ok('conversation.join', { conversationId });
+    // At most one socket read (≤ 64 KiB) every 100 ms: ≤ 640 KB/s, so the ~2.5 MB burst takes seconds to read, many
+    // times slowConsumerMs (1 s), and the backlog stays far above maxOutgoingBytes (128 KiB) all along.
+    const socket = socketOf(b);
+    const onData = (): void => {
+      socket.pause();
+      setTimeout(() => socket.resume(), 100);
+    };
+    socket.on('data', onData);
+    try {
+      const text = '\u0001'.repeat(4096); // ~24.6 KB once JSON-escaped
+      const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => a.request('message.send', { conversationId, key: `steady-${i}`, text }, 60_000)));
+      assert.deepEqual(replies.filter((r) => !r.result), []);
+      await until(() => b.eventsOf('message.new').length === 100 || b.closed !== null, 'the slow reader gets the whole burst', 60_000, 50);
+      assert.equal(b.closed, null, `the steady reader was closed: ${JSON.stringify(b.closed)}`);
+    } finally {
+      socket.off('data', onData);
+      socket.resume();
+      a.close();
+      b.close();
+    }
+  });
+
   it('closes a member that stops reading however it fakes pongs: unsolicited, made-up positions, replayed payloads', async () => {
     const [alice, liar] = await Promise.all(['ovl-liar-pub', 'ovl-liar'].map((n) => register(server, n)));
     const a = await RawClient.connect(server.wsUrl, alice.token);
