@@ -79,15 +79,15 @@ export class Dispatcher {
     const budget = userBudgets[requestType];
     if (budget) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
-      void this.limiter.take(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).then(
+      // Returned, not dropped: the gateway counts it in flight (limits.maxInflightRequests) and shutdown waits for it.
+      return this.limiter.take(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).then(
         (decision) => {
           if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, budgetSpent[budget]));
-          this.start(connection, id, requestType, input.data, now);
+          return this.start(connection, id, requestType, input.data, now);
         },
         // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
         () => this.start(connection, id, requestType, input.data, now),
       );
-      return;
     }
     return this.start(connection, id, requestType, input.data, now);
   }
@@ -105,6 +105,16 @@ export class Dispatcher {
     this.fail(connection, id, new ParleyError(code, `${detail.path || 'the frame'} is ${detail.message}`, [detail]));
   }
 
+  /**
+   * A request refused by a limit inside its operation (a busy store, a search already running) changed nothing: it
+   * gives back the tokens it spent, so that retrying after `retryAfterMs` does not also run into the rate limits.
+   */
+  private refund(connection: Connection, type: RequestType, now: number): void {
+    connection.requests.refund(now);
+    const budget = userBudgets[type];
+    if (budget) this.limiter.refund(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).catch(() => {});
+  }
+
   private start(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
     this.metrics.requests.inc({ type });
     return this.run(connection, id, type, input, startedAt);
@@ -120,6 +130,7 @@ export class Dispatcher {
       },
       (err: unknown) => {
         if (!isParleyError(err)) this.logger.error({ err, type, userId: connection.userId }, 'request failed');
+        else if (err.code === 'RATE_LIMITED') this.refund(connection, type, Date.now());
         this.fail(connection, id, err);
       },
     );

@@ -172,7 +172,11 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         if (budget) await spend(deps.limiter, userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget], budgetSpent[budget]);
         deps.metrics.requests.inc({ type });
         const run = operations[type] as (s: Services, u: string, d: unknown, c: string | null) => Promise<unknown>;
-        const result = await run(deps.services, req.identity!.userId, data, null);
+        const result = await run(deps.services, req.identity!.userId, data, null).catch((err: unknown) => {
+          // Refused by a limit inside the operation (a busy store): it changed nothing, so the token goes back.
+          if (budget && isParleyError(err) && err.code === 'RATE_LIMITED') void deps.limiter.refund(userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget]).catch(() => {});
+          throw err;
+        });
         // A retried send (same key) created nothing: it answers 200 with the original, not 201.
         const replayed = (result as { duplicate?: unknown }).duplicate === true;
         if (route.successStatus) reply.code(replayed ? 200 : route.successStatus);

@@ -34,6 +34,11 @@ export interface BackoffPolicy {
 export interface RateLimiter {
   /** Spend one token of the bucket `key` (a new key starts full, at `rate`). */
   take(key: string, rate: Rate): Promise<RateDecision>;
+  /**
+   * Give back one token `take` spent on `key` (the work it paid for was refused further on, for example by a busy
+   * store, and changed nothing); never past the bucket's burst. A key the engine no longer holds is full already.
+   */
+  refund(key: string, rate: Rate): Promise<void>;
   /** Milliseconds `key` stays blocked by its failures (0: not blocked). */
   blockedFor(key: string): Promise<number>;
   /** Record a failure of `key` under `policy`; resolves with the milliseconds it is now blocked for. */

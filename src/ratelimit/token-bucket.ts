@@ -24,6 +24,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Give back one token `take` spent (the work it paid for was refused further on and changed nothing); never past `burst`. */
+  refund(now: number): void {
+    this.refill(now);
+    this.tokens = Math.min(this.burst, this.tokens + 1);
+  }
+
   /** Milliseconds from `now` until a token is available (0 if one is). */
   waitMs(now: number): number {
     this.refill(now);

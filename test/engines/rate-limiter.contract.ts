@@ -29,6 +29,23 @@ export function runRateLimiterContract(engineName: string, createLimiter: () => 
       assert.equal((await limiter.take(key('b'), rate)).allowed, true, 'keys are independent');
     });
 
+    test('a refund gives back one spent token, never past the burst', async (limiter, key) => {
+      const rate = { perSecond: 0.5, burst: 2 };
+      await limiter.refund(key('new'), rate); // a key never taken from is full: nothing to give back
+      for (let i = 0; i < 2; i++) assert.equal((await limiter.take(key('new'), rate)).allowed, true);
+      assert.equal((await limiter.take(key('new'), rate)).allowed, false, 'the refund of a fresh key added nothing');
+      for (let i = 0; i < 2; i++) assert.equal((await limiter.take(key('x'), rate)).allowed, true);
+      assert.equal((await limiter.take(key('x'), rate)).allowed, false);
+      await limiter.refund(key('x'), rate);
+      assert.equal((await limiter.take(key('x'), rate)).allowed, true, 'the refunded token is spent again');
+      assert.equal((await limiter.take(key('x'), rate)).allowed, false);
+      const full = { perSecond: 0.5, burst: 1 };
+      await limiter.refund(key('y'), full);
+      await limiter.refund(key('y'), full);
+      assert.equal((await limiter.take(key('y'), full)).allowed, true);
+      assert.equal((await limiter.take(key('y'), full)).allowed, false, 'refunds never pass the burst');
+    });
+
     test('a bucket refills at its rate', async (limiter, key) => {
       const rate = { perSecond: 20, burst: 1 };
       assert.equal((await limiter.take(key('r'), rate)).allowed, true);

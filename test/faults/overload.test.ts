@@ -241,6 +241,41 @@ describe('overload: the store refuses work past its queue bound, and loses nothi
   });
 });
 
+describe('overload: a send the store refused costs no rate budget', () => {
+  let server: TestServer;
+  before(async () => {
+    // The default per-user message budget (burst 50) and per-connection rate; a store thread that takes 4 calls.
+    server = await startServer({ PARLEY_STORE_SQLITE_MAX_PENDING_CALLS: '4' });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('gives back the tokens of a send refused because the store is busy, so its retries are not refused for rate', async () => {
+    const owner = await register(server, 'ovl-refund');
+    const a = await RawClient.connect(server.wsUrl, owner.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'refund' })).conversation.id;
+    const count = 45; // within the burst of 50, with room for a few refusals but not for paying each retry again
+    const replies = await Promise.all(Array.from({ length: count }, (_, i) => a.request('message.send', { conversationId, key: `r-${i}`, text: `m${i}` })));
+    const refused = replies.map((r, i) => ({ r, i })).filter(({ r }) => r.error);
+    assert.ok(refused.length > 5, `enough sends were refused by the busy store (${refused.length})`);
+    for (const { r, i } of refused) {
+      assert.equal(r.error.code, 'RATE_LIMITED');
+      let reply = r;
+      // Each refusal retried after its retryAfterMs, as the docs say, until it is stored (bounded).
+      for (let attempt = 0; attempt < 20 && reply.error; attempt++) {
+        assert.notEqual(reply.error.message, 'too many messages; slow down', `send ${i} was charged again for its retry`);
+        await new Promise((resolve) => setTimeout(resolve, reply.error.retryAfterMs));
+        reply = await a.request('message.send', { conversationId, key: `r-${i}`, text: `m${i}` });
+      }
+      assert.ok(reply.result, JSON.stringify(reply));
+    }
+    const { messages } = await a.ok('history.after', { conversationId, afterSeq: 0, limit: 100 });
+    assert.equal(messages.length, count);
+    a.close();
+  });
+});
+
 describe('overload: a legal burst to members who keep reading', () => {
   let server: TestServer;
   before(async () => {

@@ -51,6 +51,10 @@ export class MemoryRateLimiter implements RateLimiter {
     return { allowed: false, retryAfterMs: Math.max(1, bucket.waitMs(now)) };
   }
 
+  async refund(key: string, _rate: Rate): Promise<void> {
+    this.buckets.get(key)?.refund(this.now());
+  }
+
   async blockedFor(key: string): Promise<number> {
     const record = this.liveFailures(key, this.now());
     return record ? Math.max(0, record.blockedUntil - this.now()) : 0;
