@@ -15,7 +15,7 @@
  */
 import WebSocket from 'ws';
 import { OWN_SECRET, signToken, type TestServer } from '../test/helpers/server.js';
-import { startParley } from './parley.js';
+import { rest, startParley } from './parley.js';
 import { LatencyHistogram } from './stats.js';
 
 export interface LeanOptions {
@@ -125,17 +125,6 @@ async function welcomed(server: TestServer, token: string): Promise<{ conn: Conn
   const conn = await open(server, token);
   const welcome = await conn.next((_, p) => p.event === 'welcome');
   return { conn, welcomeBytes: Buffer.byteLength(welcome.frame) };
-}
-
-async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
 }
 
 /** Whether a `welcome` lists exactly the held conversations at the held positions (a server without positions: no). */

@@ -194,11 +194,15 @@ export class Connection {
     }
     this.queue.push(frame);
     this.queuedBytes += frame.length;
-    if (!this.marked) {
-      this.marked = true;
-      this.scheduler.mark(this);
-    }
+    this.markDirty();
     return true;
+  }
+
+  /** Have the scheduler flush this connection at the end of the turn (once per turn). */
+  private markDirty(): void {
+    if (this.marked) return;
+    this.marked = true;
+    this.scheduler.mark(this);
   }
 
   sendText(text: string): boolean {
@@ -229,24 +233,13 @@ export class Connection {
     const now = this.scheduler.now;
     // Time-spaced, and also every 4 × outgoingProbeBytes written: a large burst written at once still carries pings
     // along its length, so a reader that takes it slowly confirms progress as it goes.
-    const probeDue =
-      wantsProbe &&
-      (now - this.probeSentAt >= this.limits.outgoingProbeMs || this.writtenBytes + bytes - this.probedBytes >= 4 * this.limits.outgoingProbeBytes);
+    const spacing = 4 * this.limits.outgoingProbeBytes;
+    const probeDue = wantsProbe && (now - this.probeSentAt >= this.limits.outgoingProbeMs || this.writtenBytes + bytes - this.probedBytes >= spacing);
     if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
     this.queue = [];
     this.queuedBytes = 0;
-    const spacing = 4 * this.limits.outgoingProbeBytes;
-    if (probeDue && bytes > spacing && queue.length > 1) {
-      // One large write (a group commit's worth of big events): pings between its frames too, so that a reader taking
-      // it slowly confirms progress within it rather than only at its end.
+    if (probeDue) {
       this.writeWithPings(queue, now, spacing);
-    } else if (probeDue) {
-      // The ping rides in the same write: no extra syscall. A newer one supersedes an unanswered one.
-      this.writtenBytes += bytes;
-      this.probeSentAt = now;
-      this.probedBytes = this.writtenBytes;
-      queue.push(framePing(this.pingPayload(this.writtenBytes)));
-      this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue));
     } else {
       this.writtenBytes += bytes;
       this.socket.write(queue.length === 1 ? queue[0] : Buffer.concat(queue, bytes));
@@ -257,23 +250,27 @@ export class Connection {
     if (this.backlogTimer === null && this.unconfirmedBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
   }
 
-  /** Write `queue` as one write with a position ping after every `spacing` bytes of frames, and one at its end. */
+  /**
+   * Write `queue` as one write (no extra syscall) with a position ping at its end, and also after every `spacing` bytes
+   * of frames: one large write (a group commit's worth of big events) then carries pings along its length, so a reader
+   * taking it slowly confirms progress within it. A newer ping supersedes an unanswered one.
+   */
   private writeWithPings(queue: Buffer[], now: number, spacing: number): void {
     const parts: Buffer[] = [];
     let sincePing = 0;
-    for (let i = 0; i < queue.length; i++) {
-      const frame = queue[i]!;
+    for (const frame of queue) {
       parts.push(frame);
       this.writtenBytes += frame.length;
       sincePing += frame.length;
-      if (sincePing >= spacing || i === queue.length - 1) {
+      if (sincePing >= spacing) {
         parts.push(framePing(this.pingPayload(this.writtenBytes)));
         sincePing = 0;
       }
     }
+    if (sincePing > 0 || parts.length === 0) parts.push(framePing(this.pingPayload(this.writtenBytes)));
     this.probeSentAt = now;
     this.probedBytes = this.writtenBytes;
-    this.socket.write(Buffer.concat(parts));
+    this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
 
   /** Ask the scheduler's sweep for a ping after this burst (once per connection while it waits). */
@@ -288,10 +285,7 @@ export class Connection {
     this.trailScheduled = false;
     if (this.state !== ConnectionState.Open || this.writtenBytes === this.probedBytes) return;
     this.trailingProbe = true;
-    if (!this.marked) {
-      this.marked = true;
-      this.scheduler.mark(this);
-    }
+    this.markDirty();
   }
 
   /** Tell the owner how this connection's backlog changed since it last counted it. */

@@ -14,6 +14,13 @@ async function metric(server: TestServer, sample: string): Promise<number> {
 const socketOf = (client: RawClient): Socket => (client.ws as unknown as { _socket: Socket })._socket;
 
 const BUDGET = 256 * 1024;
+/** Per-user and per-connection rates out of the way, for tests about what the outgoing and store limits do. */
+const RAISED_RATES = {
+  PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
+  PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '100000',
+  PARLEY_LIMITS_CONNECTION_RATE_PER_SECOND: '100000',
+  PARLEY_LIMITS_CONNECTION_RATE_BURST: '100000',
+};
 const TEXT_BYTES = 2000;
 const IN_FLIGHT = 8;
 
@@ -21,9 +28,14 @@ const IN_FLIGHT = 8;
  * Keep `IN_FLIGHT` sends outstanding until `count` were acknowledged or `stop()` says so; returns every reply. Bounded
  * by `count` and by `timeoutMs`.
  */
-async function flood(client: RawClient, conversationId: string, count: number, stop: () => boolean, timeoutMs = 30_000): Promise<any[]> {
+async function flood(
+  client: RawClient,
+  conversationId: string,
+  count: number,
+  stop: () => boolean,
+  { timeoutMs = 30_000, inFlight = IN_FLIGHT, text = 'x'.repeat(TEXT_BYTES) } = {},
+): Promise<any[]> {
   const replies: any[] = [];
-  const text = 'x'.repeat(TEXT_BYTES);
   const deadline = Date.now() + timeoutMs;
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -32,7 +44,7 @@ async function flood(client: RawClient, conversationId: string, count: number, s
       replies.push(await client.request('message.send', { conversationId, key: `flood-${i}`, text }, timeoutMs));
     }
   };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   return replies;
 }
 
@@ -44,10 +56,7 @@ describe('overload: readers that fall behind, publishers that go faster than fan
       PARLEY_LIMITS_MAX_OUTGOING_BYTES: '131072',
       PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(8 * 1024 * 1024),
       PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
-      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
-      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '100000',
-      PARLEY_LIMITS_CONNECTION_RATE_PER_SECOND: '100000',
-      PARLEY_LIMITS_CONNECTION_RATE_BURST: '100000',
+      ...RAISED_RATES,
     });
   });
   after(async () => {
@@ -204,10 +213,7 @@ describe('overload: the store refuses work past its queue bound, and loses nothi
   before(async () => {
     server = await startServer({
       PARLEY_STORE_SQLITE_MAX_PENDING_CALLS: '4',
-      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '100000',
-      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '100000',
-      PARLEY_LIMITS_CONNECTION_RATE_PER_SECOND: '100000',
-      PARLEY_LIMITS_CONNECTION_RATE_BURST: '100000',
+      ...RAISED_RATES,
     });
   });
   after(async () => {
@@ -370,19 +376,8 @@ describe('overload: members who send and read at once', () => {
       const text = '\u0001'.repeat(4096); // ~24.6 KB once JSON-escaped
       // Each member keeps as many requests outstanding as the server serves at once (docs/protocol.md: keep a bounded
       // number of requests in flight), so its socket stays read and its pongs confirm what it took.
-      const sendAll = async (c: RawClient, s: number): Promise<any[]> => {
-        const replies: any[] = [];
-        let next = 0;
-        const lane = async (): Promise<void> => {
-          while (next < BURST) {
-            const i = next++;
-            replies.push(await c.request('message.send', { conversationId: conversation.id, key: `both${s}-${i}`, text }, 60_000));
-          }
-        };
-        await Promise.all([lane(), lane()]);
-        return replies;
-      };
-      const replies = await Promise.all(clients.map(sendAll));
+      const replies = await Promise.all(clients.map((c) => flood(c, conversation.id, BURST, () => false, { timeoutMs: 60_000, inFlight: 2, text })));
+      assert.equal(replies.flat().length, MEMBERS * BURST, 'every send was answered');
       assert.deepEqual(replies.flat().filter((r) => !r.result), [], 'every send was acknowledged');
       const total = MEMBERS * BURST;
       // Each member gets the others' messages as events (its own sends are answered by receipts).
