@@ -28,6 +28,7 @@ import { StoreHealth, observeStore } from './store/health.js';
 import { DiskSpace } from './store/sqlite/disk-space.js';
 import type { Store } from './store/store.js';
 import { assertWritableFolder } from './store/writable-folder.js';
+import { builtWebClientDir } from './http/web-client.js';
 
 /**
  * The composition root: configuration in, engines chosen and wired, server listening. The only module that imports
@@ -173,6 +174,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     originPolicy,
     listener,
     trustedProxies: config.server.trustedProxies,
+    webClientDir: config.server.webClient ? builtWebClientDir : null,
   });
   listener.onRefused = () => metrics.closes.inc({ reason: 'TOO_MANY_CONNECTIONS' });
   await app.ready();

@@ -29,6 +29,8 @@ export const configSchema = z.object({
      * `X-Forwarded-For` is ignored (anyone can send one). In the environment: comma-separated. @default none
      */
     trustedProxies: z.array(z.string().refine(isAddressOrCidr, 'an IP address, optionally with a /prefix: 10.0.0.1, 10.0.0.0/8, ::1')).default([]),
+    /** Serve the web chat client (built into dist/web by `npm run build`) at `/`. @default true */
+    webClient: z.boolean().default(true),
     cors: z.object({
       /**
        * Web page origins (`https://chat.example.com`: scheme, host, port) allowed to call the REST API and open the

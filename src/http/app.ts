@@ -22,6 +22,7 @@ import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { QUERY_FAULT, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
 import { compact, operationRoutes, type RouteInput } from './routes.js';
+import { registerWebClient } from './web-client.js';
 
 export interface HttpDeps {
   services: Services;
@@ -47,6 +48,8 @@ export interface HttpDeps {
   listener?: Listener;
   /** Proxies whose X-Forwarded-For is believed (config `server.trustedProxies`); `req.ip` is then the forwarded client. */
   trustedProxies?: string[];
+  /** The built web client's folder, served at `/` (config `server.webClient`); absent or null: not served. */
+  webClientDir?: string | null;
 }
 
 
@@ -57,7 +60,8 @@ declare module 'fastify' {
 }
 
 /**
- * The REST API (/api/v1), health (/healthz, /readyz), metrics (/metrics) and the OpenAPI document (/openapi.json).
+ * The REST API (/api/v1), health (/healthz, /readyz), metrics (/metrics), the OpenAPI document (/openapi.json) and
+ * the web client's files at `/` (web-client.ts).
  * Handlers are thin: decode → authenticate → call the same domain operation the WebSocket uses → encode.
  * Errors always have the body `{"error": {code, message, temporary}}` with the catalogue's HTTP status.
  */
@@ -186,6 +190,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   }
 
   registerAdminRoutes(app, deps);
+  if (deps.webClientDir) registerWebClient(app, deps.webClientDir, deps.logger);
   return app;
 }
 

@@ -1,0 +1,79 @@
+import { ParleyClient } from '@parley/sdk';
+import { useEffect, useState } from 'preact/hooks';
+import { logout, me, type Session } from './api/accounts.js';
+import { ChatStore, messageOf } from './chat-store.js';
+import { ChatApp } from './components/chat-app.js';
+import { SignIn } from './components/sign-in.js';
+import { loadSession, saveSession, takeHandedInToken } from './session-storage.js';
+
+/** Close codes after which this token will not be accepted again: back to the sign-in form. */
+const SESSION_ENDED = new Set([4004, 4500, 4502]);
+
+/** Signs in (a stored session, a token handed in by `#token=`, or the form) and runs the chat while signed in. */
+export function App() {
+  const [session, setSession] = useState<Session | null>(null);
+  const [checking, setChecking] = useState(true);
+  const [reason, setReason] = useState<string | null>(null);
+  const [store, setStore] = useState<ChatStore | null>(null);
+
+  useEffect(() => {
+    const handed = takeHandedInToken();
+    if (!handed) {
+      setSession(loadSession());
+      setChecking(false);
+      return;
+    }
+    // A token from an integrating product: ask the server whose it is before showing the chat.
+    me(handed).then(
+      ({ user }) => {
+        const s: Session = { user, token: handed };
+        saveSession(s);
+        setSession(s);
+      },
+      (err: unknown) => setReason(`The sign-in link did not work: ${messageOf(err)}`),
+    ).finally(() => setChecking(false));
+  }, []);
+
+  useEffect(() => {
+    if (!session) return;
+    const client = new ParleyClient({ url: new URL('/ws', location.href).href, token: session.token });
+    const chat = new ChatStore(client, session.user);
+    const off = client.on('disconnect', ({ code }) => {
+      if (SESSION_ENDED.has(code)) end(code === 4502 ? 'This account is banned.' : 'Your session has ended. Please log in again.');
+    });
+    client.connect().catch(() => {
+      /* a session that ended is handled by `disconnect` above */
+    });
+    setStore(chat);
+    return () => {
+      off();
+      chat.dispose();
+      client.close('signed out');
+      setStore(null);
+    };
+  }, [session]);
+
+  function end(why: string | null) {
+    saveSession(null);
+    setSession(null);
+    setReason(why);
+  }
+
+  async function signOut() {
+    const s = session;
+    end(null);
+    // Revokes a built-in account's token; a product's token is the product's to revoke.
+    if (s?.expiresAt !== undefined) await logout(s.token).catch(() => {});
+  }
+
+  function signedIn(s: Session) {
+    saveSession(s);
+    setReason(null);
+    setSession(s);
+  }
+
+  if (checking) return <p class="loading" role="status">Loading…</p>;
+  if (!session) return <SignIn onSignedIn={signedIn} reason={reason} />;
+  if (!store) return <p class="loading" role="status">Loading…</p>;
+  return <ChatApp store={store} onSignOut={() => void signOut()} />;
+}

@@ -1,0 +1,65 @@
+import { useEffect, useState } from 'preact/hooks';
+import type { ChatStore } from '../chat-store.js';
+import { messageOf } from '../chat-store.js';
+import { conversationHref, pendingInvite, rememberInvite } from '../session-storage.js';
+import { useRoute } from '../use-route.js';
+import { useStore } from '../use-store.js';
+import { ConnectionBanner } from './connection-banner.js';
+import { ConversationPane } from './conversation-pane.js';
+import { Sidebar } from './sidebar.js';
+
+interface Props {
+  store: ChatStore;
+  onSignOut: () => void;
+}
+
+/** The signed-in layout: the sidebar of conversations and the open conversation (one at a time on a phone). */
+export function ChatApp({ store, onSignOut }: Props) {
+  useStore(store);
+  const route = useRoute();
+  const [joining, setJoining] = useState<string | null>(null);
+
+  // An invite link (opened now, or before logging in) joins its group, then opens it.
+  const inviteToken = route.kind === 'invite' ? route.token : pendingInvite();
+  const open = store.connection === 'open';
+  useEffect(() => {
+    if (!inviteToken || !open || joining === inviteToken) return;
+    setJoining(inviteToken);
+    rememberInvite(null);
+    store.acceptInvite(inviteToken).then(
+      (id) => location.replace(conversationHref(id)),
+      (err: unknown) => {
+        store.fail(`The invite link did not work: ${messageOf(err)}`);
+        location.replace('#/');
+      },
+    );
+  }, [inviteToken, open]);
+
+  const activeId = route.kind === 'conversation' ? route.id : null;
+  useEffect(() => {
+    void store.open(activeId);
+  }, [activeId, store.conversations.has(activeId ?? '')]);
+
+  const active = activeId ? store.conversations.get(activeId) : undefined;
+  return (
+    <div class={`chat ${activeId ? 'has-active' : 'no-active'}`}>
+      <ConnectionBanner state={store.connection} />
+      {store.notice && (
+        <div class="notice" role="alert">
+          <span>{store.notice}</span>
+          <button type="button" class="link" onClick={() => store.clearNotice()}>Dismiss</button>
+        </div>
+      )}
+      <Sidebar store={store} activeId={activeId} onSignOut={onSignOut} />
+      <main class="pane" aria-label="Conversation">
+        {active ? (
+          <ConversationPane key={active.id} store={store} conversation={active} />
+        ) : (
+          <div class="empty-pane">
+            <p>{activeId ? 'This conversation is not among yours.' : 'Choose a conversation, or start one.'}</p>
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}

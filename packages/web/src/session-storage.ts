@@ -1,0 +1,66 @@
+/**
+ * Where the signed-in session lives between page loads (localStorage), and what the address hands in: `#token=<jwt>`
+ * from an integrating product, `#/invite/<token>` from an invite link, `#/c/<id>` for an open conversation.
+ */
+import type { Session } from './api/accounts.js';
+
+const SESSION_KEY = 'parley.session';
+const PENDING_INVITE_KEY = 'parley.pendingInvite';
+
+export function loadSession(): Session | null {
+  try {
+    const raw = localStorage.getItem(SESSION_KEY);
+    if (!raw) return null;
+    const s = JSON.parse(raw) as Session;
+    if (typeof s?.token !== 'string' || typeof s.user?.id !== 'string') return null;
+    if (typeof s.expiresAt === 'number' && s.expiresAt <= Date.now()) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(session: Session | null): void {
+  if (session) localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  else localStorage.removeItem(SESSION_KEY);
+}
+
+/**
+ * A token an integrating product put in the address (`#token=<jwt>`), taken out of it at once so it is neither kept
+ * in the history nor copied with the address. The fragment never reaches the server's logs.
+ */
+export function takeHandedInToken(): string | null {
+  const match = /^#token=([A-Za-z0-9._~+/=-]+)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  return decodeURIComponent(match[1]!);
+}
+
+export type Route = { kind: 'home' } | { kind: 'conversation'; id: string } | { kind: 'invite'; token: string };
+
+export function currentRoute(): Route {
+  const hash = location.hash;
+  let m = /^#\/c\/([^/]+)$/.exec(hash);
+  if (m) return { kind: 'conversation', id: decodeURIComponent(m[1]!) };
+  m = /^#\/invite\/([^/]+)$/.exec(hash);
+  if (m) return { kind: 'invite', token: decodeURIComponent(m[1]!) };
+  return { kind: 'home' };
+}
+
+export function conversationHref(id: string): string {
+  return `#/c/${encodeURIComponent(id)}`;
+}
+
+export function inviteUrl(token: string): string {
+  return `${location.origin}/#/invite/${encodeURIComponent(token)}`;
+}
+
+/** An invite opened before logging in: accepted once the user has logged in (this tab only). */
+export function rememberInvite(token: string | null): void {
+  if (token) sessionStorage.setItem(PENDING_INVITE_KEY, token);
+  else sessionStorage.removeItem(PENDING_INVITE_KEY);
+}
+
+export function pendingInvite(): string | null {
+  return sessionStorage.getItem(PENDING_INVITE_KEY);
+}
