@@ -5,7 +5,6 @@
 import type { Session } from './api/accounts.js';
 
 const SESSION_KEY = 'parley.session';
-const PENDING_INVITE_KEY = 'parley.pendingInvite';
 
 export function loadSession(): Session | null {
   try {
@@ -53,14 +52,4 @@ export function conversationHref(id: string): string {
 
 export function inviteUrl(token: string): string {
   return `${location.origin}/#/invite/${encodeURIComponent(token)}`;
-}
-
-/** An invite opened before logging in: accepted once the user has logged in (this tab only). */
-export function rememberInvite(token: string | null): void {
-  if (token) sessionStorage.setItem(PENDING_INVITE_KEY, token);
-  else sessionStorage.removeItem(PENDING_INVITE_KEY);
-}
-
-export function pendingInvite(): string | null {
-  return sessionStorage.getItem(PENDING_INVITE_KEY);
 }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ChatStore } from '../chat-store.js';
 import { messageOf } from '../chat-store.js';
-import { conversationHref, pendingInvite, rememberInvite } from '../session-storage.js';
+import { conversationHref } from '../session-storage.js';
 import { useRoute } from '../use-route.js';
 import { useStore } from '../use-store.js';
 import { ConnectionBanner } from './connection-banner.js';
@@ -19,13 +19,13 @@ export function ChatApp({ store, onSignOut }: Props) {
   const route = useRoute();
   const [joining, setJoining] = useState<string | null>(null);
 
-  // An invite link (opened now, or before logging in) joins its group, then opens it.
-  const inviteToken = route.kind === 'invite' ? route.token : pendingInvite();
+  // An invite link joins its group, then opens it; opened while signed out, it waits in the address until sign-in.
+  const inviteToken = route.kind === 'invite' ? route.token : null;
   const open = store.connection === 'open';
   useEffect(() => {
+    if (!inviteToken) setJoining(null); // the same link opened again later is tried again
     if (!inviteToken || !open || joining === inviteToken) return;
     setJoining(inviteToken);
-    rememberInvite(null);
     store.acceptInvite(inviteToken).then(
       (id) => location.replace(conversationHref(id)),
       (err: unknown) => {

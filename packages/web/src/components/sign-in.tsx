@@ -2,7 +2,7 @@ import { isParleyClientError } from '@parley/sdk';
 import { useState } from 'preact/hooks';
 import { login, register, type Session } from '../api/accounts.js';
 import { messageOf } from '../chat-store.js';
-import { pendingInvite } from '../session-storage.js';
+import { currentRoute } from '../session-storage.js';
 
 interface Props {
   onSignedIn: (session: Session) => void;
@@ -35,7 +35,7 @@ export function SignIn({ onSignedIn, reason }: Props) {
   return (
     <main class="sign-in">
       <h1>Parley</h1>
-      {pendingInvite() && <p class="hint">Log in or create an account to join the group you were invited to.</p>}
+      {currentRoute().kind === 'invite' && <p class="hint">You were invited to a group: log in or create an account to join it.</p>}
       {reason && <p class="notice" role="alert">{reason}</p>}
       <form onSubmit={submit} aria-labelledby="sign-in-title">
         <h2 id="sign-in-title">{title}</h2>
