@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what `npm ci && npm test` needs on a fresh Debian 12 machine with Node 20+: the
-# build dependencies (install-build-deps.sh) and util-linux, whose prlimit and mount the store-failure tests use.
-# Real Redis, PostgreSQL, NATS, Kafka, nginx and Chromium join this list with the tests that use them (the scale-out
-# and web-client work); the single-instance suite needs none of them.
+# build dependencies (install-build-deps.sh), util-linux, whose prlimit and mount the store-failure tests use, and
+# Chromium, which the web client's browser tests (test/browser) drive through playwright-core (a browser download of
+# playwright's own is not used). Real Redis, PostgreSQL, NATS, Kafka and nginx join this list with the tests that use
+# them (the scale-out work); the single-instance suite needs none of them.
 set -euo pipefail
-exec bash "$(dirname "$0")/install-build-deps.sh" util-linux
+exec bash "$(dirname "$0")/install-build-deps.sh" util-linux chromium
