@@ -5,8 +5,11 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
-/** Where `npm run build` puts the web client (packages/web, built by Vite): dist/web beside this file's dist/http. */
-export const builtWebClientDir = fileURLToPath(new URL('../web/', import.meta.url));
+/**
+ * Where `npm run build` puts the web client (packages/web, built by Vite): the repository's dist/web, reached the same
+ * way from this file in src/http (run by tsx) and from its build in dist/http.
+ */
+export const builtWebClientDir = fileURLToPath(new URL('../../dist/web/', import.meta.url));
 
 /** Vite names the files under assets/ by a hash of their content: a changed file gets a new name. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';

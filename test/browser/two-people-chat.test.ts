@@ -249,7 +249,7 @@ async function waitForTexts(page: Page, expected: string[], timeout = 15_000): P
   const read = () => page.getByRole('log').locator('li.message .text').allTextContents();
   try {
     await page.waitForFunction(
-      (want) => JSON.stringify([...document.querySelectorAll('[role=log] li.message .text')].map((e) => e.textContent)) === JSON.stringify(want),
+      (want) => JSON.stringify(Array.from(document.querySelectorAll('[role=log] li.message .text'), (e) => e.textContent)) === JSON.stringify(want),
       expected, { timeout },
     );
   } catch {
