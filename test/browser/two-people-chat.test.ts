@@ -134,6 +134,7 @@ describe('two people chatting in the web client', () => {
     await bob.goto(inviteLink.replace(server.url, proxy.url));
     await bob.getByRole('heading', { name: groupName, level: 1 }).waitFor();
     await alice.locator('.member', { hasText: 'bob' }).getByText('Member').waitFor();
+    await alice.getByText('Private group · 2 members').waitFor();
   });
 
   it('chats in the group, keeping hostile text as text', async () => {
@@ -214,8 +215,11 @@ describe('two people chatting in the web client', () => {
     await alice.getByLabel('Username').fill('alice');
     await alice.getByLabel('Password').fill(PASSWORD);
     await alice.getByRole('button', { name: 'Log in' }).click();
-    await conversationLink(alice, 'bob').waitFor();
     await conversationLink(alice, groupName).waitFor();
+    await conversationLink(alice, 'bob').click();
+    await waitForTexts(alice, ['Hi Bob! The plan is at https://example.com/plan.', 'Hello Alice!', 'Message deleted']);
+    await messageStatus(alice, 'Hi Bob!', 'Seen');
+    await snap(alice, shots, '10-alice-dm-desktop');
     assert.deepEqual(pageErrors, [], 'no uncaught errors in either page');
   });
 });

@@ -58,9 +58,13 @@ export class ChatStore {
       on('read', (r) => this.onRead(r.conversationId, r.userId, r.seq)),
       on('typing', (t) => this.onTyping(t.conversationId, t.userId, t.typing, t.expiresInMs)),
       on('presence', (p) => this.change(() => p.users.forEach((u) => this.presence.set(u.userId, u.online)))),
-      on('member.joined', (e) => this.change(() => this.memberMap(e.conversationId)?.set(e.member.userId, e.member))),
-      on('member.changed', (e) => this.change(() => this.memberMap(e.conversationId)?.set(e.member.userId, e.member))),
-      on('member.left', (e) => this.change(() => this.memberMap(e.conversationId)?.delete(e.userId))),
+      on('member.joined', (e) => this.onMembership(e.conversationId, e.member.userId, e.member)),
+      on('member.changed', (e) => this.change(() => this.members.get(e.conversationId)?.set(e.member.userId, e.member))),
+      on('member.left', (e) => this.onMembership(e.conversationId, e.userId, null)),
+      on('member.summary', (e) => this.change(() => {
+        const c = this.conversations.get(e.conversationId);
+        if (c) c.memberCount = e.memberCount;
+      })),
       on('member.role', (e) => this.onRole(e.conversationId, e.userId, e.role)),
       on('conversation.updated', (c) => this.onConversation(c)),
       on('conversation.removed', (e) => this.onRemoved(e.conversationId, e.reason)),
@@ -317,6 +321,22 @@ export class ChatStore {
     });
   }
 
+  /** A member joined (`member`) or left (null): the member list, if loaded, and the count follow. */
+  private onMembership(conversationId: string, userId: string, member: Member | null): void {
+    this.change(() => {
+      const members = this.members.get(conversationId);
+      const known = members?.has(userId);
+      const c = this.conversations.get(conversationId);
+      if (member) {
+        members?.set(userId, member);
+        if (c && !known) c.memberCount++;
+      } else {
+        members?.delete(userId);
+        if (c && known !== false) c.memberCount = Math.max(1, c.memberCount - 1);
+      }
+    });
+  }
+
   private onRole(conversationId: string, userId: string, role: Member['role']): void {
     this.change(() => {
       const member = this.members.get(conversationId)?.get(userId);
@@ -394,10 +414,6 @@ export class ChatStore {
     let view = this.views.get(conversationId);
     if (!view) this.views.set(conversationId, (view = { messages: new Map(), olderMore: false, loadingOlder: false, loaded: false }));
     return view;
-  }
-
-  private memberMap(conversationId: string): Map<string, Member> | undefined {
-    return this.members.get(conversationId);
   }
 
   /** Keeps one copy per seq: the more recently edited one (a deletion is an edit too). */
