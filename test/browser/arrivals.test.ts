@@ -35,7 +35,8 @@ describe('arriving in the web client', () => {
 
   async function newPage(viewport: 'desktop' | 'phone' = 'desktop'): Promise<Page> {
     const page = await (await person(browser, viewport)).newPage();
-    page.setDefaultTimeout(15_000);
+    // Generous: the suite runs two files at once on a 2-core machine; a passing wait ends as soon as its condition holds.
+    page.setDefaultTimeout(30_000);
     page.on('pageerror', (err) => pageErrors.push(err.message));
     return page;
   }

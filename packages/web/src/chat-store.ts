@@ -220,6 +220,7 @@ export class ChatStore {
     const user = await this.client.findUser(username.trim());
     const { conversation } = await this.client.request('direct.open', { userId: user.id });
     this.change(() => this.addConversation(conversation));
+    void this.loadPresence([user.id]);
     return conversation.id;
   }
 
@@ -272,11 +273,7 @@ export class ChatStore {
       unknown.forEach((c) => this.addConversation(c));
       removed.forEach((id) => this.forget(id));
     });
-    // Presence of direct peers: the server pushes changes, this is where they stand now.
-    const peers = [...this.conversations.values()].flatMap((c) => (c.peer ? [c.peer.id] : []));
-    if (peers.length > 0) {
-      this.client.presence(peers).then((users) => this.change(() => users.forEach((u) => this.presence.set(u.userId, u.online))), () => {});
-    }
+    void this.loadPresence([...this.conversations.values()].flatMap((c) => (c.peer ? [c.peer.id] : [])));
     if (this.activeId) void this.open(this.activeId);
   }
 
@@ -371,10 +368,7 @@ export class ChatStore {
     try {
       const { conversation } = await this.client.request('conversation.get', { conversationId });
       this.change(() => this.addConversation(conversation));
-      if (conversation.peer) {
-        const users = await this.client.presence([conversation.peer.id]);
-        this.change(() => users.forEach((u) => this.presence.set(u.userId, u.online)));
-      }
+      if (conversation.peer) await this.loadPresence([conversation.peer.id]);
     } catch {
       /* gone again, or offline: the next sync brings it */
     }
@@ -390,6 +384,17 @@ export class ChatStore {
       c.lastMessageAt = Math.max(c.lastMessageAt ?? 0, known.lastMessageAt ?? 0) || null;
     }
     this.conversations.set(c.id, c);
+  }
+
+  /** Where these users' presence stands now (of direct peers: the server pushes their changes from then on). */
+  private async loadPresence(userIds: string[]): Promise<void> {
+    if (userIds.length === 0) return;
+    try {
+      const users = await this.client.presence(userIds);
+      this.change(() => users.forEach((u) => this.presence.set(u.userId, u.online)));
+    } catch {
+      /* offline: the next sync asks again */
+    }
   }
 
   private forget(conversationId: string): void {
