@@ -59,7 +59,7 @@ export class ChatStore {
       on('typing', (t) => this.onTyping(t.conversationId, t.userId, t.typing, t.expiresInMs)),
       on('presence', (p) => this.change(() => p.users.forEach((u) => this.presence.set(u.userId, u.online)))),
       on('member.joined', (e) => this.onMembership(e.conversationId, e.member.userId, e.member)),
-      on('member.changed', (e) => this.change(() => this.members.get(e.conversationId)?.set(e.member.userId, e.member))),
+      on('member.changed', (e) => this.change(() => this.putMember(e.conversationId, e.member))),
       on('member.left', (e) => this.onMembership(e.conversationId, e.userId, null)),
       on('member.summary', (e) => this.change(() => {
         const c = this.conversations.get(e.conversationId);
@@ -247,15 +247,19 @@ export class ChatStore {
   }
 
   async loadMembers(conversationId: string): Promise<void> {
-    const map = new Map<string, Member>();
+    const listed: Member[] = [];
     let after: string | undefined;
     for (let page = 0; page < 1000; page++) {
       const r = await this.client.request('member.list', after === undefined ? { conversationId } : { conversationId, after });
-      r.members.forEach((m) => map.set(m.userId, m));
+      listed.push(...r.members);
       if (!r.more || r.next === null) break;
       after = r.next;
     }
-    this.change(() => this.members.set(conversationId, map));
+    this.change(() => {
+      const before = this.members.get(conversationId);
+      this.members.set(conversationId, new Map());
+      for (const m of listed) this.putMember(conversationId, m, before?.get(m.userId));
+    });
   }
 
   clearNotice(): void {
@@ -318,6 +322,16 @@ export class ChatStore {
     });
   }
 
+  /**
+   * Stores a member as a list or a catch-up reported them, keeping the furthest read cursor seen: a `read` event may
+   * have arrived after that report was read on the server and before it reached us.
+   */
+  private putMember(conversationId: string, member: Member, known = this.members.get(conversationId)?.get(member.userId)): void {
+    const members = this.members.get(conversationId);
+    if (!members) return;
+    members.set(member.userId, known ? { ...member, readSeq: Math.max(member.readSeq, known.readSeq) } : member);
+  }
+
   /** A member joined (`member`) or left (null): the member list, if loaded, and the count follow. */
   private onMembership(conversationId: string, userId: string, member: Member | null): void {
     this.change(() => {
@@ -325,7 +339,7 @@ export class ChatStore {
       const known = members?.has(userId);
       const c = this.conversations.get(conversationId);
       if (member) {
-        members?.set(userId, member);
+        this.putMember(conversationId, member);
         if (c && !known) c.memberCount++;
       } else {
         members?.delete(userId);
