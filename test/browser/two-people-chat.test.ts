@@ -190,8 +190,8 @@ describe('two people chatting in the web client', () => {
     await snap(bob, shots, '08-bob-back-online');
   });
 
-  it('lets the owner promote and remove a member, who is told', async () => {
-    const bobRow = alice.locator('.member', { hasText: 'bob' });
+  it('lets the owner promote, remove and ban a member, who is told, and lift the ban', async () => {
+    const bobRow = alice.locator('.members .member', { hasText: 'bob' });
     await bobRow.getByRole('button', { name: 'Make bob an admin' }).click();
     await bobRow.getByText('Admin').waitFor();
     await bobRow.getByRole('button', { name: 'Remove bob' }).click();
@@ -199,6 +199,15 @@ describe('two people chatting in the web client', () => {
     await bob.getByRole('alert').getByText(`You are no longer in ${groupName} (kicked).`).waitFor();
     await conversationLink(bob, groupName).waitFor({ state: 'detached' });
     await snap(bob, shots, '09-bob-removed');
+
+    // The invite link still works: Bob comes back, and is banned this time.
+    await bob.goto(inviteLink.replace(server.url, proxy.url));
+    await bob.getByRole('heading', { name: groupName, level: 1 }).waitFor();
+    await bobRow.getByRole('button', { name: 'Ban bob' }).click();
+    await bob.getByRole('alert').getByText(`You are no longer in ${groupName} (banned).`).waitFor();
+    const lift = alice.getByRole('button', { name: 'Lift the ban on bob' });
+    await lift.click();
+    await lift.waitFor({ state: 'detached' });
   });
 
   it('revokes an invite link, which then no longer joins', async () => {

@@ -1,6 +1,8 @@
 import type { Member, MyConversation } from '@parley/sdk';
+import { useState } from 'preact/hooks';
 import type { ChatStore } from '../chat-store.js';
 import { messageOf } from '../chat-store.js';
+import { BansSection } from './bans-section.js';
 import { InvitesSection } from './invites-section.js';
 
 const ROLE_LABEL: Record<Member['role'], string> = { owner: 'Owner', admin: 'Admin', member: 'Member' };
@@ -9,10 +11,13 @@ const ROLE_LABEL: Record<Member['role'], string> = { owner: 'Owner', admin: 'Adm
 export function DetailsPanel({ store, conversation: c, onClose }: { store: ChatStore; conversation: MyConversation; onClose: () => void }) {
   const members = [...(store.members.get(c.id)?.values() ?? [])];
   const manager = c.kind === 'group' && (c.role === 'owner' || c.role === 'admin');
+  // Bumped after every action, so the ban list reads the server again.
+  const [actions, setActions] = useState(0);
 
   async function act(what: () => Promise<unknown>) {
     try {
       await what();
+      setActions((n) => n + 1);
       await store.loadMembers(c.id);
     } catch (err) {
       store.fail(err);
@@ -62,6 +67,7 @@ export function DetailsPanel({ store, conversation: c, onClose }: { store: ChatS
           );
         })}
       </ul>
+      {manager && <BansSection store={store} conversationId={c.id} version={actions} />}
       {manager && <InvitesSection store={store} conversationId={c.id} />}
       {c.kind === 'group' && (
         <button type="button" class="danger" onClick={() => void leave()}>
