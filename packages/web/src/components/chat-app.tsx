@@ -1,3 +1,4 @@
+import { isParleyClientError } from '@parley/sdk';
 import { useEffect, useState } from 'preact/hooks';
 import type { ChatStore } from '../chat-store.js';
 import { messageOf } from '../chat-store.js';
@@ -29,7 +30,9 @@ export function ChatApp({ store, onSignOut }: Props) {
     store.acceptInvite(inviteToken).then(
       (id) => location.replace(conversationHref(id)),
       (err: unknown) => {
-        store.fail(`The invite link did not work: ${messageOf(err)}`);
+        store.fail(isParleyClientError(err) && err.code === 'ALREADY_MEMBER'
+          ? 'You are already in the group of this invite link.'
+          : `The invite link did not work: ${messageOf(err)}`);
         location.replace('#/');
       },
     );
@@ -39,6 +42,12 @@ export function ChatApp({ store, onSignOut }: Props) {
   useEffect(() => {
     void store.open(activeId);
   }, [activeId, store.conversations.has(activeId ?? '')]);
+
+  // The tab's title counts unread messages, so they show while another tab is in front.
+  const unread = [...store.conversations.values()].reduce((n, c) => n + c.unread, 0);
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) Parley` : 'Parley';
+  }, [unread]);
 
   const active = activeId ? store.conversations.get(activeId) : undefined;
   return (

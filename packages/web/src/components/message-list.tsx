@@ -17,6 +17,7 @@ export function MessageList({ store, conversation }: { store: ChatStore; convers
   const atBottom = useRef(true);
   const fromBottom = useRef(0);
   const firstSeq = useRef<number | null>(null);
+  const pendingCount = useRef(0);
   const view = store.views.get(conversation.id);
   const messages = store.messagesOf(conversation.id);
   const pending = store.pending.get(conversation.id) ?? [];
@@ -27,6 +28,9 @@ export function MessageList({ store, conversation }: { store: ChatStore; convers
     const first = messages[0]?.seq ?? null;
     const prepended = firstSeq.current !== null && first !== null && first < firstSeq.current;
     firstSeq.current = first;
+    // A message of our own just written: bring the end into view, wherever the reader was.
+    if (pending.length > pendingCount.current) atBottom.current = true;
+    pendingCount.current = pending.length;
     if (prepended) el.scrollTop = el.scrollHeight - el.clientHeight - fromBottom.current;
     else if (atBottom.current) el.scrollTop = el.scrollHeight;
     // A first page too short to scroll could never be scrolled up: fetch older pages until it fills the view.
