@@ -132,6 +132,29 @@ describe('arriving in the web client', () => {
     await snap(page, shots, '04-long-history-top');
   });
 
+  it('can be used by keyboard alone: log in, open a conversation, write', async () => {
+    const page = await newPage();
+    await page.goto(server.url);
+    await page.getByLabel('Username').focus();
+    await page.keyboard.type('dave');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    const link = page.getByRole('navigation', { name: 'Conversations' }).locator('a.conversation', { hasText: 'Book club' });
+    await link.waitFor();
+    // Tab from the top of the page until the conversation's link has the focus (a bounded number of stops).
+    for (let stops = 0; stops < 20 && !(await link.evaluate((el) => el === document.activeElement)); stops++) await page.keyboard.press('Tab');
+    assert.equal(await link.evaluate((el) => el === document.activeElement), true, 'the conversation is reachable by Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Book club', level: 1 }).waitFor();
+    for (let stops = 0; stops < 20 && !(await page.getByRole('textbox', { name: 'Message' }).evaluate((el) => el === document.activeElement)); stops++) {
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.type('Typed without a mouse');
+    await page.keyboard.press('Enter');
+    await page.getByRole('log').locator('li.message', { hasText: 'Typed without a mouse' }).locator('.status', { hasText: 'Sent' }).waitFor();
+  });
+
   it('finds a public group by part of its name and joins it', async () => {
     await dave.getByRole('link', { name: 'Back to conversations' }).click();
     await dave.getByRole('button', { name: 'Find groups' }).click();
