@@ -153,6 +153,17 @@ describe('two people chatting in the web client', () => {
     }
     await alice.getByRole('heading', { name: groupName, level: 1 }).waitFor();
     await snap(alice, shots, '06-alice-group-chat');
+
+    // On a phone, the member list covers the conversation until closed; Bob, a plain member, manages nothing.
+    await bob.getByRole('button', { name: 'Members' }).click();
+    const details = bob.getByRole('complementary', { name: 'Details' });
+    await details.locator('.member', { hasText: 'alice' }).getByText('Owner').waitFor();
+    assert.equal(await details.getByRole('button', { name: /^(Remove|Ban|Make) / }).count(), 0);
+    assert.equal(await details.getByRole('button', { name: 'Create invite link' }).count(), 0);
+    assert.deepEqual(await axeViolations(bob), [], 'the member list on a phone has no accessibility violations');
+    await snap(bob, shots, '06-bob-members-phone');
+    await details.getByRole('button', { name: 'Close details' }).click();
+    await details.waitFor({ state: 'detached' });
   });
 
   it('brings Bob back after a network cut with every change once, in order, and his queued message sent', async () => {
