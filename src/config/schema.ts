@@ -57,12 +57,12 @@ export const configSchema = z.object({
       minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
       /**
        * Message appends waiting for their group commit, at most; one more is refused with RATE_LIMITED (temporary,
-       * `retryAfterMs` = the last commit's duration, at least 10 ms) before anything is written. @default 10000
+       * `retryAfterMs` ≈ the time the queue takes to drain, spread up to twice that, at least 10 ms) before anything is written. @default 10000
        */
       maxQueuedWrites: z.number().int().min(1).default(10_000),
       /**
        * Store calls posted to the store thread and not yet answered, at most (thread: true); one more is refused with
-       * RATE_LIMITED (temporary, `retryAfterMs` = the last call's duration, at least 10 ms) before it is posted.
+       * RATE_LIMITED (temporary, `retryAfterMs` ≈ how long the last call waited, spread up to twice that, at least 10 ms) before it is posted.
        * @default 10000
        */
       maxPendingCalls: z.number().int().min(1).default(10_000),
