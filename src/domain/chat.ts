@@ -483,10 +483,11 @@ export class Chat {
     if (result.moved) {
       const read = { conversationId: d.conversationId, userId, seq: result.readSeq };
       // In a large group every member's reads to every member would be N² frames: there only the reader's own
-      // devices are told (the others' positions are in member.list and sync changes).
+      // devices are told (the others' positions are in member.list and sync changes); the reading connection has
+      // its reply.
       const large = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ?? false;
       this.announce(large
-        ? this.publisher.toUser(userId, 'read', read)
+        ? this.publisher.toUser(userId, 'read', read, connectionId)
         : this.publisher.toConversation(d.conversationId, 'read', read, null, connectionId));
     }
     return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };
