@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Message } from '../../src/protocol/types.js';
 import { Sequencer } from '../../packages/sdk/src/sequencer.js';
 import { catchUp, runSync, SYNC_BATCH, type CatchUpContext } from '../../packages/sdk/src/sync.js';
-import type { ResultMap } from '../../src/protocol/results.js';
+import type { ResultMap } from '@parley/protocol';
 
 function msg(conversationId: string, seq: number, text = `m${seq}`): Message {
   return {
