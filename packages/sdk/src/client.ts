@@ -42,7 +42,7 @@ interface Waiter {
 /**
  * A Parley connection that survives disconnects: typed requests with timeouts, automatic reconnect with jittered
  * backoff, catch-up after every (re)connect, exactly-once in-order `message` delivery, and an outbox whose sends are
- * retried with their idempotency key until acknowledged. See packages/sdk/README.md.
+ * retried with their idempotency key until acknowledged. See the package's README.
  */
 export class ParleyClient {
   private readonly url: string;
