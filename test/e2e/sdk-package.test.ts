@@ -167,6 +167,7 @@ describe('@parley/sdk as a packed package', () => {
     const out = JSON.parse((await runOk(['connect.mjs', server.wsUrl, alice.token, bob.id])).trim()) as {
       node: string; user: string; seq: number; conversationId: string; catalogue: number;
     };
+    assert.equal(out.node, spawnSync(nodeBin, ['--version'], { encoding: 'utf8' }).stdout.trim(), 'ran on the Node asked for');
     assert.equal(out.user, alice.id);
     assert.ok(out.catalogue > 0);
     const history = await api(server, bob.token, 'GET', `/api/v1/conversations/${out.conversationId}/messages?after=0`);

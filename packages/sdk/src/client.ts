@@ -1,6 +1,6 @@
 import {
-  closeCatalogue, shouldReconnect,
-  type Ban, type Change, type EventMap, type Message, type MyConversation, type Page, type PresenceInfo, type RequestType, type ResultMap,
+  closeCatalogue, shouldReconnect, type Ban, type Change, type EventMap, type Message, type MyConversation, type Page,
+  type PresenceInfo, type RequestType, type ResultMap,
 } from '@parley/protocol';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
 import { Emitter, type Handler } from './emitter.js';
@@ -478,7 +478,10 @@ export class ParleyClient {
     return this.sequencer.last(conversationId);
   }
 
-  /** Every known conversation's position (persist these to resume delivery after a restart; restore with `track`). */
+  /**
+   * Every known conversation's position. The `positions` option persists them by itself; by hand, save these and
+   * restore them with `track` before `connect()`.
+   */
   positions(): Position[] {
     return this.sequencer.positions();
   }

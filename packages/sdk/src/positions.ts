@@ -80,7 +80,9 @@ export function validPositions(value: unknown): Position[] {
   const out: Position[] = [];
   for (const p of value as Array<Partial<Position> | null>) {
     if (!p || typeof p.conversationId !== 'string' || !isCount(p.afterSeq)) continue;
-    out.push(isCount(p.rev) ? { conversationId: p.conversationId, afterSeq: p.afterSeq, rev: p.rev } : { conversationId: p.conversationId, afterSeq: p.afterSeq });
+    const position: Position = { conversationId: p.conversationId, afterSeq: p.afterSeq };
+    if (isCount(p.rev)) position.rev = p.rev;
+    out.push(position);
   }
   return out;
 }
