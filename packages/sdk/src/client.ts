@@ -9,7 +9,7 @@ import { splitForFrame } from './frame-batches.js';
 import { newIdempotencyKey } from './keys.js';
 import { Outbox, sentMessage, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
-import { memoryPositions, validPositions, type PositionStore } from './positions.js';
+import { validPositions, type PositionStore } from './positions.js';
 import { Sequencer, type Position } from './sequencer.js';
 import { CLOSE_ABNORMAL, CLOSE_NORMAL, frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import { catchUp, runSync, type CatchUpContext } from './sync.js';
@@ -60,7 +60,8 @@ export class ParleyClient {
   private readonly pending = new PendingRequests();
   private readonly outbox: Outbox;
   private readonly sequencer = new Sequencer(() => this.positionsChanged());
-  private readonly positionStore: PositionStore;
+  /** Null by default: the positions then live in the sequencer alone, with nothing to copy on every delivery. */
+  private readonly positionStore: PositionStore | null;
   /** The user whose positions the sequencer holds (loaded from positionStore at their first welcome). */
   private positionsUser: string | undefined;
   private saveQueued = false;
@@ -113,7 +114,7 @@ export class ParleyClient {
     this.headCheckIntervalMs = options.headCheckIntervalMs ?? 60_000;
     this.random = options.random ?? Math.random;
     this.outbox = new Outbox(options.outboxLimit ?? 1000);
-    this.positionStore = options.positions ?? memoryPositions();
+    this.positionStore = options.positions ?? null;
     this.reconnectBackoff = new Backoff(this.backoffOpts, this.random);
     this.syncBackoff = new Backoff(this.backoffOpts, this.random);
     this.emitter = new Emitter<ClientEventMap>((err, event) => {
@@ -321,6 +322,7 @@ export class ParleyClient {
     if (this.positionsUser === userId) return;
     if (this.positionsUser !== undefined) this.sequencer.clear();
     this.positionsUser = userId;
+    if (!this.positionStore) return;
     let stored: Position[];
     try {
       stored = validPositions(this.positionStore.load(userId));
@@ -334,7 +336,7 @@ export class ParleyClient {
 
   /** Positions moved: save them once the current task's deliveries are done (a microtask, before any other task). */
   private positionsChanged(): void {
-    if (this.positionsUser === undefined || this.saveQueued) return;
+    if (!this.positionStore || this.positionsUser === undefined || this.saveQueued) return;
     this.saveQueued = true;
     queueMicrotask(() => {
       if (this.saveQueued) this.savePositions();
@@ -343,7 +345,7 @@ export class ParleyClient {
 
   private savePositions(): void {
     this.saveQueued = false;
-    if (this.positionsUser === undefined) return;
+    if (!this.positionStore || this.positionsUser === undefined) return;
     try {
       this.positionStore.save(this.positionsUser, this.sequencer.positions());
     } catch (err) {

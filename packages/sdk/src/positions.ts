@@ -24,8 +24,8 @@ export interface PositionStore {
 }
 
 /**
- * Positions kept in memory: the client's default (one per client, forgotten with it). Pass the same store to the next
- * client in the same process to resume where the previous one stopped.
+ * Positions kept in memory, for successive clients in one process: pass the same store to the next client to resume
+ * where the previous one stopped. (Without a store, a client keeps its positions to itself, as if it had its own.)
  */
 export function memoryPositions(): PositionStore {
   const saved = new Map<string, Position[]>();

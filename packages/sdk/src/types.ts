@@ -39,7 +39,7 @@ export interface ParleyClientOptions {
   /**
    * Where delivery positions are kept between clients: a new client given the same store delivers nothing that an
    * earlier one delivered and catches up what it missed (`localStoragePositions()` in a browser survives page
-   * reloads). @default memoryPositions(), one per client
+   * reloads). @default none: the positions live in this client only (like a `memoryPositions()` of its own)
    */
   positions?: PositionStore;
   /** Random source in [0, 1) for jitter (tests). @default Math.random */
