@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
-import type { ResultMap } from '../protocol/results.js';
+import type { ResultMap } from '@parley/protocol';
 import type { Change, Conversation, Member, MyConversation, StoredMessage } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';

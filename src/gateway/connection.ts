@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
+import { closeCatalogue, type CloseName } from '@parley/protocol';
 import { errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { TokenBucket } from '../ratelimit/token-bucket.js';
 import { framePing, frameText } from './frame.js';

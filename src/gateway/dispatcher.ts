@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RawData } from 'ws';
 import { budgetSpent, operations, userBudgets, type ConnectionScope, type Services, type UserBudget } from '../domain/operations.js';
 import type { Metrics } from '../http/metrics.js';
-import type { CloseName } from '../protocol/close-codes.js';
+import type { CloseName } from '@parley/protocol';
 import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
 import { ENVELOPE_DEPTH } from '../protocol/json-depth.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';

@@ -10,10 +10,10 @@ import type { ConnectionScope, Services, UserBudget } from '../domain/operations
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
-import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
+import { closeCatalogue, type CloseName } from '@parley/protocol';
 import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
-import { CURRENT_VERSION } from '../protocol/version.js';
+import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
 import type { ConversationPosition } from '../protocol/types.js';
