@@ -587,8 +587,13 @@ export interface MemoryResult {
   connections: number;
   warmup: number;
   rssBeforeMB: number;
+  /** RSS once the first fifth of the connections are open (after the warm-up). */
+  rssMidMB: number;
   rssAfterMB: number;
+  /** (after − before) / connections: includes what the first connections grow once (heap, code, caches). */
   perConnKB: number;
+  /** (after − mid) / the last four fifths: what one more connection costs once the process has grown (the slope). */
+  marginalKB: number;
   connectMs: number;
   samplesAfterMB: number[];
 }
@@ -620,29 +625,37 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
     await nextMessage(warm, 'ready', 60_000);
     const before = await settledRss(pid);
     const t0 = performance.now();
-    const batch: ChildProcess[] = [];
-    for (let w = 0; w < processes; w++) {
-      const worker = forkWorker('--mem-worker');
-      workers.push(worker);
-      batch.push(worker);
-      worker.send({
-        type: 'init',
-        wsUrl: server.wsUrl,
-        from: Math.floor((w * connections) / processes),
-        to: Math.floor(((w + 1) * connections) / processes),
-        prefix: 'mem',
-      });
-    }
-    await Promise.all(batch.map((w) => nextMessage(w, 'ready', 180_000)));
-    const connectMs = performance.now() - t0;
+    // Two phases in one process: the first fifth, then the rest. The slope between them is the cost of one more
+    // connection without what the process grows once (a lower baseline, e.g. from lazy loading, would otherwise show
+    // as a higher figure per connection).
+    const connect = async (from: number, to: number): Promise<void> => {
+      const batch: ChildProcess[] = [];
+      for (let w = 0; w < processes; w++) {
+        const worker = forkWorker('--mem-worker');
+        workers.push(worker);
+        batch.push(worker);
+        const span = to - from;
+        worker.send({ type: 'init', wsUrl: server.wsUrl, from: from + Math.floor((w * span) / processes), to: from + Math.floor(((w + 1) * span) / processes), prefix: 'mem' });
+      }
+      await Promise.all(batch.map((w) => nextMessage(w, 'ready', 180_000)));
+    };
+    const fifth = Math.floor(connections / 5);
+    await connect(0, fifth);
+    const connectFirstMs = performance.now() - t0;
+    const mid = await settledRss(pid);
+    const t1 = performance.now();
+    await connect(fifth, connections);
+    const connectMs = connectFirstMs + performance.now() - t1;
     log(`memory: ${connections} authenticated connections (+${warmup} warm-up) in ${Math.round(connectMs)} ms`);
     const after = await settledRss(pid, 8);
     return {
       connections,
       warmup,
       rssBeforeMB: before.rss / 1024 / 1024,
+      rssMidMB: mid.rss / 1024 / 1024,
       rssAfterMB: after.rss / 1024 / 1024,
       perConnKB: (after.rss - before.rss) / 1024 / connections,
+      marginalKB: (after.rss - mid.rss) / 1024 / (connections - fifth),
       connectMs,
       samplesAfterMB: after.samples.map((s) => s / 1024 / 1024),
     };

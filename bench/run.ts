@@ -244,8 +244,10 @@ if (memConnections > 0) {
       memory = await runMemoryBench({ connections: memConnections, clientProcesses: memProcesses, log: (l) => console.log(`  ${l}`) });
       console.log(
         `  RSS ${memory.rssBeforeMB.toFixed(1)} MB before (after ${memory.warmup} warm-up connections) -> ` +
+          `${memory.rssMidMB.toFixed(1)} MB after the first fifth -> ` +
           `${memory.rssAfterMB.toFixed(1)} MB after (samples ${memory.samplesAfterMB.map((m) => m.toFixed(1)).join(', ')}): ` +
-          `${memory.perConnKB.toFixed(2)} KB per connection\n`,
+          `${memory.perConnKB.toFixed(2)} KB per connection from the warm-up, ${memory.marginalKB.toFixed(2)} KB per connection ` +
+          `past the first fifth (the slope)\n`,
       );
     } catch (error) {
       console.error(`  memory: ${(error as Error).message}`);
@@ -302,6 +304,7 @@ const summary: string[][] = [
     '<= 6 KB',
     met(memOk ? memOk.perConnKB <= 6 : null),
   ],
+  ['memory per idle connection past the first fifth (slope)', memOk ? `${memOk.marginalKB.toFixed(2)} KB` : '-', '-', ''],
   ...leanRows(lean),
 ];
 /** Summary rows of the lean bench (bytes per message, reconnect path). */

@@ -59,12 +59,12 @@ export const configSchema = z.object({
       minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
       /**
        * Message appends waiting for their group commit, at most; one more is refused with RATE_LIMITED (temporary,
-       * `retryAfterMs` = the last commit's duration, at least 10 ms) before anything is written. @default 10000
+       * `retryAfterMs` ≈ the time the queue takes to drain, spread up to twice that, at least 10 ms) before anything is written. @default 10000
        */
       maxQueuedWrites: z.number().int().min(1).default(10_000),
       /**
        * Store calls posted to the store thread and not yet answered, at most (thread: true); one more is refused with
-       * RATE_LIMITED (temporary, `retryAfterMs` = the last call's duration, at least 10 ms) before it is posted.
+       * RATE_LIMITED (temporary, `retryAfterMs` ≈ how long the last call waited, spread up to twice that, at least 10 ms) before it is posted.
        * @default 10000
        */
       maxPendingCalls: z.number().int().min(1).default(10_000),
@@ -175,9 +175,11 @@ export const configSchema = z.object({
     maxOutgoingHardBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
     /**
      * Process-wide bound of outgoing backlog: bytes written and not yet confirmed read by their clients (what fan-out
-     * has not got to its readers, wherever it waits), beyond the `outgoingProbeBytes` each may have in flight. Above it, every connection that sends a request stops being read (TCP
-     * backpressure) until the others are back under 3/4 of it: publishers slow down to what readers take, instead of
-     * the server buffering. Bounds server memory and the delay of deliveries (≈ this / the readers' byte rate).
+     * has not got to its readers, wherever it waits), beyond the `outgoingProbeBytes` each may have in flight, plus
+     * the fan-out the requests being served are expected to add. Above it, the requests of every connection that sends
+     * one are held, not served (TCP backpressure once a frame's worth is held), until that sum is back under 3/4 of it:
+     * publishers slow down to what readers take, instead of the server buffering. Bounds server memory and the delay
+     * of deliveries (≈ this / the readers' byte rate).
      * @default 32 MiB
      */
     maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),

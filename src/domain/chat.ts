@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
-import type { ResultMap } from '../protocol/results.js';
+import type { ResultMap } from '@parley/protocol';
 import type { Change, Conversation, Member, MyConversation, StoredMessage } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
@@ -483,10 +483,11 @@ export class Chat {
     if (result.moved) {
       const read = { conversationId: d.conversationId, userId, seq: result.readSeq };
       // In a large group every member's reads to every member would be N² frames: there only the reader's own
-      // devices are told (the others' positions are in member.list and sync changes).
+      // devices are told (the others' positions are in member.list and sync changes); the reading connection has
+      // its reply.
       const large = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ?? false;
       this.announce(large
-        ? this.publisher.toUser(userId, 'read', read)
+        ? this.publisher.toUser(userId, 'read', read, connectionId)
         : this.publisher.toConversation(d.conversationId, 'read', read, null, connectionId));
     }
     return { conversationId: d.conversationId, readSeq: result.readSeq, unread: result.unread };

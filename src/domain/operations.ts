@@ -1,5 +1,5 @@
 import type { RequestData, RequestType } from '../protocol/requests.js';
-import type { ResultMap } from '../protocol/results.js';
+import type { ResultMap } from '@parley/protocol';
 import type { Chat } from './chat.js';
 import type { PresenceService } from './presence-service.js';
 import type { TypingService } from './typing.js';

@@ -18,8 +18,9 @@ export class Publisher {
     return this.bus.publish(conversationTopic(conversationId), encodeFrame(encodeEvent(event, data), exceptUser, exceptConnection));
   }
 
-  toUser<E extends EventName>(userId: string, event: E, data: EventMap[E]): Promise<void> {
-    return this.bus.publish(userTopic(userId), encodeFrame(encodeEvent(event, data)));
+  /** To the user's connections, except the one connection `exceptConnection` (the one that caused it, if any). */
+  toUser<E extends EventName>(userId: string, event: E, data: EventMap[E], exceptConnection: string | null = null): Promise<void> {
+    return this.bus.publish(userTopic(userId), encodeFrame(encodeEvent(event, data), null, exceptConnection));
   }
 
   /** To the connections subscribed to the user's presence (presence.subscribe), wherever they are. */

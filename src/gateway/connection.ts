@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
+import { closeCatalogue, type CloseName } from '@parley/protocol';
 import { errorCatalogue, isParleyError, type ErrorBody } from '../protocol/errors.js';
 import { TokenBucket } from '../ratelimit/token-bucket.js';
 import { framePing, frameText } from './frame.js';
@@ -162,6 +162,7 @@ export class Connection {
     this.socketPausedFlag = true;
     this.pongsHeld = true;
     this.ws.pause();
+    this.recount();
   }
 
   resumeSocket(): void {
@@ -288,8 +289,12 @@ export class Connection {
     this.markDirty();
   }
 
-  /** Tell the owner how this connection's backlog changed since it last counted it. */
-  private recount(): void {
+  /**
+   * Tell the owner how this connection's backlog changed since it last counted it. Called on every write and
+   * confirmation; the owner also calls it while the connection's pongs wait unread, since then the backlog is what our
+   * socket buffer holds, which shrinks as the kernel takes it without any event of ours.
+   */
+  recount(): void {
     if (!this.counted) return;
     const backlog = this.backlogBytes();
     if (backlog === this.countedBacklog) return;
@@ -333,9 +338,11 @@ export class Connection {
    * waiting for it then. Records this round's position for the next check.
    */
   stalled(round: number): boolean {
-    const stalled = this.progressRound === round - 1 && this.confirmedBytes === this.progressMark && this.backlogBytes() > 0;
+    // While its pongs wait unread, progress is the kernel taking what our socket buffer holds.
+    const position = this.pongsHeld ? this.writtenBytes - this.socket.writableLength : this.confirmedBytes;
+    const stalled = this.progressRound === round - 1 && position === this.progressMark && this.backlogBytes() > 0;
     this.progressRound = round;
-    this.progressMark = this.confirmedBytes;
+    this.progressMark = position;
     return stalled;
   }
 
@@ -347,10 +354,13 @@ export class Connection {
   /**
    * Written bytes not yet confirmed beyond the `outgoingProbeBytes` a reading client may have in flight: what the
    * process-wide budget counts. Bytes past the allowance are always covered by pings (see `flush`), so this backlog
-   * shrinks as soon as the peer reads.
+   * shrinks as soon as the peer reads. While its pongs wait unread (its socket is not read, or was not until a pong
+   * confirmed a position written since), confirmations cannot come: then it is what our socket buffer holds (the
+   * memory it costs us) beyond the allowance, so that holding a publisher's requests never freezes its count.
    */
   backlogBytes(): number {
-    return Math.max(0, this.writtenBytes - this.confirmedBytes - this.limits.outgoingProbeBytes);
+    const outstanding = this.pongsHeld ? this.socket.writableLength : this.writtenBytes - this.confirmedBytes;
+    return Math.max(0, outstanding - this.limits.outgoingProbeBytes);
   }
 
   /** Remove this connection from the owner's totals (once, when it closes); returns the backlog it had counted. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RawData } from 'ws';
 import { budgetSpent, operations, userBudgets, type ConnectionScope, type Services, type UserBudget } from '../domain/operations.js';
 import type { Metrics } from '../http/metrics.js';
-import type { CloseName } from '../protocol/close-codes.js';
+import type { CloseName } from '@parley/protocol';
 import { ParleyError, isParleyError, rateLimited } from '../protocol/errors.js';
 import { ENVELOPE_DEPTH } from '../protocol/json-depth.js';
 import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/requests.js';
@@ -22,6 +22,22 @@ export interface DispatcherOptions {
 type Id = string | number;
 
 /**
+ * A request the dispatcher started. `settled` resolves once it is answered (never rejects). `target` is where its
+ * events will go, read from its validated data: the gateway reserves the fan-out it expects against the process's
+ * outgoing budget while the request runs (see Gateway.handleFrame).
+ */
+export interface StartedRequest {
+  settled: Promise<void>;
+  target: RequestTarget;
+}
+
+/** The conversation (`conversationId`) or user (`to`, a direct message) a request's events go to, if it names one. */
+export interface RequestTarget {
+  conversationId?: string;
+  to?: string;
+}
+
+/**
  * Turns one inbound frame into exactly one reply: rate limits, then decode → validate → domain → encode.
  * Bad input of any kind gets its catalogued error and never reaches the domain.
  */
@@ -37,8 +53,8 @@ export class Dispatcher {
     private readonly scopeOf: (connection: Connection) => ConnectionScope | undefined = () => undefined,
   ) {}
 
-  /** Returns the running request, if the frame started one (shutdown waits for it). */
-  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): Promise<void> | void {
+  /** Returns the running request, if the frame started one (shutdown waits for it; the gateway counts it in flight). */
+  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): StartedRequest | void {
     // Frames that arrive while the close handshake runs are not served (a flood keeps coming after its close).
     if (connection.state !== ConnectionState.Open) return;
     const now = Date.now();
@@ -76,11 +92,12 @@ export class Dispatcher {
     const requestType = type as RequestType;
     const input = requestSchemas[requestType].safeParse(body ?? {});
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
+    const target = targetOf(input.data);
     const budget = userBudgets[requestType];
     if (budget) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
       // Returned, not dropped: the gateway counts it in flight (limits.maxInflightRequests) and shutdown waits for it.
-      return this.limiter.take(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).then(
+      const settled = this.limiter.take(userBudgetKey(budget, connection.userId), this.options.userRates[budget]).then(
         (decision) => {
           if (!decision.allowed) return this.fail(connection, id, rateLimited(decision.retryAfterMs, budgetSpent[budget]));
           return this.start(connection, id, requestType, input.data, now);
@@ -88,8 +105,9 @@ export class Dispatcher {
         // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
         () => this.start(connection, id, requestType, input.data, now),
       );
+      return { settled, target };
     }
-    return this.start(connection, id, requestType, input.data, now);
+    return { settled: this.start(connection, id, requestType, input.data, now), target };
   }
 
   /**
@@ -140,6 +158,15 @@ export class Dispatcher {
     const body = connection.replyError(id, err);
     this.metrics.errors.inc({ code: body.code });
   }
+}
+
+function targetOf(data: unknown): RequestTarget {
+  if (typeof data !== 'object' || data === null) return {};
+  const { conversationId, to } = data as { conversationId?: unknown; to?: unknown };
+  return {
+    ...(typeof conversationId === 'string' ? { conversationId } : {}),
+    ...(typeof to === 'string' ? { to } : {}),
+  };
 }
 
 /** The request id of a parsed frame, if it has a usable one. */

@@ -10,15 +10,15 @@ import type { ConnectionScope, Services, UserBudget } from '../domain/operations
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
-import { closeCatalogue, type CloseName } from '../protocol/close-codes.js';
+import { closeCatalogue, type CloseName } from '@parley/protocol';
 import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
-import { CURRENT_VERSION } from '../protocol/version.js';
+import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { Store } from '../store/store.js';
 import type { ConversationPosition } from '../protocol/types.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type RequestTarget } from './dispatcher.js';
 import { frameText } from './frame.js';
 import { readHandshake, selectSubprotocol } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
@@ -76,6 +76,8 @@ export interface GatewayDeps {
 const kConnection = Symbol('parley.connection');
 /** Room kept in welcome's budget for its fields other than the conversation list (user name, limits: well under 1 KiB). */
 const WELCOME_FIXED_BYTES = 1024;
+/** What an event adds to the content its request carried: event name, ids, seq, times (lean events: well under this). */
+const EVENT_ENVELOPE_BYTES = 128;
 
 /** A join (`conversation.updated` on the user's topic) or a leave, kick or deletion (`conversation.removed`). */
 interface MembershipChange {
@@ -129,6 +131,12 @@ export class Gateway implements ConnectionOwner {
   private readonly inFlight = new Set<Promise<void>>();
   /** The backlog of every connection (Connection.backlogBytes): what fan-out has not yet got to its readers. */
   private backlogTotal = 0;
+  /**
+   * The fan-out that requests being served are expected to add (see expectedFanOut), reserved from their start until
+   * they are answered: without it, requests admitted while under budget (up to maxInflightRequests per connection)
+   * could put far more than the budget on the way before their events are queued and counted.
+   */
+  private reservedTotal = 0;
   /** Connections whose reading is paused because the process is over its outgoing budget. */
   private readonly paused = new Set<Connection>();
   private resumeTimer: ReturnType<typeof setInterval> | null = null;
@@ -424,7 +432,7 @@ export class Gateway implements ConnectionOwner {
    * While publishers are held, readers that confirm nothing for a whole `slowConsumerMs` are stuck, whatever their own
    * backlog: several of them, each under its own limit, could otherwise hold the budget (and every publisher) forever.
    * Checked every `slowConsumerMs` while over budget: the first check records positions, the next closes (4002) those
-   * that did not move. A paused connection is not judged (its pongs wait unread).
+   * that did not move (for one whose pongs wait unread: whose socket buffer the kernel did not take from).
    */
   private closeStalled(): void {
     const now = Date.now();
@@ -432,18 +440,22 @@ export class Gateway implements ConnectionOwner {
     this.stallCheckAt = now;
     const round = ++this.stallRound;
     for (const connection of [...this.connections]) {
-      if (!connection.socketPaused && connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
+      if (connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
     }
   }
 
+  /** Over the process-wide outgoing budget: the connections' backlogs plus what requests being served will add. */
+  private overBudget(): boolean {
+    return this.backlogTotal + this.reservedTotal > this.deps.options.maxOutgoingTotalBytes;
+  }
+
   /**
-   * Over the process-wide outgoing budget, a connection that sends a request is no longer read (TCP backpressure: its
-   * next requests wait in its own socket and kernel buffers, not in our memory) until fan-out caught up. The frame
-   * already read is served. Only requesting connections are paused: a connection that only receives is never slowed.
+   * Over the process-wide outgoing budget, a connection that sends a request is not served (its requests are held,
+   * and past a frame's worth its socket is no longer read: TCP backpressure) until fan-out caught up. Only requesting
+   * connections are paused: a connection that only receives is never slowed.
    */
-  private pauseIfOverBudget(connection: Connection): void {
-    if (this.backlogTotal <= this.deps.options.maxOutgoingTotalBytes || connection.paused) return;
-    if (connection.state !== ConnectionState.Open) return;
+  private pause(connection: Connection): void {
+    if (connection.paused || connection.state !== ConnectionState.Open) return;
     connection.paused = true;
     this.deps.metrics.backpressurePauses.inc();
     this.paused.add(connection);
@@ -454,13 +466,13 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * Resume every paused connection once the others' backlog is back under 3/4 of the budget. The paused
-   * ones' own bytes do not count: their pongs wait unread behind their requests, so they cannot confirm anything.
+   * Resume every paused connection once the backlog (with what requests being served will add) is back under 3/4 of
+   * the budget. A paused connection whose socket is not read counts what our socket buffer holds for it (see
+   * Connection.backlogBytes), which the kernel drains without telling us: counted afresh here.
    */
   private readonly resumeIfCaughtUp = (): void => {
-    let pausedBytes = 0;
-    for (const connection of this.paused) if (connection.socketPaused) pausedBytes += connection.backlogBytes();
-    if (this.backlogTotal - pausedBytes > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
+    for (const connection of this.paused) if (connection.socketPaused) connection.recount();
+    if (this.backlogTotal + this.reservedTotal > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
     const resuming = [...this.paused];
     this.paused.clear();
     if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
@@ -668,17 +680,37 @@ export class Gateway implements ConnectionOwner {
       return;
     }
     if (!connection.serving) return this.holdRequest(connection, data, isBinary);
-    const work = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
-    if (work) {
-      connection.inflight++;
-      this.track(work.finally(() => this.answered(connection)));
-      if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
+    if (this.overBudget()) {
+      this.pause(connection);
+      return this.holdRequest(connection, data, isBinary);
     }
-    this.pauseIfOverBudget(connection);
+    const bytes = rawDataBytes(data);
+    const started = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
+    if (!started) return;
+    const reserved = this.expectedFanOut(connection, started.target, bytes);
+    this.reservedTotal += reserved;
+    connection.inflight++;
+    this.track(started.settled.finally(() => this.answered(connection, reserved)));
+    if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
   }
 
-  /** One request of the connection was answered: a throttled connection is read again below its in-flight bound. */
-  private answered(connection: Connection): void {
+  /**
+   * What a request may add to the outgoing backlog: its own size (an event carries what the request carried, plus a
+   * small envelope) once per local connection its events go to: the conversation's, or for a direct message by user
+   * id both users' devices. An estimate, erring high for requests whose events are smaller than they are.
+   */
+  private expectedFanOut(connection: Connection, target: RequestTarget, requestBytes: number): number {
+    let recipients = 1;
+    if (target.conversationId !== undefined) recipients = this.byConversation.get(target.conversationId)?.size ?? 0;
+    else if (target.to !== undefined) recipients = this.deviceCount(target.to) + this.deviceCount(connection.userId);
+    return recipients * (requestBytes + EVENT_ENVELOPE_BYTES);
+  }
+
+  /** One request of the connection was answered: its reservation ends, and a throttled connection is read again. */
+  private answered(connection: Connection, reserved: number): void {
+    this.reservedTotal -= reserved;
+    // A reservation can be most of the budget (a large group): its end may be what lets the paused go on.
+    if (this.paused.size > 0) this.resumeIfCaughtUp();
     connection.inflight--;
     if (!connection.throttled || connection.inflight >= this.deps.options.maxInflightRequests) return;
     connection.throttled = false;

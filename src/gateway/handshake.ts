@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { bearerToken } from '../auth/authenticator.js';
-import { CURRENT_VERSION, PROTOCOL_VERSIONS, SUBPROTOCOL_PREFIX, TOKEN_SUBPROTOCOL_PREFIX } from '../protocol/version.js';
+import { CURRENT_VERSION, PROTOCOL_VERSIONS, SUBPROTOCOL_PREFIX, TOKEN_SUBPROTOCOL_PREFIX } from '@parley/protocol';
 
 export interface Handshake {
   token: string | null;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CloseName } from '../protocol/close-codes.js';
+import type { CloseName } from '@parley/protocol';
 import type { PresenceService } from '../domain/presence-service.js';
 import { ConnectionState, type Connection } from './connection.js';
 

@@ -63,7 +63,7 @@ const adminResponses: Record<string, z.ZodType> = {
   'DELETE /api/v1/admin/conversations/:conversationId': resultSchemas['conversation.delete'],
 };
 
-/** The error body of every route: `{error: {code, message, temporary, details?, retryAfterMs?}}` (src/protocol/errors.ts). */
+/** The error body of every route: `{error: {code, message, temporary, details?, retryAfterMs?}}` (ErrorBody of @parley/protocol). */
 const errorBodySchema = (codes: readonly ErrorCode[]) => z.object({
   error: z.object({
     code: z.enum(codes as [ErrorCode, ...ErrorCode[]]).describe('stable: branch on this, never on message'),

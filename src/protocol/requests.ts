@@ -1,10 +1,13 @@
+import type { RequestMap } from '@parley/protocol';
 import { z } from 'zod';
 import { displayNameSchema } from './display-names.js';
 import { ID_PATTERN } from './ids.js';
 
 /**
  * Every request a client may send, keyed by `type`, with the schema of its `data`. The same operations back the REST
- * API (src/http/routes.ts), so both transports validate with these schemas. Size limits on text are enforced by the
+ * API (src/http/routes.ts), so both transports validate with these schemas. Clients see the same requests as plain
+ * types (`RequestMap` of @parley/protocol, which carries no zod); the check at the end of this file makes the compiler
+ * reject a schema and a type that disagree. Size limits on text are enforced by the
  * domain from configuration; the bounds here only refuse absurd input early.
  */
 /** An id of the id alphabet (src/protocol/ids.ts): 1–128 of A–Z a–z 0–9 . _ ~ - : @ + | = */
@@ -122,3 +125,11 @@ export const requestEnvelope = z
     data: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
+
+// ---- compile-time: the same request types both ways, each schema's input (what a client may send: fields with a
+// default may be left out) assignable both ways with its @parley/protocol type.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Check<_ extends true> = never;
+type RequestDrift = { [T in RequestType]: Same<z.input<(typeof requestSchemas)[T]>, RequestMap[T]> };
+export type _RequestTypesMatch = Check<Same<RequestType, keyof RequestMap>>;
+export type _RequestSchemasMatch = Check<RequestDrift[RequestType]>;

@@ -5,7 +5,7 @@
  * test/e2e/operations.test.ts validates real replies against them.
  */
 import { z } from 'zod';
-import type { ResultMap } from './results.js';
+import type { ResultMap } from '@parley/protocol';
 import type * as T from './types.js';
 
 const id = z.string();

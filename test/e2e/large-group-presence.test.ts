@@ -225,10 +225,14 @@ describe('read positions in a large group', () => {
     clients.push(secondDevice);
     const next = await owner!.client.ok('message.send', { conversationId: conversation.id, key: 'k2', text: 'again' });
     const mark = other!.client.events.length;
+    const readerMark = reader!.client.events.length;
     await reader!.client.ok('read.mark', { conversationId: conversation.id, seq: next.seq });
     await secondDevice.waitFor('read', (d) => d.userId === reader!.id && d.seq === next.seq, 3000);
     await settle(other!.client);
+    await settle(reader!.client);
     assert.equal(other!.client.events.slice(mark).filter((e) => e.event === 'read').length, 0, 'another member is not told');
+    // The reading connection has its reply; an event besides would be a duplicate.
+    assert.equal(reader!.client.events.slice(readerMark).filter((e) => e.event === 'read').length, 0, 'the reading connection is not told again');
     const { members } = await other!.client.ok('member.list', { conversationId: conversation.id });
     assert.equal(members.find((m: any) => m.userId === reader!.id).readSeq, next.seq, 'the position is in member.list');
   });

@@ -3,10 +3,10 @@
  * retries, server crashes and restarts, refused tokens and graceful shutdowns. No fakes: the SDK speaks to `node
  * dist/cli.js serve` through the real `ws` package.
  *
- * To cut a connection from the outside, each client is given a subclass of `ws` (`tracedWebSocket`) as its documented
- * `WebSocket` option. It is the real implementation; it only records the sockets the SDK opens and the frames it sends,
- * so that a test can `terminate()` the current socket (destroys the TCP socket: no close frame, the SDK sees 1006), and
- * it can drop one incoming frame while terminating the socket, which is how an acknowledgement gets lost on a network.
+ * To cut a connection from the outside, each client is given a subclass of `ws` (test/helpers/traced-websocket.ts) as
+ * its documented `WebSocket` option, so that a test can `terminate()` the current socket (destroys the TCP socket: no
+ * close frame, the SDK sees 1006), and it can drop one incoming frame while terminating the socket, which is how an
+ * acknowledgement gets lost on a network.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,9 +14,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { ParleyClient, ParleyClientError, type DisconnectInfo, type Message, type ParleyClientOptions } from '../../packages/sdk/src/index.js';
 import { sleep, until as waitUntil } from '../helpers/raw-client.js';
+import { tracedWebSocket, type Trace } from '../helpers/traced-websocket.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 
 /** Limits high enough that bursts of a few hundred sends are not rate limited (the SDK would retry, only slower). */
@@ -29,46 +29,6 @@ const FAST = {
   PARLEY_AUTH_JWT_CLOCK_TOLERANCE_SECONDS: '0',
   PARLEY_SHUTDOWN_DRAIN_MS: '2000',
 };
-
-type Frame = { id?: number; type?: string; data?: any; event?: string; result?: any; error?: any; /** When traced (Date.now()). */ at?: number };
-
-interface Trace {
-  /** Every socket the SDK created, oldest first. */
-  sockets: WebSocket[];
-  /** Every request frame the SDK sent, over all its sockets, with `at`. */
-  sent: Frame[];
-  /** Every frame the SDK received, over all its sockets, with `at`. */
-  received: Frame[];
-  /** When set and returning true for an incoming frame, the frame is not passed on to the SDK. */
-  dropIncoming: ((frame: Frame, ws: WebSocket) => boolean) | null;
-}
-
-/** The real `ws` class, recording sockets and outgoing frames; see the file comment. */
-function tracedWebSocket(): { WebSocket: ParleyClientOptions['WebSocket'] & (new (url: string, protocols?: string | string[]) => WebSocket); trace: Trace } {
-  const trace: Trace = { sockets: [], sent: [], received: [], dropIncoming: null };
-  const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage')!;
-  class Traced extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      trace.sockets.push(this);
-      Object.defineProperty(this, 'onmessage', {
-        configurable: true,
-        get: () => onmessage.get!.call(this),
-        set: (handler: unknown) => onmessage.set!.call(this, typeof handler !== 'function' ? handler : (ev: { data: unknown }) => {
-          const frame = JSON.parse(String(ev.data)) as Frame;
-          trace.received.push({ ...frame, at: Date.now() });
-          if (trace.dropIncoming?.(frame, this)) return;
-          (handler as (ev: unknown) => void)(ev);
-        }),
-      });
-    }
-    override send(data: any, ...rest: any[]): void {
-      trace.sent.push({ ...(JSON.parse(String(data)) as Frame), at: Date.now() });
-      (super.send as (...a: unknown[]) => void)(data, ...rest);
-    }
-  }
-  return { WebSocket: Traced, trace };
-}
 
 interface TestClient {
   client: ParleyClient;

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isParleyError } from '../../src/protocol/errors.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { storeBusy } from '../../src/store/sqlite/store-busy.js';
 import { createThreadedSqliteStore } from '../../src/store/sqlite/threaded-store.js';
 import type { Store } from '../../src/store/store.js';
 
@@ -43,12 +44,22 @@ function assertRetryable(errors: unknown[]): void {
 }
 
 describe('sqlite store: bounded queues', () => {
+  it('suggests a wait between the expected drain time and twice it, at least 10 ms', () => {
+    assert.equal(storeBusy(100, 'writes', () => 0).retryAfterMs, 100);
+    assert.equal(storeBusy(100, 'writes', () => 0.999).retryAfterMs, 199);
+    assert.equal(storeBusy(0, 'calls', () => 0).retryAfterMs, 10);
+    assert.equal(storeBusy(2.5, 'calls', () => 0.5).retryAfterMs, 15);
+    assert.match(storeBusy(0, 'calls').message, /too many calls are waiting/);
+  });
+
   it('refuses appends past maxQueuedWrites waiting for one group commit, and stores exactly the acknowledged ones', async () => {
     const store = await seeded(createSqliteStore({ path: freshPath(), synchronous: 'full', maxQueuedWrites: 3 }));
     const { acked, refused } = await burst(store, 10);
     assert.deepEqual(acked, ['k0', 'k1', 'k2']);
     assert.equal(refused.length, 7);
     assertRetryable(refused);
+    // Spread, so that a burst's refused callers do not all come back at once (7 equal draws of 10+ values: p < 1e-6).
+    assert.ok(new Set(refused.map((e: any) => e.retryAfterMs)).size > 1, 'the refusals suggest different waits');
     const stored = await store.messagesAfter('g', 0, 100);
     assert.deepEqual(stored.map((m) => m.key), acked);
     // The queue drained: the next append is taken.

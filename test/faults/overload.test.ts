@@ -391,3 +391,65 @@ describe('overload: members who send and read at once', () => {
     }
   });
 });
+
+describe('overload: many requests in flight from members who send and read', () => {
+  let server: TestServer;
+  const BUDGET_BYTES = 256 * 1024;
+  before(async () => {
+    // maxInflightRequests at its default (32): what it lets through is what the budget must still bound.
+    server = await startServer({
+      PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET_BYTES),
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: String(512 * 1024),
+      ...RAISED_RATES,
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('keeps the backlog near the budget however many sends the members keep in flight', async (test) => {
+    const MEMBERS = 8;
+    const BURST = 40;
+    const members = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => register(server, `inflight-${i}`)));
+    const clients = await Promise.all(members.map((m) => RawClient.connect(server.wsUrl, m.token)));
+    const text = '\u0001'.repeat(4096); // ~24.6 KB once JSON-escaped
+    try {
+      const { conversation } = await clients[0]!.ok('conversation.create', { name: 'in flight' });
+      for (const c of clients.slice(1)) await c.ok('conversation.join', { conversationId: conversation.id });
+      // Half the members read in small sips (their backlog drains slowly), so that what is in motion stays counted.
+      const sippers = clients.slice(MEMBERS / 2).map(socketOf);
+      const sip = function (this: Socket): void {
+        this.pause();
+      };
+      for (const socket of sippers) socket.pause().on('data', sip);
+      const sipping = setInterval(() => {
+        for (const socket of sippers) socket.resume();
+      }, 20);
+      let peak = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        for (let i = 0; i < 5000 && sampling; i++) peak = Math.max(peak, await metric(server, 'parley_outgoing_bytes{where="backlog"}'));
+      })();
+      let replies: any[][];
+      try {
+        replies = await Promise.all(clients.map((c) => flood(c, conversation.id, BURST, () => false, { timeoutMs: 60_000, inFlight: BURST, text })));
+      } finally {
+        sampling = false;
+        await sampler;
+        clearInterval(sipping);
+        for (const socket of sippers) socket.off('data', sip).resume();
+      }
+      assert.deepEqual(replies.flat().filter((r) => !r.result), [], 'every send was acknowledged');
+      // The budget admits a request while under it (with what requests being served will add), so the backlog may
+      // pass it by what the last requests admitted put in motion: bounded here by one send per member (each send fans
+      // out to the whole group). Counting requests only (32 in flight each) lets 40 × 8 sends through: ~40 MB.
+      const oneFanOut = MEMBERS * (JSON.stringify(text).length + 256);
+      assert.ok(peak <= BUDGET_BYTES + MEMBERS * oneFanOut, `the backlog peaked at ${peak} bytes (budget ${BUDGET_BYTES})`);
+      test.diagnostic(`backlog peak ${peak} bytes, budget ${BUDGET_BYTES}, one send's fan-out ${oneFanOut}`);
+      assert.ok((await metric(server, 'parley_backpressure_pauses_total')) > 0, 'the senders were held at least once');
+      for (const c of clients) assert.equal(c.closed, null, `a member was closed: ${JSON.stringify(c.closed)}`);
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 /**
  * The folder tree is the architecture, and these are its import rules (docs/architecture.md): the protocol imports
  * nothing of Parley, the domain knows no transport, SQL or engine, the seams' engines are chosen only by the
- * composition root, and the SDK sees only the protocol.
+ * composition root, and the SDK sees only the protocol package.
  */
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -56,7 +56,14 @@ describe('layering', () => {
     }
   });
 
-  it('the SDK imports only the protocol, never the server', () => {
-    assert.deepEqual(violations('packages/sdk/src', (t) => t.startsWith('src/') && !t.startsWith('src/protocol/')), []);
+  it('the protocol package imports nothing: not Parley, not a library', () => {
+    assert.deepEqual(violations('packages/protocol/src', (t) => !t.startsWith('packages/protocol/src/')), []);
+  });
+
+  it('the SDK imports only its own modules, the protocol package and (its Node entry only) ws: nothing outside the package', () => {
+    const allowed = (file: string, t: string) =>
+      t.startsWith('packages/sdk/src/') || t === '@parley/protocol' || (file === 'packages/sdk/src/node.ts' && t === 'ws');
+    const bad = sourceFiles('packages/sdk/src').flatMap((file) => resolvedImports(file).filter((t) => !allowed(file, t)).map((t) => `${file} → ${t}`));
+    assert.deepEqual(bad, []);
   });
 });

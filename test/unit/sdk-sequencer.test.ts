@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Message } from '../../src/protocol/types.js';
 import { Sequencer } from '../../packages/sdk/src/sequencer.js';
 import { catchUp, runSync, SYNC_BATCH, type CatchUpContext } from '../../packages/sdk/src/sync.js';
-import type { ResultMap } from '../../src/protocol/results.js';
+import type { ResultMap } from '@parley/protocol';
 
 function msg(conversationId: string, seq: number, text = `m${seq}`): Message {
   return {
@@ -13,6 +13,31 @@ function msg(conversationId: string, seq: number, text = `m${seq}`): Message {
 const seqs = (ms: Message[]) => ms.map((m) => m.seq);
 
 describe('SDK sequencer (ordering and dedup buffer)', () => {
+  it('calls onChange exactly when positions() changes (what the client persists), never for a no-op', () => {
+    let changes = 0;
+    const s = new Sequencer(() => changes++);
+    const step = (what: string, run: () => void, changed: boolean): void => {
+      const before = JSON.stringify(s.positions());
+      const count = changes;
+      run();
+      assert.equal(JSON.stringify(s.positions()) !== before, changed, `${what}: positions ${changed ? '' : 'un'}changed`);
+      assert.equal(changes > count, changed, `${what}: onChange ${changed ? '' : 'not '}called`);
+    };
+    step('track a new conversation', () => s.track('c', 2), true);
+    step('track backwards', () => s.track('c', 1), false);
+    step('offer the next seq', () => s.offer(msg('c', 3)), true);
+    step('offer a duplicate', () => s.offer(msg('c', 3)), false);
+    step('offer ahead of a gap (buffered only)', () => s.offer(msg('c', 6)), false);
+    step('skip the gap', () => s.skipGap('c'), true);
+    step('set a rev', () => s.setRev('c', 4), true);
+    step('set an older rev', () => s.setRev('c', 3), false);
+    step('offer a message of an unknown conversation', () => s.offer(msg('d', 1)), true);
+    step('forget', () => s.forget('d'), true);
+    step('forget an unknown conversation', () => s.forget('d'), false);
+    step('clear', () => s.clear(), true);
+    step('clear when empty', () => s.clear(), false);
+  });
+
   it('delivers consecutive seqs at once', () => {
     const s = new Sequencer();
     s.track('c', 0);

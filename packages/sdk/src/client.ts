@@ -1,8 +1,7 @@
-import { closeCatalogue, shouldReconnect } from '../../../src/protocol/close-codes.js';
-import type { EventMap } from '../../../src/protocol/events.js';
-import type { RequestType } from '../../../src/protocol/requests.js';
-import type { Page, ResultMap } from '../../../src/protocol/results.js';
-import type { Ban, Change, Message, MyConversation, PresenceInfo } from '../../../src/protocol/types.js';
+import {
+  closeCatalogue, shouldReconnect, type Ban, type Change, type EventMap, type Message, type MyConversation, type Page,
+  type PresenceInfo, type RequestType, type ResultMap,
+} from '@parley/protocol';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
 import { Emitter, type Handler } from './emitter.js';
 import { errorFromBody, ParleyClientError } from './errors.js';
@@ -10,6 +9,7 @@ import { splitForFrame } from './frame-batches.js';
 import { newIdempotencyKey } from './keys.js';
 import { Outbox, sentMessage, type OutboxEntry, type PendingSend, type SendData } from './outbox.js';
 import { PendingRequests } from './pending-requests.js';
+import { validPositions, type PositionStore } from './positions.js';
 import { Sequencer, type Position } from './sequencer.js';
 import { CLOSE_ABNORMAL, CLOSE_NORMAL, frameText, normalizeUrl, subprotocols, utf8Length, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import { catchUp, runSync, type CatchUpContext } from './sync.js';
@@ -42,7 +42,7 @@ interface Waiter {
 /**
  * A Parley connection that survives disconnects: typed requests with timeouts, automatic reconnect with jittered
  * backoff, catch-up after every (re)connect, exactly-once in-order `message` delivery, and an outbox whose sends are
- * retried with their idempotency key until acknowledged. See packages/sdk/README.md.
+ * retried with their idempotency key until acknowledged. See the package's README.
  */
 export class ParleyClient {
   private readonly url: string;
@@ -59,7 +59,12 @@ export class ParleyClient {
   private readonly emitter: Emitter<ClientEventMap>;
   private readonly pending = new PendingRequests();
   private readonly outbox: Outbox;
-  private readonly sequencer = new Sequencer();
+  private readonly sequencer = new Sequencer(() => this.positionsChanged());
+  /** Null by default: the positions then live in the sequencer alone, with nothing to copy on every delivery. */
+  private readonly positionStore: PositionStore | null;
+  /** The user whose positions the sequencer holds (loaded from positionStore at their first welcome). */
+  private positionsUser: string | undefined;
+  private saveQueued = false;
   private readonly reconnectBackoff: Backoff;
   private readonly syncBackoff: Backoff;
 
@@ -109,6 +114,7 @@ export class ParleyClient {
     this.headCheckIntervalMs = options.headCheckIntervalMs ?? 60_000;
     this.random = options.random ?? Math.random;
     this.outbox = new Outbox(options.outboxLimit ?? 1000);
+    this.positionStore = options.positions ?? null;
     this.reconnectBackoff = new Backoff(this.backoffOpts, this.random);
     this.syncBackoff = new Backoff(this.backoffOpts, this.random);
     this.emitter = new Emitter<ClientEventMap>((err, event) => {
@@ -185,6 +191,7 @@ export class ParleyClient {
     this.pending.rejectAll(closed);
     this.outbox.rejectAll(closed);
     this.rejectWaiters(closed());
+    if (this.saveQueued) this.savePositions();
     this.setState('closed');
     if (wasOpen) this.emitter.emit('disconnect', { code: CLOSE_NORMAL, reason, willReconnect: false });
   }
@@ -283,6 +290,7 @@ export class ParleyClient {
 
   private onWelcome(welcome: Welcome): void {
     this.clearAttemptTimer();
+    this.loadPositions(welcome.user.id);
     this.welcomeValue = welcome;
     this.openedAt = Date.now();
     this.setState('open');
@@ -303,6 +311,46 @@ export class ParleyClient {
     }
     this.resubscribePresence();
     this.pumpOutbox();
+  }
+
+  /**
+   * At the first welcome of a user, seeds the sequencer from the position store (before any later frame is read, so
+   * the comparison with welcome and the catch-up start from what earlier clients delivered). Positions of another
+   * user (the token source now speaks for someone else) are dropped first.
+   */
+  private loadPositions(userId: string): void {
+    if (this.positionsUser === userId) return;
+    if (this.positionsUser !== undefined) this.sequencer.clear();
+    this.positionsUser = userId;
+    if (!this.positionStore) return;
+    let stored: Position[];
+    try {
+      stored = validPositions(this.positionStore.load(userId));
+    } catch (err) {
+      this.emitError(err);
+      stored = [];
+    }
+    for (const p of stored) this.deliver(this.sequencer.track(p.conversationId, p.afterSeq, p.rev));
+    this.positionsChanged();
+  }
+
+  /** Positions moved: save them once the current task's deliveries are done (a microtask, before any other task). */
+  private positionsChanged(): void {
+    if (!this.positionStore || this.positionsUser === undefined || this.saveQueued) return;
+    this.saveQueued = true;
+    queueMicrotask(() => {
+      if (this.saveQueued) this.savePositions();
+    });
+  }
+
+  private savePositions(): void {
+    this.saveQueued = false;
+    if (!this.positionStore || this.positionsUser === undefined) return;
+    try {
+      this.positionStore.save(this.positionsUser, this.sequencer.positions());
+    } catch (err) {
+      this.emitError(err);
+    }
   }
 
   /** Subscriptions end with a connection: renew them on the new one, and report the presence they answer. */
@@ -432,7 +480,10 @@ export class ParleyClient {
     return this.sequencer.last(conversationId);
   }
 
-  /** Every known conversation's position (persist these to resume delivery after a restart; restore with `track`). */
+  /**
+   * Every known conversation's position. The `positions` option persists them by itself; by hand, save these and
+   * restore them with `track` before `connect()`.
+   */
   positions(): Position[] {
     return this.sequencer.positions();
   }

@@ -1,5 +1,4 @@
-import { closeCatalogue, type CloseName } from '../../../src/protocol/close-codes.js';
-import { errorCatalogue, type ErrorBody, type ErrorCode } from '../../../src/protocol/errors.js';
+import { closeCatalogue, errorCatalogue, type CloseName, type ErrorBody, type ErrorCode } from '@parley/protocol';
 
 /**
  * Codes the SDK produces itself, for failures that never reached (or never came back from) the server. `TIMEOUT`

@@ -1,5 +1,4 @@
-import type { SendReceipt } from '../../../src/protocol/results.js';
-import type { Message } from '../../../src/protocol/types.js';
+import type { Message, SendReceipt } from '@parley/protocol';
 import { ParleyClientError } from './errors.js';
 
 /** What a queued send carries: the `message.send` request data, with its idempotency key fixed once. */

@@ -1,4 +1,4 @@
-import type { Message } from '../../../src/protocol/types.js';
+import type { Message } from '@parley/protocol';
 
 /** Seqs `from`..`to` (inclusive) of a conversation are missing; fetch them with `history.after {afterSeq: from - 1}`. */
 export interface GapRange {
@@ -31,9 +31,13 @@ interface Track {
  * - `seq > last + 1`: buffered; `gap(conversationId)` then reports the missing range for the caller to fetch.
  * A message of a conversation it does not know makes that conversation known with `last = seq - 1` (nothing older
  * than the moment it became known is delivered unless the app fetches history itself).
+ *
+ * `onChange` is called after any call that changed `positions()` (so that they can be persisted).
  */
 export class Sequencer {
   private readonly convs = new Map<string, Track>();
+
+  constructor(private readonly onChange: () => void = () => {}) {}
 
   isKnown(conversationId: string): boolean {
     return this.convs.has(conversationId);
@@ -61,7 +65,10 @@ export class Sequencer {
   /** Records that changes up to `rev` were applied; never moves backward. Ignored for an unknown conversation. */
   setRev(conversationId: string, rev: number): void {
     const t = this.convs.get(conversationId);
-    if (t && Number.isInteger(rev) && rev >= 0 && (t.rev === undefined || rev > t.rev)) t.rev = rev;
+    if (t && Number.isInteger(rev) && rev >= 0 && (t.rev === undefined || rev > t.rev)) {
+      t.rev = rev;
+      this.onChange();
+    }
   }
 
   /**
@@ -74,18 +81,27 @@ export class Sequencer {
     if (!t) {
       this.convs.set(conversationId, { last: lastSeq, rev: undefined, buffer: new Map() });
       if (rev !== undefined) this.setRev(conversationId, rev);
+      this.onChange();
       return [];
     }
     if (rev !== undefined) this.setRev(conversationId, rev);
     if (lastSeq <= t.last) return [];
     t.last = lastSeq;
     for (const seq of [...t.buffer.keys()]) if (seq <= lastSeq) t.buffer.delete(seq);
+    this.onChange();
     return this.flush(t);
   }
 
   /** Forgets a conversation (left, kicked, deleted) and its buffer. */
   forget(conversationId: string): void {
-    this.convs.delete(conversationId);
+    if (this.convs.delete(conversationId)) this.onChange();
+  }
+
+  /** Forgets every conversation (the client now speaks for another user). */
+  clear(): void {
+    if (this.convs.size === 0) return;
+    this.convs.clear();
+    this.onChange();
   }
 
   /** Offers one message; returns the messages to deliver now, in order (possibly none). */
@@ -94,6 +110,7 @@ export class Sequencer {
     if (!t) {
       t = { last: Math.max(0, message.seq - 1), rev: undefined, buffer: new Map() };
       this.convs.set(message.conversationId, t);
+      this.onChange();
     }
     if (message.seq <= t.last) return [];
     if (message.seq > t.last + 1) {
@@ -101,6 +118,7 @@ export class Sequencer {
       return [];
     }
     t.last = message.seq;
+    this.onChange();
     return [message, ...this.flush(t)];
   }
 
@@ -148,6 +166,7 @@ export class Sequencer {
     const t = this.convs.get(conversationId);
     if (!t || t.buffer.size === 0) return [];
     t.last = minKey(t.buffer) - 1;
+    this.onChange();
     return this.flush(t);
   }
 

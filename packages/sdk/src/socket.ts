@@ -1,4 +1,4 @@
-import { CURRENT_VERSION, SUBPROTOCOL_PREFIX, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/protocol/version.js';
+import { CURRENT_VERSION, SUBPROTOCOL_PREFIX, TOKEN_SUBPROTOCOL_PREFIX } from '@parley/protocol';
 
 /**
  * The part of the WebSocket API the client uses: the browser's WebSocket and the `ws` package's both fit. Event

@@ -1,5 +1,4 @@
-import type { ResultMap } from '../../../src/protocol/results.js';
-import type { Change, Message, MyConversation } from '../../../src/protocol/types.js';
+import type { Change, Message, MyConversation, ResultMap } from '@parley/protocol';
 import { splitForFrame } from './frame-batches.js';
 import type { Sequencer } from './sequencer.js';
 

@@ -1,13 +1,11 @@
-import type { z } from 'zod';
-import type { EventMap } from '../../../src/protocol/events.js';
-import type { RequestType, requestSchemas } from '../../../src/protocol/requests.js';
-import type { Member, Message, MyConversation } from '../../../src/protocol/types.js';
+import type { EventMap, Member, Message, MyConversation, RequestMap, RequestType } from '@parley/protocol';
 import type { BackoffOptions } from './backoff.js';
 import type { ParleyClientError } from './errors.js';
+import type { PositionStore } from './positions.js';
 import type { WebSocketConstructor } from './socket.js';
 
-/** The `data` a caller passes for a request type (schema input: fields with a default may be omitted). */
-export type RequestInput<T extends RequestType> = z.input<(typeof requestSchemas)[T]>;
+/** The `data` a caller passes for a request type (fields with a server default may be omitted). */
+export type RequestInput<T extends RequestType> = RequestMap[T];
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -38,6 +36,12 @@ export interface ParleyClientOptions {
    * the tab becomes visible or the network comes back. @default 60000
    */
   headCheckIntervalMs?: number;
+  /**
+   * Where delivery positions are kept between clients: a new client given the same store delivers nothing that an
+   * earlier one delivered and catches up what it missed (`localStoragePositions()` in a browser survives page
+   * reloads). @default none: the positions live in this client only (like a `memoryPositions()` of its own)
+   */
+  positions?: PositionStore;
   /** Random source in [0, 1) for jitter (tests). @default Math.random */
   random?: () => number;
 }

@@ -3,10 +3,11 @@
  * fsync), flushed on setImmediate; each submitter's promise then settles with its own outcome.
  *
  * The queue is bounded (`maxQueued`): a submission that finds it full is refused at once with RATE_LIMITED and a
- * `retryAfterMs` of the last batch's duration, before anything is queued or written, so nothing acknowledged is lost
+ * `retryAfterMs` of about the time the queue takes to drain (batches left × the last batch's duration, spread: see
+ * storeBusy), before anything is queued or written, so nothing acknowledged is lost
  * and memory does not grow with a backlog the disk cannot absorb.
  */
-import { rateLimited } from '../../protocol/errors.js';
+import { storeBusy } from './store-busy.js';
 
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
@@ -36,7 +37,7 @@ export class GroupCommit<T, R> {
 
   submit(item: T): Promise<R> {
     if (this.queue.length >= this.maxQueued) {
-      return Promise.reject(rateLimited(Math.max(10, this.lastBatchMs), 'The store is busy: too many writes are waiting; retry after retryAfterMs'));
+      return Promise.reject(storeBusy(Math.ceil(this.queue.length / this.maxBatch) * this.lastBatchMs, 'writes'));
     }
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });

@@ -4,7 +4,8 @@
  * A result is posted only after the worker's store settled it (for a write: after its transaction committed).
  */
 import { Worker } from 'node:worker_threads';
-import { ParleyError, rateLimited } from '../../protocol/errors.js';
+import { ParleyError } from '../../protocol/errors.js';
+import { storeBusy } from './store-busy.js';
 import type { Store } from '../store.js';
 import type { StoreThreadOptions } from './store-thread.js';
 import type { Call, Result, WireError } from './thread-protocol.js';
@@ -53,7 +54,8 @@ export class StoreWorker {
   call(method: keyof Store, args: unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.unavailable(this.failure));
     if (this.pending.size >= this.maxPending && !unbounded.has(method)) {
-      return Promise.reject(rateLimited(Math.max(10, this.recentMs), 'The store is busy: too many calls are waiting; retry after retryAfterMs'));
+      // The last answered call waited recentMs behind a queue about as long as this one: about what it takes to drain.
+      return Promise.reject(storeBusy(this.recentMs, 'calls'));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -5,7 +5,8 @@
  * Standard codes the server may also send: 1001 (going away), 1009 (frame too large, sent by `ws` itself, then the
  * client should reconnect), 1011 (internal error; reconnect).
  *
- * docs/protocol.md lists exactly these codes; test/protocol/catalogue.test.ts holds the two equal.
+ * The protocol document (docs/protocol.md in the Parley repository) lists exactly these codes; a test holds the two
+ * equal.
  */
 export const closeCatalogue = {
   SERVER_SHUTDOWN: { code: 4000, reconnect: true, reason: 'Server is shutting down; reconnect (to another instance)' },
