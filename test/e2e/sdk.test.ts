@@ -416,6 +416,17 @@ describe('SDK against a real server', () => {
     assert.ok(x.trace.sockets[1].protocol === 'parley.v1');
     assert.equal((await x.client.ping()) !== undefined, true);
   });
+
+  it('stops after 4004 when the token is a fixed string (it cannot be refreshed), and says so', async () => {
+    const x = sdk(server.wsUrl, await server.token(bob.id, { expiresInSeconds: 2 }));
+    await x.client.connect();
+    await until(() => x.disconnects.length === 1, 'the 4004 close', 5000);
+    assert.deepEqual(x.disconnects[0], { code: 4004, reason: x.disconnects[0].reason, willReconnect: false });
+    assert.equal(x.client.state, 'closed');
+    // As for 4500 above: a reconnect timer would fire long before this one.
+    await sleep(10 * BACKOFF.maxMs);
+    assert.equal(x.trace.sockets.length, 1, 'no attempt with the expired token');
+  });
 });
 
 describe('SDK across server crashes and restarts', () => {

@@ -266,7 +266,8 @@ export class ParleyClient {
     );
     this.outbox.requeueAll();
 
-    const terminal = !shouldReconnect(code);
+    // A fixed token that expired cannot be refreshed: reconnecting with it would only be closed 4004 again.
+    const terminal = !shouldReconnect(code) || (code === closeCatalogue.TOKEN_EXPIRED.code && typeof this.tokenSource === 'string');
     const willReconnect = this.autoReconnect && !terminal;
     this.emitter.emit('disconnect', { code, reason, willReconnect });
     if (willReconnect) {
