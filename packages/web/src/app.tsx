@@ -1,6 +1,6 @@
 import { ParleyClient } from '@parley/sdk';
 import { useEffect, useState } from 'preact/hooks';
-import { logout, me, type Session } from './api/accounts.js';
+import { accounts, type Session } from './api/accounts.js';
 import { ChatStore, messageOf } from './chat-store.js';
 import { ChatApp } from './components/chat-app.js';
 import { SignIn } from './components/sign-in.js';
@@ -24,8 +24,8 @@ export function App() {
       return;
     }
     // A token from an integrating product: ask the server whose it is before showing the chat.
-    me(handed).then(
-      ({ user }) => {
+    accounts.me(handed).then(
+      (user) => {
         const s: Session = { user, token: handed };
         saveSession(s);
         setSession(s);
@@ -63,7 +63,7 @@ export function App() {
     const s = session;
     end(null);
     // Revokes a built-in account's token; a product's token is the product's to revoke.
-    if (s?.expiresAt !== undefined) await logout(s.token).catch(() => {});
+    if (s?.expiresAt !== undefined) await accounts.logOut(s.token).catch(() => {});
   }
 
   function signedIn(s: Session) {

@@ -1,6 +1,6 @@
 import { isParleyClientError } from '@parley/sdk';
 import { useState } from 'preact/hooks';
-import { login, register, type Session } from '../api/accounts.js';
+import { accounts, type Session } from '../api/accounts.js';
 import { messageOf } from '../chat-store.js';
 import { currentRoute } from '../session-storage.js';
 
@@ -23,7 +23,7 @@ export function SignIn({ onSignedIn, reason }: Props) {
     setBusy(true);
     setError(null);
     try {
-      onSignedIn(await (mode === 'login' ? login : register)(username, password));
+      onSignedIn(await (mode === 'login' ? accounts.logIn(username, password) : accounts.signUp(username, password)));
     } catch (err) {
       setError(describe(err));
     } finally {
