@@ -1,7 +1,8 @@
 import {
-  closeCatalogue, shouldReconnect, type Ban, type Change, type EventMap, type Message, type MyConversation, type Page,
+  closeCatalogue, shouldReconnect, type Change, type EventMap, type Message, type MyConversation, type Page,
   type PresenceInfo, type RequestType, type ResultMap,
 } from '@parley/protocol';
+import { ConversationRequests } from './conversation-requests.js';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.js';
 import { Emitter, type Handler } from './emitter.js';
 import { errorFromBody, ParleyClientError } from './errors.js';
@@ -44,7 +45,7 @@ interface Waiter {
  * backoff, catch-up after every (re)connect, exactly-once in-order `message` delivery, and an outbox whose sends are
  * retried with their idempotency key until acknowledged. See the package's README.
  */
-export class ParleyClient {
+export class ParleyClient extends ConversationRequests {
   private readonly url: string;
   private readonly tokenSource: ParleyClientOptions['token'];
   private readonly WS: WebSocketConstructor;
@@ -94,6 +95,7 @@ export class ParleyClient {
   private unwatchPage: (() => void) | null = null;
 
   constructor(options: ParleyClientOptions) {
+    super();
     if (!options || typeof options.url !== 'string') throw new TypeError('ParleyClient: options.url is required');
     if (typeof options.token !== 'string' && typeof options.token !== 'function') {
       throw new TypeError('ParleyClient: options.token must be a string or a function');
@@ -732,37 +734,6 @@ export class ParleyClient {
 
   typing(conversationId: string, typing = true): Promise<ResultMap['typing']> {
     return this.request('typing', { conversationId, typing });
-  }
-
-  /**
-   * The user with exactly this username, `{id, name}`, e.g. to `send({to: user.id}, ...)`. Rejects with NOT_FOUND when
-   * there is none; there is no listing or prefix search.
-   */
-  findUser(username: string): Promise<ResultMap['user.find']['user']> {
-    return this.request('user.find', { username }).then((r) => r.user);
-  }
-
-  /** Ban a user from a group (owner or admin): removed if a member, and refused by join and invites until unbanned. */
-  ban(conversationId: string, userId: string): Promise<ResultMap['member.ban']> {
-    return this.request('member.ban', { conversationId, userId });
-  }
-
-  unban(conversationId: string, userId: string): Promise<ResultMap['member.unban']> {
-    return this.request('member.unban', { conversationId, userId });
-  }
-
-  /** Every ban of a group, oldest first (owner or admin): all pages of `member.bans`. */
-  async bans(conversationId: string): Promise<Ban[]> {
-    const all: Ban[] = [];
-    let after: string | undefined;
-    // Bounded: each page holds at least one ban, and 10,000 pages of up to 1000 is more than any group has.
-    for (let page = 0; page < 10_000; page++) {
-      const r = await this.request('member.bans', after === undefined ? { conversationId } : { conversationId, after });
-      all.push(...r.bans);
-      if (!r.more || r.next === null) break;
-      after = r.next;
-    }
-    return all;
   }
 
   /**

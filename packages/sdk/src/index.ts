@@ -1,4 +1,5 @@
 export { ParleyClient, type Welcome } from './client.js';
+export { ConversationRequests } from './conversation-requests.js';
 export { ParleyAccounts, type ParleyAccountsOptions, type Session } from './accounts.js';
 export type {
   ClientEventMap,
