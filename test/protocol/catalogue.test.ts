@@ -210,7 +210,9 @@ describe('the SDK uses the protocol catalogues', () => {
 
   it('hard-codes no Parley close code or unknown error code in its source', () => {
     const dir = join(root, 'packages', 'sdk', 'src');
-    const known = new Set([...Object.keys(errorCatalogue), ...Object.keys(sdk.localErrorCatalogue), ...Object.keys(closeCatalogue)]);
+    // HTTP methods (the accounts REST helper) are the only other upper-case words the SDK's code may quote.
+    const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+    const known = new Set([...Object.keys(errorCatalogue), ...Object.keys(sdk.localErrorCatalogue), ...Object.keys(closeCatalogue), ...httpMethods]);
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
       const code = readFileSync(join(dir, file), 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, '')
@@ -251,7 +253,8 @@ describe('the SDK uses the protocol catalogues', () => {
     }
     for (const [name, c] of Object.entries(closeCatalogue)) {
       Fake.last = null;
-      const client = new sdk.ParleyClient({ url: 'ws://x/ws', token: 't', WebSocket: Fake, backoff: { initialMs: 1000, maxMs: 1000 } });
+      // A token function: a fixed string is not retried after 4004 (it cannot be refreshed), whatever the catalogue says.
+      const client = new sdk.ParleyClient({ url: 'ws://x/ws', token: () => 't', WebSocket: Fake, backoff: { initialMs: 1000, maxMs: 1000 } });
       const seen: sdk.DisconnectInfo[] = [];
       client.on('disconnect', (d) => seen.push(d));
       const connecting = client.connect().catch((e: unknown) => e);

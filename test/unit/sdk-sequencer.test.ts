@@ -167,6 +167,11 @@ function fakeServer(histories: Record<string, number>, pageSize = 3) {
       calls.push({ type: 'history.after', data });
       return page(data.conversationId, data.afterSeq, data.limit);
     },
+    async listConversations(data) {
+      // Never needed here: these syncs are never cut (unknownMore is false).
+      calls.push({ type: 'conversation.list', data });
+      return { conversations: [], more: false, next: null };
+    },
     async sync(data): Promise<ResultMap['sync']> {
       calls.push({ type: 'sync', data });
       const named = new Set(data.conversations.map((c) => c.conversationId));

@@ -606,6 +606,7 @@ export class ParleyClient extends ConversationRequests {
       sequencer: this.sequencer,
       historyAfter: (data) => this.request('history.after', data),
       sync: (data) => this.request('sync', data),
+      listConversations: (data) => this.request('conversation.list', data),
       deliver: (messages) => this.deliver(messages),
       applyChange: (conversationId, change) => this.applyChange(conversationId, change),
       applyConversation: (conversation) => this.emitter.emit('conversation.updated', conversation),

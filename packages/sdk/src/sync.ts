@@ -14,6 +14,8 @@ export interface CatchUpContext {
   historyAfter(data: { conversationId: string; afterSeq: number; limit?: number }): Promise<ResultMap['history.after']>;
   /** Sends `sync`. */
   sync(data: { conversations: Array<{ conversationId: string; afterSeq: number; rev?: number }>; limit?: number }): Promise<ResultMap['sync']>;
+  /** Sends `conversation.list` (a page after the cursor `after`). */
+  listConversations(data: { after?: string }): Promise<ResultMap['conversation.list']>;
   /** Hands messages to the app, already in order and deduplicated. */
   deliver(messages: Message[]): void;
   /** Hands the app one caught-up change of a conversation it holds (after the messages of the same reply). */
@@ -60,7 +62,7 @@ export async function catchUp(ctx: CatchUpContext, conversationId: string, follo
   }
 }
 
-/** A bound on follow-up `sync` rounds (changesMore / unknownMore): each round makes progress, so this is a safety net. */
+/** A bound on follow-up `sync` rounds (changesMore) and list pages: each makes progress, so this is a safety net. */
 const MAX_ROUNDS = 10_000;
 
 /**
@@ -68,17 +70,23 @@ const MAX_ROUNDS = 10_000;
  * position and rev (in batches of at most SYNC_BATCH that each fit one frame). Per conversation it delivers the returned page in seq order and pages
  * the rest with `history.after` while `more` (so a head learned here also fills a lost last message), applies the
  * changes (edits, deletes, members, read cursors) and stores the returned rev, and syncs again while `changesMore`.
- * Conversations in `unknown` become known at their lastSeq and rev (again while `unknownMore`); those in `removed`
- * are forgotten.
+ * Conversations in `unknown` become known at their lastSeq and rev; those in `removed` are forgotten. When a reply's
+ * `unknown` was cut by its byte budget (`unknownMore`), the rest is read with `conversation.list`, whose pages are
+ * budgeted on their own: syncing again would give `unknown` only what the named conversations' entries leave, which
+ * shrinks as more become known.
  */
 export async function runSync(ctx: CatchUpContext): Promise<SyncOutcome> {
   const unknown = new Map<string, MyConversation>();
   const removed = new Set<string>();
   let positions = ctx.sequencer.positions();
   const named = new Set(positions.map((p) => p.conversationId));
+  const cut = { unknownMore: false };
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const again = await syncRound(ctx, positions, named, unknown, removed);
-    if (again.length === 0) return { unknown: [...unknown.values()], removed: [...removed] };
+    const again = await syncRound(ctx, positions, named, unknown, removed, cut);
+    if (again.length === 0) {
+      if (cut.unknownMore) await listUnknown(ctx, named, unknown);
+      return { unknown: [...unknown.values()], removed: [...removed] };
+    }
     const next = new Set(again);
     positions = ctx.sequencer.positions().filter((p) => next.has(p.conversationId));
     for (const p of positions) named.add(p.conversationId);
@@ -86,23 +94,35 @@ export async function runSync(ctx: CatchUpContext): Promise<SyncOutcome> {
   throw new Error('sync did not converge');
 }
 
+/** Every conversation of the user that neither the sync named nor its `unknown` listed: all pages of conversation.list. */
+async function listUnknown(ctx: CatchUpContext, named: Set<string>, unknown: Map<string, MyConversation>): Promise<void> {
+  let after: string | undefined;
+  for (let page = 0; page < MAX_ROUNDS; page++) {
+    const res = await ctx.listConversations(after === undefined ? {} : { after });
+    for (const conv of res.conversations) {
+      if (named.has(conv.id) || unknown.has(conv.id)) continue;
+      if (!ctx.sequencer.isKnown(conv.id)) ctx.sequencer.track(conv.id, conv.lastSeq, conv.rev);
+      unknown.set(conv.id, conv);
+    }
+    if (!res.more || res.next === null) return;
+    after = res.next;
+  }
+}
+
 /** One pass over `positions`; returns the conversations to sync again (changes or unknown conversations left). */
 async function syncRound(
   ctx: CatchUpContext, positions: ReturnType<Sequencer['positions']>, named: Set<string>,
-  unknown: Map<string, MyConversation>, removed: Set<string>,
+  unknown: Map<string, MyConversation>, removed: Set<string>, cut: { unknownMore: boolean },
 ): Promise<string[]> {
   const batches = splitForFrame(positions, SYNC_BATCH, ctx.maxFrameBytes);
   if (batches.length === 0) batches.push([]);
   const again: string[] = [];
-  let unknownMore = false;
-  let progressed = false;
   for (const batch of batches) {
     const res = await ctx.sync(withLimit({ conversations: batch }, ctx.pageSize));
     const askedRev = new Map(batch.map((p) => [p.conversationId, p.rev]));
     for (const c of res.conversations) {
       if (!ctx.sequencer.isKnown(c.conversationId)) continue; // forgotten meanwhile
       await applyEntry(ctx, c);
-      if ((c.messages?.length ?? 0) > 0 || (c.changes?.length ?? 0) > 0) progressed = true;
       const asked = askedRev.get(c.conversationId);
       if (c.changesMore && asked !== undefined && c.rev > asked) again.push(c.conversationId);
     }
@@ -116,17 +136,10 @@ async function syncRound(
       if (named.has(conv.id) || unknown.has(conv.id)) continue;
       if (!ctx.sequencer.isKnown(conv.id)) ctx.sequencer.track(conv.id, conv.lastSeq, conv.rev);
       unknown.set(conv.id, conv);
-      progressed = true;
     }
-    // The reply was cut by its byte budget (messages and changes come first, `unknown` gets the rest): the next round
-    // names every conversation known by now, and the rest follows.
-    if (res.unknownMore) unknownMore = true;
-  }
-  // A round that delivered or learned nothing would only repeat itself.
-  if (unknownMore && progressed) {
-    for (const id of unknown.keys()) named.add(id);
-    // Naming every known conversation again is what makes the server list only the still unknown ones.
-    return [...new Set([...again, ...ctx.sequencer.conversationIds()])];
+    // The reply was cut by its byte budget (messages and changes come first, `unknown` gets the rest): the rest is
+    // listed once the rounds are done (see listUnknown).
+    if (res.unknownMore) cut.unknownMore = true;
   }
   return again;
 }
