@@ -214,4 +214,19 @@ describe('SDK re-sync when a browser tab becomes visible or the browser comes ba
     await until(() => b.client.position(conv) === second, 'coming back online to deliver the lost message');
     assert.deepEqual(seqs(b, conv), [first, second], 'each once, in order');
   });
+
+  it('gives the connection up at once when the browser goes offline, and tries again at once when it is back', async () => {
+    // A backoff of a whole minute (the jitter pinned to its top): only the online event can bring it back in time.
+    const c = sdk(server, bob.token, { backoff: { initialMs: 60_000, maxMs: 60_000 }, random: () => 0.999 });
+    const disconnects: Array<{ code: number; willReconnect: boolean }> = [];
+    c.client.on('disconnect', ({ code, willReconnect }) => disconnects.push({ code, willReconnect }));
+    await connected(c);
+    win.dispatchEvent(new Event('offline'));
+    // Synchronous: the user sees "reconnecting" without waiting for a heartbeat to time out.
+    assert.equal(c.client.state, 'reconnecting');
+    assert.deepEqual(disconnects, [{ code: 1006, willReconnect: true }]);
+    win.dispatchEvent(new Event('online'));
+    await until(() => c.client.state === 'open', 'reconnected on online, not after the backoff delay');
+    assert.equal(c.trace.sockets.length, 2);
+  });
 });

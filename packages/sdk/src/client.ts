@@ -160,7 +160,7 @@ export class ParleyClient extends ConversationRequests {
     if (this.stateValue === 'closed') {
       this.userClosed = false;
       this.setState('connecting');
-      this.unwatchPage ??= watchPage(() => this.checkHeads());
+      this.unwatchPage ??= watchPage({ visible: () => this.checkHeads(), online: () => this.backOnline(), offline: () => this.wentOffline() });
       void this.attempt();
     }
     return promise;
@@ -176,6 +176,27 @@ export class ParleyClient extends ConversationRequests {
     this.sync().catch(() => {
       /* reported through `error` and retried */
     });
+  }
+
+  /**
+   * The browser says the network is back: an open client checks heads (what was missed while the socket looked
+   * alive); a reconnecting one tries now instead of waiting out its backoff delay.
+   */
+  private backOnline(): void {
+    if (this.stateValue === 'open') return this.checkHeads();
+    if (this.stateValue !== 'reconnecting' || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    void this.attempt();
+  }
+
+  /**
+   * The browser says the network is gone: the socket will not say so itself until a heartbeat times out (a minute or
+   * more), so the connection is given up now (`disconnect` 1006, then reconnecting: what the user sees, and sends
+   * wait in the outbox).
+   */
+  private wentOffline(): void {
+    if (this.stateValue === 'open' || this.stateValue === 'connecting') this.lost(this.generation, CLOSE_ABNORMAL, 'the browser went offline');
   }
 
   /** Closes for good (until `connect()` is called again): pending requests, sends and connect() calls reject with CLOSED. */
@@ -874,21 +895,24 @@ function upToDate(welcome: Welcome, sequencer: Sequencer): boolean {
 }
 
 /**
- * In a browser, calls `check` when the tab becomes visible again and when the network comes back (`online`): timers
- * of hidden tabs are throttled and a laptop waking up may hold a dead socket. Returns the remover; a no-op in Node.
+ * In a browser, calls `visible` when the tab becomes visible again (timers of hidden tabs are throttled, and a laptop
+ * waking up may hold a dead socket), and `online` / `offline` when the browser's network comes and goes. Returns the
+ * remover; a no-op in Node.
  */
-function watchPage(check: () => void): () => void {
+function watchPage({ visible, online, offline }: { visible: () => void; online: () => void; offline: () => void }): () => void {
   const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void; document?: { visibilityState?: string; addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void } };
   const doc = g.document;
   if (typeof g.addEventListener !== 'function' || !doc || typeof doc.addEventListener !== 'function') return () => {};
   const onVisible = (): void => {
-    if (doc.visibilityState === 'visible') check();
+    if (doc.visibilityState === 'visible') visible();
   };
   doc.addEventListener('visibilitychange', onVisible);
-  g.addEventListener('online', check);
+  g.addEventListener('online', online);
+  g.addEventListener('offline', offline);
   return () => {
     doc.removeEventListener?.('visibilitychange', onVisible);
-    g.removeEventListener?.('online', check);
+    g.removeEventListener?.('online', online);
+    g.removeEventListener?.('offline', offline);
   };
 }
 
