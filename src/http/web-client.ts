@@ -22,6 +22,8 @@ const REVALIDATE = 'no-cache';
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
   "object-src 'none'", "base-uri 'none'", "form-action 'self'",
+  // No other site may frame the chat (clickjacking of delete, ban, revoke); X-Frame-Options for older browsers.
+  "frame-ancestors 'none'",
 ].join('; ');
 
 /**
@@ -47,6 +49,7 @@ export function registerWebClient(app: FastifyInstance, dir: string, logger: Log
       if (path.endsWith('.html')) {
         reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
         reply.header('referrer-policy', 'no-referrer');
+        reply.header('x-frame-options', 'DENY');
       }
     },
   });

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { axeViolations, launchBrowser, person, screenshotFolder, snap } from '../helpers/browser.js';
+import { until } from '../helpers/raw-client.js';
 import { api, EXTERNAL_SECRET, register, signToken, startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'violet tugboat fifty lantern';
@@ -75,6 +76,29 @@ describe('arriving in the web client', () => {
     // A product's token is the product's to revoke: logging out only forgets it here.
     await carol.getByRole('button', { name: 'Log out' }).click();
     await carol.getByRole('heading', { name: 'Log in' }).waitFor();
+  });
+
+  it('does not let a #token= link switch an open tab to another account, and takes the token out of the address', async () => {
+    const dave = await newPage();
+    await dave.goto(`${server.url}/#token=${await signToken(EXTERNAL_SECRET, null, 'product-dave', { name: 'Dave' })}`);
+    await dave.getByRole('button', { name: 'Log out' }).waitFor();
+    const dialogs: string[] = [];
+    dave.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    // A link for someone else followed in the same tab: only the fragment changes.
+    const other = await signToken(EXTERNAL_SECRET, null, 'product-mallory', { name: 'Mallory' });
+    await dave.evaluate((t) => (location.hash = `#token=${t}`), other);
+    await dave.waitForFunction(() => !location.hash.includes('token='));
+    await until(() => dialogs.length === 1, 'the user is told why the link was not used', 30_000, 50);
+    assert.match(dialogs[0]!, /for Mallory.*signed in as Dave/);
+    await dave.reload();
+    await dave.getByRole('button', { name: 'Log out' }).waitFor();
+    assert.equal(await dave.evaluate(() => JSON.parse(localStorage.getItem('parley.session') ?? 'null')?.user?.id), 'product-dave', 'still Dave after a reload');
+    // A mangled fragment (not valid percent-encoding) opens the chat, not a blank page.
+    await dave.goto(`${server.url}/#/invite/%E0%A4%A`);
+    await dave.getByRole('button', { name: 'Log out' }).waitFor();
   });
 
   it('joins a private group from an invite link opened while signed out, after creating an account', async () => {

@@ -23,6 +23,9 @@ describe('the web client served at /', () => {
     assert.equal(res.headers.get('cache-control'), 'no-cache');
     assert.ok(res.headers.get('etag'), 'an ETag makes the revalidation a 304');
     assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    // No other site may frame it (clickjacking).
+    assert.match(res.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY');
     const html = await res.text();
     assert.match(html, /<div id="app">/);
     // As a browser revalidates (fetch() would add `cache-control: no-cache` to a conditional request, forcing a 200).

@@ -17,22 +17,40 @@ export function App() {
   const [store, setStore] = useState<ChatStore | null>(null);
 
   useEffect(() => {
+    const stored = loadSession();
+    setSession(stored);
+    const taken = acceptHandedIn(stored);
+    if (taken) taken.finally(() => setChecking(false));
+    else setChecking(false);
+    // A link pasted into this tab, or followed from another page, changes only the fragment: look at it again.
+    const onHash = () => void acceptHandedIn(loadSession());
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
+  /**
+   * A token from an integrating product in the address (`#token=`), taken out of it at once. The server says whose it
+   * is; it signs in only a tab that is signed out or signed in as that same user: a link must never switch an open
+   * session to another account without the user's doing (anyone holding a token of their own could send one).
+   */
+  function acceptHandedIn(current: Session | null): Promise<void> | null {
     const handed = takeHandedInToken();
-    if (!handed) {
-      setSession(loadSession());
-      setChecking(false);
-      return;
-    }
-    // A token from an integrating product: ask the server whose it is before showing the chat.
-    accounts.me(handed).then(
+    if (!handed) return null;
+    return accounts.me(handed).then(
       (user) => {
+        if (current && current.user.id !== user.id) {
+          window.alert(`This sign-in link is for ${user.name}. You are signed in as ${current.user.name}: log out first to use it.`);
+          return;
+        }
         const s: Session = { user, token: handed };
         saveSession(s);
         setSession(s);
       },
-      (err: unknown) => setReason(`The sign-in link did not work: ${messageOf(err)}`),
-    ).finally(() => setChecking(false));
-  }, []);
+      (err: unknown) => {
+        if (!current) setReason(`The sign-in link did not work: ${messageOf(err)}`);
+      },
+    );
+  }
 
   useEffect(() => {
     if (!session) return;

@@ -32,7 +32,7 @@ export function takeHandedInToken(): string | null {
   const match = /^#token=([A-Za-z0-9._~+/=-]+)$/.exec(location.hash);
   if (!match) return null;
   history.replaceState(null, '', location.pathname + location.search);
-  return decodeURIComponent(match[1]!);
+  return decoded(match[1]!);
 }
 
 export type Route = { kind: 'home' } | { kind: 'conversation'; id: string } | { kind: 'invite'; token: string };
@@ -40,10 +40,21 @@ export type Route = { kind: 'home' } | { kind: 'conversation'; id: string } | { 
 export function currentRoute(): Route {
   const hash = location.hash;
   let m = /^#\/c\/([^/]+)$/.exec(hash);
-  if (m) return { kind: 'conversation', id: decodeURIComponent(m[1]!) };
+  const id = m && decoded(m[1]!);
+  if (id) return { kind: 'conversation', id };
   m = /^#\/invite\/([^/]+)$/.exec(hash);
-  if (m) return { kind: 'invite', token: decodeURIComponent(m[1]!) };
+  const token = m && decoded(m[1]!);
+  if (token) return { kind: 'invite', token };
   return { kind: 'home' };
+}
+
+/** A percent-decoded part of the address, or null when it is not valid percent-encoding (a mangled or hostile link). */
+function decoded(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null;
+  }
 }
 
 export function conversationHref(id: string): string {
