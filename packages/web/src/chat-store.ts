@@ -471,6 +471,13 @@ function activity(c: MyConversation): number {
   return c.lastMessageAt ?? c.createdAt;
 }
 
+/** What to tell the user of a failure: the server's message, and for invalid input what each field must be. */
 export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  const details = (err as { details?: unknown }).details;
+  if (!Array.isArray(details)) return err.message;
+  const fields = details
+    .filter((d): d is { path: string; message: string } => typeof d?.message === 'string')
+    .map((d) => (d.path ? `${d.path}: ${d.message}` : d.message));
+  return fields.length > 0 ? fields.join('; ') : err.message;
 }
