@@ -79,26 +79,26 @@ describe('arriving in the web client', () => {
   });
 
   it('does not let a #token= link switch an open tab to another account, and takes the token out of the address', async () => {
-    const dave = await newPage();
-    await dave.goto(`${server.url}/#token=${await signToken(EXTERNAL_SECRET, null, 'product-dave', { name: 'Dave' })}`);
-    await dave.getByRole('button', { name: 'Log out' }).waitFor();
+    const tab = await newPage();
+    await tab.goto(`${server.url}/#token=${await signToken(EXTERNAL_SECRET, null, 'product-tab', { name: 'Dave' })}`);
+    await tab.getByRole('button', { name: 'Log out' }).waitFor();
     const dialogs: string[] = [];
-    dave.on('dialog', (dialog) => {
+    tab.on('dialog', (dialog) => {
       dialogs.push(dialog.message());
       void dialog.dismiss();
     });
     // A link for someone else followed in the same tab: only the fragment changes.
     const other = await signToken(EXTERNAL_SECRET, null, 'product-mallory', { name: 'Mallory' });
-    await dave.evaluate((t) => (location.hash = `#token=${t}`), other);
-    await dave.waitForFunction(() => !location.hash.includes('token='));
+    await tab.evaluate((t) => (location.hash = `#token=${t}`), other);
+    await tab.waitForFunction(() => !location.hash.includes('token='));
     await until(() => dialogs.length === 1, 'the user is told why the link was not used', 30_000, 50);
     assert.match(dialogs[0]!, /for Mallory.*signed in as Dave/);
-    await dave.reload();
-    await dave.getByRole('button', { name: 'Log out' }).waitFor();
-    assert.equal(await dave.evaluate(() => JSON.parse(localStorage.getItem('parley.session') ?? 'null')?.user?.id), 'product-dave', 'still Dave after a reload');
+    await tab.reload();
+    await tab.getByRole('button', { name: 'Log out' }).waitFor();
+    assert.equal(await tab.evaluate(() => JSON.parse(localStorage.getItem('parley.session') ?? 'null')?.user?.id), 'product-tab', 'still Dave after a reload');
     // A mangled fragment (not valid percent-encoding) opens the chat, not a blank page.
-    await dave.goto(`${server.url}/#/invite/%E0%A4%A`);
-    await dave.getByRole('button', { name: 'Log out' }).waitFor();
+    await tab.goto(`${server.url}/#/invite/%E0%A4%A`);
+    await tab.getByRole('button', { name: 'Log out' }).waitFor();
   });
 
   it('joins a private group from an invite link opened while signed out, after creating an account', async () => {
@@ -177,6 +177,14 @@ describe('arriving in the web client', () => {
     await page.keyboard.type('Typed without a mouse');
     await page.keyboard.press('Enter');
     await page.getByRole('log').locator('li.message', { hasText: 'Typed without a mouse' }).locator('.status', { hasText: 'Sent' }).waitFor();
+    // A dialog opened from a button and closed with Escape gives the focus back to that button.
+    const opener = page.getByRole('button', { name: 'New message' });
+    await opener.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'New message' }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog', { name: 'New message' }).waitFor({ state: 'detached' });
+    await page.waitForFunction(() => document.activeElement?.textContent?.trim() === 'New message');
   });
 
   it('finds a public group by part of its name and joins it', async () => {

@@ -209,6 +209,8 @@ describe('two people chatting in the web client', () => {
     await bobRow.waitFor({ state: 'detached' });
     await bob.getByRole('alert').getByText(`You are no longer in ${groupName} (kicked).`).waitFor();
     await conversationLink(bob, groupName).waitFor({ state: 'detached' });
+    // Where the conversation was, a way back (on a phone the sidebar is hidden while a conversation is open).
+    await bob.getByRole('main').getByRole('link', { name: 'Back to conversations' }).waitFor();
     await snap(bob, shots, '09-bob-removed');
 
     // The invite link still works: Bob comes back, and is banned this time.

@@ -66,6 +66,8 @@ export function ChatApp({ store, onSignOut }: Props) {
         ) : (
           <div class="empty-pane">
             <p>{activeId ? 'This conversation is not among yours.' : 'Choose a conversation, or start one.'}</p>
+            {/* On a phone the sidebar is hidden while a conversation is open: the way back must be here too. */}
+            {activeId && <p><a href="#/">Back to conversations</a></p>}
           </div>
         )}
       </main>
