@@ -173,6 +173,13 @@ describe('two people chatting in the web client', () => {
     await composer(bob).press('Enter');
     await message(bob, 'Written while offline').getByText('Waiting for connection…').waitFor();
     await snap(bob, shots, '07-bob-offline-queued');
+    // An edit needs the connection (it is not queued like a send): Bob is told, and keeps what he wrote.
+    await bob.locator('li.message.mine').first().getByRole('button', { name: /^Edit message/ }).click();
+    await bob.getByRole('textbox', { name: 'Edit message' }).fill('An edit made offline');
+    await bob.getByRole('textbox', { name: 'Edit message' }).press('Enter');
+    await bob.getByRole('alert').getByText('Not connected: the edit was not saved. Save it again once reconnected.').waitFor();
+    assert.equal(await bob.getByRole('textbox', { name: 'Edit message' }).inputValue(), 'An edit made offline');
+    await bob.getByRole('textbox', { name: 'Edit message' }).press('Escape');
 
     await composer(alice).fill('First while Bob is away');
     await composer(alice).press('Enter');

@@ -177,12 +177,15 @@ export class ChatStore {
     this.change(() => this.dropPending(conversationId, key));
   }
 
-  async edit(conversationId: string, seq: number, text: string): Promise<void> {
+  /** Resolves with whether the edit was stored; when not (e.g. while reconnecting) the user is told and may retry. */
+  async edit(conversationId: string, seq: number, text: string): Promise<boolean> {
     try {
       const m = await this.client.edit(conversationId, seq, text);
       this.change(() => this.upsert(m));
+      return true;
     } catch (err) {
-      this.fail(err);
+      this.fail(offline(err) ? 'Not connected: the edit was not saved. Save it again once reconnected.' : err);
+      return false;
     }
   }
 
@@ -191,7 +194,7 @@ export class ChatStore {
       const m = await this.client.deleteMessage(conversationId, seq);
       this.change(() => this.upsert(m));
     } catch (err) {
-      this.fail(err);
+      this.fail(offline(err) ? 'Not connected: the message was not deleted. Delete it again once reconnected.' : err);
     }
   }
 
@@ -469,6 +472,11 @@ export class ChatStore {
 
 function activity(c: MyConversation): number {
   return c.lastMessageAt ?? c.createdAt;
+}
+
+/** A request that failed only because there was no connection (edits and deletes are not queued like sends). */
+function offline(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === 'DISCONNECTED' || (err as { code?: unknown })?.code === 'TIMEOUT';
 }
 
 /** What to tell the user of a failure: the server's message, and for invalid input what each field must be. */

@@ -30,7 +30,11 @@ export function MessageItem({ store, conversation, message: m }: { store: ChatSt
           <p class="text deleted">Message deleted</p>
         ) : editing ? (
           <EditForm initial={m.text} onCancel={() => setEditing(false)}
-            onSave={(text) => { setEditing(false); if (text !== m.text) void store.edit(m.conversationId, m.seq, text); }} />
+            onSave={(text) => {
+              // The form stays open, with its text, until the edit is stored.
+              if (text === m.text) setEditing(false);
+              else void store.edit(m.conversationId, m.seq, text).then((saved) => saved && setEditing(false));
+            }} />
         ) : (
           <MessageText text={m.text} />
         )}
