@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { messageOf, type ChatStore } from '../chat-store.js';
+import type { ChatStore } from '../chat-store.js';
+import { useFormSubmit } from '../use-form-submit.js';
 import { conversationHref } from '../session-storage.js';
 import { Modal } from './modal.js';
 
@@ -7,23 +8,11 @@ import { Modal } from './modal.js';
 export function CreateGroupDialog({ store, onClose }: { store: ChatStore; onClose: () => void }) {
   const [name, setName] = useState('');
   const [visibility, setVisibility] = useState<'public' | 'private'>('private');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const id = await store.createGroup(name, visibility);
-      onClose();
-      location.hash = conversationHref(id);
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit } = useFormSubmit(async () => {
+    const id = await store.createGroup(name, visibility);
+    onClose();
+    location.hash = conversationHref(id);
+  });
 
   return (
     <Modal title="New group" onClose={onClose}>

@@ -2,6 +2,7 @@ import { isParleyClientError } from '@parley/sdk';
 import { useState } from 'preact/hooks';
 import { accounts, type Session } from '../api/accounts.js';
 import { messageOf } from '../chat-store.js';
+import { useFormSubmit } from '../use-form-submit.js';
 import { currentRoute } from '../session-storage.js';
 
 interface Props {
@@ -15,21 +16,9 @@ export function SignIn({ onSignedIn, reason }: Props) {
   const [mode, setMode] = useState<'login' | 'register'>('login');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onSignedIn(await (mode === 'login' ? accounts.logIn(username, password) : accounts.signUp(username, password)));
-    } catch (err) {
-      setError(describe(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit, clearError } = useFormSubmit(async () => {
+    onSignedIn(await (mode === 'login' ? accounts.logIn(username, password) : accounts.signUp(username, password)));
+  }, describe);
 
   const title = mode === 'login' ? 'Log in' : 'Create an account';
   return (
@@ -52,7 +41,7 @@ export function SignIn({ onSignedIn, reason }: Props) {
       </form>
       <p>
         {mode === 'login' ? 'New here? ' : 'Already have an account? '}
-        <button type="button" class="link" onClick={() => { setMode(mode === 'login' ? 'register' : 'login'); setError(null); }}>
+        <button type="button" class="link" onClick={() => { setMode(mode === 'login' ? 'register' : 'login'); clearError(); }}>
           {mode === 'login' ? 'Create an account' : 'Log in'}
         </button>
       </p>

@@ -1,29 +1,21 @@
 import { isParleyClientError } from '@parley/sdk';
 import { useState } from 'preact/hooks';
 import { messageOf, type ChatStore } from '../chat-store.js';
+import { useFormSubmit } from '../use-form-submit.js';
 import { conversationHref } from '../session-storage.js';
 import { Modal } from './modal.js';
 
 /** Finds a user by their exact username and opens the direct conversation with them. */
 export function StartDirectDialog({ store, onClose }: { store: ChatStore; onClose: () => void }) {
   const [username, setUsername] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, submit } = useFormSubmit(
+    async () => {
       const id = await store.startDirect(username);
       onClose();
       location.hash = conversationHref(id);
-    } catch (err) {
-      setError(isParleyClientError(err) && err.code === 'NOT_FOUND' ? `Nobody has the username “${username.trim()}”.` : messageOf(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+    },
+    (err) => (isParleyClientError(err) && err.code === 'NOT_FOUND' ? `Nobody has the username “${username.trim()}”.` : messageOf(err)),
+  );
 
   return (
     <Modal title="New message" onClose={onClose}>
