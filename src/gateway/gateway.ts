@@ -8,6 +8,7 @@ import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bu
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
+import type { Sessions } from '../domain/sessions.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '@parley/protocol';
@@ -15,7 +16,6 @@ import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
-import type { Store } from '../store/store.js';
 import type { ConversationPosition } from '../protocol/types.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher, type RequestTarget } from './dispatcher.js';
@@ -65,7 +65,8 @@ export interface GatewayOptions {
 export interface GatewayDeps {
   options: GatewayOptions;
   authenticator: Authenticator;
-  store: Store;
+  /** The setup's reads of the user and their conversations (the domain's; the gateway never reads the store). */
+  sessions: Pick<Sessions, 'admit' | 'positions'>;
   bus: Bus;
   services: Services;
   metrics: Metrics;
@@ -302,24 +303,18 @@ export class Gateway implements ConnectionOwner {
     try {
       await this.deps.bus.subscribe(userTopic(userId));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      const [user, sessionRevoked, conversationIds] = await Promise.all([
-        this.deps.store.getUser(userId),
-        connection.sessionId === null ? false : this.deps.store.isSessionRevoked(connection.sessionId),
-        this.deps.store.listConversationIds(userId),
-      ]);
+      const admission = await this.deps.sessions.admit(userId, connection.sessionId, connection.tokenGeneration);
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      if (!user) return this.closeConnection(connection, 'UNAUTHORIZED');
-      if (user.banned) return this.closeConnection(connection, 'BANNED');
-      // A logout that landed between authentication and step 1 published its close before this connection listened.
-      const loggedOutEverywhere = connection.tokenGeneration !== null && connection.tokenGeneration !== user.tokenGeneration;
-      if (sessionRevoked || loggedOutEverywhere) return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (admission.status === 'unknown_user' || admission.status === 'revoked') return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (admission.status === 'banned') return this.closeConnection(connection, 'BANNED');
+      const { conversationIds } = admission;
       for (const id of conversationIds) this.addInterest(connection, id);
       for (const change of setup.changes) this.applyChange(connection, change);
       setup.listed = true;
       topics = [...connection.conversations];
       await Promise.all(topics.map((id) => this.deps.bus.subscribe(conversationTopic(id))));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      positions = await this.deps.store.listPositions(userId);
+      positions = await this.deps.sessions.positions(userId);
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
     } catch (err) {
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
