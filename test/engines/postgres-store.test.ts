@@ -1,0 +1,19 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.js';
+import type { Store } from '../../src/store/store.js';
+import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
+import { runStoreContract } from './store.contract.js';
+
+/** The store contract against a real PostgreSQL started for this file, each test on a database of its own. */
+let server: PostgresService;
+before(async () => {
+  server = await startPostgres();
+});
+after(async () => {
+  await server?.destroy();
+});
+
+const open = (url: string): Store => createPostgresStore({ url, poolSize: 5, connectTimeoutMs: 2000 });
+
+runStoreContract('postgres', async () => open(await server.createDatabase()));
