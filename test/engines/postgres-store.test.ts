@@ -14,6 +14,18 @@ after(async () => {
   await server?.destroy();
 });
 
-const open = (url: string): Store => createPostgresStore({ url, poolSize: 5, connectTimeoutMs: 2000 });
+// The database of each store, so the many-instance cases can open a second handle on it.
+const urlOf = new WeakMap<Store, string>();
+const open = (url: string): Store => {
+  const store = createPostgresStore({ url, poolSize: 5, connectTimeoutMs: 2000 });
+  urlOf.set(store, url);
+  return store;
+};
 
-runStoreContract('postgres', async () => open(await server.createDatabase()));
+runStoreContract('postgres', async () => open(await server.createDatabase()), {
+  secondHandle: async (first) => {
+    const url = urlOf.get(first);
+    if (!url) throw new Error('not a store of this server');
+    return open(url);
+  },
+});
