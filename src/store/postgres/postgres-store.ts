@@ -62,6 +62,23 @@ const activity = 'coalesce(c.last_message_at, c.created_at)';
 const memberSelect = 'SELECT m.user_id, u.name, m.role, m.joined_at, m.read_seq FROM members m JOIN users u ON u.id = m.user_id';
 const banSelect = 'SELECT b.user_id, u.name, b.banned_by, b.banned_at FROM conversation_bans b LEFT JOIN users u ON u.id = b.user_id';
 
+/**
+ * Group search (exported for the test that checks each is served by an index): candidates come from an index, at most
+ * SEARCH_CANDIDATES of them, then are ordered by name.
+ */
+export const searchSql = {
+  /** $1 limit: public groups by name, on conversations_public_name. */
+  all: `SELECT ${conversationColumns} FROM conversations c WHERE c.kind = 'group' AND c.visibility = 'public' ORDER BY ${nameOrder} LIMIT $1`,
+  /** $1 folded query, $2 its upper bound, $3 candidates, $4 limit: a range on group_names_folded (byte order, "C"). */
+  starting: `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
+      SELECT conversation_id FROM group_names WHERE folded >= $1 AND folded < $2 ORDER BY folded LIMIT $3)
+    ORDER BY ${nameOrder} LIMIT $4`,
+  /** $1 LIKE pattern, $2 candidates, $3 limit: LIKE '%…%' through group_names_trigrams. */
+  containing: `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
+      SELECT conversation_id FROM group_names WHERE folded LIKE $1 LIMIT $2)
+    ORDER BY ${nameOrder} LIMIT $3`,
+};
+
 type Input<K extends keyof Store> = Parameters<Store[K]>[0];
 
 export class PostgresStore implements Store {
@@ -303,21 +320,12 @@ export class PostgresStore implements Store {
     const folded = foldForSearch(query);
     const length = [...folded].length;
     const candidates = Math.max(SEARCH_CANDIDATES, limit);
-    const ordered = `ORDER BY ${nameOrder} LIMIT $2`;
     const rows = length === 0
-      ? await this.query<ConversationRow>(
-        `SELECT ${conversationColumns} FROM conversations c WHERE c.kind = 'group' AND c.visibility = 'public' ORDER BY ${nameOrder} LIMIT $1`, [limit])
+      ? await this.query<ConversationRow>(searchSql.all, [limit])
       : length < SUBSTRING_QUERY_MIN
-        // A range on group_names_folded (byte order, "C"): names that begin with the query.
-        ? await this.query<ConversationRow>(
-          `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
-             SELECT conversation_id FROM group_names WHERE folded >= $1 AND folded < $3 ORDER BY folded LIMIT $4) ${ordered}`,
-          [folded, limit, `${folded}\u{10FFFF}`, candidates])
-        // LIKE '%…%' through the trigram index; the query's own % _ \ are escaped, so it matches literally.
-        : await this.query<ConversationRow>(
-          `SELECT ${conversationColumns} FROM conversations c WHERE c.id IN (
-             SELECT conversation_id FROM group_names WHERE folded LIKE $1 LIMIT $3) ${ordered}`,
-          [`%${folded.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, limit, candidates]);
+        ? await this.query<ConversationRow>(searchSql.starting, [folded, `${folded}\u{10FFFF}`, candidates, limit])
+        // The query's own % _ \ are escaped, so LIKE matches it literally.
+        : await this.query<ConversationRow>(searchSql.containing, [`%${folded.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, candidates, limit]);
     return rows.map(toConversation);
   }
 
