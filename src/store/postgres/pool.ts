@@ -39,6 +39,8 @@ const types = {
 /** The part of a connection a transaction body uses. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** A named statement: parsed and planned once per connection, then only bound and run (the hot paths). */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: { name: string; text: string; values: unknown[] }): Promise<pg.QueryResult<R>>;
 }
 
 /** Attempts of a transaction that hit a deadlock or serialization failure (the other transaction has ended by then). */

@@ -147,3 +147,52 @@ CREATE TABLE store_meta (
   key   text COLLATE "C" PRIMARY KEY,
   value text NOT NULL
 );
+
+-- The append batch in one round trip (src/store/postgres/append.ts): item i of the arrays is one message. Counter rows
+-- are locked first, in id order (two instances' batches cannot deadlock); then, per item, in this order: the
+-- idempotency key (a repeat answers 'duplicate' with the original), membership, the sender's ban, and only then the
+-- counter is incremented, the message inserted and the sender's read cursor moved. A VOLATILE function takes a fresh
+-- snapshot for each statement (READ COMMITTED), so these checks, made after the lock, see every append that held it.
+-- created_at is max(now, the conversation's last): it never decreases along seq (history by time relies on it).
+-- Expected refusals are outcomes, not errors; an error (a NULL text) aborts the whole call, and the store then runs
+-- the items one by one, each in a savepoint.
+CREATE FUNCTION parley_append_batch(
+  p_conversation text[], p_sender text[], p_key text[], p_id text[], p_text text[], p_meta text[], p_now bigint[]
+) RETURNS TABLE (
+  o_outcome text, o_seq bigint, o_created_at bigint, o_id text, o_text text, o_meta text, o_edited_at bigint, o_deleted boolean
+) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  i integer;
+  found_message messages%ROWTYPE;
+BEGIN
+  PERFORM 1 FROM conversations WHERE id = ANY (p_conversation) ORDER BY id FOR NO KEY UPDATE;
+  FOR i IN 1 .. coalesce(array_length(p_conversation, 1), 0) LOOP
+    o_outcome := NULL; o_seq := NULL; o_created_at := NULL; o_id := NULL; o_text := NULL; o_meta := NULL;
+    o_edited_at := NULL; o_deleted := NULL;
+    SELECT * INTO found_message FROM messages m
+      WHERE m.conversation_id = p_conversation[i] AND m.sender_id = p_sender[i] AND m.client_key = p_key[i];
+    IF FOUND THEN
+      o_outcome := 'duplicate'; o_seq := found_message.seq; o_created_at := found_message.created_at;
+      o_id := found_message.id; o_text := found_message.text; o_meta := found_message.meta;
+      o_edited_at := found_message.edited_at; o_deleted := found_message.deleted;
+    ELSIF NOT EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = p_conversation[i] AND mb.user_id = p_sender[i]) THEN
+      o_outcome := 'not_member';
+    ELSIF coalesce((SELECT u.banned FROM users u WHERE u.id = p_sender[i]), false) THEN
+      o_outcome := 'banned';
+    ELSE
+      UPDATE conversations c SET last_seq = c.last_seq + 1, last_message_at = greatest(coalesce(c.last_message_at, 0), p_now[i])
+        WHERE c.id = p_conversation[i] RETURNING c.last_seq, c.last_message_at INTO o_seq, o_created_at;
+      IF NOT FOUND THEN
+        o_outcome := 'no_conversation';
+      ELSE
+        INSERT INTO messages (conversation_id, seq, id, sender_id, client_key, text, meta, created_at)
+          VALUES (p_conversation[i], o_seq, p_id[i], p_sender[i], p_key[i], p_text[i], p_meta[i], o_created_at);
+        UPDATE members mb SET read_seq = o_seq
+          WHERE mb.conversation_id = p_conversation[i] AND mb.user_id = p_sender[i] AND mb.read_seq < o_seq;
+        o_outcome := 'appended';
+      END IF;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
