@@ -343,9 +343,10 @@ export class PostgresStore implements Store {
     });
   }
 
-  async deleteConversation(id: string): Promise<boolean> {
-    // Members, invites and messages go with it through ON DELETE CASCADE, in the same statement.
-    return (await this.query('DELETE FROM conversations WHERE id = $1 RETURNING 1 AS one', [id])).length > 0;
+  deleteConversation(id: string): Promise<boolean> {
+    // Members, invites and messages go with it through ON DELETE CASCADE, in the same statement. In a transaction so
+    // that a deadlock with a redemption (which locks invite, then conversation) runs it again.
+    return this.write(async (db) => ((await db.query('DELETE FROM conversations WHERE id = $1', [id])).rowCount ?? 0) > 0);
   }
 
   deleteConversationWithMembers(input: { id: string; onlyMember?: string }): Promise<DeleteConversationResult> {
