@@ -11,7 +11,8 @@
  *   (`release(err)`), never returned to the pool.
  * - Connecting is bounded (`connectTimeoutMs`): with the server away or the pool exhausted a call fails UNAVAILABLE
  *   instead of waiting; TCP keepalive finds half-open connections; `statement_timeout` bounds a query server-side and
- *   `query_timeout` a little later client-side, should the server never answer.
+ *   `query_timeout` a little later client-side, should the server never answer; `idle_in_transaction_session_timeout`
+ *   (twice the statement bound) ends the session of an instance that stopped mid-transaction, releasing its locks.
  */
 import pg from 'pg';
 import { closedError, isConnectionFailure, isRetryable, toParleyError } from './errors.js';
@@ -58,7 +59,11 @@ export class Pool {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       statement_timeout: statementTimeoutMs,
+      // An instance that stops mid-transaction (frozen, partitioned) must not hold its row locks, which block every
+      // other instance's appends to those conversations, for longer than this: the server ends its session.
+      idle_in_transaction_session_timeout: statementTimeoutMs * 2,
       // Past the server's own bound: only a server that stopped answering reaches it.
       query_timeout: statementTimeoutMs + 5000,
       application_name: 'parley',
