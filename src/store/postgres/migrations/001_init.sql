@@ -163,21 +163,25 @@ CREATE FUNCTION parley_append_batch(
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   i integer;
-  found_message messages%ROWTYPE;
+  checked record;
 BEGIN
   PERFORM 1 FROM conversations WHERE id = ANY (p_conversation) ORDER BY id FOR NO KEY UPDATE;
   FOR i IN 1 .. coalesce(array_length(p_conversation, 1), 0) LOOP
     o_outcome := NULL; o_seq := NULL; o_created_at := NULL; o_id := NULL; o_text := NULL; o_meta := NULL;
     o_edited_at := NULL; o_deleted := NULL;
-    SELECT * INTO found_message FROM messages m
-      WHERE m.conversation_id = p_conversation[i] AND m.sender_id = p_sender[i] AND m.client_key = p_key[i];
-    IF FOUND THEN
-      o_outcome := 'duplicate'; o_seq := found_message.seq; o_created_at := found_message.created_at;
-      o_id := found_message.id; o_text := found_message.text; o_meta := found_message.meta;
-      o_edited_at := found_message.edited_at; o_deleted := found_message.deleted;
-    ELSIF NOT EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = p_conversation[i] AND mb.user_id = p_sender[i]) THEN
+    -- The three checks in one statement (one snapshot): the key's message if any, membership, the sender's ban.
+    SELECT m.seq, m.created_at, m.id, m.text, m.meta, m.edited_at, m.deleted,
+        EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = p_conversation[i] AND mb.user_id = p_sender[i]) AS is_member,
+        coalesce((SELECT u.banned FROM users u WHERE u.id = p_sender[i]), false) AS is_banned
+      INTO checked
+      FROM (SELECT 1) AS one LEFT JOIN messages m
+        ON m.conversation_id = p_conversation[i] AND m.sender_id = p_sender[i] AND m.client_key = p_key[i];
+    IF checked.seq IS NOT NULL THEN
+      o_outcome := 'duplicate'; o_seq := checked.seq; o_created_at := checked.created_at; o_id := checked.id;
+      o_text := checked.text; o_meta := checked.meta; o_edited_at := checked.edited_at; o_deleted := checked.deleted;
+    ELSIF NOT checked.is_member THEN
       o_outcome := 'not_member';
-    ELSIF coalesce((SELECT u.banned FROM users u WHERE u.id = p_sender[i]), false) THEN
+    ELSIF checked.is_banned THEN
       o_outcome := 'banned';
     ELSE
       UPDATE conversations c SET last_seq = c.last_seq + 1, last_message_at = greatest(coalesce(c.last_message_at, 0), p_now[i])
