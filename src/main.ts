@@ -22,6 +22,7 @@ import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
 import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
+import { createPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import { StoreHealth, observeStore } from './store/health.js';
@@ -54,6 +55,8 @@ const sqlitePath = (config: Config): string => config.store.sqlite.path ?? join(
  */
 function watchDiskSpace(config: Config, metrics: Metrics, logger: Logger): { check: () => string | null; stop: () => void } | null {
   const path = sqlitePath(config);
+  // PostgreSQL's disk is the server's, watched by its operator; only the embedded store's file is ours to watch.
+  if (config.store.kind !== 'sqlite') return null;
   if (config.store.sqlite.minFreeBytes === 0 || path === ':memory:' || path.startsWith('file:')) return null;
   const disk = new DiskSpace(dirname(resolve(path)), config.store.sqlite.minFreeBytes, {
     onMeasured: (free) => metrics.storeDiskFree.set(free),
@@ -67,13 +70,9 @@ function watchDiskSpace(config: Config, metrics: Metrics, logger: Logger): { che
   return { check: () => disk.check(), stop: () => clearInterval(timer) };
 }
 
-export async function openStore(config: Config): Promise<Store> {
-  const path = sqlitePath(config);
+export async function openStore(config: Config, logger?: Logger): Promise<Store> {
   assertWritableFolder(config.dataDir, 'the data folder (dataDir)');
-  if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
-  const { synchronous, maxQueuedWrites, maxPendingCalls } = config.store.sqlite;
-  const options = { path, synchronous, maxQueuedWrites, maxPendingCalls };
-  const store = config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
+  const store = config.store.kind === 'postgres' ? openPostgresStore(config, logger) : openSqliteStore(config);
   try {
     await store.migrate();
     await store.ping();
@@ -82,6 +81,25 @@ export async function openStore(config: Config): Promise<Store> {
     throw err;
   }
   return store;
+}
+
+function openSqliteStore(config: Config): Store {
+  const path = sqlitePath(config);
+  if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
+  const { synchronous, maxQueuedWrites, maxPendingCalls } = config.store.sqlite;
+  const options = { path, synchronous, maxQueuedWrites, maxPendingCalls };
+  return config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
+}
+
+function openPostgresStore(config: Config, logger?: Logger): Store {
+  const { url, poolSize, connectTimeoutMs, statementTimeoutMs, maxQueuedWrites } = config.store.postgres;
+  // The schema refuses store.kind 'postgres' without a url; this guards a config built by hand.
+  if (url === undefined) throw new Error("store.postgres.url is required when store.kind is 'postgres'");
+  return createPostgresStore({
+    url, poolSize, connectTimeoutMs, statementTimeoutMs, maxQueuedWrites,
+    // An idle pooled connection dropped by the server (restart, failover): the pool replaces it on the next call.
+    onBackgroundError: (error) => logger?.warn({ error: error.message }, 'an idle PostgreSQL connection failed; the pool opens a new one when needed'),
+  });
 }
 
 /** Store failures made visible: counted and gauged in metrics, logged at error (at most once per 10 s). */
@@ -113,7 +131,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const metrics = new Metrics();
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
-  const store = observeStore(await openStore(config), health);
+  const store = observeStore(await openStore(config, logger), health);
   const bus = createMemoryBus();
   const presenceEngine = createMemoryPresence({ ttlMs: config.presence.ttlMs });
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
