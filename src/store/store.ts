@@ -16,6 +16,14 @@ export interface Store {
   migrate(): Promise<void>;
   /** Cheap round trip used by /readyz and at start: commits a tiny write, so it fails while writes fail. */
   ping(): Promise<void>;
+  /**
+   * Register this process as an instance of the deployment using this store, until `close()`. A `sole` instance (its
+   * bus lives in its own memory, so no other instance would receive its events) is refused while any other instance
+   * is registered, and every instance is refused while a sole one is: CONFLICT, details `{others: string[]}` (the
+   * other instances' descriptions). A registration ends with its process, so a crashed instance never blocks a
+   * restart (SQLite: the process is gone; PostgreSQL: its session ended).
+   */
+  claimInstance(claim: { sole: boolean; description: string }): Promise<void>;
   close(): Promise<void>;
 
   // ---- users

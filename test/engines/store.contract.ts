@@ -108,6 +108,32 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
       const across = <T>(a: Store, b: Store, count: number, call: (store: Store, i: number) => Promise<T>): Promise<T[]> =>
         Promise.all(Array.from({ length: count }, (_, i) => call(i % 2 === 0 ? a : b, i)));
 
+      testTwoHandles('a sole instance excludes every other, and is excluded by any other', async (a, b) => {
+        await a.claimInstance({ sole: true, description: 'instance A' });
+        await assert.rejects(b.claimInstance({ sole: false, description: 'instance B' }), (err: unknown) => {
+          assert.ok(isParleyError(err) && err.code === 'CONFLICT', String(err));
+          assert.match(JSON.stringify(err.details), /instance A/, 'the refusal names the other instance');
+          return true;
+        });
+        await assert.rejects(b.claimInstance({ sole: true, description: 'instance B' }), (err: unknown) => isParleyError(err) && err.code === 'CONFLICT');
+      });
+
+      testTwoHandles('a sole instance is refused beside another until that one closes', async (a, b) => {
+        await a.claimInstance({ sole: false, description: 'instance A' });
+        await assert.rejects(b.claimInstance({ sole: true, description: 'instance B' }), (err: unknown) => {
+          assert.ok(isParleyError(err) && err.code === 'CONFLICT', String(err));
+          assert.match(JSON.stringify(err.details), /instance A/);
+          return true;
+        });
+        await a.close();
+        await b.claimInstance({ sole: true, description: 'instance B' });
+      });
+
+      testTwoHandles('instances that are not sole coexist', async (a, b) => {
+        await a.claimInstance({ sole: false, description: 'instance A' });
+        await b.claimInstance({ sole: false, description: 'instance B' });
+      });
+
       testTwoHandles('both migrate at once, and each sees what the other wrote', async (a, b) => {
         await addUsers(a, 'u1');
         assert.equal((await b.getUser('u1'))?.name, 'name-u1');

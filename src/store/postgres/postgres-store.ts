@@ -20,6 +20,7 @@ import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignat
 import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
+import { InstanceClaim } from './instance-claim.js';
 import { AsyncGroupCommit } from './group-commit.js';
 import { MIGRATION_LOCK, migrate } from './migrate.js';
 import { Pool, type PoolOptions, type Queryable } from './pool.js';
@@ -85,7 +86,10 @@ export class PostgresStore implements Store {
   private readonly pool: Pool;
   private readonly appends: AsyncGroupCommit<QueuedAppend, AppendResult>;
 
-  constructor(options: PostgresStoreOptions) {
+  /** This instance's registration (claimInstance): a session of its own holding an advisory lock. */
+  private claim: InstanceClaim | null = null;
+
+  constructor(private readonly options: PostgresStoreOptions) {
     this.pool = new Pool(options);
     this.appends = new AsyncGroupCommit(createAppendBatch(this.pool), toParleyError, undefined, options.maxQueuedWrites);
   }
@@ -151,7 +155,14 @@ export class PostgresStore implements Store {
       [String(Date.now())]);
   }
 
+  async claimInstance(claim: { sole: boolean; description: string }): Promise<void> {
+    if (this.claim) throw new ParleyError('CONFLICT', 'this store already holds a claim');
+    this.claim = await InstanceClaim.take(this.options.url, claim, this.options.connectTimeoutMs ?? 5000);
+  }
+
   async close(): Promise<void> {
+    await this.claim?.release();
+    this.claim = null;
     if (this.pool.isClosed) return;
     // Appends already queued were promised a commit; give it to them before closing.
     await this.appends.drain();

@@ -21,6 +21,8 @@ import {
   type MessageRow, metaToText, toBan, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
 } from './rows.js';
 import { type Statements, prepareStatements } from './statements.js';
+import { type InstanceRow, isAlive, thisProcess } from './instances.js';
+import { randomUUID } from 'node:crypto';
 
 export type SqliteStoreOptions = OpenOptions;
 
@@ -48,6 +50,9 @@ export class SqliteStore implements Store {
   }
 
   // Prepared lazily: statements can only be prepared once migrate() has created the tables.
+  /** This store's registration in `instances` (claimInstance), removed by close(). */
+  private instanceId: string | null = null;
+
   private get s(): Statements {
     if (!this.db.open) throw closedError();
     return (this.statements ??= prepareStatements(this.db));
@@ -117,11 +122,40 @@ export class SqliteStore implements Store {
     });
   }
 
+  claimInstance(claim: { sole: boolean; description: string }): Promise<void> {
+    return this.write(() => {
+      const rows = this.db.prepare('SELECT * FROM instances').all() as InstanceRow[];
+      const others: InstanceRow[] = [];
+      for (const row of rows) {
+        if (isAlive(row)) others.push(row);
+        else this.db.prepare('DELETE FROM instances WHERE id = ?').run(row.id);
+      }
+      if (others.length > 0 && (claim.sole || others.some((o) => o.sole === 1))) {
+        const names = others.map((o) => `${o.description} (pid ${o.pid} on ${o.host}${o.sole ? ', sole' : ''})`);
+        throw new ParleyError('CONFLICT', `other instances use this store: ${names.join('; ')}`, { others: names });
+      }
+      const me = thisProcess();
+      const id = randomUUID();
+      this.db.prepare('INSERT INTO instances (id, host, pid, pid_started, sole, description, since) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, me.host, me.pid, me.pidStarted, claim.sole ? 1 : 0, claim.description, Date.now());
+      this.instanceId = id;
+    });
+  }
+
   close(): Promise<void> {
     if (!this.db.open) return Promise.resolve();
     return this.run(() => {
       // Appends already queued were promised a commit; give it to them before closing.
       this.appends?.flushAll();
+      if (this.instanceId !== null) {
+        // Best effort: a registration left behind is found stale by the next claim anyway.
+        try {
+          this.db.prepare('DELETE FROM instances WHERE id = ?').run(this.instanceId);
+        } catch {
+          /* the file may be read-only or full now */
+        }
+        this.instanceId = null;
+      }
       this.db.close();
     });
   }
