@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { createRedisBus } from '../../src/bus/redis/redis-bus.js';
+import { isParleyError } from '../../src/protocol/errors.js';
+import { startRedis, type RedisService } from '../helpers/services/redis.js';
+import { runBusContract } from './bus.contract.js';
+
+/** One real redis-server for this file (test/helpers/services/redis.ts); each case makes its own two bus instances. */
+let redis: RedisService;
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await redis?.close();
+});
+
+const options = () => ({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 2000, onHandlerError: (err: unknown) => { throw err; } });
+
+runBusContract('redis', async () => {
+  const a = await createRedisBus({ ...options(), name: 'contract-a' });
+  const b = await createRedisBus({ ...options(), name: 'contract-b' });
+  return {
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+    },
+    faults: { stop: () => redis.stop(), start: () => redis.start() },
+  };
+});
+
+describe('redis bus: what only a network engine does', () => {
+  it('subscribes the topics of one turn with one SUBSCRIBE (batched), and only those (routing by interest)', async () => {
+    const bus = await createRedisBus({ ...options(), name: 'batching', channelPrefix: `batch-${process.pid}:` });
+    const monitor = new Redis(redis.url);
+    try {
+      const topics = Array.from({ length: 250 }, (_, i) => `c.batching-${i}`);
+      await Promise.all(topics.map((topic) => bus.subscribe(topic)));
+      const channels = (await monitor.pubsub('CHANNELS', `batch-${process.pid}:*`)) as string[];
+      assert.equal(channels.length, 250, 'every topic is a channel of its own');
+      assert.equal(bus.subscribedCount, 250);
+      // Redis counts commands per type: the 250 calls above went out as one SUBSCRIBE.
+      const stats = (await monitor.info('commandstats')).split('\r\n').find((line) => line.startsWith('cmdstat_subscribe:'));
+      const calls = Number(/calls=(\d+)/.exec(stats ?? '')?.[1]);
+      assert.ok(calls >= 1 && calls < 250, `SUBSCRIBE ran ${calls} times for 250 topics of one turn`);
+      await Promise.all(topics.slice(0, 100).map((topic) => bus.unsubscribe(topic)));
+      assert.equal(((await monitor.pubsub('CHANNELS', `batch-${process.pid}:*`)) as string[]).length, 150);
+    } finally {
+      monitor.disconnect();
+      await bus.close();
+    }
+  });
+
+  it('refuses to start, with one clear UNAVAILABLE line, when Redis cannot be reached', async () => {
+    const started = Date.now();
+    await assert.rejects(
+      createRedisBus({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 }),
+      (err: unknown) => isParleyError(err) && err.code === 'UNAVAILABLE' && /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/.test(err.message),
+    );
+    assert.ok(Date.now() - started < 5000, 'bounded by the connect timeout');
+  });
+});
