@@ -35,6 +35,12 @@ export class PresenceService {
   private closed = false;
   /** A flush or sweep in progress: close() waits for it, as it reads the store. */
   private readonly running = new Set<Promise<void>>();
+  /**
+   * The connections this instance registered and has not disconnected: userId → connectionIds. What `touch` may
+   * register again when the engine forgot them (a restarted Redis), and only those: a connection closed meanwhile
+   * must not come back as a ghost.
+   */
+  private readonly held = new Map<string, Set<string>>();
 
   constructor(
     private readonly presence: Presence,
@@ -49,11 +55,16 @@ export class PresenceService {
   }
 
   async connected(userId: string, connectionId: string): Promise<void> {
+    let connections = this.held.get(userId);
+    if (!connections) this.held.set(userId, (connections = new Set()));
+    connections.add(connectionId);
     const { becameOnline } = await this.presence.connect(userId, connectionId, this.now());
     if (becameOnline) this.changed({ userId, online: true, lastSeen: this.now() });
   }
 
   async disconnected(userId: string, connectionId: string): Promise<void> {
+    const connections = this.held.get(userId);
+    if (connections?.delete(connectionId) && connections.size === 0) this.held.delete(userId);
     const now = this.now();
     const { becameOffline } = await this.presence.disconnect(userId, connectionId, now);
     if (becameOffline) {
@@ -62,8 +73,17 @@ export class PresenceService {
     }
   }
 
-  touch(entries: Array<{ userId: string; connectionId: string }>): Promise<void> {
-    return this.presence.touch(entries, this.now());
+  /**
+   * Refresh these connections' liveness (each heartbeat round). Those the engine no longer holds live (a restarted
+   * Redis forgot them, or this instance was too slow to touch them in time) are registered again when this instance
+   * still holds them: a user whose connections are open is online, whatever the engine lost (an `online` event
+   * follows when the engine had reported them offline).
+   */
+  async touch(entries: Array<{ userId: string; connectionId: string }>): Promise<void> {
+    const gone = await this.presence.touch(entries, this.now());
+    // Checked now, and registered in the same turn: a disconnect after this reaches the engine after the connect, and wins.
+    const again = gone.filter(({ userId, connectionId }) => this.held.get(userId)?.has(connectionId));
+    await Promise.all(again.map(({ userId, connectionId }) => this.connected(userId, connectionId)));
   }
 
   /** Presence of the requested users who share a conversation with `userId` (others are left out). */
