@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createMemoryBus } from '../../src/bus/memory/memory-bus.js';
+import { PresenceService } from '../../src/domain/presence-service.js';
+import { Publisher } from '../../src/domain/publisher.js';
+import { createMemoryPresence } from '../../src/presence/memory/memory-presence.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+
+/**
+ * PresenceService registers again, on a heartbeat round, the connections the engine no longer holds (as a restarted
+ * Redis forgets them): a user whose connection is open is online. Only connections this instance still holds: one
+ * that closed must not come back as a ghost. Real engines: the memory presence (its expiry stands for the lost
+ * entries; the Redis case runs in test/engines/redis-presence.test.ts), a SQLite store and a memory bus.
+ */
+describe('presence service: entries the engine lost', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-presence-'));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('registers again the connections it holds, and only those', async () => {
+    const store = createSqliteStore({ path: path.join(root, 'presence.db'), synchronous: 'normal' });
+    await store.migrate();
+    const bus = createMemoryBus();
+    const engine = createMemoryPresence({ ttlMs: 1000 });
+    let now = 1_700_000_000_000;
+    const service = new PresenceService(engine, store, new Publisher(bus), { batchMs: 10, ttlMs: 1000, maxGroupSize: 100, maxSubscriptions: 10 }, () => now);
+    try {
+      await service.connected('ann', 'open');
+      await service.connected('ann', 'closed');
+      await service.disconnected('ann', 'closed');
+      // The engine loses ann's entries (here: not touched within the ttl, then swept, as after a long stall).
+      now += 1001;
+      assert.deepEqual(await engine.sweep(now), ['ann']);
+      assert.equal((await engine.get(['ann'], now))[0]!.online, false);
+      await service.touch([{ userId: 'ann', connectionId: 'open' }, { userId: 'ann', connectionId: 'closed' }]);
+      assert.equal((await engine.get(['ann'], now))[0]!.online, true, 'the open connection is registered again');
+      // Only 'open' came back: its disconnect is ann's last, and reports her offline.
+      assert.deepEqual(await engine.disconnect('ann', 'open', now + 1), { becameOffline: true });
+      assert.deepEqual(await engine.disconnect('ann', 'closed', now + 1), { becameOffline: false }, 'the closed one was not registered again');
+    } finally {
+      await service.close();
+      await engine.close();
+      await bus.close();
+      await store.close();
+    }
+  });
+});
