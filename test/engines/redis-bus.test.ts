@@ -53,6 +53,28 @@ describe('redis bus: what only a network engine does', () => {
     }
   });
 
+  it('never hangs on a Redis that stops answering, and bounds the publishes waiting for it', async () => {
+    const bus = await createRedisBus({ ...options(), name: 'paused', maxPendingPublishes: 5 });
+    const admin = new Redis(redis.url);
+    try {
+      await bus.publish('c.paused', 'before');
+      // Redis keeps every connection open but answers nobody for 2 s: a stalled server, not a closed one.
+      await admin.call('CLIENT', 'PAUSE', '2000', 'ALL');
+      const started = Date.now();
+      const waiting = Array.from({ length: 5 }, (_, i) => bus.publish('c.paused', `waiting ${i}`).then(() => 'ok', (err: unknown) => err));
+      const refused = await bus.publish('c.paused', 'one too many').then(() => 'ok', (err: unknown) => err);
+      assert.ok(isParleyError(refused) && refused.code === 'UNAVAILABLE', 'the sixth is refused at once');
+      assert.ok(Date.now() - started < 100, `refused in ${Date.now() - started} ms`);
+      const outcomes = await Promise.all(waiting);
+      const elapsed = Date.now() - started;
+      assert.ok(outcomes.every((o) => isParleyError(o) && o.code === 'UNAVAILABLE'), `each waiting publish failed with UNAVAILABLE: ${outcomes.map(String)}`);
+      assert.ok(elapsed >= 900 && elapsed < 1900, `after the command timeout (1000 ms), not the pause: ${elapsed} ms`);
+    } finally {
+      admin.disconnect();
+      await bus.close();
+    }
+  });
+
   it('refuses to start, with one clear UNAVAILABLE line, when Redis cannot be reached', async () => {
     const started = Date.now();
     await assert.rejects(
