@@ -177,8 +177,9 @@ export class PresenceService {
 
   private async flush(): Promise<void> {
     this.timer = null;
-    const batch = [...this.pending.values()];
+    const taken = [...this.pending.values()];
     this.pending = new Map();
+    const batch = await this.stillTrue(taken);
     const byConversation = new Map<string, PresenceInfo[]>();
     /** conversationId → whether its members are pushed presence; read once per window. */
     const pushed = new Map<string, boolean>();
@@ -197,6 +198,24 @@ export class PresenceService {
       ]);
     } catch (err) {
       this.onError(err);
+    }
+  }
+
+  /**
+   * The changes of `batch` that the engine still holds true. With several instances on one engine, a user's offline
+   * on one instance and their later online on another are each published by their own instance, each after its own
+   * window: the late one to flush must not undo the other. A change the engine no longer holds (the user is online
+   * again, or went offline) is dropped: the instance that made the newer change publishes it. When the engine cannot
+   * answer, the batch goes out as it is (a client that missed a change still converges with `presence.get`).
+   */
+  private async stillTrue(batch: PresenceInfo[]): Promise<PresenceInfo[]> {
+    if (batch.length === 0) return batch;
+    try {
+      const now = await this.presence.get(batch.map((info) => info.userId), this.now());
+      return batch.filter((info, i) => now[i]?.online === info.online);
+    } catch (err) {
+      this.onError(err);
+      return batch;
     }
   }
 
