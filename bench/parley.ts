@@ -594,8 +594,18 @@ export interface MemoryResult {
   perConnKB: number;
   /** (after − mid) / the last four fifths: what one more connection costs once the process has grown (the slope). */
   marginalKB: number;
+  /** The slope's share in the V8 heap in use (JS objects, after the last GC) and outside it (buffers), KB per connection. */
+  heapUsedKB: number;
+  externalKB: number;
   connectMs: number;
   samplesAfterMB: number[];
+}
+
+/** The server's V8 heap in use and its memory outside the heap (buffers, typed arrays), in bytes, from /metrics. */
+async function heapStats(server: TestServer): Promise<{ heapUsed: number; external: number }> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { heapUsed: read('parley_nodejs_heap_size_used_bytes'), external: read('parley_nodejs_external_memory_bytes') };
 }
 
 /** RSS samples `count` times `intervalMs` apart; the minimum of the last ones is what remains after GC. */
@@ -643,12 +653,17 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
     await connect(0, fifth);
     const connectFirstMs = performance.now() - t0;
     const mid = await settledRss(pid);
+    const midHeap = await heapStats(server);
     const t1 = performance.now();
     await connect(fifth, connections);
     const connectMs = connectFirstMs + performance.now() - t1;
     log(`memory: ${connections} authenticated connections (+${warmup} warm-up) in ${Math.round(connectMs)} ms`);
     const after = await settledRss(pid, 8);
+    const afterHeap = await heapStats(server);
+    const rest = (connections - fifth) * 1024;
     return {
+      heapUsedKB: (afterHeap.heapUsed - midHeap.heapUsed) / rest,
+      externalKB: (afterHeap.external - midHeap.external) / rest,
       connections,
       warmup,
       rssBeforeMB: before.rss / 1024 / 1024,

@@ -247,7 +247,8 @@ if (memConnections > 0) {
           `${memory.rssMidMB.toFixed(1)} MB after the first fifth -> ` +
           `${memory.rssAfterMB.toFixed(1)} MB after (samples ${memory.samplesAfterMB.map((m) => m.toFixed(1)).join(', ')}): ` +
           `${memory.perConnKB.toFixed(2)} KB per connection from the warm-up, ${memory.marginalKB.toFixed(2)} KB per connection ` +
-          `past the first fifth (the slope)\n`,
+          `past the first fifth (the slope; of it ${memory.heapUsedKB.toFixed(2)} KB JS heap in use, ` +
+          `${memory.externalKB.toFixed(2)} KB buffers outside the heap)\n`,
       );
     } catch (error) {
       console.error(`  memory: ${(error as Error).message}`);

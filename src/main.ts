@@ -198,6 +198,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   };
   const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate, lookup: config.limits.userLookupRate };
   const originPolicy = createOriginPolicy(config.server.cors.origins, config.server.publicUrl);
+  const sessions = new Sessions(store, publisher, config.auth.jwt.clockToleranceSeconds * 1000);
   const gateway = new Gateway({
     options: {
       path: '/ws',
@@ -210,7 +211,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       tokenClockToleranceMs: config.auth.jwt.clockToleranceSeconds * 1000,
     },
     authenticator,
-    store,
+    sessions,
     bus,
     services,
     metrics,
@@ -221,7 +222,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
     admin: new Admin(store, chat, publisher, onPublishError, chatLimitsFrom(config).maxReplyBytes),
-    sessions: new Sessions(store, publisher, config.auth.jwt.clockToleranceSeconds * 1000),
+    sessions,
     authenticator,
     metrics,
     logger,

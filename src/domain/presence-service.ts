@@ -133,13 +133,18 @@ export class PresenceService {
     return states;
   }
 
-  /** Stop the timers, and resolve once a flush or sweep already running has finished (the store may close then). */
+  /**
+   * Stop the timers, publish the changes still waiting for their window (a draining instance's users going offline
+   * must reach the other instances' clients), and resolve once that and any flush or sweep already running have
+   * finished (the store and bus may close then).
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await Promise.allSettled([...this.running]);
+    if (this.pending.size > 0) await this.flush();
   }
 
   private run(work: () => Promise<void>): void {

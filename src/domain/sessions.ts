@@ -1,4 +1,5 @@
 import { ParleyError } from '../protocol/errors.js';
+import type { ConversationPosition } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import type { Publisher } from './publisher.js';
 
@@ -9,6 +10,17 @@ import type { Publisher } from './publisher.js';
  * instance, through a control message on the user's topic. The Authenticator refuses revoked tokens at every later
  * WebSocket upgrade and REST call.
  */
+/**
+ * Whether a connection being set up may go on (its token was valid at the upgrade; what follows was stored since):
+ * the user still exists, is not banned, and its token was not revoked (logout of its session, or "log out everywhere"
+ * after it was issued). Admitted, it carries the ids of the user's conversations at that moment.
+ */
+export type ConnectionAdmission =
+  | { status: 'admitted'; conversationIds: string[] }
+  | { status: 'unknown_user' }
+  | { status: 'banned' }
+  | { status: 'revoked' };
+
 export class Sessions {
   constructor(
     private readonly store: Store,
@@ -37,5 +49,34 @@ export class Sessions {
   async logoutEverywhere(userId: string): Promise<void> {
     if ((await this.store.bumpTokenGeneration(userId)) === null) throw new ParleyError('NOT_FOUND', 'no such user');
     await this.publisher.controlUser(userId, 'revoke');
+  }
+
+  /**
+   * Step 2 of a connection's setup (src/gateway/gateway.ts, `setUp`), read after it listens on the user's topic, so a
+   * ban or revocation stored before is seen here and one stored after reaches it as an event. The three reads run at
+   * once (one round trip's wait on a network store).
+   */
+  async admit(userId: string, sessionId: string | null, tokenGeneration: number | null): Promise<ConnectionAdmission> {
+    const [user, sessionRevoked, conversationIds] = await Promise.all([
+      this.store.getUser(userId),
+      sessionId === null ? false : this.store.isSessionRevoked(sessionId),
+      this.store.listConversationIds(userId),
+    ]);
+    if (!user) return { status: 'unknown_user' };
+    if (user.banned) return { status: 'banned' };
+    // A logout that landed between authentication and the subscription published its close before the connection listened.
+    const loggedOutEverywhere = tokenGeneration !== null && tokenGeneration !== user.tokenGeneration;
+    if (sessionRevoked || loggedOutEverywhere) return { status: 'revoked' };
+    return { status: 'admitted', conversationIds };
+  }
+
+  /** Ids of the user's conversations (what a gateway's interests must match after its bus lost events). */
+  conversationIds(userId: string): Promise<string[]> {
+    return this.store.listConversationIds(userId);
+  }
+
+  /** The user's conversations as positions for `welcome`, most recently active first. */
+  positions(userId: string): Promise<ConversationPosition[]> {
+    return this.store.listPositions(userId);
   }
 }

@@ -196,6 +196,9 @@ export class Connection {
     this.queue.push(frame);
     this.queuedBytes += frame.length;
     this.markDirty();
+    // Counted when queued, not at the end-of-turn flush: requests answered in this turn end their reservations now,
+    // and a held request served before the flush must see what their fan-out already added.
+    this.recount();
     return true;
   }
 
@@ -352,14 +355,14 @@ export class Connection {
   }
 
   /**
-   * Written bytes not yet confirmed beyond the `outgoingProbeBytes` a reading client may have in flight: what the
-   * process-wide budget counts. Bytes past the allowance are always covered by pings (see `flush`), so this backlog
+   * Bytes queued or written and not yet confirmed, beyond the `outgoingProbeBytes` a reading client may have in
+   * flight: what the process-wide budget counts. Bytes past the allowance are always covered by pings (see `flush`), so this backlog
    * shrinks as soon as the peer reads. While its pongs wait unread (its socket is not read, or was not until a pong
    * confirmed a position written since), confirmations cannot come: then it is what our socket buffer holds (the
    * memory it costs us) beyond the allowance, so that holding a publisher's requests never freezes its count.
    */
   backlogBytes(): number {
-    const outstanding = this.pongsHeld ? this.socket.writableLength : this.writtenBytes - this.confirmedBytes;
+    const outstanding = (this.pongsHeld ? this.socket.writableLength : this.writtenBytes - this.confirmedBytes) + this.queuedBytes;
     return Math.max(0, outstanding - this.limits.outgoingProbeBytes);
   }
 

@@ -8,6 +8,7 @@ import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bu
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
+import type { Sessions } from '../domain/sessions.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '@parley/protocol';
@@ -15,7 +16,6 @@ import { ParleyError, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
-import type { Store } from '../store/store.js';
 import type { ConversationPosition } from '../protocol/types.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher, type RequestTarget } from './dispatcher.js';
@@ -65,7 +65,8 @@ export interface GatewayOptions {
 export interface GatewayDeps {
   options: GatewayOptions;
   authenticator: Authenticator;
-  store: Store;
+  /** The setup's reads of the user and their conversations (the domain's; the gateway never reads the store). */
+  sessions: Pick<Sessions, 'admit' | 'positions' | 'conversationIds'>;
   bus: Bus;
   services: Services;
   metrics: Metrics;
@@ -78,6 +79,8 @@ const kConnection = Symbol('parley.connection');
 const WELCOME_FIXED_BYTES = 1024;
 /** What an event adds to the content its request carried: event name, ids, seq, times (lean events: well under this). */
 const EVENT_ENVELOPE_BYTES = 128;
+/** Users whose conversations are re-read at once after a bus reset. */
+const RESYNC_CONCURRENCY = 16;
 
 /** A join (`conversation.updated` on the user's topic) or a leave, kick or deletion (`conversation.removed`). */
 interface MembershipChange {
@@ -302,24 +305,18 @@ export class Gateway implements ConnectionOwner {
     try {
       await this.deps.bus.subscribe(userTopic(userId));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      const [user, sessionRevoked, conversationIds] = await Promise.all([
-        this.deps.store.getUser(userId),
-        connection.sessionId === null ? false : this.deps.store.isSessionRevoked(connection.sessionId),
-        this.deps.store.listConversationIds(userId),
-      ]);
+      const admission = await this.deps.sessions.admit(userId, connection.sessionId, connection.tokenGeneration);
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      if (!user) return this.closeConnection(connection, 'UNAUTHORIZED');
-      if (user.banned) return this.closeConnection(connection, 'BANNED');
-      // A logout that landed between authentication and step 1 published its close before this connection listened.
-      const loggedOutEverywhere = connection.tokenGeneration !== null && connection.tokenGeneration !== user.tokenGeneration;
-      if (sessionRevoked || loggedOutEverywhere) return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (admission.status === 'unknown_user' || admission.status === 'revoked') return this.closeConnection(connection, 'UNAUTHORIZED');
+      if (admission.status === 'banned') return this.closeConnection(connection, 'BANNED');
+      const { conversationIds } = admission;
       for (const id of conversationIds) this.addInterest(connection, id);
       for (const change of setup.changes) this.applyChange(connection, change);
       setup.listed = true;
       topics = [...connection.conversations];
       await Promise.all(topics.map((id) => this.deps.bus.subscribe(conversationTopic(id))));
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
-      positions = await this.deps.store.listPositions(userId);
+      positions = await this.deps.sessions.positions(userId);
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
     } catch (err) {
       if (connection.state !== ConnectionState.Open) return this.releaseAbandoned(userId, topics);
@@ -517,14 +514,20 @@ export class Gateway implements ConnectionOwner {
 
   // ---------------------------------------------------------------- interest index
 
-  private addInterest(connection: Connection, conversationId: string, subscribe = true): void {
+  /**
+   * Add the connection to the conversation's local audience; the first one subscribes this instance to its topic.
+   * Returns that subscription (it never rejects: a failure is logged), or null when the topic was subscribed already.
+   */
+  private addInterest(connection: Connection, conversationId: string, subscribe = true): Promise<void> | null {
     connection.addConversation(conversationId);
     let members = this.byConversation.get(conversationId);
+    let subscribing: Promise<void> | null = null;
     if (!members) {
       this.byConversation.set(conversationId, (members = new Set()));
-      if (subscribe) this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed'));
+      if (subscribe) subscribing = this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed'));
     }
     members.add(connection);
+    return subscribing;
   }
 
   private removeInterest(connection: Connection, conversationId: string): void {
@@ -663,10 +666,54 @@ export class Gateway implements ConnectionOwner {
     else this.removeInterest(connection, change.conversationId);
   }
 
-  /** After the bus lost messages, tell every client to catch up (the SDK answers with `sync`). */
+  /**
+   * The bus lost events (it reconnected, and resubscribed this instance's topics). Membership events may be among them,
+   * so each local user's conversations are read again from the store and the interest index brought in step (a kick
+   * or ban whose event was lost stops delivery here; a join whose event was lost starts it); once the subscriptions
+   * are in place, the user's connections get `resync` and catch up with `sync`, staying open (closing every connection
+   * of every instance at once would be a reconnect storm). Users are done `RESYNC_CONCURRENCY` at a time: a bounded
+   * stream of reads, not one burst. A user whose conversations cannot be read is closed with 4005 (reconnect, sync).
+   */
   private resynchroniseAll(): void {
-    this.deps.logger.warn({ connections: this.connections.size }, 'bus reset: asking clients to reconnect and resynchronise');
-    for (const connection of this.connections) this.closeConnection(connection, 'UNAVAILABLE');
+    const users = [...this.byUser.keys()];
+    this.deps.logger.warn({ users: users.length, connections: this.connections.size }, 'bus reset: reconciling interests and asking clients to resynchronise');
+    const frame = frameText(encodeEvent('resync', { reason: 'bus_reset' }));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < users.length) await this.resynchroniseUser(users[next++]!, frame);
+    };
+    this.track(Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)));
+  }
+
+  private async resynchroniseUser(userId: string, frame: Buffer): Promise<void> {
+    let wanted: Set<string>;
+    try {
+      wanted = new Set(await this.deps.sessions.conversationIds(userId));
+    } catch (err) {
+      this.deps.logger.warn({ err, userId }, 'bus reset: conversations not readable, closing the user\'s connections');
+      for (const connection of [...this.devicesOf(userId)]) this.closeConnection(connection, 'UNAVAILABLE');
+      return;
+    }
+    const subscribing: Array<Promise<void>> = [];
+    const ready: Connection[] = [];
+    for (const connection of [...this.devicesOf(userId)]) {
+      if (connection.state !== ConnectionState.Open) continue;
+      const setup = this.setups.get(connection);
+      // Still setting up: it lists its conversations after subscribing; the event follows its welcome.
+      if (setup) {
+        this.hold(connection, setup, frame);
+        continue;
+      }
+      for (const id of [...connection.conversations]) if (!wanted.has(id)) this.removeInterest(connection, id);
+      for (const id of wanted) {
+        if (connection.conversations.has(id)) continue;
+        const subscription = this.addInterest(connection, id);
+        if (subscription) subscribing.push(subscription);
+      }
+      ready.push(connection);
+    }
+    await Promise.all(subscribing);
+    for (const connection of ready) connection.send(frame);
   }
 
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)

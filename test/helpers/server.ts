@@ -27,7 +27,8 @@ export interface TestServer {
 export const OWN_SECRET = 'test-own-secret-test-own-secret-0123456789';
 export const EXTERNAL_SECRET = 'test-external-secret-0123456789-abcdefghij';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+/** BENCH_PARLEY_CLI runs another build's `dist/cli.js` (the bench compares two commits in one harness). */
+const CLI = process.env.BENCH_PARLEY_CLI || new URL('../../dist/cli.js', import.meta.url).pathname;
 
 /**
  * `options.dataDir` reuses a data folder (and leaves it in place on stop). `options.port` listens on that port instead

@@ -32,8 +32,14 @@ function violations(dir: string, forbidden: (target: string) => boolean): string
   return sourceFiles(dir).flatMap((file) => resolvedImports(file).filter(forbidden).map((target) => `${file} → ${target}`));
 }
 
-/** The engines' folders (and src/redis/, the Redis client setup the Redis engines share). */
-const engineFolder = /^src\/(store\/sqlite|(bus|presence|ratelimit)\/(memory|redis)|redis)\//;
+/** The seams; every folder inside one is an engine (sqlite, memory, postgres, redis…): found, not listed by hand. */
+const SEAMS = ['store', 'bus', 'presence', 'ratelimit'];
+const engineFolders = SEAMS.flatMap((seam) =>
+  readdirSync(join(root, 'src', seam)).filter((name) => statSync(join(root, 'src', seam, name)).isDirectory()).map((name) => `src/${seam}/${name}/`),
+);
+const isEngine = (path: string): boolean => engineFolders.some((folder) => path.startsWith(folder));
+/** Packages that speak to an engine or a transport: never imported by the domain. */
+const ENGINE_PACKAGES = /^(ws|better-sqlite3|fastify|@fastify\/|pg|pg-|postgres|ioredis|redis|@redis\/|nats|@nats-io\/|kafkajs|@confluentinc\/)/;
 
 describe('layering', () => {
   it('protocol imports nothing of Parley but itself', () => {
@@ -42,12 +48,32 @@ describe('layering', () => {
 
   it('domain imports only the protocol, the seam interfaces and its own modules: no transport, SQL or engine', () => {
     const allowed = /^src\/(protocol\/|domain\/|config\/schema|store\/store|bus\/bus|bus\/envelope|presence\/presence)/;
-    assert.deepEqual(violations('src/domain', (t) => (t.startsWith('src/') && !allowed.test(t)) || /^(ws|better-sqlite3|fastify|pg|ioredis)/.test(t)), []);
+    assert.deepEqual(violations('src/domain', (t) => (t.startsWith('src/') && !allowed.test(t)) || ENGINE_PACKAGES.test(t)), []);
   });
 
   it('only the composition root imports concrete engines', () => {
-    const outside = sourceFiles('src').filter((f) => f !== 'src/main.ts' && !engineFolder.test(f));
-    const bad = outside.flatMap((file) => resolvedImports(file).filter((t) => engineFolder.test(t)).map((t) => `${file} → ${t}`));
+    assert.ok(engineFolders.includes('src/store/sqlite/') && engineFolders.includes('src/bus/memory/'), `engine folders found: ${engineFolders}`);
+    const outside = sourceFiles('src').filter((f) => f !== 'src/main.ts' && !isEngine(f));
+    const bad = outside.flatMap((file) => resolvedImports(file).filter(isEngine).map((t) => `${file} → ${t}`));
+    assert.deepEqual(bad, []);
+  });
+
+  it('an engine imports no other engine (each stands alone behind its seam)', () => {
+    const bad = engineFolders.flatMap((folder) =>
+      sourceFiles(folder.slice(0, -1)).flatMap((file) => resolvedImports(file).filter((t) => isEngine(t) && !t.startsWith(folder)).map((t) => `${file} → ${t}`)),
+    );
+    assert.deepEqual(bad, []);
+  });
+
+  it('the gateway reads no store: only the domain, the protocol, auth, the bus and rate-limit seams and shared HTTP plumbing', () => {
+    const allowed = /^src\/(gateway\/|domain\/|protocol\/|auth\/|bus\/bus|bus\/envelope|ratelimit\/limiter|ratelimit\/token-bucket|http\/metrics|http\/connection-guard)/;
+    assert.deepEqual(violations('src/gateway', (t) => t.startsWith('src/') && !allowed.test(t)), []);
+  });
+
+  it('src/redis/ (the Redis client setup the Redis engines share) is imported only by Redis engines and the composition root', () => {
+    const redisEngine = (file: string) => engineFolders.some((folder) => folder.endsWith('/redis/') && file.startsWith(folder));
+    const outside = sourceFiles('src').filter((f) => f !== 'src/main.ts' && !f.startsWith('src/redis/') && !redisEngine(f));
+    const bad = outside.flatMap((file) => resolvedImports(file).filter((t) => t.startsWith('src/redis/')).map((t) => `${file} → ${t}`));
     assert.deepEqual(bad, []);
   });
 

@@ -47,12 +47,17 @@ export interface EventMap {
   'conversation.updated': Conversation;
   /** You no longer belong to this conversation (left, kicked, banned, or it was deleted). */
   'conversation.removed': { conversationId: string; reason: 'left' | 'kicked' | 'banned' | 'deleted' };
+  /**
+   * Events meant for this connection may have been lost (the server's link to its event bus broke and is back); the
+   * connection stays open and delivery is in place again. Run `sync` with your positions, as after a reconnect.
+   */
+  'resync': { reason: 'bus_reset' };
 }
 
 export type EventName = keyof EventMap;
 export const eventNames: EventName[] = [
   'welcome', 'message.new', 'message.updated', 'read', 'typing', 'presence', 'member.joined', 'member.left', 'member.summary',
-  'member.role', 'conversation.updated', 'conversation.removed',
+  'member.role', 'conversation.updated', 'conversation.removed', 'resync',
 ];
 
 export interface EventFrame<E extends EventName = EventName> {

@@ -444,6 +444,10 @@ export class ParleyClient extends ConversationRequests {
       case 'conversation.removed':
         this.sequencer.forget((data as EventMap['conversation.removed']).conversationId);
         break;
+      case 'resync':
+        // The server may have lost events for us (its bus reconnected): catch up as after a reconnect.
+        this.checkHeads();
+        break;
     }
     // Every other event (and events of newer servers this SDK does not know) goes to the app as is.
     (this.emitter.emit as (e: string, d: unknown) => void)(name, data);
