@@ -19,8 +19,8 @@
  *   waits for an engine that cannot be reached: it rejects promptly (within the engine's command timeout, at once when
  *   known to be disconnected) with ParleyError UNAVAILABLE, which is temporary: retry later. No engine buffers
  *   payloads without bound while disconnected.
- * - `subscribe` rejects with UNAVAILABLE while the engine cannot be reached; the engine keeps the interest and restores
- *   it when it is back.
+ * - `subscribe` rejects with UNAVAILABLE while the engine cannot be reached; the engine keeps the interest, restores
+ *   it when it is back, and then runs `onReset`: a failed subscribe never leaves a topic silently missing.
  * - `onReset` listeners run whenever payloads may have been lost (an engine connection dropped): after the engine
  *   has restored every subscription, so the gateway then tells its clients to resynchronise and delivery works again.
  * - `ping` rejects while the instance is not receiving what it subscribed to (engine down, subscriptions lost or
