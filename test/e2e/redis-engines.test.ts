@@ -29,6 +29,9 @@ describe('two instances on one Redis', () => {
     // One user's message budget, small enough to spend across both instances in a test.
     PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '0.01',
     PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '4',
+    // Presence expiry short enough to watch a killed instance's users go offline (touches every ttl / 3).
+    PARLEY_PRESENCE_TTL_MS: '3000',
+    PARLEY_HEARTBEAT_INTERVAL_MS: '500',
   });
   const connect = async (server: TestServer, token: string): Promise<RawClient> => {
     const client = await RawClient.connect(server.wsUrl, token);
@@ -85,6 +88,34 @@ describe('two instances on one Redis', () => {
       replies.push(await client.request('message.send', { conversationId: conversation.id, key: `r${i}`, text: `m${i}` }));
     }
     assert.deepEqual(replies.map((r) => r.error?.code ?? 'ok'), ['ok', 'ok', 'ok', 'ok', 'RATE_LIMITED', 'RATE_LIMITED']);
+  });
+
+  it("shows presence across instances, and clears a killed instance's users within the expiry", async () => {
+    const [one, two] = servers as [TestServer, TestServer];
+    const third = await startServer(env()); // killed below
+    try {
+      const gina = await register(one, `gina-${process.pid}`);
+      const hank = await register(two, `hank-${process.pid}`);
+      const ivan = await register(third, `ivan-${process.pid}`);
+      const g = await connect(one, gina.token);
+      const h = await connect(two, hank.token);
+      const i = await connect(third, ivan.token);
+      const { conversation } = await g.ok('conversation.create', { name: `presence ${process.pid}` });
+      await h.ok('conversation.join', { conversationId: conversation.id });
+      await i.ok('conversation.join', { conversationId: conversation.id });
+      const { users } = await g.ok('presence.get', { userIds: [hank.id, ivan.id] });
+      assert.deepEqual(users.map((u: any) => u.online), [true, true], 'users of two other instances are online');
+      h.close();
+      await g.waitFor('presence', (d) => d.users.some((u: any) => u.userId === hank.id && !u.online), 5000);
+      // SIGKILL: no disconnect reaches Redis; another instance's sweep finds ivan's entry expired.
+      const killedAt = Date.now();
+      await third.kill('SIGKILL');
+      await g.waitFor('presence', (d) => d.users.some((u: any) => u.userId === ivan.id && !u.online), 20_000);
+      const tookMs = Date.now() - killedAt;
+      assert.ok(tookMs < 3 * 3000, `offline ${tookMs} ms after the kill: within ttl (3 s) + the sweep claim (3 s) + a sweep period`);
+    } finally {
+      await third.kill('SIGKILL');
+    }
   });
 
   it('is unready while Redis is down; once it is back, clients are told to resynchronise and events cross again', async () => {
