@@ -112,7 +112,9 @@ describe('two instances on one Redis', () => {
       await third.kill('SIGKILL');
       await g.waitFor('presence', (d) => d.users.some((u: any) => u.userId === ivan.id && !u.online), 20_000);
       const tookMs = Date.now() - killedAt;
-      assert.ok(tookMs < 3 * 3000, `offline ${tookMs} ms after the kill: within ttl (3 s) + the sweep claim (3 s) + a sweep period`);
+      // Its entries lapse within the ttl (3 s) of its last touch, a claim it held lapses within 3 s, and another instance
+      // sweeps every 1.5 s: 4.5 s, and room for a busy machine's late timers.
+      assert.ok(tookMs < 12_000, `offline ${tookMs} ms after the kill`);
     } finally {
       await third.kill('SIGKILL');
     }
