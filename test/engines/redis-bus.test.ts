@@ -75,6 +75,37 @@ describe('redis bus: what only a network engine does', () => {
     }
   });
 
+  it('finds a subscriber connection gone silent (a stalled Redis), restores it and resets', async () => {
+    const bus = await createRedisBus({ ...options(), name: 'silent', healthCheckMs: 100 });
+    const publisher = await createRedisBus({ ...options(), name: 'silent-publisher' });
+    const admin = new Redis(redis.url);
+    const got: string[] = [];
+    let resets = 0;
+    bus.onMessage((_topic, payload) => got.push(payload));
+    bus.onReset(() => resets++);
+    try {
+      await bus.subscribe('c.silent');
+      // Nobody is answered for 2.5 s, and no connection is closed by Redis: only the PING can tell.
+      await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+      await assert.rejects(bus.ping(), (err: unknown) => isParleyError(err) && err.code === 'UNAVAILABLE', 'ping fails while the subscriber is silent');
+      const deadline = Date.now() + 20_000;
+      while (resets === 0) {
+        assert.ok(Date.now() < deadline, 'no reset within 20 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await bus.ping();
+      await publisher.publish('c.silent', 'after');
+      while (!got.includes('after')) {
+        assert.ok(Date.now() < deadline, 'nothing delivered after the reset');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      admin.disconnect();
+      await bus.close();
+      await publisher.close();
+    }
+  });
+
   it('refuses to start, with one clear UNAVAILABLE line, when Redis cannot be reached', async () => {
     const started = Date.now();
     await assert.rejects(

@@ -13,6 +13,12 @@ export interface RedisBusOptions extends RedisConnectionOptions {
   maxPendingPublishes?: number;
   /** Topics per SUBSCRIBE / UNSUBSCRIBE command. @default 1000 */
   batchSize?: number;
+  /**
+   * How often the subscriber connection is asked PING, in ms. A subscriber only reads, so a connection that went
+   * silent (a stalled Redis, a network that drops packets without closing) is otherwise noticed only by TCP
+   * keep-alive, minutes later, while the instance delivers nothing. @default 5000
+   */
+  healthCheckMs?: number;
   /** Where a throwing handler's error goes. @default console.error */
   onHandlerError?: (error: unknown, topic: string) => void;
   /** Connection events worth a log line (lost, back, subscriptions restored). @default ignored */
@@ -43,7 +49,9 @@ export interface RedisBusOptions extends RedisConnectionOptions {
  *   only then runs the `onReset` listeners, so clients resynchronise when delivery works again. A SUBSCRIBE or
  *   UNSUBSCRIBE that fails on a live connection (a timeout) drops the connection on purpose, which takes the same path.
  *   `ping` fails from the drop until the subscriptions are restored, so /readyz says the instance is not delivering
- *   (never green while subscriptions are lost).
+ *   (never green while subscriptions are lost). A subscriber connection that goes silent without closing is found by
+ *   a PING every `healthCheckMs` (and by each `ping`): one unanswered within `commandTimeoutMs` drops the connection,
+ *   which takes the same path.
  *
  * Topic names: a channel is `channelPrefix` + the topic, byte for byte; Redis channels are binary-safe and a SUBSCRIBE
  * channel is never a pattern, so any id of the id alphabet (src/protocol/ids.ts) is carried as is.
@@ -71,6 +79,7 @@ export class RedisBus implements Bus {
   private handler: ((topic: string, payload: string) => void) | null = null;
   private readonly resetListeners: Array<() => void> = [];
   private closed = false;
+  private readonly healthCheck: NodeJS.Timeout;
 
   constructor(private readonly pub: Redis, private readonly sub: Redis, options: RedisBusOptions) {
     this.prefix = options.channelPrefix ?? 'parley:';
@@ -92,6 +101,8 @@ export class RedisBus implements Bus {
       if (this.closed || !this.lost) return;
       this.schedule();
     });
+    this.healthCheck = setInterval(() => void this.checkSubscriber().catch(() => undefined), options.healthCheckMs ?? 5000);
+    this.healthCheck.unref();
   }
 
   async publish(topic: string, payload: string): Promise<void> {
@@ -140,15 +151,27 @@ export class RedisBus implements Bus {
       throw new ParleyError('UNAVAILABLE', 'redis bus: subscriptions lost (connection to Redis down or being restored)');
     }
     try {
-      await this.pub.ping();
+      await Promise.all([this.pub.ping(), this.checkSubscriber()]);
     } catch (err) {
       throw unavailable('redis bus: ping failed', err);
+    }
+  }
+
+  /** PING on the subscriber connection; one that does not answer is dropped (and so restored, then reset). */
+  private async checkSubscriber(): Promise<void> {
+    if (this.closed || this.sub.status !== 'ready') return;
+    try {
+      await this.sub.ping();
+    } catch (err) {
+      if (!this.closed && this.sub.status === 'ready') this.sub.disconnect(true);
+      throw err;
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.healthCheck);
     this.wanted.clear();
     const waiters = this.waiters;
     this.waiters = [];
