@@ -357,8 +357,17 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
 
         await faults.start();
         await waitFor('onReset at both instances', () => resets.a >= 1 && resets.b >= 1, 20_000);
-        await pair.a.ping();
-        await pair.b.ping();
+        // Each instance answers ping again once all of its connections are back (the publishing one may come back a
+        // moment after the subscriptions were restored).
+        let pinged = false;
+        const pingBoth = () => Promise.all([pair.a.ping(), pair.b.ping()]).then(() => (pinged = true), () => undefined);
+        await pingBoth();
+        const pingDeadline = Date.now() + 20_000;
+        while (!pinged) {
+          assert.ok(Date.now() < pingDeadline, 'ping did not succeed within 20 s of the restart');
+          await new Promise((r) => setTimeout(r, 20));
+          await pingBoth();
+        }
         // Subscriptions were restored before onReset: a payload published now arrives, with no resubscribe call.
         await pair.a.publish(topic, 'after');
         await waitFor('the payload published after the restart', () => payloadsOn(got.b, topic).includes('after') && payloadsOn(got.a, topic).includes('after'), 20_000);
