@@ -144,6 +144,8 @@ describe('two instances on one Redis', () => {
     assert.ok(messages.some((m: any) => m.id === during.id), 'the message sent while Redis was down is there to catch up on');
     const after = await e.ok('message.send', { conversationId: conversation.id, key: 'after', text: 'after the restart' });
     assert.equal((await d.waitFor('message.new', (m) => m.id === after.id, 10_000)).text, 'after the restart');
+    // The restarted Redis forgot who is online; the next heartbeat round of dave's instance registers him again.
+    await until(async () => (await e.ok('presence.get', { userIds: [dave.id] })).users[0]?.online === true, 'dave online again in the new Redis', 15_000, 100);
   });
 });
 
