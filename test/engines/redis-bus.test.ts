@@ -37,6 +37,7 @@ describe('redis bus: what only a network engine does', () => {
     const monitor = new Redis(redis.url);
     try {
       const topics = Array.from({ length: 250 }, (_, i) => `c.batching-${i}`);
+      await monitor.config('RESETSTAT'); // command counts from here on
       await Promise.all(topics.map((topic) => bus.subscribe(topic)));
       const channels = (await monitor.pubsub('CHANNELS', `batch-${process.pid}:*`)) as string[];
       assert.equal(channels.length, 250, 'every topic is a channel of its own');
@@ -44,7 +45,7 @@ describe('redis bus: what only a network engine does', () => {
       // Redis counts commands per type: the 250 calls above went out as one SUBSCRIBE.
       const stats = (await monitor.info('commandstats')).split('\r\n').find((line) => line.startsWith('cmdstat_subscribe:'));
       const calls = Number(/calls=(\d+)/.exec(stats ?? '')?.[1]);
-      assert.ok(calls >= 1 && calls < 250, `SUBSCRIBE ran ${calls} times for 250 topics of one turn`);
+      assert.equal(calls, 1, `SUBSCRIBE ran ${calls} times for 250 topics of one turn`);
       await Promise.all(topics.slice(0, 100).map((topic) => bus.unsubscribe(topic)));
       assert.equal(((await monitor.pubsub('CHANNELS', `batch-${process.pid}:*`)) as string[]).length, 150);
     } finally {
@@ -64,7 +65,7 @@ describe('redis bus: what only a network engine does', () => {
       const waiting = Array.from({ length: 5 }, (_, i) => bus.publish('c.paused', `waiting ${i}`).then(() => 'ok', (err: unknown) => err));
       const refused = await bus.publish('c.paused', 'one too many').then(() => 'ok', (err: unknown) => err);
       assert.ok(isParleyError(refused) && refused.code === 'UNAVAILABLE', 'the sixth is refused at once');
-      assert.ok(Date.now() - started < 100, `refused in ${Date.now() - started} ms`);
+      assert.ok(Date.now() - started < 500, `refused in ${Date.now() - started} ms, not after the timeout`);
       const outcomes = await Promise.all(waiting);
       const elapsed = Date.now() - started;
       assert.ok(outcomes.every((o) => isParleyError(o) && o.code === 'UNAVAILABLE'), `each waiting publish failed with UNAVAILABLE: ${outcomes.map(String)}`);
