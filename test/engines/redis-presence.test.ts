@@ -63,8 +63,10 @@ describe('redis presence: what only a network engine does', () => {
     try {
       const now = Date.now();
       await presence.connect('ann', 'c1', now);
+      await presence.connect('bob', 'c2', now);
+      await presence.disconnect('bob', 'c2', now + 1);
       await presence.sweep(now);
-      for (const key of ['expiry:c:ann', 'expiry:u:ann', 'expiry:sweep']) {
+      for (const key of ['expiry:c:ann', 'expiry:u:ann', 'expiry:u:bob', 'expiry:online', 'expiry:offline', 'expiry:sweep']) {
         const ttl = await admin.pttl(key);
         assert.ok(ttl > 0 && ttl <= 3000, `${key}: ${ttl}`);
       }

@@ -45,8 +45,7 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 ${RAISE_SEEN}
 ${RAISE_ONLINE}
 redis.call('ZREM', KEYS[4], ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 if redis.call('HGET', KEYS[2], 'on') == '1' then return 0 end
 redis.call('HSET', KEYS[2], 'on', '1')
 return 1`;
@@ -65,6 +64,7 @@ end
 redis.call('HSET', KEYS[2], 'on', '0')
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('ZADD', KEYS[4], now, ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
 return 1`;
 
 /**
@@ -92,6 +92,7 @@ for i = 5, #ARGV, 2 do
     redis.call('PEXPIRE', uk, ARGV[3])
   end
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return gone`;
 
 /** ARGV liveFrom, prefix, then userIds. Returns online (0 or 1) and seen ('' when none) for each, flat. */
@@ -104,7 +105,7 @@ end
 return out`;
 
 /**
- * KEYS online, offline, sweep; ARGV now, liveFrom, instance, claimedUntil, claimMs, batch, prefix.
+ * KEYS online, offline, sweep; ARGV now, liveFrom, instance, claimedUntil, claimMs, batch, prefix, keyExpiryMs.
  * Returns false when another instance holds the claim; else {users looked at, expired users}.
  */
 const SWEEP = `local now = tonumber(ARGV[1])
@@ -121,6 +122,7 @@ for _, u in ipairs(users) do
   redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[2])
   if redis.call('ZCARD', ck) == 0 then
     redis.call('HSET', ARGV[7] .. 'u:' .. u, 'on', '0')
+    redis.call('PEXPIRE', ARGV[7] .. 'u:' .. u, ARGV[8])
     redis.call('ZREM', KEYS[1], u)
     redis.call('ZADD', KEYS[2], now, u)
     expired[#expired + 1] = u
@@ -136,6 +138,8 @@ for _, u in ipairs(old) do
   local ck = ARGV[7] .. 'c:' .. u
   if redis.call('HGET', uk, 'on') ~= '1' and redis.call('ZCARD', ck) == 0 then redis.call('DEL', uk, ck) end
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
 return {#users + #old, expired}`;
 
 declare module 'ioredis' {
@@ -159,8 +163,9 @@ const MAX_SWEEP_ROUNDS = 20;
  * - Atomic steps: each call is one Lua script (ioredis sends EVALSHA, and EVAL when Redis lost its script cache).
  * - Expiry by itself: every time is the callers' `now`; a connection not touched within the ttl is not live, and
  *   the users whose connections all lapsed are found by `sweep` through the `online` set scored by last touch, so a
- *   dead instance's users go offline at the next sweep of any instance. Keys also expire in real time
- *   (`keyExpiryMs` after their last refresh), so a cluster that stopped leaves nothing behind.
+ *   dead instance's users go offline at the next sweep of any instance. Every key also expires in real time
+ *   (`keyExpiryMs` after it was last written; the shared sets are written by every step), so a cluster that stopped
+ *   leaves nothing behind.
  * - Forgotten entries: `touch` returns those it did not find live, and PresenceService registers again the ones
  *   whose connection this instance still holds, so a restarted (empty) Redis is refilled by the next heartbeat round.
  * - No overtaking: transitions are judged per connection inside the script, so a disconnect on one instance cannot
@@ -238,7 +243,7 @@ export class RedisPresence implements Presence {
       const result = await this.call('sweep', () =>
         this.redis.parleyPresenceSweep(
           this.prefix + 'online', this.prefix + 'offline', this.prefix + 'sweep',
-          now, now - this.ttlMs, this.instance, now + this.claimMs, this.claimMs, BATCH, this.prefix,
+          now, now - this.ttlMs, this.instance, now + this.claimMs, this.claimMs, BATCH, this.prefix, this.keyExpiryMs,
         ),
       );
       if (result === null) break; // another instance sweeps now
