@@ -14,7 +14,8 @@
  * Client connections use `connectRawWs` (raw TCP, no per-frame library cost); requests are sent in masked frames.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OWN_SECRET, signToken, startServer, type TestServer } from '../test/helpers/server.js';
 import { connectRawWs, findToken, makeBody, nextMessage, type CustomTarget, type FanoutAdapter, type Frame } from './fanout-client.js';
@@ -601,6 +602,28 @@ export interface MemoryResult {
   samplesAfterMB: number[];
 }
 
+/**
+ * BENCH_MEM_SNAPSHOTS=<dir>: write a heap snapshot of the server at the memory bench's first fifth and at its end (the
+ * server must run with BENCH_PARLEY_NODE_OPTIONS="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=<dir>"), to diff
+ * what one more connection costs by constructor. Waits (at most 120 s) until the new file stops growing.
+ */
+async function heapSnapshot(pid: number): Promise<void> {
+  const dir = process.env.BENCH_MEM_SNAPSHOTS;
+  if (!dir) return;
+  const count = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = count().length;
+  process.kill(pid, 'SIGUSR2');
+  let lastSize = -1;
+  for (let i = 0; i < 1200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const files = count();
+    if (files.length <= before) continue;
+    const size = statSync(join(dir, files.sort().at(-1)!)).size;
+    if (size > 0 && size === lastSize) return;
+    lastSize = size;
+  }
+}
+
 /** The server's V8 heap in use and its memory outside the heap (buffers, typed arrays), in bytes, from /metrics. */
 async function heapStats(server: TestServer): Promise<{ heapUsed: number; external: number }> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
@@ -654,12 +677,14 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
     const connectFirstMs = performance.now() - t0;
     const mid = await settledRss(pid);
     const midHeap = await heapStats(server);
+    await heapSnapshot(pid);
     const t1 = performance.now();
     await connect(fifth, connections);
     const connectMs = connectFirstMs + performance.now() - t1;
     log(`memory: ${connections} authenticated connections (+${warmup} warm-up) in ${Math.round(connectMs)} ms`);
     const after = await settledRss(pid, 8);
     const afterHeap = await heapStats(server);
+    await heapSnapshot(pid);
     const rest = (connections - fifth) * 1024;
     return {
       heapUsedKB: (afterHeap.heapUsed - midHeap.heapUsed) / rest,

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
 import type { ResultMap } from '@parley/protocol';
-import type { Change, Conversation, Member, MyConversation, StoredMessage } from '../protocol/types.js';
+import type { Change, Conversation, Member, Message, MyConversation, StoredMessage } from '../protocol/types.js';
 import type { Store } from '../store/store.js';
 import { canDelete, canKick, canManageInvites, canRename, canSetRoles } from './permissions.js';
 import type { MemberSummaries } from './member-summaries.js';
@@ -368,6 +368,16 @@ export class Chat {
     if (!message) throw await this.changeRefusal(d.conversationId, d.seq);
     this.announce(this.publisher.toConversation(d.conversationId, 'message.updated', toWire(message, null), null, connectionId));
     return { message: toWire(message, null) };
+  }
+
+  /**
+   * The conversation's messages stored after `afterSeq`, at most `limit`, deleted ones left out, as every member's
+   * `message.new` shows them (no idempotency key). For a gateway recovering what a join's subscription missed
+   * (src/gateway/join-recovery.ts): the connections it sends them to are members by the join it saw.
+   */
+  async messagesForMembers(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
+    const rows = await this.store.messagesAfter(conversationId, afterSeq, limit);
+    return rows.filter((m) => !m.deleted).map((m) => toWire(m, null));
   }
 
   async historyAfter(userId: string, d: RequestData<'history.after'>): Promise<ResultMap['history.after']> {

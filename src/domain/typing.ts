@@ -1,24 +1,31 @@
 import type { Store } from '../store/store.js';
 import { ParleyError } from '../protocol/errors.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { Publisher } from './publisher.js';
 
 /**
  * Typing indicators. A "typing: true" is forwarded to the other members at most once per `throttleMs` per user and
- * conversation, and expires by itself: `ttlMs` after the last "true" without a refresh, the others receive
- * "typing: false". Each event also carries `expiresInMs`, so a client can expire it even if the stop is lost.
+ * conversation (a bucket of one token in the rate limiter: shared by every instance when the limiter is, so a user
+ * typing on two devices on two instances is not forwarded twice as often), and expires by itself: `ttlMs` after the
+ * last "true" this instance saw without a refresh, the others receive "typing: false". Each event also carries
+ * `expiresInMs`, so a client can expire it even if the stop is lost.
  */
 export class TypingService {
-  private readonly active = new Map<string, { timer: NodeJS.Timeout; lastForwardedAt: number }>();
+  private readonly active = new Map<string, NodeJS.Timeout>();
   /** After close() nothing is armed or published: a request finishing during shutdown must not outlive the bus. */
   private closed = false;
+
+  private readonly throttle: { perSecond: number; burst: number };
 
   constructor(
     private readonly store: Store,
     private readonly publisher: Publisher,
+    private readonly limiter: Pick<RateLimiter, 'take' | 'refund'>,
     private readonly options: { ttlMs: number; throttleMs: number },
-    private readonly now: () => number = Date.now,
     private readonly onPublishError: (err: unknown) => void = () => {},
-  ) {}
+  ) {
+    this.throttle = { perSecond: 1000 / options.throttleMs, burst: 1 };
+  }
 
   async typing(userId: string, conversationId: string, typing: boolean): Promise<Record<string, never>> {
     if (!(await this.store.getMember(conversationId, userId))) throw new ParleyError('NOT_MEMBER');
@@ -29,16 +36,15 @@ export class TypingService {
       if (entry) this.stop(key, conversationId, userId);
       return {};
     }
-    const now = this.now();
-    if (entry) {
-      entry.timer.refresh();
-      if (now - entry.lastForwardedAt < this.options.throttleMs) return {};
-      entry.lastForwardedAt = now;
-    } else {
+    if (entry) entry.refresh();
+    else {
       const timer = setTimeout(() => this.stop(key, conversationId, userId), this.options.ttlMs);
       timer.unref();
-      this.active.set(key, { timer, lastForwardedAt: now });
+      this.active.set(key, timer);
     }
+    if (!(await this.limiter.take(throttleKey(conversationId, userId), this.throttle)).allowed) return {};
+    // Stopped (or closed) while the limiter answered: a late "true" would outlive the "false" already sent.
+    if (this.closed || !this.active.has(key)) return {};
     this.forward(conversationId, userId, true);
     return {};
   }
@@ -51,15 +57,17 @@ export class TypingService {
 
   close(): void {
     this.closed = true;
-    for (const { timer } of this.active.values()) clearTimeout(timer);
+    for (const timer of this.active.values()) clearTimeout(timer);
     this.active.clear();
   }
 
   private stop(key: string, conversationId: string, userId: string): void {
-    const entry = this.active.get(key);
-    if (entry) clearTimeout(entry.timer);
+    const timer = this.active.get(key);
+    if (timer) clearTimeout(timer);
     this.active.delete(key);
     this.forward(conversationId, userId, false);
+    // Typing again right after a stop is news: its "true" goes out at once, not after the throttle.
+    void this.limiter.refund(throttleKey(conversationId, userId), this.throttle);
   }
 
   private forward(conversationId: string, userId: string, typing: boolean): void {
@@ -68,3 +76,5 @@ export class TypingService {
       .catch(this.onPublishError);
   }
 }
+
+const throttleKey = (conversationId: string, userId: string): string => `typing:${conversationId}:${userId}`;

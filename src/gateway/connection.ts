@@ -98,7 +98,7 @@ export class Connection {
    * Only these payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for
    * reading.
    */
-  private outstanding: Array<[string, number]> = [];
+  private outstanding: Array<[string, number]> | null = null; // allocated with the first ping: idle ones never ping
   /** False once the owner removed this connection from its totals (closed). */
   private counted = true;
   /** The backlog the owner counted for this connection (see `backlogBytes`). */
@@ -311,7 +311,8 @@ export class Connection {
    */
   private pingPayload(position: number): string {
     const payload = `${position}.${randomBytes(6).toString('base64url')}`;
-    if (this.outstanding.push([payload, position]) > this.maxOutstandingPings()) this.outstanding.shift();
+    const outstanding = (this.outstanding ??= []);
+    if (outstanding.push([payload, position]) > this.maxOutstandingPings()) outstanding.shift();
     return payload;
   }
 
@@ -324,7 +325,7 @@ export class Connection {
    * Anything else confirms nothing: pongs to heartbeat pings (no payload), unsolicited pongs, made-up positions.
    */
   confirm(payload: Buffer): void {
-    if (payload.length === 0 || this.outstanding.length === 0) return;
+    if (payload.length === 0 || this.outstanding === null || this.outstanding.length === 0) return;
     const text = payload.toString('latin1');
     const index = this.outstanding.findIndex((entry) => entry[0] === text);
     if (index < 0) return;

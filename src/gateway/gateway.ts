@@ -19,6 +19,7 @@ import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { ConversationPosition } from '../protocol/types.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
 import { Dispatcher, type RequestTarget } from './dispatcher.js';
+import { JoinRecovery } from './join-recovery.js';
 import { frameText } from './frame.js';
 import { readHandshake, selectSubprotocol } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
@@ -86,6 +87,8 @@ const RESYNC_CONCURRENCY = 16;
 interface MembershipChange {
   conversationId: string;
   joined: boolean;
+  /** For a join: the conversation's lastSeq when the join's event was made (where its recovery reads from). */
+  lastSeq?: number;
 }
 
 /** What a connection accumulates between registration and `welcome`. */
@@ -124,6 +127,7 @@ export class Gateway implements ConnectionOwner {
   private readonly presenceWatchers = new Map<string, Set<Connection>>();
   private readonly presenceWatches = new Map<Connection, Set<string>>();
   private readonly dispatcher: Dispatcher;
+  private readonly recovery: JoinRecovery;
   private readonly heartbeat: Heartbeat;
   private draining = false;
   /** Connections registered but not yet welcomed, with what they are held until then. */
@@ -158,6 +162,13 @@ export class Gateway implements ConnectionOwner {
     });
     this.scheduler = new WriteScheduler(options.outgoingProbeMs);
     this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c));
+    this.recovery = new JoinRecovery({
+      readAfter: (id, afterSeq, limit) => deps.services.chat.messagesForMembers(id, afterSeq, limit),
+      sendMessages: (id, messages) => this.sendToAudience(id, messages.map((m) => frameText(encodeEvent('message.new', m)))),
+      askResync: (id) => this.sendToAudience(id, [frameText(encodeEvent('resync', { reason: 'join_recovery' }))]),
+      redeliver: (id, payload) => this.deliver(conversationTopic(id), payload),
+      onError: (err) => deps.logger.warn({ err }, 'join recovery could not read: asking for a resync'),
+    });
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
     deps.bus.onReset(() => this.resynchroniseAll());
@@ -537,6 +548,7 @@ export class Gateway implements ConnectionOwner {
     members.delete(connection);
     if (members.size === 0) {
       this.byConversation.delete(conversationId);
+      this.recovery.forget(conversationId);
       this.unsubscribe(conversationTopic(conversationId));
     }
   }
@@ -617,6 +629,7 @@ export class Gateway implements ConnectionOwner {
     }
     const targets = isUserTopic ? this.devicesOf(id) : isPresenceTopic ? this.presenceWatchers.get(id) : this.byConversation.get(id);
     if (!targets || (targets instanceof Set ? targets.size : targets.length) === 0) return;
+    if (this.recovery.active && !isUserTopic && !isPresenceTopic && this.recovery.admit(id, payload, envelope.frame) !== 'deliver') return;
     if (isUserTopic) {
       const change = membershipChange(envelope.frame);
       if (change) for (const c of [...targets]) this.noteChange(c, change);
@@ -633,6 +646,17 @@ export class Gateway implements ConnectionOwner {
       else if (connection.send(frame)) sent++;
     }
     this.deps.metrics.framesOut.inc(sent);
+  }
+
+  /** Queue frames to every local connection of the conversation (held for one still setting up). */
+  private sendToAudience(conversationId: string, frames: Buffer[]): void {
+    for (const connection of this.byConversation.get(conversationId) ?? []) {
+      const setup = this.setups.size > 0 ? this.setups.get(connection) : undefined;
+      for (const frame of frames) {
+        if (setup) this.hold(connection, setup, frame);
+        else connection.send(frame);
+      }
+    }
   }
 
   /** Close the user's connections of a logged-out session (or all of them: null) with 4500. */
@@ -662,8 +686,10 @@ export class Gateway implements ConnectionOwner {
   /** A user's own events say when they joined or left a conversation: keep the interest index in step. */
   private applyChange(connection: Connection, change: MembershipChange): void {
     if (connection.state === ConnectionState.Closed) return;
-    if (change.joined) this.addInterest(connection, change.conversationId);
-    else this.removeInterest(connection, change.conversationId);
+    if (!change.joined) return this.removeInterest(connection, change.conversationId);
+    const subscription = this.addInterest(connection, change.conversationId);
+    // The first local connection of the conversation: what was published before the subscription is recovered.
+    if (subscription && change.lastSeq !== undefined) this.track(this.recovery.recover(change.conversationId, change.lastSeq, subscription));
   }
 
   /**
@@ -796,8 +822,8 @@ function onSocketError(this: TaggedSocket): void {
 
 /** The membership change an event on a user's topic carries, if any. */
 function membershipChange(frame: string): MembershipChange | null {
-  const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string } };
-  if (event === 'conversation.updated' && data.id) return { conversationId: data.id, joined: true };
+  const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string; lastSeq?: number } };
+  if (event === 'conversation.updated' && data.id) return { conversationId: data.id, joined: true, lastSeq: data.lastSeq };
   if (event === 'conversation.removed' && data.conversationId) return { conversationId: data.conversationId, joined: false };
   return null;
 }

@@ -31,6 +31,35 @@ describe('direct messages', () => {
     b.close();
   });
 
+  it('delivers the first messages of new conversations once each, and none to the sending connection', async () => {
+    // Every new direct conversation starts with a join recovery on the server (src/gateway/join-recovery.ts): it
+    // reads what was stored since the join while live copies wait, and must not deliver anything twice.
+    const peers = await Promise.all(Array.from({ length: 8 }, (_, i) => register(server, `dm-once-${i}`)));
+    const a = await RawClient.connect(server.wsUrl, alice.token);
+    const others = await Promise.all(peers.map((p) => RawClient.connect(server.wsUrl, p.token)));
+    try {
+      const sent = await Promise.all(peers.map(async (p, i) => {
+        const first = await a.ok('message.send', { to: p.id, key: `once-${i}-1`, text: `first ${i}` });
+        const second = await a.ok('message.send', { conversationId: first.conversationId, key: `once-${i}-2`, text: `second ${i}` });
+        return [first, second];
+      }));
+      for (const [i, c] of others.entries()) {
+        await c.waitFor('message.new', (m) => m.id === sent[i]![1].id);
+        const seqs = c.eventsOf('message.new').filter((m) => m.conversationId === sent[i]![0].conversationId).map((m) => m.seq);
+        assert.deepEqual(seqs, [1, 2], `peer ${i} got each message once, in order`);
+      }
+      // The sending connection has its replies; a recovery that read after the first append may also send it its own
+      // first message (documented: a duplicate by seq). Never twice, and nothing else.
+      await a.ok('ping');
+      const own = a.eventsOf('message.new').map((m) => `${m.conversationId}:${m.seq}`);
+      assert.equal(new Set(own).size, own.length, 'no message twice on the sending connection');
+      assert.ok(a.eventsOf('message.new').every((m) => m.senderId === alice.id && m.seq === 1), JSON.stringify(own));
+    } finally {
+      a.close();
+      for (const c of others) c.close();
+    }
+  });
+
   it('reaches every device of the recipient', async () => {
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const phone = await RawClient.connect(server.wsUrl, bob.token);

@@ -122,6 +122,21 @@ describe('typing and presence', () => {
       await stopped(secondMark);
     });
 
+    it('forwards typing: true at once when it follows a stop within the throttle', async () => {
+      const mark = b.events.length;
+      await phone.ok('typing', { conversationId, typing: true });
+      await phone.ok('typing', { conversationId, typing: false });
+      await phone.ok('typing', { conversationId, typing: true });
+      // Answered before the throttle could have passed again: the second start was forwarded because it is news.
+      await eventSince(b, mark, 'typing', (d) => d.userId === alice.id && !d.typing);
+      await barrier(b);
+      const seen = alicesSince(b, mark).map((d) => d.typing);
+      assert.deepEqual(seen, [true, false, true], 'start, stop, start again');
+      const endMark = b.events.length;
+      await phone.ok('typing', { conversationId, typing: false });
+      await stopped(endMark);
+    });
+
     it('sends typing: false by itself about ttl after the last typing: true, to every other member', async () => {
       const mark = b.events.length;
       const carolMark = c.events.length;

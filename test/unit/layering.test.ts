@@ -47,7 +47,7 @@ describe('layering', () => {
   });
 
   it('domain imports only the protocol, the seam interfaces and its own modules: no transport, SQL or engine', () => {
-    const allowed = /^src\/(protocol\/|domain\/|config\/schema|store\/store|bus\/bus|bus\/envelope|presence\/presence)/;
+    const allowed = /^src\/(protocol\/|domain\/|config\/schema|store\/store|bus\/bus|bus\/envelope|presence\/presence|ratelimit\/limiter)/;
     assert.deepEqual(violations('src/domain', (t) => (t.startsWith('src/') && !allowed.test(t)) || ENGINE_PACKAGES.test(t)), []);
   });
 

@@ -48,10 +48,11 @@ export interface EventMap {
   /** You no longer belong to this conversation (left, kicked, banned, or it was deleted). */
   'conversation.removed': { conversationId: string; reason: 'left' | 'kicked' | 'banned' | 'deleted' };
   /**
-   * Events meant for this connection may have been lost (the server's link to its event bus broke and is back); the
-   * connection stays open and delivery is in place again. Run `sync` with your positions, as after a reconnect.
+   * Events meant for this connection may have been lost; the connection stays open and delivery is in place again.
+   * Run `sync` with your positions, as after a reconnect. `bus_reset`: the server's link to its event bus broke and
+   * is back. `join_recovery`: messages of a conversation just joined could not all be sent (see docs/protocol.md).
    */
-  'resync': { reason: 'bus_reset' };
+  'resync': { reason: 'bus_reset' | 'join_recovery' };
 }
 
 export type EventName = keyof EventMap;
