@@ -191,7 +191,6 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const onPublishError = (err: unknown): void => logger.warn({ err }, 'event publish failed; clients will recover with sync');
   const memberSummaries = new MemberSummaries(store, publisher, config.membership, onPublishError);
   const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError, memberSummaries });
-  const limiter = createMemoryRateLimiter();
   const services: Services = {
     chat,
     typing: new TypingService(store, publisher, limiter, config.typing, onPublishError),
