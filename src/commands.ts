@@ -112,7 +112,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
   const hints = [
     '',
     `Parley is listening on ${running.url}  (WebSocket: ${wsUrl})`,
-    `Data folder: ${config.dataDir}  (store: ${config.store.sqlite.path})`,
+    `Data folder: ${config.dataDir}  (store: ${storeDescription(config)})`,
     '',
     'Get a token to try it:',
     `  npx parley token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
@@ -166,7 +166,19 @@ async function migrate(flags: ConfigFlags): Promise<void> {
   } finally {
     await store.close();
   }
-  process.stderr.write(`Store is up to date: ${config.store.sqlite.path}\n`);
+  process.stderr.write(`Store is up to date: ${storeDescription(config)}\n`);
+}
+
+/** Where the store is, for a person: the SQLite file, or the PostgreSQL URL without its password. */
+function storeDescription(config: Config): string {
+  if (config.store.kind === 'sqlite') return config.store.sqlite.path ?? '(no path)';
+  try {
+    const url = new URL(config.store.postgres.url ?? '');
+    if (url.password) url.password = '***';
+    return `PostgreSQL ${url.toString()}`;
+  } catch {
+    return 'PostgreSQL (unparsable store.postgres.url)';
+  }
 }
 
 async function userAdd(username: string, flags: ConfigFlags & { password?: string; passwordStdin?: boolean; admin?: boolean }): Promise<void> {

@@ -29,6 +29,7 @@ import type { RateLimiter } from './ratelimit/limiter.js';
 import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createRedisRateLimiter } from './ratelimit/redis/redis-limiter.js';
 import { redactUrl } from './redis/connection.js';
+import { createPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
 import { StoreHealth, observeStore } from './store/health.js';
@@ -61,6 +62,8 @@ const sqlitePath = (config: Config): string => config.store.sqlite.path ?? join(
  */
 function watchDiskSpace(config: Config, metrics: Metrics, logger: Logger): { check: () => string | null; stop: () => void } | null {
   const path = sqlitePath(config);
+  // PostgreSQL's disk is the server's, watched by its operator; only the embedded store's file is ours to watch.
+  if (config.store.kind !== 'sqlite') return null;
   if (config.store.sqlite.minFreeBytes === 0 || path === ':memory:' || path.startsWith('file:')) return null;
   const disk = new DiskSpace(dirname(resolve(path)), config.store.sqlite.minFreeBytes, {
     onMeasured: (free) => metrics.storeDiskFree.set(free),
@@ -74,13 +77,9 @@ function watchDiskSpace(config: Config, metrics: Metrics, logger: Logger): { che
   return { check: () => disk.check(), stop: () => clearInterval(timer) };
 }
 
-export async function openStore(config: Config): Promise<Store> {
-  const path = sqlitePath(config);
+export async function openStore(config: Config, logger?: Logger): Promise<Store> {
   assertWritableFolder(config.dataDir, 'the data folder (dataDir)');
-  if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
-  const { synchronous, maxQueuedWrites, maxPendingCalls } = config.store.sqlite;
-  const options = { path, synchronous, maxQueuedWrites, maxPendingCalls };
-  const store = config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
+  const store = config.store.kind === 'postgres' ? openPostgresStore(config, logger) : openSqliteStore(config);
   try {
     await store.migrate();
     await store.ping();
@@ -89,6 +88,25 @@ export async function openStore(config: Config): Promise<Store> {
     throw err;
   }
   return store;
+}
+
+function openSqliteStore(config: Config): Store {
+  const path = sqlitePath(config);
+  if (path !== ':memory:' && !path.startsWith('file:')) assertWritableFolder(dirname(path), 'the folder of store.sqlite.path');
+  const { synchronous, maxQueuedWrites, maxPendingCalls } = config.store.sqlite;
+  const options = { path, synchronous, maxQueuedWrites, maxPendingCalls };
+  return config.store.sqlite.thread ? createThreadedSqliteStore(options) : createSqliteStore(options);
+}
+
+function openPostgresStore(config: Config, logger?: Logger): Store {
+  const { url, poolSize, connectTimeoutMs, statementTimeoutMs, maxQueuedWrites } = config.store.postgres;
+  // The schema refuses store.kind 'postgres' without a url; this guards a config built by hand.
+  if (url === undefined) throw new Error("store.postgres.url is required when store.kind is 'postgres'");
+  return createPostgresStore({
+    url, poolSize, connectTimeoutMs, statementTimeoutMs, maxQueuedWrites,
+    // An idle pooled connection dropped by the server (restart, failover): the pool replaces it on the next call.
+    onBackgroundError: (error) => logger?.warn({ error: error.message }, 'an idle PostgreSQL connection failed; the pool opens a new one when needed'),
+  });
 }
 
 /** Store failures made visible: counted and gauged in metrics, logged at error (at most once per 10 s). */
@@ -180,7 +198,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
   const engines = await openEngines(config, logger);
-  const store = observeStore(await openStore(config).catch(async (err: unknown) => {
+  const store = observeStore(await openStore(config, logger).catch(async (err: unknown) => {
     await engines.close();
     throw err;
   }), health);

@@ -43,7 +43,11 @@ export const configSchema = z.object({
   /** Folder for the embedded store and the generated signing secret. @default './data' */
   dataDir: z.string().default('./data'),
   store: z.object({
-    kind: z.enum(['sqlite']).default('sqlite'),
+    /**
+     * The store engine: 'sqlite' (one file, one instance; the default) or 'postgres' (one PostgreSQL database shared by
+     * any number of instances; set store.postgres.url). @default 'sqlite'
+     */
+    kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
     sqlite: z.object({
       /** @default '<dataDir>/parley.db' */
       path: z.string().optional(),
@@ -68,6 +72,27 @@ export const configSchema = z.object({
        * @default 10000
        */
       maxPendingCalls: z.number().int().min(1).default(10_000),
+    }).strict().prefault({}),
+    postgres: z.object({
+      /**
+       * The database, as a libpq URL: `postgres://user:password@host:5432/parley` (`?sslmode=require` and the like are
+       * honoured). Required when store.kind is 'postgres'; `parley migrate` creates the tables (so does every start).
+       */
+      url: z.string().regex(/^postgres(ql)?:\/\//, 'a URL like postgres://user:password@host:5432/parley').optional(),
+      /** Connections this instance opens at most (each instance has its own pool: keep the sum under max_connections). @default 10 */
+      poolSize: z.number().int().min(1).default(10),
+      /**
+       * How long a call waits to get a connection (opening one, or a free one from a busy pool) before failing with
+       * UNAVAILABLE (temporary), in ms: with the server down, calls fail within this instead of hanging. @default 5000
+       */
+      connectTimeoutMs: z.number().int().positive().default(5000),
+      /** Server-side bound of one statement, in ms; past it the call fails with UNAVAILABLE. @default 30000 */
+      statementTimeoutMs: z.number().int().positive().default(30_000),
+      /**
+       * Message appends waiting for their group commit, at most; one more is refused with RATE_LIMITED (temporary,
+       * `retryAfterMs` ≈ the time the queue takes to drain, spread up to twice that, at least 10 ms). @default 10000
+       */
+      maxQueuedWrites: z.number().int().min(1).default(10_000),
     }).strict().prefault({}),
   }).strict().prefault({}),
   /**
@@ -345,6 +370,9 @@ export const configSchema = z.object({
     drainMs: z.number().int().min(0).default(5000),
   }).strict().prefault({}),
 }).strict().superRefine((config, ctx) => {
+  if (config.store.kind === 'postgres' && config.store.postgres.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['store', 'postgres', 'url'], message: "is required when store.kind is 'postgres'" });
+  }
   if (config.limits.outgoingProbeBytes !== undefined && config.limits.outgoingProbeBytes * 2 > config.limits.maxOutgoingBytes) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'outgoingProbeBytes'], message: 'must be at most half of limits.maxOutgoingBytes' });
   }

@@ -21,8 +21,26 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 let fileCounter = 0;
 const freshPath = (): string => path.join(root, `store-${++fileCounter}.db`);
 
-runStoreContract('sqlite', async () => createSqliteStore({ path: freshPath(), synchronous: 'full' }));
-runStoreContract('sqlite on its own thread', async () => createThreadedSqliteStore({ path: freshPath(), synchronous: 'full' }));
+// The file of each store, so the many-instance cases can open a second handle on it.
+const fileOf = new WeakMap<Store, string>();
+const tracked = (file: string, store: Store): Store => {
+  fileOf.set(store, file);
+  return store;
+};
+const sameFile = (first: Store): string => {
+  const file = fileOf.get(first);
+  if (!file) throw new Error('not a store of this file');
+  return file;
+};
+
+runStoreContract('sqlite', async () => {
+  const file = freshPath();
+  return tracked(file, createSqliteStore({ path: file, synchronous: 'full' }));
+}, { secondHandle: async (first) => createSqliteStore({ path: sameFile(first), synchronous: 'full' }) });
+runStoreContract('sqlite on its own thread', async () => {
+  const file = freshPath();
+  return tracked(file, createThreadedSqliteStore({ path: file, synchronous: 'full' }));
+}, { secondHandle: async (first) => createThreadedSqliteStore({ path: sameFile(first), synchronous: 'full' }) });
 
 async function openMigrated(file: string, options: { busyTimeoutMs?: number } = {}): Promise<Store> {
   const store = createSqliteStore({ path: file, synchronous: 'full', ...options });

@@ -56,7 +56,16 @@ async function send(store: Store, conversationId: string, senderId: string, coun
 const seqsOf = (messages: { seq: number }[]): number[] => messages.map((m) => m.seq);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-export function runStoreContract(engineName: string, createStore: () => Promise<Store>): void {
+/** What an engine offers beyond one handle. */
+export interface StoreContractOptions {
+  /**
+   * Open a second handle on the same database as `first` (not yet migrated), as a second instance would: the
+   * many-instance cases run their concurrency across both. Without it those cases are skipped, saying so.
+   */
+  secondHandle?: (first: Store) => Promise<Store>;
+}
+
+export function runStoreContract(engineName: string, createStore: () => Promise<Store>, options: StoreContractOptions = {}): void {
   describe(`store contract: ${engineName}`, () => {
     /** One fresh, migrated store per test, closed afterwards whatever happens. */
     function test(name: string, fn: (store: Store) => Promise<void>): void {
@@ -70,6 +79,131 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         }
       });
     }
+
+    /**
+     * Two handles on one database, as two instances: both migrate at once (as two instances starting together), then
+     * the case runs its concurrent calls across both; both are closed afterwards whatever happens.
+     */
+    function testTwoHandles(name: string, fn: (a: Store, b: Store) => Promise<void>): void {
+      const secondHandle = options.secondHandle;
+      if (!secondHandle) {
+        it.skip(`${name} (this engine offers no second handle)`);
+        return;
+      }
+      it(name, async () => {
+        const a = await createStore();
+        let b: Store | null = null;
+        try {
+          b = await secondHandle(a);
+          await Promise.all([a.migrate(), b.migrate()]);
+          await fn(a, b);
+        } finally {
+          await Promise.allSettled([a.close(), b?.close()]);
+        }
+      });
+    }
+
+    describe('many instances: two handles on one database', () => {
+      /** Calls alternating between the handles, all started at once. */
+      const across = <T>(a: Store, b: Store, count: number, call: (store: Store, i: number) => Promise<T>): Promise<T[]> =>
+        Promise.all(Array.from({ length: count }, (_, i) => call(i % 2 === 0 ? a : b, i)));
+
+      testTwoHandles('both migrate at once, and each sees what the other wrote', async (a, b) => {
+        await addUsers(a, 'u1');
+        assert.equal((await b.getUser('u1'))?.name, 'name-u1');
+        await Promise.all([a.migrate(), b.migrate()]);
+        await b.ping();
+      });
+
+      testTwoHandles('concurrent appends to one conversation from both get seq 1..n, no gap, no duplicate', async (a, b) => {
+        await addUsers(a, 's1', 's2');
+        await addGroup(a, 'g', 's1', ['s2']);
+        const results = await across(a, b, 300, (store, i) => store.appendMessage(newMessage('g', i % 4 < 2 ? 's1' : 's2', `both-${i}`, { text: `both ${i}` })));
+        assert.ok(results.every((r) => !r.duplicate));
+        assert.deepEqual(results.map((r) => r.message.seq).sort((x, y) => x - y), range(1, 300));
+        const stored = await b.messagesAfter('g', 0, 1000);
+        assert.deepEqual(seqsOf(stored), range(1, 300));
+        const textBySeq = new Map(results.map((r) => [r.message.seq, r.message.text]));
+        assert.ok(stored.every((m) => textBySeq.get(m.seq) === m.text));
+        assert.equal((await a.getConversation('g'))?.lastSeq, 300);
+      });
+
+      testTwoHandles('concurrent retries of one key on both: one original, the rest duplicates of it, never CONFLICT', async (a, b) => {
+        await addUsers(a, 'u1');
+        await addGroup(a, 'g', 'u1');
+        for (let round = 0; round < 5; round++) {
+          const results = await across(a, b, 10, (store) => store.appendMessage(newMessage('g', 'u1', `retry-${round}`)));
+          assert.equal(results.filter((r) => !r.duplicate).length, 1, `round ${round}: one original`);
+          assert.equal(new Set(results.map((r) => r.message.id)).size, 1, `round ${round}: every retry answered with the original`);
+          assert.ok(results.every((r) => r.message.seq === round + 1));
+        }
+        assert.equal((await b.getConversation('g'))?.lastSeq, 5);
+      });
+
+      testTwoHandles('a product user\'s first connection on both at once: every ensureUser resolves, one user', async (a, b) => {
+        for (let round = 0; round < 5; round++) {
+          const id = `product-${round}`;
+          const users = await across(a, b, 10, (store, i) => store.ensureUser(id, i === 0 ? null : 'Pat', T0 + i));
+          assert.ok(users.every((u) => u.id === id && u.origin === 'product'));
+          assert.equal((await a.getUser(id))?.name, 'Pat', 'a named call names the user, whichever came first');
+        }
+        assert.equal((await b.listUsers({ limit: 100 })).length, 5);
+      });
+
+      testTwoHandles('concurrent joins on both never exceed maxMembers', async (a, b) => {
+        const joiners = Array.from({ length: 20 }, (_, i) => `j${i}`);
+        await addUsers(a, 'owner', ...joiners);
+        await addGroup(a, 'g', 'owner');
+        const results = await across(a, b, joiners.length, (store, i) =>
+          store.addMember({ conversationId: 'g', userId: joiners[i], role: 'member', now: T0, maxMembers: 5 }));
+        assert.equal(results.filter((r) => r.status === 'added').length, 4);
+        assert.equal(results.filter((r) => r.status === 'full').length, 16);
+        assert.equal((await b.getConversation('g'))?.memberCount, 5);
+        assert.equal((await a.listMemberIds('g')).length, 5);
+      });
+
+      testTwoHandles('concurrent joins of one user on both never take them past the conversation limit', async (a, b) => {
+        const groups = Array.from({ length: 10 }, (_, i) => `o${i}`);
+        await addUsers(a, 'me', 'owner');
+        for (const id of groups) await addGroup(a, id, 'owner');
+        const results = await Promise.allSettled(groups.map((conversationId, i) =>
+          (i % 2 === 0 ? a : b).addMember({ conversationId, userId: 'me', role: 'member', now: T0, maxMembers: BIG, maxConversations: 3 })));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 3);
+        for (const r of results) if (r.status === 'rejected') assert.ok(isParleyError(r.reason) && r.reason.code === 'LIMIT_EXCEEDED', String(r.reason));
+        assert.equal(await b.countMemberships('me'), 3);
+      });
+
+      testTwoHandles('a one-use invite redeemed on both at once: exactly one joins', async (a, b) => {
+        const users = Array.from({ length: 10 }, (_, i) => `r${i}`);
+        await addUsers(a, 'owner', ...users);
+        await addGroup(a, 'g', 'owner');
+        await a.createInvite({ token: 'tok', conversationId: 'g', createdBy: 'owner', createdAt: T0, expiresAt: null, maxUses: 1 });
+        const results = await across(a, b, users.length, (store, i) => store.redeemInvite({ token: 'tok', userId: users[i], now: T0, maxMembers: BIG }));
+        assert.equal(results.filter((r) => r.status === 'joined').length, 1);
+        assert.equal(results.filter((r) => r.status === 'exhausted').length, users.length - 1);
+        assert.equal((await b.getInvite('tok'))?.uses, 1);
+        assert.equal((await a.getConversation('g'))?.memberCount, 2);
+      });
+
+      testTwoHandles('concurrent markRead on both never moves a cursor back', async (a, b) => {
+        await addUsers(a, 'u1', 'u2');
+        await addGroup(a, 'g', 'u1', ['u2']);
+        await send(a, 'g', 'u1', 40);
+        // Targets in a scrambled order, so late calls often ask for less than earlier ones got.
+        const targets = Array.from({ length: 40 }, (_, i) => ((i * 17) % 40) + 1);
+        const results = await across(a, b, targets.length, (store, i) => store.markRead('g', 'u2', targets[i]));
+        results.forEach((r, i) => {
+          assert.ok(r !== null);
+          assert.ok(r.readSeq >= targets[i], `a call for ${targets[i]} answered a cursor at ${r.readSeq}`);
+          assert.equal(r.unread, 40 - r.readSeq);
+        });
+        assert.equal((await b.getMember('g', 'u2'))?.readSeq, 40);
+        // A move goes strictly up, so no two calls can both have moved the cursor to one place.
+        const movedTo = results.filter((r) => r?.moved).map((r) => r?.readSeq);
+        assert.equal(new Set(movedTo).size, movedTo.length, `moves: ${movedTo.join(', ')}`);
+        assert.deepEqual(await a.markRead('g', 'u2', 1), { readSeq: 40, unread: 0, moved: false });
+      });
+    });
 
     describe('engine', () => {
       test('ping resolves and migrate is idempotent, keeping the data', async (store) => {

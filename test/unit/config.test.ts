@@ -302,3 +302,22 @@ describe('limits that depend on each other', () => {
     assert.equal(config.limits.maxOutgoingBytes, 18096);
   });
 });
+
+describe('the store engine', () => {
+  test('postgres is chosen with its url, from the environment or a file; its pool settings have defaults', () => {
+    const url = 'postgres://parley:pw@db.internal:5432/parley';
+    const config = loadConfig({ env: { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url, PARLEY_STORE_POSTGRES_POOL_SIZE: '20' } });
+    assert.equal(config.store.kind, 'postgres');
+    assert.deepEqual(config.store.postgres, { url, poolSize: 20, connectTimeoutMs: 5000, statementTimeoutMs: 30_000, maxQueuedWrites: 10_000 });
+    const fromFile = loadConfig({ env: {}, file: yamlFile(`store:\n  kind: postgres\n  postgres:\n    url: ${url}\n`) });
+    assert.equal(fromFile.store.postgres.url, url);
+  });
+
+  test('postgres without a url, a url of another scheme, or an unknown engine is refused, naming the setting', () => {
+    assert.deepEqual(mistakes({ env: { PARLEY_STORE_KIND: 'postgres' } }).map((line) => line.split(':')[0]), ['store.postgres.url']);
+    const scheme = mistakes({ env: { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: 'mysql://x/y' } });
+    assert.equal(scheme.length, 1);
+    assert.match(scheme[0], /store\.postgres\.url.*postgres:\/\//);
+    assert.match(mistakes({ env: { PARLEY_STORE_KIND: 'mongodb' } }).join('\n'), /store\.kind/);
+  });
+});

@@ -1,0 +1,55 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
+import { api, register, startServer } from '../helpers/server.js';
+
+/** The server process on PostgreSQL: `parley migrate`, then serving, with the data outliving a restart. */
+const run = promisify(execFile);
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+let postgres: PostgresService;
+before(async () => {
+  postgres = await startPostgres();
+});
+after(async () => {
+  await postgres?.destroy();
+});
+
+describe('parley on PostgreSQL', () => {
+  it('migrates with `parley migrate`, serves, and keeps its data across a restart', async () => {
+    const url = (await postgres.createDatabase()).replace('parley@', 'parley:not-shown@');
+    const env = { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url };
+    const migrated = await run(process.execPath, [CLI, 'migrate'], { env: { PATH: process.env.PATH ?? '', ...env } });
+    assert.match(migrated.stderr, /Store is up to date: PostgreSQL postgres:\/\/parley:\*\*\*@127\.0\.0\.1/);
+    assert.doesNotMatch(migrated.stderr, /not-shown/, 'the password is not printed');
+
+    const first = await startServer(env);
+    let conversationId: string;
+    try {
+      assert.equal((await fetch(`${first.url}/readyz`)).status, 200);
+      const alice = await register(first, 'alice');
+      const created = await api(first, alice.token, 'POST', '/api/v1/conversations', { name: 'Team' });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      conversationId = created.body.conversation.id;
+      const sent = await api(first, alice.token, 'POST', `/api/v1/conversations/${conversationId}/messages`, { key: 'k1', text: 'hello' });
+      assert.equal(sent.status, 201, JSON.stringify(sent.body));
+      const again = await api(first, alice.token, 'POST', `/api/v1/conversations/${conversationId}/messages`, { key: 'k1', text: 'hello' });
+      assert.equal(again.status, 200, 'a repeated key answers the original');
+    } finally {
+      await first.stop();
+    }
+
+    const second = await startServer(env);
+    try {
+      const login = await api(second, null, 'POST', '/api/v1/sessions', { username: 'ALICE', password: 'correct horse battery' });
+      assert.equal(login.status, 200, JSON.stringify(login.body));
+      const history = await api(second, login.body.token, 'GET', `/api/v1/conversations/${conversationId}/messages`);
+      assert.equal(history.status, 200);
+      assert.deepEqual(history.body.messages.map((m: { seq: number; text: string }) => [m.seq, m.text]), [[1, 'hello']]);
+    } finally {
+      await second.stop();
+    }
+  });
+});
