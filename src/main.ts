@@ -206,7 +206,18 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
   const authenticator = new Authenticator(tokens, store);
   const publisher = new Publisher(bus);
-  const onPublishError = (err: unknown): void => logger.warn({ err }, 'event publish failed; clients will recover with sync');
+  // While the bus is down every send's publish fails: one warn line per 10 s (with how many were not logged), not one per send.
+  let publishWarnedAt = 0;
+  let publishFailuresUnlogged = 0;
+  const onPublishError = (err: unknown): void => {
+    if (Date.now() - publishWarnedAt < 10_000) {
+      publishFailuresUnlogged++;
+      return;
+    }
+    logger.warn({ err, suppressed: publishFailuresUnlogged }, 'event publish failed; clients will recover with sync');
+    publishWarnedAt = Date.now();
+    publishFailuresUnlogged = 0;
+  };
   const memberSummaries = new MemberSummaries(store, publisher, config.membership, onPublishError);
   const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError, memberSummaries });
   const services: Services = {
