@@ -4,7 +4,9 @@ import { LoginThrottle } from './auth/login-throttle.js';
 import { Authenticator } from './auth/authenticator.js';
 import { resolveOwnSecret } from './auth/secret.js';
 import { createTokenService } from './auth/tokens.js';
+import type { Bus } from './bus/bus.js';
 import { createMemoryBus } from './bus/memory/memory-bus.js';
+import { createRedisBus } from './bus/redis/redis-bus.js';
 import { outgoingProbeBytesOf, type Config } from './config/schema.js';
 import { Admin } from './domain/admin.js';
 import { Chat, chatLimitsFrom } from './domain/chat.js';
@@ -21,7 +23,12 @@ import { Metrics } from './http/metrics.js';
 import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
+import type { Presence } from './presence/presence.js';
+import { createRedisPresence } from './presence/redis/redis-presence.js';
+import type { RateLimiter } from './ratelimit/limiter.js';
 import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
+import { createRedisRateLimiter } from './ratelimit/redis/redis-limiter.js';
+import { redactUrl } from './redis/connection.js';
 import { createPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
@@ -113,6 +120,65 @@ function storeHealth(metrics: Metrics, logger: Logger): StoreHealth {
   });
 }
 
+interface Engines {
+  bus: Bus;
+  presence: Presence;
+  limiter: RateLimiter;
+  /** Release whichever were opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * The bus, presence and rate-limit engines `config` picks (memory, or Redis at redis.url). A Redis that cannot be
+ * reached within redis.connectTimeoutMs stops the start with ParleyError UNAVAILABLE naming its address.
+ */
+async function openEngines(config: Config, logger: Logger): Promise<Engines> {
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const closeAll = async () => {
+    for (const engine of opened.reverse()) await engine.close().catch(() => undefined);
+  };
+  const { url, keyPrefix, commandTimeoutMs, connectTimeoutMs } = config.redis;
+  const redis = url === undefined ? null : { url, commandTimeoutMs, connectTimeoutMs, name: `parley:${config.server.instanceId ?? process.pid}` };
+  const onRedis = (engine: string) => {
+    if (!redis) throw new Error(`${engine}.kind is 'redis' but redis.url is not set`); // the schema refuses this first
+    return redis;
+  };
+  try {
+    const bus = config.bus.kind === 'redis'
+      ? await createRedisBus({
+        ...onRedis('bus'),
+        channelPrefix: keyPrefix,
+        onHandlerError: (err, topic) => logger.error({ err, topic }, 'bus handler failed'),
+        onConnectionEvent: (event, detail) => (event === 'lost' ? logger.warn(detail) : logger.info(detail)),
+      })
+      : createMemoryBus();
+    opened.push(bus);
+    const presence = config.presence.kind === 'redis'
+      ? await createRedisPresence({ ...onRedis('presence'), keyPrefix: `${keyPrefix}presence:`, ttlMs: config.presence.ttlMs })
+      : createMemoryPresence({ ttlMs: config.presence.ttlMs });
+    opened.push(presence);
+    // A limiter that cannot reach Redis admits (src/ratelimit/limiter.ts); said in the log at most once per 10 s.
+    let lastLimiterWarning = 0;
+    const limiter = config.ratelimit.kind === 'redis'
+      ? await createRedisRateLimiter({
+        ...onRedis('ratelimit'),
+        keyPrefix: `${keyPrefix}rl:`,
+        onError: (err) => {
+          if (Date.now() - lastLimiterWarning < 10_000) return;
+          lastLimiterWarning = Date.now();
+          logger.warn({ err }, 'rate limiter cannot reach Redis: requests are admitted unlimited until it is back');
+        },
+      })
+      : createMemoryRateLimiter();
+    opened.push(limiter);
+    if (redis && [config.bus.kind, config.presence.kind, config.ratelimit.kind].includes('redis')) logger.info({ redis: redactUrl(redis.url), bus: config.bus.kind, presence: config.presence.kind, ratelimit: config.ratelimit.kind }, 'connected to Redis');
+    return { bus, presence, limiter, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
 /**
  * Start serving `config`. `options.listener`: a socket already listening (src/http/listener.ts; `parley serve` opens it
  * before loading this module); without one, the server opens its own first. Connections that arrive while the server
@@ -131,16 +197,29 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const metrics = new Metrics();
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
-  const store = observeStore(await openStore(config, logger), health);
-  const bus = createMemoryBus();
-  const presenceEngine = createMemoryPresence({ ttlMs: config.presence.ttlMs });
+  const engines = await openEngines(config, logger);
+  const store = observeStore(await openStore(config, logger).catch(async (err: unknown) => {
+    await engines.close();
+    throw err;
+  }), health);
+  const { bus, presence: presenceEngine, limiter } = engines;
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
   const authenticator = new Authenticator(tokens, store);
   const publisher = new Publisher(bus);
-  const onPublishError = (err: unknown): void => logger.warn({ err }, 'event publish failed; clients will recover with sync');
+  // While the bus is down every send's publish fails: one warn line per 10 s (with how many were not logged), not one per send.
+  let publishWarnedAt = 0;
+  let publishFailuresUnlogged = 0;
+  const onPublishError = (err: unknown): void => {
+    if (Date.now() - publishWarnedAt < 10_000) {
+      publishFailuresUnlogged++;
+      return;
+    }
+    logger.warn({ err, suppressed: publishFailuresUnlogged }, 'event publish failed; clients will recover with sync');
+    publishWarnedAt = Date.now();
+    publishFailuresUnlogged = 0;
+  };
   const memberSummaries = new MemberSummaries(store, publisher, config.membership, onPublishError);
   const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError, memberSummaries });
-  const limiter = createMemoryRateLimiter();
   const services: Services = {
     chat,
     typing: new TypingService(store, publisher, limiter, config.typing, onPublishError),
@@ -201,7 +280,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const { port } = listener;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = config.server.publicUrl ?? `http://${host}:${port}`;
-  logger.info({ url, port, store: config.store.kind, bus: config.bus.kind }, 'parley listening');
+  logger.info({ url, port, store: config.store.kind, bus: config.bus.kind, presence: config.presence.kind, ratelimit: config.ratelimit.kind }, 'parley listening');
 
   let closing: Promise<void> | null = null;
   return {

@@ -5,16 +5,29 @@
  * user's own events (membership changes that reach all of that user's devices). Payloads are the serialised event
  * frame: engines carry bytes and never parse them.
  *
- * Guarantees every engine gives (test/engines/bus.contract.ts):
+ * Guarantees every engine gives (test/engines/bus.contract.ts, which also runs two instances on one engine and, for
+ * engines that can fail, an engine restart):
  * - At most once: a payload reaches each subscribed instance once or not at all (an outage may drop it). Nothing
  *   is lost from the durable record; clients recover from a gap with `sync`, driven by seq.
  * - Ordered per topic per publisher: two payloads one instance publishes on one topic arrive in publish order.
  * - Interest-based: an instance receives the payloads of the topics it subscribed to, not every topic.
- * - `publish` resolves once the engine accepted the payload; subscribers of the same instance are included.
- * - `onReset` listeners run when the engine lost messages (reconnected after an outage), so the gateway can tell its
- *   clients to resynchronise.
+ * - Subscribe and unsubscribe apply in call order: for each topic the engine ends in the state of the last call (an
+ *   engine may batch the calls of one turn into one command). `unsubscribe` stops delivery to the handler at once.
+ * - Topic names are opaque to the engine: any id of the id alphabet (src/protocol/ids.ts) after the prefix is carried
+ *   as is.
+ * - `publish` resolves once the engine accepted the payload; subscribers of the same instance are included. It never
+ *   waits for an engine that cannot be reached: it rejects promptly (within the engine's command timeout, at once when
+ *   known to be disconnected) with ParleyError UNAVAILABLE, which is temporary: retry later. No engine buffers
+ *   payloads without bound while disconnected.
+ * - `subscribe` rejects with UNAVAILABLE while the engine cannot be reached; the engine keeps the interest, restores
+ *   it when it is back, and then runs `onReset`: a failed subscribe never leaves a topic silently missing.
+ * - `onReset` listeners run whenever payloads may have been lost (an engine connection dropped): after the engine
+ *   has restored every subscription, so the gateway then tells its clients to resynchronise and delivery works again.
+ * - `ping` rejects while the instance is not receiving what it subscribed to (engine down, subscriptions lost or
+ *   being restored): /readyz must not be green on an instance that delivers nothing.
  */
 export interface Bus {
+  /** Hand `payload` to the instances subscribed to `topic`. Rejects with ParleyError UNAVAILABLE (see above). */
   publish(topic: string, payload: string): Promise<void>;
   /** Subscribe this instance to a topic. Idempotent; resolves once payloads published afterwards will arrive. */
   subscribe(topic: string): Promise<void>;

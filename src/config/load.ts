@@ -254,7 +254,8 @@ function expected(schema: AnySchema | undefined, value?: unknown): string {
   }
 }
 
-const SENSITIVE = /secret|token|password|publickey/i;
+/** Leaves whose value is not echoed; `url` is redis.url, which may hold a password. */
+const SENSITIVE = /secret|token|password|publickey|^url$/i;
 
 /** A value for an error message; secrets are described, not shown. */
 function show(value: unknown, path: readonly PropertyKey[]): string {

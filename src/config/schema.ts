@@ -95,9 +95,50 @@ export const configSchema = z.object({
       maxQueuedWrites: z.number().int().min(1).default(10_000),
     }).strict().prefault({}),
   }).strict().prefault({}),
-  bus: z.object({ kind: z.enum(['memory']).default('memory') }).strict().prefault({}),
+  /**
+   * The Redis that the engines set to `redis` share (bus.kind, presence.kind, ratelimit.kind): one server (or a
+   * Sentinel-managed primary) for all three, as an operator runs one Redis for a cluster of instances. Every instance
+   * of a cluster must use the same Redis and `keyPrefix`.
+   */
+  redis: z.object({
+    /**
+     * `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. Required when an engine is `redis`.
+     * @default none
+     */
+    url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL').optional(),
+    /**
+     * Put before every key and channel Parley uses (`<prefix>c.<conversationId>`, `<prefix>presence:…`,
+     * `<prefix>rl:…`), so that several deployments can share one Redis. @default 'parley:'
+     */
+    keyPrefix: z.string().default('parley:'),
+    /**
+     * Longest wait for one Redis reply, in ms: past it a publish fails with UNAVAILABLE, a rate check admits, and a
+     * subscription is restored on a new connection. @default 2000
+     */
+    commandTimeoutMs: z.number().int().min(10).default(2000),
+    /** Longest wait for a connection to Redis, in ms; at start, the server refuses to start past it. @default 5000 */
+    connectTimeoutMs: z.number().int().min(100).default(5000),
+  }).strict().prefault({}),
+  bus: z.object({
+    /**
+     * `memory`: one process. `redis`: Redis pub/sub (redis.url), for several instances behind a load balancer; each
+     * instance subscribes only to its own connections' conversations and users. @default 'memory'
+     */
+    kind: z.enum(['memory', 'redis']).default('memory'),
+  }).strict().prefault({}),
+  ratelimit: z.object({
+    /**
+     * Where per-user and per-address rates and login throttling are counted. `memory`: per process. `redis`: shared by
+     * every instance on redis.url, so N instances do not allow N times the rate. @default 'memory'
+     */
+    kind: z.enum(['memory', 'redis']).default('memory'),
+  }).strict().prefault({}),
   presence: z.object({
-    kind: z.enum(['memory']).default('memory'),
+    /**
+     * `memory`: one process. `redis`: shared by every instance on redis.url; a dead instance's users go offline
+     * within about two `ttlMs`. @default 'memory'
+     */
+    kind: z.enum(['memory', 'redis']).default('memory'),
     /** A connection not touched for this long counts as gone. @default 60000 */
     ttlMs: z.number().int().positive().default(60_000),
     /** Presence changes are collected this long and pushed as one event per conversation. @default 500 */
@@ -347,6 +388,14 @@ export const configSchema = z.object({
       code: 'custom',
       path: ['limits', 'maxOutgoingBytes'],
       message: `must be at least ${2 * largestEvent} bytes: twice the largest event one message makes (6 × limits.maxMessageBytes + limits.maxMetaBytes + 2048)`,
+    });
+  }
+  const onRedis = (['bus', 'presence', 'ratelimit'] as const).filter((engine) => config[engine].kind === 'redis');
+  if (onRedis.length > 0 && config.redis.url === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'url'],
+      message: `required when ${onRedis.map((engine) => `${engine}.kind`).join(', ')} ${onRedis.length > 1 ? 'are' : 'is'} 'redis'`,
     });
   }
   if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {

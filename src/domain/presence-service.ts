@@ -35,6 +35,12 @@ export class PresenceService {
   private closed = false;
   /** A flush or sweep in progress: close() waits for it, as it reads the store. */
   private readonly running = new Set<Promise<void>>();
+  /**
+   * The connections this instance registered and has not disconnected: userId → connectionIds. What `touch` may
+   * register again when the engine forgot them (a restarted Redis), and only those: a connection closed meanwhile
+   * must not come back as a ghost.
+   */
+  private readonly held = new Map<string, Set<string>>();
 
   constructor(
     private readonly presence: Presence,
@@ -49,11 +55,16 @@ export class PresenceService {
   }
 
   async connected(userId: string, connectionId: string): Promise<void> {
+    let connections = this.held.get(userId);
+    if (!connections) this.held.set(userId, (connections = new Set()));
+    connections.add(connectionId);
     const { becameOnline } = await this.presence.connect(userId, connectionId, this.now());
     if (becameOnline) this.changed({ userId, online: true, lastSeen: this.now() });
   }
 
   async disconnected(userId: string, connectionId: string): Promise<void> {
+    const connections = this.held.get(userId);
+    if (connections?.delete(connectionId) && connections.size === 0) this.held.delete(userId);
     const now = this.now();
     const { becameOffline } = await this.presence.disconnect(userId, connectionId, now);
     if (becameOffline) {
@@ -62,8 +73,17 @@ export class PresenceService {
     }
   }
 
-  touch(entries: Array<{ userId: string; connectionId: string }>): Promise<void> {
-    return this.presence.touch(entries, this.now());
+  /**
+   * Refresh these connections' liveness (each heartbeat round). Those the engine no longer holds live (a restarted
+   * Redis forgot them, or this instance was too slow to touch them in time) are registered again when this instance
+   * still holds them: a user whose connections are open is online, whatever the engine lost (an `online` event
+   * follows when the engine had reported them offline).
+   */
+  async touch(entries: Array<{ userId: string; connectionId: string }>): Promise<void> {
+    const gone = await this.presence.touch(entries, this.now());
+    // Checked now, and registered in the same turn: a disconnect after this reaches the engine after the connect, and wins.
+    const again = gone.filter(({ userId, connectionId }) => this.held.get(userId)?.has(connectionId));
+    await Promise.all(again.map(({ userId, connectionId }) => this.connected(userId, connectionId)));
   }
 
   /** Presence of the requested users who share a conversation with `userId` (others are left out). */
@@ -162,8 +182,9 @@ export class PresenceService {
 
   private async flush(): Promise<void> {
     this.timer = null;
-    const batch = [...this.pending.values()];
+    const taken = [...this.pending.values()];
     this.pending = new Map();
+    const batch = await this.stillTrue(taken);
     const byConversation = new Map<string, PresenceInfo[]>();
     /** conversationId → whether its members are pushed presence; read once per window. */
     const pushed = new Map<string, boolean>();
@@ -182,6 +203,24 @@ export class PresenceService {
       ]);
     } catch (err) {
       this.onError(err);
+    }
+  }
+
+  /**
+   * The changes of `batch` that the engine still holds true. With several instances on one engine, a user's offline
+   * on one instance and their later online on another are each published by their own instance, each after its own
+   * window: the late one to flush must not undo the other. A change the engine no longer holds (the user is online
+   * again, or went offline) is dropped: the instance that made the newer change publishes it. When the engine cannot
+   * answer, the batch goes out as it is (a client that missed a change still converges with `presence.get`).
+   */
+  private async stillTrue(batch: PresenceInfo[]): Promise<PresenceInfo[]> {
+    if (batch.length === 0) return batch;
+    try {
+      const now = await this.presence.get(batch.map((info) => info.userId), this.now());
+      return batch.filter((info, i) => now[i]?.online === info.online);
+    } catch (err) {
+      this.onError(err);
+      return batch;
     }
   }
 

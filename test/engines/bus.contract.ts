@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Bus } from '../../src/bus/bus.js';
+import { isParleyError } from '../../src/protocol/errors.js';
 
 /**
  * The bus contract (the guarantees in src/bus/bus.ts), run against every engine. `createBusPair` returns two bus
@@ -11,7 +12,15 @@ export interface BusPair {
   a: Bus;
   b: Bus;
   close(): Promise<void>;
+  /**
+   * For engines that can fail (a network engine): stop the engine (as a crash: its state is lost) and start it again
+   * empty on the same address. The fault cases run only when given.
+   */
+  faults?: { stop(): Promise<void>; start(): Promise<void> };
 }
+
+/** How long a publish to an engine that is down may take to reject: "fail fast", with room for a busy machine. */
+const FAIL_FAST_MS = 3_000;
 
 interface Received {
   topic: string;
@@ -239,6 +248,137 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         });
         assert.ok(Buffer.byteLength(big) > 64 * 1024);
       });
+    });
+
+    it('carries topics named with every character of the id alphabet', async () => {
+      await withPair(async ({ a, b }, got) => {
+        // Every character an id may hold (src/protocol/ids.ts), including the glob characters of no pattern: a topic
+        // is a name, never a pattern.
+        const id = `ABCXYZabcxyz0189._~:@+|=-${process.pid}-${++topicCounter}`;
+        const topics = [`c.${id}`, `u.${id}`, `p.${id}`, `c.${id}*`, `c.${id}?`, `c.${id}[x]`];
+        for (const topic of topics) await b.subscribe(topic);
+        for (const topic of topics) await a.publish(topic, `for ${topic}`);
+        await waitFor('one payload per topic', () => got.b.length >= topics.length);
+        const marker = await barrier(a, topics[0]!, [got.b]);
+        assert.deepEqual(
+          got.b,
+          [...topics.map((topic) => ({ topic, payload: `for ${topic}` })), { topic: topics[0]!, payload: marker }],
+          'each payload once, on its own topic only',
+        );
+      });
+    });
+
+    it('applies subscribe and unsubscribe calls made together in call order (the last call for a topic wins)', async () => {
+      await withPair(async ({ a, b }, got) => {
+        const topics = Array.from({ length: 120 }, (_, i) => freshTopic(`batch${i}`));
+        // One turn of calls, none awaited before the next, as the gateway makes them for a user's conversations.
+        const calls: Promise<void>[] = [];
+        for (const topic of topics) calls.push(b.subscribe(topic));
+        topics.forEach((topic, i) => { if (i % 2 === 0) calls.push(b.unsubscribe(topic)); });
+        topics.forEach((topic, i) => { if (i % 4 === 0) calls.push(b.subscribe(topic)); });
+        await Promise.all(calls);
+        const expected = topics.filter((_, i) => i % 2 === 1 || i % 4 === 0);
+        for (const topic of topics) await a.publish(topic, `on ${topic}`);
+        await waitFor('the wanted topics', () => got.b.length >= expected.length);
+        // b now subscribes to every topic: a payload wrongly delivered to an unwanted topic would arrive before the
+        // marker a publishes on that topic next (same topic, same publisher).
+        await Promise.all(topics.map((topic) => b.subscribe(topic)));
+        const markers = new Set<string>();
+        for (const topic of topics) markers.add(await barrier(a, topic, [got.b]));
+        assert.deepEqual(
+          got.b.filter((r) => !markers.has(r.payload)).map((r) => r.topic).sort(),
+          [...expected].sort(),
+          'exactly the topics whose last call was subscribe',
+        );
+      });
+    });
+
+    it('keeps each publisher\'s order when both instances publish on one topic at once', async () => {
+      await withPair(async ({ a, b }, got) => {
+        const topic = freshTopic('two-publishers');
+        await a.subscribe(topic);
+        await b.subscribe(topic);
+        const publishes: Promise<void>[] = [];
+        for (let i = 0; i < 300; i++) {
+          publishes.push(a.publish(topic, `a${i}`));
+          publishes.push(b.publish(topic, `b${i}`));
+        }
+        await Promise.all(publishes);
+        await waitFor('600 payloads at both instances', () => got.a.length >= 600 && got.b.length >= 600);
+        const inOrder = Array.from({ length: 300 }, (_, i) => i);
+        for (const [name, received] of [['a', got.a], ['b', got.b]] as const) {
+          const payloads = payloadsOn(received, topic);
+          assert.equal(payloads.length, 600, `${name}: each payload once`);
+          assert.deepEqual(payloads.filter((p) => p.startsWith('a')), inOrder.map((i) => `a${i}`), `${name}: a's order`);
+          assert.deepEqual(payloads.filter((p) => p.startsWith('b')), inOrder.map((i) => `b${i}`), `${name}: b's order`);
+        }
+      });
+    });
+
+    it('survives an engine restart: publish fails fast while it is down, then subscriptions are restored and onReset fires', async (t) => {
+      const pair = await createBusPair();
+      if (!pair.faults) {
+        await pair.close();
+        t.skip(`${engineName} cannot fail (an in-process engine)`);
+        return;
+      }
+      const faults = pair.faults;
+      try {
+        const got = { a: collect(pair.a), b: collect(pair.b) };
+        const resets = { a: 0, b: 0 };
+        pair.a.onReset(() => resets.a++);
+        pair.b.onReset(() => resets.b++);
+        const topic = freshTopic('restart');
+        const other = freshTopic('restart-other');
+        await pair.b.subscribe(topic);
+        await pair.b.subscribe(other);
+        await pair.a.subscribe(topic);
+        await pair.a.publish(topic, 'before');
+        await waitFor('the first payload', () => got.b.length >= 1 && got.a.length >= 1);
+
+        await faults.stop();
+        // Publishing while the engine is down: a retryable UNAVAILABLE, promptly, never a hang. The first attempt may
+        // race the client noticing the drop; every attempt must settle within the fail-fast bound.
+        const deadline = Date.now() + 10_000;
+        let refused: unknown = null;
+        while (refused === null) {
+          const started = Date.now();
+          refused = await pair.a.publish(topic, 'while down').then(() => null, (err: unknown) => err);
+          assert.ok(Date.now() - started < FAIL_FAST_MS, `publish settled in ${Date.now() - started} ms`);
+          if (refused === null) {
+            assert.ok(Date.now() < deadline, 'publish kept succeeding with the engine down');
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+        assert.ok(isParleyError(refused) && refused.code === 'UNAVAILABLE' && refused.temporary, `refused with ${String(refused)}`);
+        await assert.rejects(pair.b.ping(), (err: unknown) => isParleyError(err) && err.code === 'UNAVAILABLE', 'ping fails while down');
+        // b drops one interest while the engine is down: it must not come back with the others.
+        await pair.b.unsubscribe(other);
+
+        await faults.start();
+        await waitFor('onReset at both instances', () => resets.a >= 1 && resets.b >= 1, 20_000);
+        // Each instance answers ping again once all of its connections are back (the publishing one may come back a
+        // moment after the subscriptions were restored).
+        let pinged = false;
+        const pingBoth = () => Promise.all([pair.a.ping(), pair.b.ping()]).then(() => (pinged = true), () => undefined);
+        await pingBoth();
+        const pingDeadline = Date.now() + 20_000;
+        while (!pinged) {
+          assert.ok(Date.now() < pingDeadline, 'ping did not succeed within 20 s of the restart');
+          await new Promise((r) => setTimeout(r, 20));
+          await pingBoth();
+        }
+        // Subscriptions were restored before onReset: a payload published now arrives, with no resubscribe call.
+        await pair.a.publish(topic, 'after');
+        await waitFor('the payload published after the restart', () => payloadsOn(got.b, topic).includes('after') && payloadsOn(got.a, topic).includes('after'), 20_000);
+        await pair.a.publish(other, 'not wanted any more');
+        await pair.b.subscribe(other);
+        const marker = await barrier(pair.a, other, [got.b]);
+        assert.deepEqual(payloadsOn(got.b, other), [marker], 'the topic dropped while down was not restored');
+        assert.deepEqual(payloadsOn(got.b, topic), ['before', 'after'], 'nothing published while down, nothing twice');
+      } finally {
+        await pair.close();
+      }
     });
 
     it('answers ping', async () => {

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { MemoryPresence, createMemoryPresence } from '../../src/presence/memory/memory-presence.js';
 import { runPresenceContract } from './presence.contract.js';
 
-runPresenceContract('memory', async (ttlMs) => createMemoryPresence({ ttlMs }));
+runPresenceContract('memory', async (ttlMs) => {
+  // One process, one engine: the memory engine is shared by the instances of one process only.
+  const presence = createMemoryPresence({ ttlMs });
+  return { a: presence, b: presence, close: () => presence.close() };
+});
 
 describe('memory presence: bounded by who is online', () => {
   it('holds no entry for users offline longer than the ttl after a sweep', async () => {

@@ -3,7 +3,11 @@ import { describe, it } from 'node:test';
 import { MemoryRateLimiter, createMemoryRateLimiter } from '../../src/ratelimit/memory/memory-limiter.js';
 import { runRateLimiterContract } from './rate-limiter.contract.js';
 
-runRateLimiterContract('memory', async () => createMemoryRateLimiter());
+runRateLimiterContract('memory', async () => {
+  // One process, one limiter: the memory engine is shared by the instances of one process only.
+  const limiter = createMemoryRateLimiter();
+  return { a: limiter, b: limiter, close: () => limiter.close() };
+});
 
 const rate = { perSecond: 1, burst: 2 };
 const policy = { freeFailures: 2, baseDelayMs: 100, maxDelayMs: 350, forgetAfterMs: 1000 };

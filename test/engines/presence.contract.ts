@@ -5,9 +5,16 @@ import type { Presence } from '../../src/presence/presence.js';
 /**
  * The presence contract (the guarantees in src/presence/presence.ts), run against every engine. Every time is a
  * `now` argument, so the suite is deterministic for engines that honour it (they must not read the clock).
- * `createPresence(ttlMs)` returns a fresh, empty presence (engines on a shared server must isolate instances, e.g.
- * with a key prefix, and release it on `close`).
+ * `createPair(ttlMs)` returns two instances on one fresh, empty engine, standing for two server instances (for an
+ * in-process engine, one presence twice: it is shared by one process only); engines on a shared server isolate each
+ * pair, e.g. with a key prefix. `close` releases both.
  */
+export interface PresencePair {
+  a: Presence;
+  b: Presence;
+  close(): Promise<void>;
+}
+
 const TTL = 1_000;
 /** A base time far from zero, so an engine that treats 0 or small numbers specially is caught. */
 const T0 = 1_700_000_000_000;
@@ -15,16 +22,17 @@ const T0 = 1_700_000_000_000;
 let userCounter = 0;
 const freshUser = (label: string): string => `contract-${label}-${process.pid}-${++userCounter}`;
 
-export function runPresenceContract(engineName: string, createPresence: (ttlMs: number) => Promise<Presence>): void {
+export function runPresenceContract(engineName: string, createPair: (ttlMs: number) => Promise<PresencePair>): void {
   describe(`presence contract: ${engineName}`, () => {
-    async function withPresence(fn: (presence: Presence) => Promise<void>) {
-      const presence = await createPresence(TTL);
+    async function withPair(fn: (pair: PresencePair) => Promise<void>) {
+      const pair = await createPair(TTL);
       try {
-        await fn(presence);
+        await fn(pair);
       } finally {
-        await presence.close();
+        await pair.close();
       }
     }
+    const withPresence = (fn: (presence: Presence) => Promise<void>) => withPair((pair) => fn(pair.a));
 
     async function state(presence: Presence, userId: string, now: number) {
       const [entry] = await presence.get([userId], now);
@@ -161,6 +169,87 @@ export function runPresenceContract(engineName: string, createPresence: (ttlMs: 
         await presence.connect(u, 'c1', T0);
         assert.deepEqual(await presence.disconnect(u, 'c1', T0 + 10), { becameOffline: true });
         assert.deepEqual(await presence.sweep(T0 + 10 * TTL), []);
+      });
+    });
+
+    it('says which touched entries it does not hold live, and does not bring them back', async () => {
+      await withPresence(async (presence) => {
+        const u = freshUser('touch-gone');
+        const stranger = freshUser('touch-stranger');
+        await presence.connect(u, 'c1', T0);
+        assert.deepEqual(
+          await presence.touch([{ userId: u, connectionId: 'c1' }, { userId: u, connectionId: 'never' }, { userId: stranger, connectionId: 's1' }], T0 + 500),
+          [{ userId: u, connectionId: 'never' }, { userId: stranger, connectionId: 's1' }],
+          'unknown entries are returned, the registered one is refreshed',
+        );
+        const late = T0 + 500 + TTL + 1;
+        assert.deepEqual(await presence.touch([{ userId: u, connectionId: 'c1' }], late), [{ userId: u, connectionId: 'c1' }], 'an expired entry is returned');
+        assert.equal((await state(presence, u, late)).online, false, 'and not refreshed');
+        assert.deepEqual(await presence.get([stranger], late), [{ userId: stranger, online: false, lastSeen: null }], 'nor created');
+        assert.deepEqual(await presence.sweep(late), [u]);
+        // The caller that still holds the connection registers it again: a new transition after the sweep.
+        assert.deepEqual(await presence.connect(u, 'c1', late + 1), { becameOnline: true });
+      });
+    });
+
+    it('shares connections across instances: a disconnect on one never reports offline a user live on another', async () => {
+      await withPair(async ({ a, b }) => {
+        const u = freshUser('two-instances');
+        assert.deepEqual(await a.connect(u, 'on-a', T0), { becameOnline: true });
+        assert.deepEqual(await b.connect(u, 'on-b', T0 + 10), { becameOnline: false }, 'already online through a');
+        assert.deepEqual(await a.disconnect(u, 'on-a', T0 + 20), { becameOffline: false }, 'still live on b');
+        assert.equal((await state(b, u, T0 + 20)).online, true);
+        assert.equal((await state(a, u, T0 + 20)).online, true, 'both instances see one state');
+        assert.deepEqual(await b.disconnect(u, 'on-b', T0 + 30), { becameOffline: true });
+        assert.equal((await state(a, u, T0 + 30)).online, false);
+      });
+    });
+
+    it('never lets an offline from one instance overtake a later online from another', async () => {
+      await withPair(async ({ a, b }) => {
+        const u = freshUser('overtake');
+        await a.connect(u, 'a1', T0);
+        // The user reconnects to b at T0 + 50; the disconnect of the old connection on a, stamped T0 + 40, reaches the
+        // engine only after it (a slow instance, a late close).
+        assert.deepEqual(await b.connect(u, 'b1', T0 + 50), { becameOnline: false });
+        assert.deepEqual(await a.disconnect(u, 'a1', T0 + 40), { becameOffline: false }, 'the late offline is not a transition');
+        assert.deepEqual(await b.get([u], T0 + 60), [{ userId: u, online: true, lastSeen: T0 + 50 }], 'online, and lastSeen not moved back');
+        // The same after a real offline: a's late disconnect cannot take back b's newer online.
+        assert.deepEqual(await b.disconnect(u, 'b1', T0 + 70), { becameOffline: true });
+        await a.connect(u, 'a2', T0 + 80);
+        await b.connect(u, 'b2', T0 + 90);
+        assert.deepEqual(await a.disconnect(u, 'a2', T0 + 85), { becameOffline: false });
+        assert.equal((await state(a, u, T0 + 95)).online, true);
+      });
+    });
+
+    it("expires a dead instance's entries: another instance's sweep reports its users once", async () => {
+      await withPair(async ({ a, b }) => {
+        const dead = freshUser('dead-instance');
+        const alive = freshUser('live-instance');
+        await a.connect(dead, 'a1', T0); // a dies after this: it never touches nor disconnects again
+        await b.connect(alive, 'b1', T0);
+        await b.touch([{ userId: alive, connectionId: 'b1' }], T0 + 900);
+        const now = T0 + TTL + 1;
+        assert.deepEqual(await b.get([dead], now), [{ userId: dead, online: false, lastSeen: T0 }]);
+        assert.deepEqual(await b.sweep(now), [dead]);
+        assert.deepEqual(await b.sweep(now + 1), []);
+        assert.equal((await state(b, alive, now)).online, true);
+      });
+    });
+
+    it('claims a sweep for one instance at a time, and passes the claim on when its holder stops sweeping', async () => {
+      await withPair(async ({ a, b }) => {
+        const first = freshUser('claim-first');
+        const second = freshUser('claim-second');
+        await a.connect(first, 'f1', T0);
+        await a.connect(second, 's1', T0 + TTL);
+        const now = T0 + TTL + 1; // first expired, second live
+        const [byA, byB] = await Promise.all([a.sweep(now), b.sweep(now)]);
+        assert.deepEqual([...byA, ...byB], [first], 'reported once across both instances');
+        // a stops sweeping (it died); second expires later, and b's sweeps report it once the claim has lapsed.
+        const later = T0 + 3 * TTL;
+        assert.deepEqual([...(await b.sweep(later)), ...(await b.sweep(later + 1))], [second]);
       });
     });
 

@@ -3,22 +3,56 @@ import { describe, it } from 'node:test';
 import type { RateLimiter } from '../../src/ratelimit/limiter.js';
 
 /**
+ * Two limiter instances on one engine, standing for two server instances (for an in-process engine, one limiter
+ * twice: it is shared by one process only), and a `close` that releases both.
+ */
+export interface LimiterPair {
+  a: RateLimiter;
+  b: RateLimiter;
+  close(): Promise<void>;
+}
+
+/**
  * The rate-limiter contract (the guarantees in src/ratelimit/limiter.ts), run against every engine with real time:
  * rates are slow enough that no refill happens during a test, delays short enough to wait out.
  */
-export function runRateLimiterContract(engineName: string, createLimiter: () => Promise<RateLimiter>): void {
+export function runRateLimiterContract(engineName: string, createPair: () => Promise<LimiterPair>): void {
   describe(`rate limiter contract: ${engineName}`, () => {
-    const test = (name: string, body: (limiter: RateLimiter, key: (k: string) => string) => Promise<void>) =>
+    const testPair = (name: string, body: (pair: LimiterPair, key: (k: string) => string) => Promise<void>) =>
       it(name, async () => {
-        const limiter = await createLimiter();
+        const pair = await createPair();
         // Keys unique to the test, so engines shared between tests (a server) start clean.
         const prefix = `${Date.now()}-${Math.random()}:`;
         try {
-          await body(limiter, (k) => prefix + k);
+          await body(pair, (k) => prefix + k);
         } finally {
-          await limiter.close();
+          await pair.close();
         }
       });
+    const test = (name: string, body: (limiter: RateLimiter, key: (k: string) => string) => Promise<void>) =>
+      testPair(name, (pair, key) => body(pair.a, key));
+
+    testPair('instances on one engine share a bucket: two do not get twice the rate', async ({ a, b }, key) => {
+      const rate = { perSecond: 0.5, burst: 4 };
+      const decisions = await Promise.all([a, b, a, b, a, b, a, b].map((limiter) => limiter.take(key('shared'), rate)));
+      assert.equal(decisions.filter((d) => d.allowed).length, 4, 'the burst is spent once across both instances');
+      assert.equal((await a.take(key('shared'), rate)).allowed, false);
+      assert.equal((await b.take(key('shared'), rate)).allowed, false);
+      await b.refund(key('shared'), rate);
+      assert.equal((await a.take(key('shared'), rate)).allowed, true, 'a refund on one instance is spent on the other');
+    });
+
+    testPair('instances on one engine share failures and memories', async ({ a, b }, key) => {
+      const policy = { freeFailures: 1, baseDelayMs: 1000, maxDelayMs: 1000, forgetAfterMs: 60_000 };
+      assert.equal(await a.fail(key('login'), policy), 0);
+      const blocked = await b.fail(key('login'), policy);
+      assert.ok(blocked > 900 && blocked <= 1000, `the second failure, on the other instance, blocks: ${blocked}`);
+      assert.ok((await a.blockedFor(key('login'))) > 900);
+      await b.clear(key('login'));
+      assert.equal(await a.blockedFor(key('login')), 0);
+      await a.remember(key('known'), 60_000);
+      assert.equal(await b.recalls(key('known')), true);
+    });
 
     test('a bucket allows its burst, then refuses with the wait until the next token', async (limiter, key) => {
       const rate = { perSecond: 0.5, burst: 3 };

@@ -251,6 +251,18 @@ describe('mistakes are reported as "path: problem (from source)", all at once', 
     assert.ok(!lines.join('\n').includes('hunter2'));
   });
 
+  test('a Redis URL is never echoed (it may hold a password), and a Redis engine needs one', () => {
+    const lines = mistakes({ env: { PARLEY_REDIS_URL: 'http://:hunter2@cache:6379' } });
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^redis\.url: .*a redis:\/\/ or rediss:\/\/ URL.*\(from PARLEY_REDIS_URL\)$/);
+    assert.ok(!lines[0]!.includes('hunter2'), lines[0]);
+    assert.deepEqual(mistakes({ env: { PARLEY_BUS_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis' } }).map((l) => l.replace(/ \(from .*\)$/, '')), [
+      "redis.url: required when bus.kind, ratelimit.kind are 'redis'",
+    ]);
+    const config = loadConfig({ env: { PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: 'redis://:pw@cache:6379/2' } });
+    assert.deepEqual([config.presence.kind, config.bus.kind, config.ratelimit.kind, config.redis.keyPrefix], ['redis', 'memory', 'memory', 'parley:']);
+  });
+
   test('a bad URL', () => {
     assert.deepEqual(mistakes({ env: { PARLEY_AUTH_JWT_JWKS_URL: 'not a url' } }), [
       'auth.jwt.jwksUrl: expected a URL, got "not a url" (from PARLEY_AUTH_JWT_JWKS_URL)',

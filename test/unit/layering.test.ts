@@ -70,8 +70,15 @@ describe('layering', () => {
     assert.deepEqual(violations('src/gateway', (t) => t.startsWith('src/') && !allowed.test(t)), []);
   });
 
+  it('src/redis/ (the Redis client setup the Redis engines share) is imported only by Redis engines and the composition root', () => {
+    const redisEngine = (file: string) => engineFolders.some((folder) => folder.endsWith('/redis/') && file.startsWith(folder));
+    const outside = sourceFiles('src').filter((f) => f !== 'src/main.ts' && !f.startsWith('src/redis/') && !redisEngine(f));
+    const bad = outside.flatMap((file) => resolvedImports(file).filter((t) => t.startsWith('src/redis/')).map((t) => `${file} → ${t}`));
+    assert.deepEqual(bad, []);
+  });
+
   it('engines do not import the domain, the gateway or the HTTP layer', () => {
-    for (const dir of ['src/store', 'src/bus', 'src/presence', 'src/ratelimit']) {
+    for (const dir of ['src/store', 'src/bus', 'src/presence', 'src/ratelimit', 'src/redis']) {
       assert.deepEqual(violations(dir, (t) => /^src\/(domain|gateway|http)\//.test(t)), [], dir);
     }
   });

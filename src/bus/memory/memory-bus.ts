@@ -1,4 +1,5 @@
 import type { Bus } from '../bus.js';
+import { ParleyError } from '../../protocol/errors.js';
 
 /**
  * The in-process bus engine: one process, no network. Several `MemoryBus` instances that share one
@@ -89,12 +90,12 @@ export class MemoryBus implements Bus {
   }
 
   async publish(topic: string, payload: string): Promise<void> {
-    if (this.closed) throw new Error('memory bus: publish after close');
+    if (this.closed) throw new ParleyError('UNAVAILABLE', 'memory bus: publish after close');
     this.hub.fanOut(topic, payload);
   }
 
   async subscribe(topic: string): Promise<void> {
-    if (this.closed) throw new Error('memory bus: subscribe after close');
+    if (this.closed) throw new ParleyError('UNAVAILABLE', 'memory bus: subscribe after close');
     if (this.subscribed.has(topic)) return;
     this.subscribed.add(topic);
     this.hub.add(topic, this);
@@ -116,7 +117,7 @@ export class MemoryBus implements Bus {
   }
 
   async ping(): Promise<void> {
-    if (this.closed) throw new Error('memory bus: closed');
+    if (this.closed) throw new ParleyError('UNAVAILABLE', 'memory bus: closed');
   }
 
   async close(): Promise<void> {

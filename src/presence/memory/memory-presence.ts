@@ -15,8 +15,9 @@ import type { Presence } from '../presence.js';
  *   are dropped; observers never saw the user leave).
  * - `disconnect`: `becameOffline` when the user was reported online and has no live connection left.
  * - `touch`: refreshes registered connections that are still live; an unknown or already expired connection is
- *   ignored (expiry is final: a dead instance's late heartbeat does not resurrect an entry; reconnect with
- *   `connect`). `lastSeen` becomes `now` for a user when at least one of their connections was refreshed.
+ *   not refreshed, and returned (expiry is final: a late heartbeat does not resurrect an entry; the caller that still
+ *   holds the connection registers it again with `connect`). `lastSeen` becomes `now` for a user when at least one of
+ *   their connections was refreshed.
  * - `sweep`: users reported online whose connections are all expired; each is reported once, and their entries
  *   are dropped.
  * - `lastSeen`: time of the last connect, touch or disconnect; an expired user keeps the time of the last touch.
@@ -106,7 +107,7 @@ export class MemoryPresence implements Presence {
     const user = this.entry(userId);
     this.dropExpired(user, now);
     user.connections.set(connectionId, now);
-    user.lastSeen = now;
+    if (user.lastSeen === null || now > user.lastSeen) user.lastSeen = now;
     if (user.reportedOnline) return { becameOnline: false };
     user.reportedOnline = true;
     this.online.add(userId);
@@ -118,7 +119,7 @@ export class MemoryPresence implements Presence {
     this.assertOpen();
     const user = this.users.get(userId);
     if (!user || !user.connections.delete(connectionId)) return { becameOffline: false };
-    user.lastSeen = now;
+    if (user.lastSeen === null || now > user.lastSeen) user.lastSeen = now;
     this.dropExpired(user, now);
     if (!user.reportedOnline || user.connections.size > 0) return { becameOffline: false };
     user.reportedOnline = false;
@@ -127,15 +128,21 @@ export class MemoryPresence implements Presence {
     return { becameOffline: true };
   }
 
-  async touch(entries: Array<{ userId: string; connectionId: string }>, now: number): Promise<void> {
+  async touch(entries: Array<{ userId: string; connectionId: string }>, now: number): Promise<Array<{ userId: string; connectionId: string }>> {
     this.assertOpen();
-    for (const { userId, connectionId } of entries) {
+    const gone: Array<{ userId: string; connectionId: string }> = [];
+    for (const entry of entries) {
+      const { userId, connectionId } = entry;
       const user = this.users.get(userId);
       const touchedAt = user?.connections.get(connectionId);
-      if (!user || touchedAt === undefined || !this.isLive(touchedAt, now)) continue;
+      if (!user || touchedAt === undefined || !this.isLive(touchedAt, now)) {
+        gone.push(entry);
+        continue;
+      }
       user.connections.set(connectionId, now);
       if (user.lastSeen === null || now > user.lastSeen) user.lastSeen = now;
     }
+    return gone;
   }
 
   async get(userIds: string[], now: number): Promise<Array<{ userId: string; online: boolean; lastSeen: number | null }>> {
