@@ -1,3 +1,4 @@
+import { ParleyError, isParleyError } from './protocol/errors.js';
 import { dirname, join, resolve } from 'node:path';
 import { Accounts } from './auth/accounts.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -180,6 +181,28 @@ async function openEngines(config: Config, logger: Logger): Promise<Engines> {
 }
 
 /**
+ * Register the instance with its store (Store.claimInstance): an instance whose bus is in its own memory must be the
+ * only one on its store, since no other instance would receive its events; refused with a message that says what to
+ * change. Closes the store when refused.
+ */
+function claimInstance(config: Config): (store: Store) => Promise<Store> {
+  const sole = config.bus.kind === 'memory';
+  return async (store) => {
+    try {
+      await store.claimInstance({ sole, description: `port ${config.server.port}, pid ${process.pid}` });
+      return store;
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      if (!isParleyError(err) || err.code !== 'CONFLICT') throw err;
+      const others = ((err.details as { others?: string[] } | undefined)?.others ?? []).join('; ') || 'unknown';
+      throw new ParleyError('CONFLICT', sole
+        ? `another Parley instance uses this store (${others}); this one's bus is in its own memory (bus.kind 'memory'), so their clients would not receive each other's events. Run one instance, or set bus.kind (and presence.kind, ratelimit.kind) to 'redis' on every instance`
+        : `a Parley instance whose bus is in its own memory uses this store (${others}): stop it, or run it with bus.kind 'redis' like this one`);
+    }
+  };
+}
+
+/**
  * Start serving `config`. `options.listener`: a socket already listening (src/http/listener.ts; `parley serve` opens it
  * before loading this module); without one, the server opens its own first. Connections that arrive while the server
  * starts are held and served once it is ready; "parley listening" is logged then.
@@ -198,7 +221,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
   const engines = await openEngines(config, logger);
-  const store = observeStore(await openStore(config, logger).catch(async (err: unknown) => {
+  const store = observeStore(await openStore(config, logger).then(claimInstance(config)).catch(async (err: unknown) => {
     await engines.close();
     throw err;
   }), health);

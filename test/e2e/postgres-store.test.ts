@@ -53,3 +53,19 @@ describe('parley on PostgreSQL', () => {
     }
   });
 });
+
+describe('instances on one PostgreSQL database', () => {
+  it('refuses a second instance whose bus is in its own memory, and lets one start once the first is gone', async () => {
+    const url = await postgres.createDatabase();
+    const env = { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url };
+    const first = await startServer(env);
+    try {
+      await assert.rejects(startServer(env), /CONFLICT: another Parley instance uses this store \(parley port 0, pid \d+.*bus\.kind 'memory'.*'redis'/s);
+    } finally {
+      // SIGKILL: the claim must end with the session, not wait for a clean stop.
+      await first.kill('SIGKILL');
+    }
+    const next = await startServer(env);
+    await next.stop();
+  });
+});
