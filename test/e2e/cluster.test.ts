@@ -1,0 +1,226 @@
+/**
+ * Three Parley instances on one real PostgreSQL and one real Redis (test/helpers/cluster.ts), with nginx in front
+ * running deploy/nginx.conf: what one instance does reaches every other, through the SDK, exactly once and in `seq`
+ * order; a kick whose bus event was lost still stops delivery; an instance killed mid-traffic, and a rolling restart
+ * behind nginx, lose nothing acknowledged.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { ParleyClient, type Message } from '../../packages/sdk/src/index.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { RawClient, until } from '../helpers/raw-client.js';
+import { api, register } from '../helpers/server.js';
+
+interface Seat {
+  id: string;
+  token: string;
+  client: ParleyClient;
+  messages: Message[];
+  disconnects: number;
+}
+
+let cluster: TestCluster;
+const seats: Seat[] = [];
+
+function connectSdk(url: string, user: { id: string; token: string }): Seat {
+  const client = new ParleyClient({ url, token: user.token, WebSocket, backoff: { initialMs: 20, maxMs: 200 }, requestTimeoutMs: 10_000 });
+  const seat: Seat = { ...user, client, messages: [], disconnects: 0 };
+  client.on('message', (m) => seat.messages.push(m));
+  client.on('disconnect', () => seat.disconnects++);
+  seats.push(seat);
+  return seat;
+}
+
+/** The seqs a seat delivered for one conversation, in delivery order. */
+const seqsIn = (seat: Seat, conversationId: string): number[] => seat.messages.filter((m) => m.conversationId === conversationId).map((m) => m.seq);
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+before(async () => {
+  cluster = await startCluster({
+    size: 3,
+    nginx: true,
+    env: {
+      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '10000',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '10000',
+      PARLEY_PRESENCE_TTL_MS: '3000',
+      PARLEY_HEARTBEAT_INTERVAL_MS: '1000',
+    },
+  });
+});
+after(async () => {
+  for (const seat of seats) seat.client.close();
+  await cluster?.stop();
+});
+
+describe('a cluster of three instances on PostgreSQL and Redis', () => {
+  it('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', async () => {
+    const [a, b, c] = cluster.instances;
+    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(a!, `cluster-${i}`)));
+    const members = users.map((u, i) => connectSdk([a, b, c][i % 3]!.wsUrl, u));
+    await Promise.all(members.map((m) => m.client.connect()));
+    const group = await members[0]!.client.request('conversation.create', { name: 'across', visibility: 'public' });
+    const conversationId = group.conversation.id;
+    for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
+    const PER_MEMBER = 15;
+    await Promise.all(members.map((m, i) => Promise.all(Array.from({ length: PER_MEMBER }, (_, k) => m.client.send(conversationId, `m${i}-${k}`)))));
+    const total = members.length * PER_MEMBER;
+    for (const [i, m] of members.entries()) {
+      await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every message`, 30_000, 20);
+      assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i} (instance ${i % 3}): each seq once, in order`);
+    }
+  });
+
+  it('opens a direct conversation across instances and delivers its first messages', async () => {
+    const [a, , c] = cluster.instances;
+    const [ann, bob] = await Promise.all([register(a!, 'cluster-dm-ann'), register(a!, 'cluster-dm-bob')]);
+    const annSeat = connectSdk(a!.wsUrl, ann);
+    const bobSeat = connectSdk(c!.wsUrl, bob);
+    await Promise.all([annSeat.client.connect(), bobSeat.client.connect()]);
+    const first = await annSeat.client.send({ to: bob.id }, 'first across');
+    await annSeat.client.send(first.conversationId, 'second across');
+    await until(() => seqsIn(bobSeat, first.conversationId).length >= 2, 'bob has both messages', 15_000, 20);
+    assert.deepEqual(seqsIn(bobSeat, first.conversationId), [1, 2]);
+  });
+
+  it('carries edits, deletes, read receipts and typing from one instance to the others', async () => {
+    const [a, b, c] = cluster.instances;
+    const [ann, bob, cat] = await Promise.all(['cluster-ev-ann', 'cluster-ev-bob', 'cluster-ev-cat'].map((n) => register(a!, n)));
+    const annWs = await RawClient.connect(a!.wsUrl, ann.token);
+    const bobWs = await RawClient.connect(b!.wsUrl, bob.token);
+    const catWs = await RawClient.connect(c!.wsUrl, cat.token);
+    try {
+      const { conversation } = await annWs.ok('conversation.create', { name: 'events across', visibility: 'public' });
+      const conversationId = conversation.id;
+      await bobWs.ok('conversation.join', { conversationId });
+      await catWs.ok('conversation.join', { conversationId });
+      const sent = await annWs.ok('message.send', { conversationId, key: 'ev-1', text: 'draft' });
+      await annWs.ok('message.edit', { conversationId, seq: sent.seq, text: 'final' });
+      const edited = await bobWs.waitFor('message.updated', (m) => m.seq === sent.seq && m.text === 'final', 10_000);
+      assert.ok(edited.editedAt, 'the edit carries its time');
+      await catWs.waitFor('message.updated', (m) => m.seq === sent.seq && m.text === 'final', 10_000);
+      await bobWs.ok('read.mark', { conversationId, seq: sent.seq });
+      await annWs.waitFor('read', (r) => r.userId === bob.id && r.seq === sent.seq, 10_000);
+      await catWs.ok('typing', { conversationId, typing: true });
+      await annWs.waitFor('typing', (t) => t.userId === cat.id && t.typing, 10_000);
+      await bobWs.waitFor('typing', (t) => t.userId === cat.id && t.typing, 10_000);
+      await annWs.ok('message.delete', { conversationId, seq: sent.seq });
+      await catWs.waitFor('message.updated', (m) => m.seq === sent.seq && m.deleted === true, 10_000);
+      await bobWs.waitFor('message.updated', (m) => m.seq === sent.seq && m.deleted === true, 10_000);
+    } finally {
+      annWs.close();
+      bobWs.close();
+      catWs.close();
+    }
+  });
+
+  it('stops delivering to a member kicked while the bus was down, once the bus is back', async () => {
+    const [a, b, c] = cluster.instances;
+    const [owner, kept, kicked] = await Promise.all(['cluster-owner', 'cluster-kept', 'cluster-kicked'].map((n) => register(a!, n)));
+    const ownerWs = await RawClient.connect(a!.wsUrl, owner.token);
+    const keptWs = await RawClient.connect(b!.wsUrl, kept.token);
+    const kickedWs = await RawClient.connect(c!.wsUrl, kicked.token);
+    try {
+      const { conversation } = await ownerWs.ok('conversation.create', { name: 'kick across', visibility: 'public' });
+      await keptWs.ok('conversation.join', { conversationId: conversation.id });
+      await kickedWs.ok('conversation.join', { conversationId: conversation.id });
+      const before = await ownerWs.ok('message.send', { conversationId: conversation.id, key: 'k-before', text: 'before' });
+      await kickedWs.waitFor('message.new', (m) => m.id === before.id, 10_000);
+      // The kick is stored while Redis is down: its event cannot be published, so instance c never hears of it.
+      await cluster.redis.stop();
+      const kick = await api(a!, owner.token, 'DELETE', `/api/v1/conversations/${conversation.id}/members/${kicked.id}`);
+      assert.ok(kick.status < 300, JSON.stringify(kick.body));
+      await cluster.redis.start();
+      // Back: every instance re-reads its users' conversations and tells their connections to resync.
+      await kickedWs.waitFor('resync', () => true, 30_000);
+      await keptWs.waitFor('resync', () => true, 30_000);
+      const afterKick = await ownerWs.ok('message.send', { conversationId: conversation.id, key: 'k-after', text: 'after the kick' });
+      await keptWs.waitFor('message.new', (m) => m.id === afterKick.id, 10_000);
+      // Ordered after the message on every instance's bus: a marker in a conversation the kicked user is still in.
+      const marker = await ownerWs.ok('message.send', { to: kicked.id, key: 'k-marker', text: 'marker' });
+      await kickedWs.waitFor('message.new', (m) => m.id === marker.id, 10_000);
+      assert.equal(kickedWs.eventsOf('message.new').filter((m) => m.id === afterKick.id).length, 0, 'the kicked member got nothing after the kick');
+      assert.equal(kickedWs.closed, null, 'its connection stayed open through the reset');
+    } finally {
+      ownerWs.close();
+      keptWs.close();
+      kickedWs.close();
+    }
+  });
+
+  it('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', async (test) => {
+    const [a, b] = cluster.instances;
+    const [ann, bob] = await Promise.all([register(a!, 'cluster-pg-ann'), register(a!, 'cluster-pg-bob')]);
+    const annSeat = connectSdk(a!.wsUrl, ann);
+    const bobSeat = connectSdk(b!.wsUrl, bob);
+    await Promise.all([annSeat.client.connect(), bobSeat.client.connect()]);
+    const group = await annSeat.client.request('conversation.create', { name: 'pg restart', visibility: 'public' });
+    const conversationId = group.conversation.id;
+    await bobSeat.client.request('conversation.join', { conversationId });
+    const failures: string[] = [];
+    annSeat.client.on('error', (e: any) => failures.push(String(e?.code ?? e)));
+    const COUNT = 60;
+    // A connection set up before the outage (a new one cannot be: its setup reads the store, and is closed 4005).
+    const raw = await RawClient.connect(b!.wsUrl, bob.token);
+    const sends = Array.from({ length: COUNT }, (_, k) => annSeat.client.send(conversationId, `pg ${k}`));
+    await cluster.postgres.stop();
+    try {
+      const refused = await raw.request('message.send', { conversationId, key: 'while-down', text: 'while down' }, 15_000);
+      assert.equal(refused.error?.code, 'UNAVAILABLE', JSON.stringify(refused));
+      assert.equal(refused.error?.temporary, true, 'documented as retryable');
+    } finally {
+      raw.close();
+      await cluster.postgres.start();
+    }
+    const stored = await Promise.all(sends);
+    assert.deepEqual(stored.map((m) => m.seq).sort((x, y) => x - y), range(COUNT), 'each send stored once, no gap');
+    await until(() => seqsIn(bobSeat, conversationId).length >= COUNT, 'bob has every message', 30_000, 20);
+    assert.deepEqual(seqsIn(bobSeat, conversationId), range(COUNT));
+    test.diagnostic(`client errors reported meanwhile: ${failures.length}`);
+  });
+
+  it('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', async (test) => {
+    const nginx = cluster.nginx!;
+    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(cluster.instances[0]!, `cluster-roll-${i}`)));
+    const members = users.map((u) => connectSdk(nginx.wsUrl, u));
+    await Promise.all(members.map((m) => m.client.connect()));
+    const group = await members[0]!.client.request('conversation.create', { name: 'rolling', visibility: 'public' });
+    const conversationId = group.conversation.id;
+    for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
+
+    let sending = true;
+    const acked: Message[] = [];
+    const senders = members.map(async (m, i) => {
+      for (let k = 0; sending && k < 400; k++) acked.push(await m.client.send(conversationId, `roll ${i}-${k}`));
+    });
+    const progress = async (more: number): Promise<void> => {
+      const target = acked.length + more;
+      await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
+    };
+    try {
+      await progress(30);
+      await cluster.instances[1]!.kill('SIGKILL');
+      await progress(30);
+      await cluster.restart(1);
+      for (const i of [0, 2, 1]) {
+        await cluster.instances[i]!.stop(); // SIGTERM: drain, 4000 to its clients
+        await progress(20);
+        await cluster.restart(i);
+        await progress(20);
+      }
+    } finally {
+      sending = false;
+      await Promise.all(senders);
+    }
+    const total = acked.length;
+    const disconnects = members.reduce((sum, m) => sum + m.disconnects, 0);
+    test.diagnostic(`${total} sends acknowledged across a kill and three restarts; ${disconnects} client disconnects`);
+    // Every instance went down at least once, so every client lost its instance and came back through nginx.
+    for (const [i, m] of members.entries()) assert.ok(m.disconnects >= 1, `member ${i} was disconnected at least once`);
+    assert.deepEqual(acked.map((m) => m.seq).sort((x, y) => x - y), range(total), 'every acknowledged send has its own seq, no gap');
+    for (const [i, m] of members.entries()) {
+      await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every acknowledged message`, 60_000, 50);
+      assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i}: each seq once, in order`);
+    }
+  });
+});
