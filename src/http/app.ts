@@ -107,7 +107,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const ready = sharedProbe(deps.ready, readinessProbeMs);
   app.get('/readyz', async (_req, reply) => {
     try {
-      await withinDeadline(ready(), readinessTimeoutMs, 'store not answering');
+      await withinDeadline(ready(), readinessTimeoutMs, 'store or bus not answering');
       return { status: 'ready' };
     } catch (err) {
       return sendError(reply, new ParleyError('UNAVAILABLE', `not ready: ${(err as Error).message}`).toBody());
@@ -199,7 +199,7 @@ const readinessProbeMs = 1000;
 
 /**
  * /readyz answers within this many ms: a probe still running then (the store thread busy or waiting for a lock) is
- * "store not answering" (503). Longer than the store's busy timeout (1 s), so a probe that waits out one lock still
+ * "store or bus not answering" (503). Longer than the store's busy timeout (1 s), so a probe that waits out one lock still
  * reports the store's own error.
  */
 const readinessTimeoutMs = 2000;
