@@ -35,6 +35,8 @@ export class ChatStore {
   readonly views = new Map<string, ConversationView>();
   readonly members = new Map<string, Map<string, Member>>();
   readonly presence = new Map<string, boolean>();
+  /** The `lastSeen` of the presence change shown for each user (older changes are ignored). */
+  private readonly presenceAt = new Map<string, number>();
   /** conversationId → userId → when the indicator expires (ms). */
   readonly typing = new Map<string, Map<string, number>>();
   readonly pending = new Map<string, PendingMessage[]>();
@@ -57,7 +59,7 @@ export class ChatStore {
       on('message.updated', (m) => this.change(() => this.upsert(m))),
       on('read', (r) => this.onRead(r.conversationId, r.userId, r.seq)),
       on('typing', (t) => this.onTyping(t.conversationId, t.userId, t.typing, t.expiresInMs)),
-      on('presence', (p) => this.change(() => p.users.forEach((u) => this.presence.set(u.userId, u.online)))),
+      on('presence', (p) => this.change(() => p.users.forEach((u) => this.notePresence(u)))),
       on('member.joined', (e) => this.onMembership(e.conversationId, e.member.userId, e.member)),
       on('member.changed', (e) => this.change(() => this.putMember(e.conversationId, e.member))),
       on('member.left', (e) => this.onMembership(e.conversationId, e.userId, null)),
@@ -403,12 +405,22 @@ export class ChatStore {
     this.conversations.set(c.id, c);
   }
 
+  /**
+   * A presence change, unless an older one than what is shown: two server instances can deliver one user's changes out
+   * of order, and each carries the time it happened in `lastSeen` (docs/protocol.md, `presence`).
+   */
+  private notePresence(u: { userId: string; online: boolean; lastSeen: number | null }): void {
+    if (isStalePresence(this.presenceAt.get(u.userId), u.lastSeen)) return;
+    this.presenceAt.set(u.userId, u.lastSeen ?? 0);
+    this.presence.set(u.userId, u.online);
+  }
+
   /** Where these users' presence stands now (of direct peers: the server pushes their changes from then on). */
   private async loadPresence(userIds: string[]): Promise<void> {
     if (userIds.length === 0) return;
     try {
       const users = await this.client.presence(userIds);
-      this.change(() => users.forEach((u) => this.presence.set(u.userId, u.online)));
+      this.change(() => users.forEach((u) => this.notePresence(u)));
     } catch {
       /* offline: the next sync asks again */
     }
@@ -488,4 +500,9 @@ export function messageOf(err: unknown): string {
     .filter((d): d is { path: string; message: string } => typeof d?.message === 'string')
     .map((d) => (d.path ? `${d.path}: ${d.message}` : d.message));
   return fields.length > 0 ? fields.join('; ') : err.message;
+}
+
+/** Whether a presence change (its `lastSeen`) is older than the one shown (at `shownAt`), so it must be ignored. */
+export function isStalePresence(shownAt: number | undefined, lastSeen: number | null): boolean {
+  return shownAt !== undefined && (lastSeen ?? 0) < shownAt;
 }
