@@ -70,11 +70,6 @@ export class Sessions {
     return { status: 'admitted', conversationIds };
   }
 
-  /** Ids of the user's conversations (what a gateway's interests must match after its bus lost events). */
-  conversationIds(userId: string): Promise<string[]> {
-    return this.store.listConversationIds(userId);
-  }
-
   /** The user's conversations as positions for `welcome`, most recently active first. */
   positions(userId: string): Promise<ConversationPosition[]> {
     return this.store.listPositions(userId);

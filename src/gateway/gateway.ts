@@ -8,7 +8,7 @@ import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bu
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
-import type { Sessions } from '../domain/sessions.js';
+import type { ConnectionAdmission, Sessions } from '../domain/sessions.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '@parley/protocol';
@@ -67,7 +67,7 @@ export interface GatewayDeps {
   options: GatewayOptions;
   authenticator: Authenticator;
   /** The setup's reads of the user and their conversations (the domain's; the gateway never reads the store). */
-  sessions: Pick<Sessions, 'admit' | 'positions' | 'conversationIds'>;
+  sessions: Pick<Sessions, 'admit' | 'positions'>;
   bus: Bus;
   services: Services;
   metrics: Metrics;
@@ -693,9 +693,10 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * The bus lost events (it reconnected, and resubscribed this instance's topics). Membership events may be among them,
-   * so each local user's conversations are read again from the store and the interest index brought in step (a kick
-   * or ban whose event was lost stops delivery here; a join whose event was lost starts it); once the subscriptions
+   * The bus lost events (it reconnected, and resubscribed this instance's topics). Membership and control events may be
+   * among them, so each local connection is admitted again as at its setup (a ban or logout whose event was lost
+   * closes it) and its interests brought in step with the store (a kick or group ban whose event was lost stops
+   * delivery here; a join whose event was lost starts it); once the subscriptions
    * are in place, the user's connections get `resync` and catch up with `sync`, staying open (closing every connection
    * of every instance at once would be a reconnect storm). Users are done `RESYNC_CONCURRENCY` at a time: a bounded
    * stream of reads, not one burst. A user whose conversations cannot be read is closed with 4005 (reconnect, sync).
@@ -711,25 +712,40 @@ export class Gateway implements ConnectionOwner {
     this.track(Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)));
   }
 
+  /**
+   * One user after a bus reset. Each connection is admitted again as at its setup (the user may have been banned, or
+   * its token revoked, while the bus was down: those control events may be lost too), and its interests brought in
+   * step with the user's conversations as the store has them now.
+   */
   private async resynchroniseUser(userId: string, frame: Buffer): Promise<void> {
-    let wanted: Set<string>;
-    try {
-      wanted = new Set(await this.deps.sessions.conversationIds(userId));
-    } catch (err) {
-      this.deps.logger.warn({ err, userId }, 'bus reset: conversations not readable, closing the user\'s connections');
-      for (const connection of [...this.devicesOf(userId)]) this.closeConnection(connection, 'UNAVAILABLE');
-      return;
-    }
     const subscribing: Array<Promise<void>> = [];
     const ready: Connection[] = [];
     for (const connection of [...this.devicesOf(userId)]) {
       if (connection.state !== ConnectionState.Open) continue;
       const setup = this.setups.get(connection);
-      // Still setting up: it lists its conversations after subscribing; the event follows its welcome.
+      // Still setting up: it reads the user and lists its conversations after subscribing; the event follows welcome.
       if (setup) {
         this.hold(connection, setup, frame);
         continue;
       }
+      let admission: ConnectionAdmission;
+      try {
+        admission = await this.deps.sessions.admit(userId, connection.sessionId, connection.tokenGeneration);
+      } catch (err) {
+        this.deps.logger.warn({ err, userId }, 'bus reset: the user could not be read, closing the connection');
+        this.closeConnection(connection, 'UNAVAILABLE');
+        continue;
+      }
+      if (connection.state !== ConnectionState.Open) continue;
+      if (admission.status === 'banned') {
+        this.closeConnection(connection, 'BANNED');
+        continue;
+      }
+      if (admission.status !== 'admitted') {
+        this.closeConnection(connection, 'UNAUTHORIZED');
+        continue;
+      }
+      const wanted = new Set(admission.conversationIds);
       for (const id of [...connection.conversations]) if (!wanted.has(id)) this.removeInterest(connection, id);
       for (const id of wanted) {
         if (connection.conversations.has(id)) continue;
@@ -739,7 +755,7 @@ export class Gateway implements ConnectionOwner {
       ready.push(connection);
     }
     await Promise.all(subscribing);
-    for (const connection of ready) connection.send(frame);
+    for (const connection of ready) if (connection.state === ConnectionState.Open) connection.send(frame);
   }
 
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { ParleyClient, type Message } from '../../packages/sdk/src/index.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { RawClient, until } from '../helpers/raw-client.js';
-import { api, register } from '../helpers/server.js';
+import { ADMIN_TOKEN, api, register } from '../helpers/server.js';
 
 interface Seat {
   id: string;
@@ -114,7 +114,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('stops delivering to a member kicked while the bus was down, once the bus is back', async () => {
+  it('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', async () => {
     const [a, b, c] = cluster.instances;
     const [owner, kept, kicked] = await Promise.all(['cluster-owner', 'cluster-kept', 'cluster-kicked'].map((n) => register(a!, n)));
     const ownerWs = await RawClient.connect(a!.wsUrl, owner.token);
@@ -141,6 +141,14 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
       await kickedWs.waitFor('message.new', (m) => m.id === marker.id, 10_000);
       assert.equal(kickedWs.eventsOf('message.new').filter((m) => m.id === afterKick.id).length, 0, 'the kicked member got nothing after the kick');
       assert.equal(kickedWs.closed, null, 'its connection stayed open through the reset');
+
+      // An account ban stored while Redis is down: its close command is lost, the reset finds the ban.
+      await cluster.redis.stop();
+      const ban = await api(a!, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${kicked.id}/ban`);
+      assert.ok(ban.status < 300, JSON.stringify(ban.body));
+      assert.equal(kickedWs.closed, null, 'not closed while the bus is down (its instance never heard of the ban)');
+      await cluster.redis.start();
+      assert.equal((await kickedWs.waitClose(30_000)).code, 4502, 'closed as banned once the bus is back');
     } finally {
       ownerWs.close();
       keptWs.close();
