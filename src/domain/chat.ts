@@ -55,6 +55,8 @@ type SyncEntry = ResultMap['sync']['conversations'][number];
 const DEFAULT_PAGE = 50;
 /** Default page of conversation.list, member.list, member.bans and invite.list: most lists fit one page. */
 const LIST_PAGE = 1000;
+/** Conversations whose new messages `sync` reads in one store call. */
+const SYNC_READ_BATCH = 32;
 const SYNC_PAGE = 100;
 /** Room kept in every reply budget for the frame around the items: `{"id":…,"result":{…}}` and fixed fields. */
 const REPLY_ENVELOPE_BYTES = 1024;
@@ -429,8 +431,16 @@ export class Chat {
     // starved by the list of every conversation it did not name.
     budget.charge(removed);
     const entries = wanted.map(({ conversation, afterSeq }) => this.syncEntry(conversation, afterSeq, budget));
-    for (const [i, { conversation, afterSeq, rev }] of wanted.entries()) {
-      conversations.push(await this.syncOne(userId, entries[i], conversation, afterSeq, rev, limit, budget));
+    // The new messages of the conversations that have some are read SYNC_READ_BATCH conversations per store call (one
+    // round trip on a network store, not one per conversation); a batch is read only while the budget has room.
+    for (let start = 0; start < wanted.length; start += SYNC_READ_BATCH) {
+      const batch = wanted.slice(start, start + SYNC_READ_BATCH);
+      const behind = budget.exhausted ? [] : batch.filter((w) => w.afterSeq < w.conversation.lastSeq);
+      const pages = await this.store.messagesAfterMany(behind.map((w) => ({ conversationId: w.conversation.id, afterSeq: w.afterSeq })), limit + 1);
+      const pageOf = new Map(behind.map((w, i) => [w, pages[i]!]));
+      for (const [i, w] of batch.entries()) {
+        conversations.push(await this.syncOne(userId, entries[start + i]!, w.conversation, w.afterSeq, w.rev, limit, budget, pageOf.get(w)));
+      }
     }
     const unknown = takeLeading(mine.filter((c) => !named.has(c.id)), budget);
     return { conversations, unknown: unknown.taken, unknownMore: unknown.cut, removed };
@@ -444,12 +454,14 @@ export class Chat {
     return entry;
   }
 
+  /** `page`: the conversation's messages after `afterSeq` (at most limit + 1), read with its batch; absent if not read. */
   private async syncOne(
     userId: string, entry: SyncEntry, conversation: MyConversation, afterSeq: number, rev: number | undefined, limit: number, budget: ReplyBudget,
+    page: StoredMessage[] | undefined,
   ): Promise<SyncEntry> {
     const { id: conversationId, lastSeq } = conversation;
-    if (afterSeq < lastSeq && !budget.exhausted) {
-      const rows = toWireAll(await this.store.messagesAfter(conversationId, afterSeq, limit + 1), userId);
+    if (afterSeq < lastSeq && !budget.exhausted && page) {
+      const rows = toWireAll(page, userId);
       const { taken, cut } = takeLeading(rows.slice(0, limit), budget);
       if (taken.length > 0) entry.messages = taken;
       if (cut || rows.length > limit) entry.more = true;

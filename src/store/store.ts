@@ -171,6 +171,11 @@ export interface Store {
   deleteMessage(input: { conversationId: string; seq: number; now: number }): Promise<Message | null>;
   /** Messages with seq > afterSeq, ascending, at most `limit`. */
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
+  /**
+   * `messagesAfter` for many conversations in one call (one round trip on a network store): for each request, in
+   * request order, its messages with seq > afterSeq, ascending, at most `limit` each.
+   */
+  messagesAfterMany(requests: ReadonlyArray<{ conversationId: string; afterSeq: number }>, limit: number): Promise<Message[][]>;
   /** Messages with seq < beforeSeq (or all when null), the newest `limit` of them, returned ascending. */
   messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]>;
   /** Messages created strictly before `beforeTime`, the newest `limit` of them, returned ascending. */

@@ -817,6 +817,23 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(seqsOf(await store.messagesAfter('other', 0, 1000)), range(1, 100));
       });
 
+      test('messagesAfterMany answers each request in request order, as messagesAfter would', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'a', 'u1');
+        await addGroup(store, 'b', 'u1');
+        for (let i = 0; i < 5; i++) await store.appendMessage(newMessage('a', 'u1', `a-${i}`));
+        for (let i = 0; i < 3; i++) await store.appendMessage(newMessage('b', 'u1', `b-${i}`));
+        const pages = await store.messagesAfterMany([
+          { conversationId: 'b', afterSeq: 1 },
+          { conversationId: 'nowhere', afterSeq: 0 },
+          { conversationId: 'a', afterSeq: 0 },
+          { conversationId: 'a', afterSeq: 5 },
+        ], 3);
+        assert.deepEqual(pages.map(seqsOf), [[2, 3], [], [1, 2, 3], []]);
+        assert.deepEqual(pages[2], await store.messagesAfter('a', 0, 3), 'the same messages, field for field');
+        assert.deepEqual(await store.messagesAfterMany([], 3), []);
+      });
+
       test('a repeated (conversation, sender, key) returns the original as a duplicate and stores nothing', async (store) => {
         await addUsers(store, 'u1');
         await addGroup(store, 'g', 'u1');

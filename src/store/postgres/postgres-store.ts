@@ -542,6 +542,20 @@ export class PostgresStore implements Store {
       [conversationId, afterSeq, limit])).map(toMessage);
   }
 
+  async messagesAfterMany(requests: ReadonlyArray<{ conversationId: string; afterSeq: number }>, limit: number): Promise<Message[][]> {
+    if (requests.length === 0) return [];
+    // One round trip: each request's page through the (conversation_id, seq) primary key, tagged with its position.
+    const rows = await this.query<MessageRow & { request: number }>(
+      `SELECT w.request, m.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS w(conversation_id, after_seq, request)
+         CROSS JOIN LATERAL (SELECT ${messageColumns} FROM messages
+           WHERE conversation_id = w.conversation_id AND seq > w.after_seq ORDER BY seq LIMIT $3) m
+        ORDER BY w.request, m.seq`,
+      [requests.map((r) => r.conversationId), requests.map((r) => r.afterSeq), limit]);
+    const pages: Message[][] = requests.map(() => []);
+    for (const row of rows) pages[row.request - 1]!.push(toMessage(row));
+    return pages;
+  }
+
   async messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]> {
     return (await this.query<MessageRow>(`SELECT ${messageColumns} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`,
       [conversationId, beforeSeq ?? Number.MAX_SAFE_INTEGER, limit])).map(toMessage).reverse();

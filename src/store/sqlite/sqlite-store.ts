@@ -560,6 +560,11 @@ export class SqliteStore implements Store {
     return this.run(() => this.s.messagesAfter.all(conversationId, afterSeq, limit).map(toMessage));
   }
 
+  messagesAfterMany(requests: ReadonlyArray<{ conversationId: string; afterSeq: number }>, limit: number): Promise<Message[][]> {
+    // One call (one trip to the store thread), the reads in it one after another.
+    return this.run(() => requests.map((r) => this.s.messagesAfter.all(r.conversationId, r.afterSeq, limit).map(toMessage)));
+  }
+
   messagesBefore(conversationId: string, beforeSeq: number | null, limit: number): Promise<Message[]> {
     const below = beforeSeq ?? Number.MAX_SAFE_INTEGER;
     return this.run(() => this.s.messagesBefore.all(conversationId, below, limit).map(toMessage).reverse());

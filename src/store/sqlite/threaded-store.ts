@@ -29,7 +29,7 @@ const methods = {
   listMembers: 'writer', listMemberIds: 'writer', addMember: 'writer', removeMember: 'writer', setRole: 'writer',
   listContacts: 'writer', createInvite: 'writer', getInvite: 'writer', listInvites: 'writer', revokeInvite: 'writer',
   redeemInvite: 'writer', appendMessage: 'writer', getMessage: 'writer', editMessage: 'writer', deleteMessage: 'writer',
-  messagesAfter: 'writer', messagesBefore: 'writer', messagesBeforeTime: 'writer', markRead: 'writer',
+  messagesAfter: 'writer', messagesAfterMany: 'writer', messagesBefore: 'writer', messagesBeforeTime: 'writer', markRead: 'writer',
   upsertProductUser: 'writer', bumpTokenGeneration: 'writer', revokeSession: 'writer', isSessionRevoked: 'writer',
   banMember: 'writer', unbanMember: 'writer', listBans: 'writer', changesSince: 'writer',
 } as const satisfies Record<keyof Store, 'writer' | 'reader'>;
