@@ -54,7 +54,7 @@ after(async () => {
 });
 
 describe('a cluster of three instances on PostgreSQL and Redis', () => {
-  it('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', async () => {
+  it('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', { timeout: 150_000 }, async () => {
     const [a, b, c] = cluster.instances;
     const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(a!, `cluster-${i}`)));
     const members = users.map((u, i) => connectSdk([a, b, c][i % 3]!.wsUrl, u));
@@ -71,7 +71,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('opens a direct conversation across instances and delivers its first messages', async () => {
+  it('opens a direct conversation across instances and delivers its first messages', { timeout: 150_000 }, async () => {
     const [a, , c] = cluster.instances;
     const [ann, bob] = await Promise.all([register(a!, 'cluster-dm-ann'), register(a!, 'cluster-dm-bob')]);
     const annSeat = connectSdk(a!.wsUrl, ann);
@@ -83,7 +83,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     assert.deepEqual(seqsIn(bobSeat, first.conversationId), [1, 2]);
   });
 
-  it('carries edits, deletes, read receipts and typing from one instance to the others', async () => {
+  it('carries edits, deletes, read receipts and typing from one instance to the others', { timeout: 150_000 }, async () => {
     const [a, b, c] = cluster.instances;
     const [ann, bob, cat] = await Promise.all(['cluster-ev-ann', 'cluster-ev-bob', 'cluster-ev-cat'].map((n) => register(a!, n)));
     const annWs = await RawClient.connect(a!.wsUrl, ann.token);
@@ -114,7 +114,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', async () => {
+  it('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', { timeout: 150_000 }, async () => {
     const [a, b, c] = cluster.instances;
     const [owner, kept, kicked] = await Promise.all(['cluster-owner', 'cluster-kept', 'cluster-kicked'].map((n) => register(a!, n)));
     const ownerWs = await RawClient.connect(a!.wsUrl, owner.token);
@@ -156,7 +156,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', async (test) => {
+  it('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', { timeout: 150_000 }, async (test) => {
     const [a, b, c] = cluster.instances;
     const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(a!, `cluster-redis-${i}`)));
     const members = users.map((u, i) => connectSdk([a, b, c][i % 3]!.wsUrl, u));
@@ -192,7 +192,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', async (test) => {
+  it('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', { timeout: 150_000 }, async (test) => {
     const [a, b] = cluster.instances;
     const [ann, bob] = await Promise.all([register(a!, 'cluster-pg-ann'), register(a!, 'cluster-pg-bob')]);
     const annSeat = connectSdk(a!.wsUrl, ann);
@@ -223,7 +223,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     test.diagnostic(`client errors reported meanwhile: ${failures.length}`);
   });
 
-  it('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', async (test) => {
+  it('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', { timeout: 150_000 }, async (test) => {
     const nginx = cluster.nginx!;
     const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(cluster.instances[0]!, `cluster-roll-${i}`)));
     const members = users.map((u) => connectSdk(nginx.wsUrl, u));

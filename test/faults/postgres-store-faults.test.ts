@@ -2,7 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { isParleyError } from '../../src/protocol/errors.js';
+import { Pool } from '../../src/store/postgres/pool.js';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { until } from '../helpers/raw-client.js';
 import type { Store } from '../../src/store/store.js';
 import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
 
@@ -123,6 +125,28 @@ describe('postgres store under faults', () => {
       await store.close();
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
+
+describe('postgres pool when a session ends between two queries', () => {
+  it('rejects the transaction UNAVAILABLE instead of crashing the process (the checked-out client has a listener)', async () => {
+    const url = await server.createDatabase();
+    const background: Error[] = [];
+    const pool = new Pool({ url, poolSize: 2, connectTimeoutMs: CONNECT_TIMEOUT_MS, onBackgroundError: (e) => background.push(e) });
+    try {
+      const outcome = await within(10_000, pool.transaction(async (db) => {
+        const { rows } = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        // As a restart or failover does: the server ends this session while the client sits between two queries.
+        await pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await until(() => background.length > 0, 'the client hears that its session ended', 5000, 10);
+        await db.query('SELECT 1');
+      }), 'the transaction');
+      assert.equal(outcome.status, 'rejected');
+      assert.ok(isUnavailable((outcome as PromiseRejectedResult).reason), String((outcome as PromiseRejectedResult).reason));
+      assert.deepEqual(await pool.query<{ one: number }>('SELECT 1 AS one'), [{ one: 1 }], 'the pool goes on with a fresh connection');
+    } finally {
+      await pool.close();
     }
   });
 });

@@ -35,12 +35,25 @@ export async function startCluster(options: { size?: number; nginx?: boolean; en
     ...options.env,
   };
   const instances: TestServer[] = [];
-  for (let i = 0; i < (options.size ?? 3); i++) instances.push(await startServer(env));
+  const stopping = new Set<TestServer>();
+  /** An instance that exits without being told to is a failure of the test: say so, with its last log lines. */
+  const watch = (server: TestServer, i: number): TestServer => {
+    const { stop, kill } = server;
+    server.stop = () => (stopping.add(server), stop());
+    server.kill = (signal) => (stopping.add(server), kill(signal));
+    server.process.once('exit', (code, signal) => {
+      if (stopping.has(server)) return;
+      const last = server.logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
+      process.stderr.write(`cluster instance ${i} exited on its own (code ${code}, signal ${signal}); last log lines:\n${last}\n`);
+    });
+    return server;
+  };
+  for (let i = 0; i < (options.size ?? 3); i++) instances.push(watch(await startServer(env), i));
   const nginx = options.nginx ? await startNginx(instances.map((s) => s.port)) : null;
   return {
     postgres, redis, databaseUrl, instances, nginx, env,
     async restart(i) {
-      instances[i] = await startServer(env, { port: instances[i]!.port });
+      instances[i] = watch(await startServer(env, { port: instances[i]!.port }), i);
       return instances[i]!;
     },
     async stop() {

@@ -5,7 +5,8 @@
  * What node-postgres does under faults, and what this module does about it:
  * - An idle pooled connection the server drops (restart, failover) is reported as an 'error' event on the pool; with
  *   no listener Node would crash the process (a known trap: brianc/node-postgres#2439 and many reports). We listen and
- *   let the pool discard it; the next checkout opens a fresh connection.
+ *   let the pool discard it; the next checkout opens a fresh connection. A checked-out connection has no pool
+ *   listener, so each connection also gets its own (a session ended between two queries of a transaction).
  * - A connection lost mid-query rejects that query; a connection that timed out on the client side may stay stuck
  *   waiting for a reply (brianc/node-postgres#3399), so a connection that failed that way is destroyed
  *   (`release(err)`), never returned to the pool.
@@ -70,6 +71,11 @@ export class Pool {
       types,
     });
     this.pool.on('error', (error) => options.onBackgroundError?.(error));
+    // The pool's own listener covers idle connections only: pg-pool removes it while a connection is checked out, and a
+    // server that ends the session between two queries of a transaction (a restart, a failover) then emits 'error' on
+    // that client with no listener, which crashes the process. Every connection gets one of its own for its life;
+    // the query in progress or the next one rejects, and the broken connection is destroyed on release.
+    this.pool.on('connect', (client) => client.on('error', (error) => options.onBackgroundError?.(error)));
   }
 
   get isClosed(): boolean {
