@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
+import pg from 'pg';
+import { until } from '../helpers/raw-client.js';
 import { api, register, startServer } from '../helpers/server.js';
 
 /** The server process on PostgreSQL: `parley migrate`, then serving, with the data outliving a restart. */
@@ -67,5 +69,24 @@ describe('instances on one PostgreSQL database', () => {
     }
     const next = await startServer(env);
     await next.stop();
+  });
+
+  it('takes its claim again after PostgreSQL restarts, so a second sole instance is still refused', async () => {
+    const url = await postgres.createDatabase();
+    const env = { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url };
+    const first = await startServer(env);
+    const admin = new pg.Client({ connectionString: url });
+    try {
+      await postgres.stop();
+      await postgres.start();
+      await admin.connect();
+      const claims = async (): Promise<number> =>
+        Number((await admin.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted")).rows[0].n);
+      await until(async () => (await claims()) > 0, 'the first instance holds its claim again', 15_000, 100);
+      await assert.rejects(startServer(env), /CONFLICT: another Parley instance uses this store/);
+    } finally {
+      await admin.end().catch(() => undefined);
+      await first.stop();
+    }
   });
 });

@@ -8,40 +8,83 @@ import { toParleyError } from './errors.js';
  * life of the instance. A sole instance takes it exclusively, every other instance shared, so the database itself
  * refuses the second of two sole instances, a sole one beside others, and others beside a sole one, atomically. The
  * lock ends with the session: a crashed instance's connection closes and its claim with it, so nothing stale remains.
- * The session's application_name carries the instance's description, which is how a refusal names the others.
+ * A session that ends while the instance runs (a PostgreSQL restart or failover ends every session) is taken again
+ * every `retakeMs` until it holds; `onLost` reports each loss and each refusal meanwhile. The session's
+ * application_name carries the instance's description, which is how a refusal names the others.
  */
 const INSTANCES_LOCK = 1_886_544_236; // an int4 key: pg_locks shows it as objid with classid 0
 
-export class InstanceClaim {
-  private constructor(private readonly client: pg.Client) {}
+export interface InstanceClaimOptions {
+  url: string;
+  connectTimeoutMs: number;
+  /** Between attempts to take the claim again after its session ended, ms. @default 1000 */
+  retakeMs?: number;
+  /** The claim's session ended, or taking it again failed (the error says why). */
+  onLost?: (error: unknown) => void;
+}
 
-  static async take(url: string, claim: { sole: boolean; description: string }, connectTimeoutMs: number): Promise<InstanceClaim> {
+export class InstanceClaim {
+  private client: pg.Client | null = null;
+  private released = false;
+  private retakeTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly claim: { sole: boolean; description: string },
+    private readonly options: InstanceClaimOptions,
+  ) {}
+
+  static async take(claim: { sole: boolean; description: string }, options: InstanceClaimOptions): Promise<InstanceClaim> {
+    const instance = new InstanceClaim(claim, options);
+    await instance.lock();
+    return instance;
+  }
+
+  /** One attempt: connect, try the lock; CONFLICT naming the holders when another instance excludes this one. */
+  private async lock(): Promise<void> {
     const client = new pg.Client({
-      connectionString: url,
-      application_name: `parley ${claim.description} (${hostname()})`.slice(0, 63),
-      connectionTimeoutMillis: connectTimeoutMs,
+      connectionString: this.options.url,
+      application_name: `parley ${this.claim.description} (${hostname()})`.slice(0, 63),
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
       keepAlive: true,
     });
-    // A session that drops ends the claim; the instance goes on (its bus still works) and the pool reports the outage.
+    // Without a listener a dropped session would crash the process; its end is handled below.
     client.on('error', () => {});
     try {
       await client.connect();
-      const fn = claim.sole ? 'pg_try_advisory_lock' : 'pg_try_advisory_lock_shared';
+      const fn = this.claim.sole ? 'pg_try_advisory_lock' : 'pg_try_advisory_lock_shared';
       const { rows } = await client.query<{ taken: boolean }>(`SELECT ${fn}($1::int) AS taken`, [INSTANCES_LOCK]);
-      if (rows[0]?.taken) return new InstanceClaim(client);
-      const holders = await client.query<{ name: string; mode: string }>(
-        `SELECT a.application_name AS name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
-        [INSTANCES_LOCK]);
-      const others = holders.rows.map((h) => `${h.name}${h.mode === 'ExclusiveLock' ? ', sole' : ''}`);
-      throw new ParleyError('CONFLICT', `other instances use this store: ${others.join('; ') || 'unknown'}`, { others });
+      if (!rows[0]?.taken) {
+        const holders = await client.query<{ name: string; mode: string }>(
+          `SELECT a.application_name AS name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
+          [INSTANCES_LOCK]);
+        const others = holders.rows.map((h) => `${h.name}${h.mode === 'ExclusiveLock' ? ', sole' : ''}`);
+        throw new ParleyError('CONFLICT', `other instances use this store: ${others.join('; ') || 'unknown'}`, { others });
+      }
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err instanceof ParleyError ? err : toParleyError(err);
     }
+    this.client = client;
+    client.once('end', () => this.lost(new Error('the session holding the instance claim ended')));
+  }
+
+  private lost(error: unknown): void {
+    this.client = null;
+    if (this.released) return;
+    this.options.onLost?.(error);
+    this.retakeTimer = setTimeout(() => {
+      this.retakeTimer = null;
+      if (this.released) return;
+      this.lock().catch((err: unknown) => this.lost(err));
+    }, this.options.retakeMs ?? 1000);
+    this.retakeTimer.unref();
   }
 
   async release(): Promise<void> {
-    await this.client.end().catch(() => undefined);
+    this.released = true;
+    if (this.retakeTimer) clearTimeout(this.retakeTimer);
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
   }
 }

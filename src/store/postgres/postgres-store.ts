@@ -157,7 +157,11 @@ export class PostgresStore implements Store {
 
   async claimInstance(claim: { sole: boolean; description: string }): Promise<void> {
     if (this.claim) throw new ParleyError('CONFLICT', 'this store already holds a claim');
-    this.claim = await InstanceClaim.take(this.options.url, claim, this.options.connectTimeoutMs ?? 5000);
+    this.claim = await InstanceClaim.take(claim, {
+      url: this.options.url,
+      connectTimeoutMs: this.options.connectTimeoutMs ?? 5000,
+      onLost: (error) => this.options.onBackgroundError?.(error instanceof Error ? error : new Error(String(error))),
+    });
   }
 
   async close(): Promise<void> {
