@@ -128,6 +128,14 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
       await kickedWs.waitFor('message.new', (m) => m.id === before.id, 10_000);
       // The kick is stored while Redis is down: its event cannot be published, so instance c never hears of it.
       await cluster.redis.stop();
+      // Through nginx, /readyz passes each instance's 503 on (with its reason), never nginx's own 502 for upstreams it
+      // took out: a 503 is an answer, not a failure to reach the instance.
+      const statuses: number[] = [];
+      await until(async () => {
+        statuses.push((await fetch(`${cluster.nginx!.url}/readyz`)).status);
+        return statuses.filter((s) => s === 503).length >= 6;
+      }, 'nginx passes on six 503s from /readyz', 20_000, 50);
+      assert.deepEqual([...new Set(statuses)].filter((s) => s !== 200 && s !== 503), [], `statuses seen: ${statuses.join(',')}`);
       const kick = await api(a!, owner.token, 'DELETE', `/api/v1/conversations/${conversation.id}/members/${kicked.id}`);
       assert.ok(kick.status < 300, JSON.stringify(kick.body));
       await cluster.redis.start();
