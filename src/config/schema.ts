@@ -398,6 +398,15 @@ export const configSchema = z.object({
       message: `required when ${onRedis.map((engine) => `${engine}.kind`).join(', ')} ${onRedis.length > 1 ? 'are' : 'is'} 'redis'`,
     });
   }
+  // Instances of a cluster must accept each other's tokens: the generated secret lives in each instance's own data
+  // folder, so a user logged in on one instance would be refused by the others (4500, "do not reconnect").
+  if (config.bus.kind === 'redis' && config.auth.accounts.secret === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'accounts', 'secret'],
+      message: "required when bus.kind is 'redis' (several instances): every instance must sign and verify the same tokens; set the same value (32 characters or more) on each",
+    });
+  }
   if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {
     ctx.addIssue({
       code: 'custom',

@@ -258,6 +258,7 @@ describe('mistakes are reported as "path: problem (from source)", all at once', 
     assert.ok(!lines[0]!.includes('hunter2'), lines[0]);
     assert.deepEqual(mistakes({ env: { PARLEY_BUS_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis' } }).map((l) => l.replace(/ \(from .*\)$/, '')), [
       "redis.url: required when bus.kind, ratelimit.kind are 'redis'",
+      "auth.accounts.secret: required when bus.kind is 'redis' (several instances): every instance must sign and verify the same tokens; set the same value (32 characters or more) on each",
     ]);
     const config = loadConfig({ env: { PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: 'redis://:pw@cache:6379/2' } });
     assert.deepEqual([config.presence.kind, config.bus.kind, config.ratelimit.kind, config.redis.keyPrefix], ['redis', 'memory', 'memory', 'parley:']);
