@@ -29,7 +29,7 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
   it('fills in only the upstream servers and the listen port of the shipped file', () => {
     const conf = nginxConfig(18080, [18081, 18082]);
     assert.match(conf, /listen 127\.0\.0\.1:18080;/);
-    assert.match(conf, /server 127\.0\.0\.1:18081 max_fails=3 fail_timeout=5s;\n\s*server 127\.0\.0\.1:18082 /);
+    assert.match(conf, /server 127\.0\.0\.1:18081 max_fails=1 fail_timeout=5s;\n\s*server 127\.0\.0\.1:18082 /);
     assert.match(conf, /proxy_set_header Upgrade \$http_upgrade;/);
     assert.doesNotMatch(conf, /:8081/, 'the example instances are replaced');
   });

@@ -33,7 +33,7 @@ function freePort(): Promise<number> {
 /** The shipped configuration with these upstream ports and this listen port, as a test runs it. */
 export function nginxConfig(listenPort: number, upstreamPorts: number[]): string {
   const shipped = readFileSync(SHIPPED, 'utf8');
-  const servers = upstreamPorts.map((port) => `    server 127.0.0.1:${port} max_fails=3 fail_timeout=5s;`).join('\n');
+  const servers = upstreamPorts.map((port) => `    server 127.0.0.1:${port} max_fails=1 fail_timeout=5s;`).join('\n');
   const filled = shipped
     .replace(/(# parley-instances-begin\n)[\s\S]*?(\s*# parley-instances-end)/, `$1${servers}$2`)
     .replace(/(# parley-listen\n\s*)listen \d+;/, `$1listen 127.0.0.1:${listenPort};`)
