@@ -36,6 +36,48 @@ function connectSdk(url: string, user: { id: string; token: string }): Seat {
 const seqsIn = (seat: Seat, conversationId: string): number[] => seat.messages.filter((m) => m.conversationId === conversationId).map((m) => m.seq);
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
+/** Six users in one public group, each connected through the SDK to `urlOf(i)`. */
+async function groupOfSix(prefix: string, urlOf: (i: number) => string): Promise<{ members: Seat[]; conversationId: string }> {
+  const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(cluster.instances[0]!, `${prefix}-${i}`)));
+  const members = users.map((u, i) => connectSdk(urlOf(i), u));
+  await Promise.all(members.map((m) => m.client.connect()));
+  const group = await members[0]!.client.request('conversation.create', { name: prefix, visibility: 'public' });
+  const conversationId = group.conversation.id;
+  for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
+  return { members, conversationId };
+}
+
+/**
+ * Every member sends (at most `perMember`, one at a time) while `faults` runs; `progress(n)` inside it waits until n
+ * more sends were acknowledged. Resolves with every acknowledged message once the senders stopped.
+ */
+async function sendDuring(members: Seat[], conversationId: string, perMember: number, faults: (progress: (more: number) => Promise<void>) => Promise<void>): Promise<Message[]> {
+  let sending = true;
+  const acked: Message[] = [];
+  const senders = members.map(async (m, i) => {
+    for (let k = 0; sending && k < perMember; k++) acked.push(await m.client.send(conversationId, `${i}-${k}`));
+  });
+  const progress = async (more: number): Promise<void> => {
+    const target = acked.length + more;
+    await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
+  };
+  try {
+    await faults(progress);
+  } finally {
+    sending = false;
+    await Promise.all(senders);
+  }
+  return acked;
+}
+
+/** Each member ends with seqs 1..total of the conversation, each once, in order. */
+async function assertConverged(members: Seat[], conversationId: string, total: number, timeoutMs = 60_000): Promise<void> {
+  for (const [i, m] of members.entries()) {
+    await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every acknowledged message`, timeoutMs, 20);
+    assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i} (instance ${i % 3} when direct): each seq once, in order`);
+  }
+}
+
 before(async () => {
   cluster = await startCluster({
     size: 3,
@@ -55,20 +97,10 @@ after(async () => {
 
 describe('a cluster of three instances on PostgreSQL and Redis', () => {
   it('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', { timeout: 150_000 }, async () => {
-    const [a, b, c] = cluster.instances;
-    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(a!, `cluster-${i}`)));
-    const members = users.map((u, i) => connectSdk([a, b, c][i % 3]!.wsUrl, u));
-    await Promise.all(members.map((m) => m.client.connect()));
-    const group = await members[0]!.client.request('conversation.create', { name: 'across', visibility: 'public' });
-    const conversationId = group.conversation.id;
-    for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
+    const { members, conversationId } = await groupOfSix('cluster', (i) => cluster.instances[i % 3]!.wsUrl);
     const PER_MEMBER = 15;
     await Promise.all(members.map((m, i) => Promise.all(Array.from({ length: PER_MEMBER }, (_, k) => m.client.send(conversationId, `m${i}-${k}`)))));
-    const total = members.length * PER_MEMBER;
-    for (const [i, m] of members.entries()) {
-      await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every message`, 30_000, 20);
-      assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i} (instance ${i % 3}): each seq once, in order`);
-    }
+    await assertConverged(members, conversationId, members.length * PER_MEMBER, 30_000);
   });
 
   it('opens a direct conversation across instances and delivers its first messages', { timeout: 150_000 }, async () => {
@@ -165,39 +197,18 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
   });
 
   it('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', { timeout: 150_000 }, async (test) => {
-    const [a, b, c] = cluster.instances;
-    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(a!, `cluster-redis-${i}`)));
-    const members = users.map((u, i) => connectSdk([a, b, c][i % 3]!.wsUrl, u));
-    await Promise.all(members.map((m) => m.client.connect()));
-    const group = await members[0]!.client.request('conversation.create', { name: 'redis restart', visibility: 'public' });
-    const conversationId = group.conversation.id;
-    for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
-    let sending = true;
-    const acked: Message[] = [];
-    const senders = members.map(async (m, i) => {
-      for (let k = 0; sending && k < 300; k++) acked.push(await m.client.send(conversationId, `redis ${i}-${k}`));
-    });
-    const progress = async (more: number): Promise<void> => {
-      const target = acked.length + more;
-      await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
-    };
-    try {
+    const { members, conversationId } = await groupOfSix('cluster-redis', (i) => cluster.instances[i % 3]!.wsUrl);
+    const acked = await sendDuring(members, conversationId, 300, async (progress) => {
       await progress(30);
       await cluster.redis.stop();
       await progress(10); // stored and acknowledged while their events cannot be published
       await cluster.redis.start();
       await progress(30);
-    } finally {
-      sending = false;
-      await Promise.all(senders);
-    }
+    });
     const total = acked.length;
     test.diagnostic(`${total} sends acknowledged across a Redis restart`);
     assert.deepEqual(acked.map((m) => m.seq).sort((x, y) => x - y), range(total));
-    for (const [i, m] of members.entries()) {
-      await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every acknowledged message`, 60_000, 50);
-      assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i}: each seq once, in order`);
-    }
+    await assertConverged(members, conversationId, total);
   });
 
   it('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', { timeout: 150_000 }, async (test) => {
@@ -233,23 +244,8 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
 
   it('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', { timeout: 150_000 }, async (test) => {
     const nginx = cluster.nginx!;
-    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => register(cluster.instances[0]!, `cluster-roll-${i}`)));
-    const members = users.map((u) => connectSdk(nginx.wsUrl, u));
-    await Promise.all(members.map((m) => m.client.connect()));
-    const group = await members[0]!.client.request('conversation.create', { name: 'rolling', visibility: 'public' });
-    const conversationId = group.conversation.id;
-    for (const m of members.slice(1)) await m.client.request('conversation.join', { conversationId });
-
-    let sending = true;
-    const acked: Message[] = [];
-    const senders = members.map(async (m, i) => {
-      for (let k = 0; sending && k < 400; k++) acked.push(await m.client.send(conversationId, `roll ${i}-${k}`));
-    });
-    const progress = async (more: number): Promise<void> => {
-      const target = acked.length + more;
-      await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
-    };
-    try {
+    const { members, conversationId } = await groupOfSix('cluster-roll', () => nginx.wsUrl);
+    const acked = await sendDuring(members, conversationId, 400, async (progress) => {
       await progress(30);
       await cluster.instances[1]!.kill('SIGKILL');
       await progress(30);
@@ -260,19 +256,13 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
         await cluster.restart(i);
         await progress(20);
       }
-    } finally {
-      sending = false;
-      await Promise.all(senders);
-    }
+    });
     const total = acked.length;
     const disconnects = members.reduce((sum, m) => sum + m.disconnects, 0);
     test.diagnostic(`${total} sends acknowledged across a kill and three restarts; ${disconnects} client disconnects`);
     // Every instance went down at least once, so every client lost its instance and came back through nginx.
     for (const [i, m] of members.entries()) assert.ok(m.disconnects >= 1, `member ${i} was disconnected at least once`);
     assert.deepEqual(acked.map((m) => m.seq).sort((x, y) => x - y), range(total), 'every acknowledged send has its own seq, no gap');
-    for (const [i, m] of members.entries()) {
-      await until(() => seqsIn(m, conversationId).length >= total, `member ${i} has every acknowledged message`, 60_000, 50);
-      assert.deepEqual(seqsIn(m, conversationId), range(total), `member ${i}: each seq once, in order`);
-    }
+    await assertConverged(members, conversationId, total);
   });
 });

@@ -82,15 +82,10 @@ describe('postgres store under faults', () => {
       await server.start();
       // The pool may still hold a connection the stop killed; the first call on it fails UNAVAILABLE and discards it.
       // Wait (bounded) for a ping to commit, then everything works.
-      let back = false;
-      for (let attempt = 0; attempt < 50 && !back; attempt++) {
-        back = await store.ping().then(() => true, (err: unknown) => {
-          assert.ok(isUnavailable(err), String(err));
-          return false;
-        });
-        if (!back) await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.ok(back, 'ping never succeeded after the restart');
+      await until(() => store.ping().then(() => true, (err: unknown) => {
+        assert.ok(isUnavailable(err), String(err));
+        return false;
+      }), 'a ping commits after the restart', 10_000, 100);
       assert.equal((await store.getUser('u1'))?.banned, false, 'the ban attempted while down changed nothing');
       const after = await store.appendMessage(message('after'));
       const stored = await store.messagesAfter('g', 0, 1000);
