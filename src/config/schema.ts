@@ -12,6 +12,22 @@ const rateSchema = z.object({
   burst: z.number().int().positive().default(20),
 }).strict();
 
+/**
+ * A server's URL (`scheme://[user[:password]@]host[:port][/path][?options]`) with a scheme of `schemes`. A password
+ * holding `#`, `?`, `/` or `@` must be percent-encoded: unencoded, the URL parser cuts the password there and takes
+ * the rest for a host or a fragment, and the connection error would then show part of the password as a host name.
+ */
+function serverUrl(schemes: RegExp, expected: string, example: string) {
+  return z.string().regex(schemes, expected).superRefine((url, ctx) => {
+    if (!schemes.test(url)) return;
+    if (!URL.canParse(url)) {
+      ctx.addIssue({ code: 'custom', message: `not a valid URL (like ${example}): percent-encode @ # ? / : in the user name and password (# as %23)` });
+    } else if (url.includes('#')) {
+      ctx.addIssue({ code: 'custom', message: 'holds a # (a URL fragment, which is dropped): percent-encode it as %23 in the password' });
+    }
+  });
+}
+
 export const configSchema = z.object({
   server: z.object({
     /** @default '0.0.0.0' */
@@ -78,7 +94,7 @@ export const configSchema = z.object({
        * The database, as a libpq URL: `postgres://user:password@host:5432/parley` (`?sslmode=require` and the like are
        * honoured). Required when store.kind is 'postgres'; `parley migrate` creates the tables (so does every start).
        */
-      url: z.string().regex(/^postgres(ql)?:\/\//, 'a URL like postgres://user:password@host:5432/parley').optional(),
+      url: serverUrl(/^postgres(ql)?:\/\//, 'a URL like postgres://user:password@host:5432/parley', 'postgres://user:password@host:5432/parley').optional(),
       /** Connections this instance opens at most (each instance has its own pool: keep the sum under max_connections). @default 10 */
       poolSize: z.number().int().min(1).default(10),
       /**
@@ -105,7 +121,7 @@ export const configSchema = z.object({
      * `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. Required when an engine is `redis`.
      * @default none
      */
-    url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL').optional(),
+    url: serverUrl(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL', 'redis://:password@host:6379/0').optional(),
     /**
      * Put before every key and channel Parley uses (`<prefix>c.<conversationId>`, `<prefix>presence:…`,
      * `<prefix>rl:…`), so that several deployments can share one Redis. @default 'parley:'
@@ -406,6 +422,20 @@ export const configSchema = z.object({
       path: ['auth', 'accounts', 'secret'],
       message: "required when bus.kind is 'redis' (several instances): every instance must sign and verify the same tokens; set the same value (32 characters or more) on each",
     });
+  }
+  // A cluster (bus on Redis) with presence or limits in each process's memory runs, but wrongly: users connected to
+  // another instance look offline, and N instances allow N times every rate. Refused rather than left to be found.
+  if (config.bus.kind === 'redis') {
+    for (const engine of ['presence', 'ratelimit'] as const) {
+      if (config[engine].kind === 'redis') continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: [engine, 'kind'],
+        message: engine === 'presence'
+          ? "must be 'redis' when bus.kind is 'redis': with presence in each instance's memory, users connected to another instance look offline"
+          : "must be 'redis' when bus.kind is 'redis': with limits in each instance's memory, N instances allow N times every rate and login attempt",
+      });
+    }
   }
   if (config.auth.jwt.issuer !== undefined && config.auth.jwt.issuer === config.auth.accounts.issuer) {
     ctx.addIssue({

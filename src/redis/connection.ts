@@ -70,6 +70,11 @@ export function createRedisClient(options: RedisConnectionOptions): Redis {
  */
 export async function connectRedis(client: Redis, url: string, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  // ioredis reports a refused AUTH (WRONGPASS, NOAUTH) as an 'error' event and then rejects connect() with only
+  // "Connection is closed": the event says what to fix.
+  let reason: Error | undefined;
+  const remember = (error: Error) => { reason = error; };
+  client.on('error', remember);
   try {
     await Promise.race([
       client.connect(),
@@ -79,17 +84,23 @@ export async function connectRedis(client: Redis, url: string, timeoutMs = DEFAU
     ]);
   } catch (err) {
     client.disconnect();
-    throw new ParleyError('UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message}`);
+    const told = reason !== undefined && /WRONGPASS|NOAUTH|NOPERM|invalid password|AUTH/i.test(reason.message) ? reason : (err as Error);
+    throw new ParleyError('UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${told.message}`);
   } finally {
     clearTimeout(timer);
+    client.off('error', remember);
   }
 }
 
-/** The URL without its password, for messages and logs. */
+/**
+ * The URL without its password, for messages and logs. A user name without a password is hidden too: `redis://secret@host`
+ * is a common slip for `redis://:secret@host`.
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    else if (parsed.username) parsed.username = '***';
     return parsed.toString();
   } catch {
     return '(an unparsable Redis URL)';

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { RawClient, until } from '../helpers/raw-client.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 import { startRedis, type RedisService } from '../helpers/services/redis.js';
@@ -159,5 +160,25 @@ describe('starting on Redis', () => {
       startServer({ PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: 'redis://:hunter2hunter2@127.0.0.1:1', PARLEY_REDIS_CONNECT_TIMEOUT_MS: '1000' }),
       (err: Error) => /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/.test(err.message) && !err.message.includes('hunter2'),
     );
+  });
+
+  it("says why Redis refused the password (Redis's own reason), and never prints it, even in the user name's place", async () => {
+    const redis = await startRedis();
+    try {
+      const admin = new Redis(redis.url, { lazyConnect: true });
+      await admin.connect();
+      await admin.config('SET', 'requirepass', 'rightrightright');
+      admin.disconnect();
+      const attempt = (url: string) => startServer({ PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: url, PARLEY_REDIS_CONNECT_TIMEOUT_MS: '3000' });
+      const host = `127.0.0.1:${redis.port}`;
+      await assert.rejects(attempt(`redis://:wrongwrongwrong@${host}`), (err: Error) =>
+        err.message.includes(`cannot reach Redis at redis://:***@${host}`) && /WRONGPASS/.test(err.message) && !err.message.includes('wrongwrong'));
+      // `redis://secret@host` is a slip for `redis://:secret@host`: the value in the user name's place is hidden too.
+      await assert.rejects(attempt(`redis://rightrightright@${host}`), (err: Error) =>
+        err.message.includes(`cannot reach Redis at redis://***@${host}`) && /WRONGPASS/.test(err.message) && !err.message.includes('rightright'));
+      await assert.rejects(attempt(`redis://${host}`), (err: Error) => /cannot reach Redis at .*NOAUTH/.test(err.message));
+    } finally {
+      await redis.close();
+    }
   });
 });

@@ -256,8 +256,8 @@ describe('mistakes are reported as "path: problem (from source)", all at once', 
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /^redis\.url: .*a redis:\/\/ or rediss:\/\/ URL.*\(from PARLEY_REDIS_URL\)$/);
     assert.ok(!lines[0]!.includes('hunter2'), lines[0]);
-    assert.deepEqual(mistakes({ env: { PARLEY_BUS_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis' } }).map((l) => l.replace(/ \(from .*\)$/, '')), [
-      "redis.url: required when bus.kind, ratelimit.kind are 'redis'",
+    assert.deepEqual(mistakes({ env: { PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis' } }).map((l) => l.replace(/ \(from .*\)$/, '')), [
+      "redis.url: required when bus.kind, presence.kind, ratelimit.kind are 'redis'",
       "auth.accounts.secret: required when bus.kind is 'redis' (several instances): every instance must sign and verify the same tokens; set the same value (32 characters or more) on each",
     ]);
     const config = loadConfig({ env: { PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: 'redis://:pw@cache:6379/2' } });
@@ -320,5 +320,31 @@ describe('the store engine', () => {
     assert.equal(scheme.length, 1);
     assert.match(scheme[0], /store\.postgres\.url.*postgres:\/\//);
     assert.match(mistakes({ env: { PARLEY_STORE_KIND: 'mongodb' } }).join('\n'), /store\.kind/);
+  });
+
+  test('a # or another unencoded URL character in a password is refused with how to encode it, never echoing it', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['PARLEY_STORE_POSTGRES_URL', 'postgres://parley:se#cretpw@db:5432/parley', /^store\.postgres\.url: not a valid URL .*# as %23/],
+      ['PARLEY_STORE_POSTGRES_URL', 'postgres://parley:se@cr#etpw@db:5432/parley', /^store\.postgres\.url: holds a # .*%23/],
+      ['PARLEY_REDIS_URL', 'redis://:se#cretpw@cache:6379', /^redis\.url: not a valid URL .*# as %23/],
+      ['PARLEY_REDIS_URL', 'redis://:cretpw@cache:6379/0#x', /^redis\.url: holds a # .*%23/],
+    ];
+    for (const [name, url, expected] of cases) {
+      const lines = mistakes({ env: { PARLEY_STORE_KIND: 'postgres', PARLEY_PRESENCE_KIND: 'redis', [name]: url, ...(name === 'PARLEY_REDIS_URL' ? { PARLEY_STORE_KIND: 'sqlite' } : { PARLEY_PRESENCE_KIND: 'memory' }) } });
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0]!, expected);
+      assert.ok(!lines[0]!.includes('cretpw'), lines[0]);
+    }
+    // Encoded, the same passwords are accepted; so is a libpq URL naming a socket folder instead of a host.
+    for (const url of ['postgres://parley:se%23cretpw@db:5432/parley', 'postgres:///parley?host=/var/run/postgresql']) {
+      assert.equal(loadConfig({ env: { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url } }).store.postgres.url, url);
+    }
+  });
+
+  test('a cluster (bus on Redis) with presence or rate limits in memory is refused, saying what would go wrong', () => {
+    const lines = mistakes({ env: { PARLEY_BUS_KIND: 'redis', PARLEY_REDIS_URL: 'redis://cache:6379', PARLEY_AUTH_ACCOUNTS_SECRET: 'x'.repeat(40) } });
+    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['presence.kind', 'ratelimit.kind']);
+    assert.match(lines[0]!, /look offline/);
+    assert.match(lines[1]!, /N times/);
   });
 });
