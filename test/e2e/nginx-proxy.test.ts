@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient, until } from '../helpers/raw-client.js';
@@ -27,11 +27,15 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
   });
 
   it('fills in only the upstream servers and the listen port of the shipped file', () => {
-    const conf = nginxConfig(18080, [18081, 18082]);
+    const conf = nginxConfig(18080, [18081, 18082], '/tmp/parley-nginx-x');
     assert.match(conf, /listen 127\.0\.0\.1:18080;/);
     assert.match(conf, /server 127\.0\.0\.1:18081 max_fails=1 fail_timeout=5s;\n\s*server 127\.0\.0\.1:18082 /);
     assert.match(conf, /proxy_set_header Upgrade \$http_upgrade;/);
     assert.doesNotMatch(conf, /:8081/, 'the example instances are replaced');
+    // The shipped file names its own pid and log files (beside a system nginx); a test writes them in its folder.
+    assert.match(readFileSync(new URL('../../deploy/nginx.conf', import.meta.url), 'utf8'), /^pid \/run\/nginx-parley\.pid;$/m);
+    assert.match(conf, /access_log \/tmp\/parley-nginx-x\/access\.log;/);
+    assert.doesNotMatch(conf, /\/var\/log|\/run\//, 'no system path is left for a test nginx to write');
   });
 
   it('carries a WebSocket conversation, REST and health through the proxy', async () => {

@@ -31,7 +31,7 @@ function freePort(): Promise<number> {
 }
 
 /** The shipped configuration with these upstream ports and this listen port, as a test runs it. */
-export function nginxConfig(listenPort: number, upstreamPorts: number[]): string {
+export function nginxConfig(listenPort: number, upstreamPorts: number[], prefix: string): string {
   const shipped = readFileSync(SHIPPED, 'utf8');
   const servers = upstreamPorts.map((port) => `    server 127.0.0.1:${port} max_fails=1 fail_timeout=5s;`).join('\n');
   const filled = shipped
@@ -40,6 +40,10 @@ export function nginxConfig(listenPort: number, upstreamPorts: number[]): string
     // A test needs a small nginx: one worker, few connections, no rlimit change.
     .replace(/^worker_processes .*$/m, 'worker_processes 1;')
     .replace(/^worker_rlimit_nofile .*$/m, '')
+    // The process id and error log are given on the command line (-g), the access log goes to the test's folder.
+    .replace(/^pid .*$/m, '')
+    .replace(/^error_log .*$/m, '')
+    .replace(/access_log \S+;/, `access_log ${join(prefix, 'access.log')};`)
     .replace(/worker_connections \d+;/, 'worker_connections 1024;');
   if (!filled.includes(`listen 127.0.0.1:${listenPort};`) || !filled.includes(servers)) throw new Error('deploy/nginx.conf lost its marker comments');
   return filled;
@@ -49,7 +53,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<TestNginx> {
   const prefix = mkdtempSync(join(tmpdir(), 'parley-nginx-'));
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
-  writeFileSync(conf, nginxConfig(port, upstreamPorts));
+  writeFileSync(conf, nginxConfig(port, upstreamPorts, prefix));
   const globals = `daemon off; pid ${join(prefix, 'nginx.pid')}; error_log ${join(prefix, 'error.log')} warn;`;
   const child: ChildProcess = spawn('nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
