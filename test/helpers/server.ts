@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SignJWT } from 'jose';
+import { reapOnExit } from './services/reaper.js';
 
 /**
  * A real Parley server process for tests: `node dist/cli.js serve` on 127.0.0.1 with a random port, its data in a
@@ -57,10 +58,13 @@ export async function startServer(env: Record<string, string> = {}, options: { d
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const ownFolder = options.dataDir ? [] : [dataDir];
+  const reaped = reapOnExit({ kill: { pid: child.pid!, signal: 'SIGKILL' }, remove: ownFolder });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += String(d)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => reaped.set({ remove: ownFolder }));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\n${stderr}`)), 20_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -86,6 +90,7 @@ export async function startServer(env: Record<string, string> = {}, options: { d
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     const code = await exited;
     if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    reaped.release();
     return code;
   };
   return {

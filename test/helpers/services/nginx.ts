@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from '../raw-client.js';
+import { reapOnExit } from './reaper.js';
 
 /**
  * A real nginx (Debian's package) in front of Parley instances for a test, running the shipped deploy/nginx.conf with
@@ -14,6 +15,8 @@ export interface TestNginx {
   url: string;
   wsUrl: string;
   port: number;
+  /** Its prefix folder (configuration, logs), removed by stop(). */
+  folder: string;
   stop(): Promise<void>;
 }
 
@@ -56,6 +59,8 @@ export async function startNginx(upstreamPorts: number[]): Promise<TestNginx> {
   writeFileSync(conf, nginxConfig(port, upstreamPorts, prefix));
   const globals = `daemon off; pid ${join(prefix, 'nginx.pid')}; error_log ${join(prefix, 'error.log')} warn;`;
   const child: ChildProcess = spawn('nginx', ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // nginx's fast shutdown (SIGTERM) stops its workers too.
+  const reaped = reapOnExit({ kill: { pid: child.pid!, signal: 'SIGTERM' }, remove: [prefix] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let exited = false;
@@ -69,6 +74,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<TestNginx> {
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     port,
+    folder: prefix,
     async stop() {
       if (!exited) {
         const gone = new Promise((resolve) => child.once('exit', resolve));
@@ -77,6 +83,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<TestNginx> {
         if (!exited) child.kill('SIGKILL');
       }
       rmSync(prefix, { recursive: true, force: true });
+      reaped.release();
     },
   };
 }

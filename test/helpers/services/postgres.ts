@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { reapOnExit } from './reaper.js';
 
 const run = promisify(execFile);
 
@@ -23,6 +24,8 @@ const startStopSeconds = 30;
 
 export interface PostgresService {
   readonly port: number;
+  /** The server's folder (data and log), removed by destroy(). */
+  readonly folder: string;
   /** A connection URL for `database` on this server. */
   url(database: string): string;
   /** A fresh, empty database (its own name); returns its URL. Each contract test gets one, so tests never share data. */
@@ -76,10 +79,16 @@ export async function startPostgres(): Promise<PostgresService> {
   if (user) fs.chownSync(folder, user.uid, user.gid);
   const dataDir = path.join(folder, 'data');
   const logFile = path.join(folder, 'server.log');
-  const tool = (name: string, args: string[]) => {
+  const argv = (name: string, args: string[]): string[] => {
     const command = path.join(bin, name);
-    return user ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+    return user ? ['runuser', '-u', 'postgres', '--', command, ...args] : [command, ...args];
   };
+  const tool = (name: string, args: string[]) => {
+    const [command, ...rest] = argv(name, args);
+    return run(command!, rest);
+  };
+  // An immediate shutdown (no checkpoint) if this process dies first; failing harmlessly when the server is stopped.
+  const reaped = reapOnExit({ run: argv('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', String(startStopSeconds)]), remove: [folder] });
 
   let port = 0;
   let running = false;
@@ -102,6 +111,7 @@ export async function startPostgres(): Promise<PostgresService> {
     ].join('\n'));
   } catch (err) {
     fs.rmSync(folder, { recursive: true, force: true });
+    reaped.release();
     throw err;
   }
 
@@ -133,12 +143,14 @@ export async function startPostgres(): Promise<PostgresService> {
   } catch (err) {
     await stop().catch(() => undefined);
     fs.rmSync(folder, { recursive: true, force: true });
+    reaped.release();
     throw err;
   }
 
   let databases = 0;
   return {
     port,
+    folder,
     url: urlOf,
     async createDatabase(): Promise<string> {
       const name = `test_${++databases}`;
@@ -158,6 +170,7 @@ export async function startPostgres(): Promise<PostgresService> {
         await stop();
       } finally {
         fs.rmSync(folder, { recursive: true, force: true });
+        reaped.release();
       }
     },
   };

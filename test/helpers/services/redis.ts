@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reapOnExit } from './reaper.js';
 
 /**
  * A real `redis-server` for one test file (Debian's package, installed by scripts/install-test-deps.sh; never the
@@ -16,6 +17,8 @@ export interface RedisService {
   /** `redis://127.0.0.1:<port>`: the same for the whole life of the service, restarts included. */
   readonly url: string;
   readonly port: number;
+  /** Its working folder, removed by close(). */
+  readonly folder: string;
   /** Whether the server process runs now. */
   readonly running: boolean;
   /** Stop the server (SIGKILL: as a crash, nothing is flushed); resolves once the process has exited. */
@@ -64,6 +67,7 @@ function pingOnce(port: number, timeoutMs: number): Promise<boolean> {
 
 export async function startRedis(): Promise<RedisService> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-redis-'));
+  const reaped = reapOnExit({ remove: [dir] });
   let child: ChildProcess | null = null;
   let exited: Promise<unknown> = Promise.resolve();
   let port = 0;
@@ -75,6 +79,7 @@ export async function startRedis(): Promise<RedisService> {
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exit = once(proc, 'exit');
+    reaped.set({ kill: { pid: proc.pid!, signal: 'SIGKILL' }, remove: [dir] });
     child = proc;
     exited = exit;
     const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -100,6 +105,7 @@ export async function startRedis(): Promise<RedisService> {
     } catch (err) {
       if (attempt >= 3) {
         rmSync(dir, { recursive: true, force: true });
+        reaped.release();
         throw err;
       }
     }
@@ -111,11 +117,13 @@ export async function startRedis(): Promise<RedisService> {
     child = null;
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
+    reaped.set({ remove: [dir] });
   }
 
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    folder: dir,
     get running() {
       return child !== null;
     },
@@ -127,6 +135,7 @@ export async function startRedis(): Promise<RedisService> {
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
+      reaped.release();
     },
   };
 }
