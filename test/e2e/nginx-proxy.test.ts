@@ -34,7 +34,7 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
     assert.doesNotMatch(conf, /:8081/, 'the example instances are replaced');
     // The shipped file names its own pid and log files (beside a system nginx); a test writes them in its folder.
     assert.match(readFileSync(new URL('../../deploy/nginx.conf', import.meta.url), 'utf8'), /^pid \/run\/nginx-parley\.pid;$/m);
-    assert.match(conf, /access_log \/tmp\/parley-nginx-x\/access\.log;/);
+    assert.match(conf, /access_log \/tmp\/parley-nginx-x\/access\.log parley;/);
     assert.doesNotMatch(conf, /\/var\/log|\/run\//, 'no system path is left for a test nginx to write');
   });
 

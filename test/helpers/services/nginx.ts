@@ -46,7 +46,7 @@ export function nginxConfig(listenPort: number, upstreamPorts: number[], prefix:
     // The process id and error log are given on the command line (-g), the access log goes to the test's folder.
     .replace(/^pid .*$/m, '')
     .replace(/^error_log .*$/m, '')
-    .replace(/access_log \S+;/, `access_log ${join(prefix, 'access.log')};`)
+    .replace(/access_log \S+ parley;/, `access_log ${join(prefix, 'access.log')} parley;`)
     .replace(/worker_connections \d+;/, 'worker_connections 1024;');
   if (!filled.includes(`listen 127.0.0.1:${listenPort};`) || !filled.includes(servers)) throw new Error('deploy/nginx.conf lost its marker comments');
   return filled;
