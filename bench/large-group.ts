@@ -158,6 +158,9 @@ export async function runLargeGroupBench(log: (line: string) => void = console.l
     const connectMs = performance.now() - t1;
     const received = await quietReport(workers, 300_000);
     const quietMs = performance.now() - t1 - connectMs;
+    // BENCH_MEM_IDLE_MS: as in the memory bench, sample after the connections have been idle that long.
+    const idleMs = Number(process.env.BENCH_MEM_IDLE_MS ?? 0);
+    if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
     const after = await settledRss(pid, 8);
     const n = received.connections;
     // Then more users join while every member is connected: what each connected member receives of it.

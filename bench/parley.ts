@@ -682,6 +682,10 @@ export async function runMemoryBench(options: MemoryOptions = {}): Promise<Memor
     await connect(fifth, connections);
     const connectMs = connectFirstMs + performance.now() - t1;
     log(`memory: ${connections} authenticated connections (+${warmup} warm-up) in ${Math.round(connectMs)} ms`);
+    // BENCH_MEM_IDLE_MS: sample after the connections have been idle this long (V8 collects the garbage of the
+    // connect burst and shrinks its heap only after a while of low allocation).
+    const idleMs = Number(process.env.BENCH_MEM_IDLE_MS ?? 0);
+    if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
     const after = await settledRss(pid, 8);
     const afterHeap = await heapStats(server);
     await heapSnapshot(pid);

@@ -152,7 +152,7 @@ export const configSchema = z.object({
   presence: z.object({
     /**
      * `memory`: one process. `redis`: shared by every instance on redis.url; a dead instance's users go offline
-     * within about two `ttlMs`. @default 'memory'
+     * within `ttlMs` plus one sweep (sweeps run every `ttlMs` / 2, at least 1 s apart). @default 'memory'
      */
     kind: z.enum(['memory', 'redis']).default('memory'),
     /** A connection not touched for this long counts as gone. @default 60000 */

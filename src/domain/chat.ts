@@ -528,12 +528,9 @@ export class Chat {
 
   /** The member record, or NOT_MEMBER (also for a missing conversation, so non-members learn nothing). */
   async requireMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member }> {
-    const [conversation, member] = await Promise.all([
-      this.store.getConversation(conversationId),
-      this.store.getMember(conversationId, userId),
-    ]);
-    if (!conversation || !member) throw new ParleyError('NOT_MEMBER');
-    return { conversation, member };
+    const membership = await this.store.getMembership(conversationId, userId);
+    if (!membership) throw new ParleyError('NOT_MEMBER');
+    return membership;
   }
 
   private async requireMyConversation(conversationId: string, userId: string): Promise<MyConversation> {

@@ -160,9 +160,8 @@ export class PresenceService {
       const expired = await this.presence.sweep(now);
       for (const userId of expired) this.changed({ userId, online: false, lastSeen: now });
       // The engine forgets offline users after the ttl: the store keeps when an expired user was last seen.
-      for (const state of expired.length > 0 ? await this.presence.get(expired, now) : []) {
-        await this.store.setLastSeen(state.userId, state.lastSeen ?? now).catch(this.onError);
-      }
+      const states = expired.length > 0 ? await this.presence.get(expired, now) : [];
+      await this.store.setLastSeenMany(states.map((state) => ({ userId: state.userId, at: state.lastSeen ?? now }))).catch(this.onError);
     } catch (err) {
       this.onError(err);
     }
@@ -186,12 +185,11 @@ export class PresenceService {
     this.pending = new Map();
     const batch = await this.stillTrue(taken);
     const byConversation = new Map<string, PresenceInfo[]>();
-    /** conversationId → whether its members are pushed presence; read once per window. */
-    const pushed = new Map<string, boolean>();
     try {
-      for (const info of batch) {
-        for (const conversationId of await this.store.listConversationIds(info.userId)) {
-          if (!(await this.pushesPresence(conversationId, pushed))) continue;
+      // Direct conversations and groups of at most maxGroupSize members get presence events: one store call a window.
+      const audiences = batch.length > 0 ? await this.store.listPresenceConversations(batch.map((info) => info.userId), this.options.maxGroupSize) : [];
+      for (const [i, info] of batch.entries()) {
+        for (const conversationId of audiences[i]!) {
           let list = byConversation.get(conversationId);
           if (!list) byConversation.set(conversationId, (list = []));
           list.push(info);
@@ -222,16 +220,5 @@ export class PresenceService {
       this.onError(err);
       return batch;
     }
-  }
-
-  /** Direct conversations and groups of at most `maxGroupSize` members get presence events (cached in `known`). */
-  private async pushesPresence(conversationId: string, known: Map<string, boolean>): Promise<boolean> {
-    let pushes = known.get(conversationId);
-    if (pushes === undefined) {
-      const conversation = await this.store.getConversation(conversationId);
-      pushes = conversation !== null && (conversation.kind === 'direct' || conversation.memberCount <= this.options.maxGroupSize);
-      known.set(conversationId, pushes);
-    }
-    return pushes;
   }
 }

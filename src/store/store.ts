@@ -62,6 +62,8 @@ export interface Store {
   listUsers(opts: { limit: number; afterId?: string }): Promise<UserRecord[]>;
   setBanned(id: string, banned: boolean): Promise<boolean>;
   setLastSeen(id: string, at: number): Promise<void>;
+  /** setLastSeen for many users in one call (a sweep expiring a dead instance's users); one transaction. */
+  setLastSeenMany(entries: ReadonlyArray<{ userId: string; at: number }>): Promise<void>;
 
   // ---- conversations and members
   // The conversation limit: every method that makes a user a member takes an optional `maxConversations` and, when
@@ -86,6 +88,12 @@ export interface Store {
   listMyConversations(userId: string, page?: { after?: { activityAt: number; id: string }; limit: number }): Promise<MyConversation[]>;
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
+  /**
+   * For each of `userIds`, in order: the ids of its direct conversations and of its groups of at most `maxGroupSize`
+   * members (those whose members are pushed that user's presence), in id order. One query for the whole batch: a
+   * presence window's changes cost one store call, not one per user.
+   */
+  listPresenceConversations(userIds: readonly string[], maxGroupSize: number): Promise<string[][]>;
   /** The user's conversations as positions (id, lastSeq, rev, readSeq), most recently active first (as listMyConversations). */
   listPositions(userId: string): Promise<ConversationPosition[]>;
   countMemberships(userId: string): Promise<number>;
@@ -109,6 +117,11 @@ export interface Store {
   deleteConversationWithMembers(input: { id: string; onlyMember?: string }): Promise<DeleteConversationResult>;
 
   getMember(conversationId: string, userId: string): Promise<Member | null>;
+  /**
+   * The conversation with `userId`'s member record, or null when either is missing (one query: the check every
+   * request on a conversation makes).
+   */
+  getMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member } | null>;
   /**
    * Members in join order (joinedAt, then userId). With `page`: only those after `page.after` in that order, at most
    * `page.limit` of them (a keyset page: members joining meanwhile never shift a page).

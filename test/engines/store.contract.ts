@@ -364,6 +364,13 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await store.setLastSeen('nobody', T0);
       });
 
+      test('setLastSeenMany records each user\'s time in one call; unknown users and an empty list are no-ops', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await store.setLastSeenMany([{ userId: 'u1', at: T0 + 1 }, { userId: 'nobody', at: T0 + 2 }, { userId: 'u3', at: T0 + 3 }]);
+        await store.setLastSeenMany([]);
+        assert.deepEqual(await Promise.all(['u1', 'u2', 'u3'].map(async (id) => (await store.getUser(id))?.lastSeen ?? null)), [T0 + 1, null, T0 + 3]);
+      });
+
       test('listUsers pages in id order', async (store) => {
         await addUsers(store, 'u3', 'u1', 'u5', 'u2', 'u4');
         const page1 = await store.listUsers({ limit: 2 });
@@ -377,6 +384,28 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
     });
 
     describe('conversations', () => {
+      test('getMembership: the conversation with the member record in one call, null when either is missing', async (store) => {
+        await addUsers(store, 'u1', 'u2', 'u3');
+        await addGroup(store, 'g', 'u1', ['u2'], 'Team');
+        const membership = await store.getMembership('g', 'u2');
+        assert.deepEqual(membership, { conversation: await store.getConversation('g'), member: await store.getMember('g', 'u2') });
+        assert.equal(membership?.conversation.name, 'Team');
+        assert.equal(membership?.member.name, 'name-u2', "the member's name, not the conversation's");
+        assert.equal(await store.getMembership('g', 'u3'), null);
+        assert.equal(await store.getMembership('nowhere', 'u1'), null);
+      });
+
+      test('listPresenceConversations: per user, in the order asked, its direct conversations and groups up to the size', async (store) => {
+        await addUsers(store, 'a', 'b', 'c', 'd', 'loner');
+        await store.openDirect({ id: 'dm-ab', a: 'a', b: 'b', now: T0 });
+        await addGroup(store, 'small', 'a', ['c']);
+        await addGroup(store, 'big', 'a', ['b', 'c', 'd']);
+        assert.deepEqual(await store.listPresenceConversations(['c', 'loner', 'a', 'nobody', 'b'], 3), [['small'], [], ['dm-ab', 'small'], [], ['dm-ab']]);
+        assert.deepEqual(await store.listPresenceConversations(['a'], 4), [['big', 'dm-ab', 'small']]);
+        assert.deepEqual(await store.listPresenceConversations(['a'], 1), [['dm-ab']], 'a direct conversation at any size');
+        assert.deepEqual(await store.listPresenceConversations([], 3), []);
+      });
+
       test('createGroup makes the creator its owner', async (store) => {
         await addUsers(store, 'u1');
         const group = await store.createGroup({ id: 'g', name: 'Team', visibility: 'public', createdBy: 'u1', now: T0 });

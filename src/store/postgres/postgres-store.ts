@@ -25,10 +25,11 @@ import { AsyncGroupCommit } from './group-commit.js';
 import { MIGRATION_LOCK, migrate } from './migrate.js';
 import { Pool, type PoolOptions, type Queryable } from './pool.js';
 import {
-  type BanRow, type ConversationRow, type InviteRow, type MemberRow, type MessageRow, type MyConversationRow, type UserRow,
-  conversationColumns, inviteColumns, messageColumns, metaToText, toBan, toConversation, toInvite, toMember, toMessage,
+  type BanRow, type ConversationRow, type InviteRow, type MemberRow, type MembershipRow, type MessageRow, type MyConversationRow, type UserRow,
+  conversationColumns, inviteColumns, messageColumns, metaToText, toBan, toConversation, toInvite, toMember, toMembership, toMessage,
   toMyConversation, toUser, userColumns,
 } from './rows.js';
+import { groupByUser } from '../user-batches.js';
 
 export interface PostgresStoreOptions extends PoolOptions {
   /** Appends waiting for their group commit, at most; one more is refused with RATE_LIMITED. @default unbounded */
@@ -264,6 +265,12 @@ export class PostgresStore implements Store {
     await this.query('UPDATE users SET last_seen = $2 WHERE id = $1', [id, at]);
   }
 
+  async setLastSeenMany(entries: ReadonlyArray<{ userId: string; at: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.query('UPDATE users u SET last_seen = v.at FROM unnest($1::text[], $2::bigint[]) AS v(id, at) WHERE u.id = v.id',
+      [entries.map((e) => e.userId), entries.map((e) => e.at)]);
+  }
+
   // ---- conversations
 
   createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number; maxConversations?: number }): Promise<Conversation> {
@@ -313,6 +320,15 @@ export class PostgresStore implements Store {
     return (await this.query<MyConversationRow>(
       `${myConversationSelect} WHERE m.user_id = $1 AND (${activity} < $2 OR (${activity} = $2 AND c.id > $3))
        ORDER BY ${activity} DESC, c.id LIMIT $4`, [userId, after.activityAt, after.id, page.limit])).map(toMyConversation);
+  }
+
+  async listPresenceConversations(userIds: readonly string[], maxGroupSize: number): Promise<string[][]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.query<{ user_id: string; conversation_id: string }>(
+      `SELECT m.user_id, m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.user_id = ANY($1::text[]) AND (c.kind = 'direct' OR c.member_count <= $2) ORDER BY m.user_id, m.conversation_id`,
+      [userIds, maxGroupSize]);
+    return groupByUser(userIds, rows);
   }
 
   async listConversationIds(userId: string): Promise<string[]> {
@@ -380,6 +396,13 @@ export class PostgresStore implements Store {
   }
 
   // ---- members
+
+  async getMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member } | null> {
+    return mapOrNull(await this.one<MembershipRow>(
+      `SELECT ${conversationColumns}, m.user_id, u.name AS member_name, m.role, m.joined_at, m.read_seq
+         FROM conversations c JOIN members m ON m.conversation_id = c.id JOIN users u ON u.id = m.user_id
+        WHERE c.id = $1 AND m.user_id = $2`, [conversationId, userId]), toMembership);
+  }
 
   async getMember(conversationId: string, userId: string): Promise<Member | null> {
     return mapOrNull(await this.one<MemberRow>(`${memberSelect} WHERE m.conversation_id = $1 AND m.user_id = $2`, [conversationId, userId]), toMember);

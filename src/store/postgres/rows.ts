@@ -125,6 +125,13 @@ export function toMember(row: MemberRow): Member {
   return { userId: row.user_id, name: row.name, role: row.role, joinedAt: row.joined_at, readSeq: row.read_seq };
 }
 
+/** A conversation row joined with one member's row (the member's name as `member_name`: `name` is the conversation's). */
+export type MembershipRow = ConversationRow & Omit<MemberRow, 'name'> & { member_name: MemberRow['name'] };
+
+export function toMembership(row: MembershipRow): { conversation: Conversation; member: Member } {
+  return { conversation: toConversation(row), member: toMember({ ...row, name: row.member_name }) };
+}
+
 export function toInvite(row: InviteRow): Invite {
   return {
     token: row.token,

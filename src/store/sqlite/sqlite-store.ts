@@ -18,11 +18,12 @@ import { LockWait, defaultBusyTimeoutMs } from './lock-wait.js';
 import { migrate } from './migrate.js';
 import { type OpenOptions, openDatabase } from './open.js';
 import {
-  type MessageRow, metaToText, toBan, toConversation, toInvite, toMember, toMessage, toMyConversation, toUser,
+  type MessageRow, metaToText, toBan, toConversation, toInvite, toMember, toMembership, toMessage, toMyConversation, toUser,
 } from './rows.js';
 import { type Statements, prepareStatements } from './statements.js';
 import { type InstanceRow, isAlive, thisProcess } from './instances.js';
 import { randomUUID } from 'node:crypto';
+import { groupByUser } from '../user-batches.js';
 
 export type SqliteStoreOptions = OpenOptions;
 
@@ -255,6 +256,13 @@ export class SqliteStore implements Store {
     });
   }
 
+  setLastSeenMany(entries: ReadonlyArray<{ userId: string; at: number }>): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    return this.write(() => {
+      for (const { userId, at } of entries) this.s.setLastSeen.run(at, userId);
+    });
+  }
+
   // ---- conversations
 
   createGroup(input: { id: string; name: string; visibility: Visibility; createdBy: string; now: number; maxConversations?: number }): Promise<Conversation> {
@@ -321,6 +329,11 @@ export class SqliteStore implements Store {
     return this.run(() => this.s.conversationIdsOf.all(userId).map((r) => r.conversation_id));
   }
 
+  listPresenceConversations(userIds: readonly string[], maxGroupSize: number): Promise<string[][]> {
+    if (userIds.length === 0) return Promise.resolve([]);
+    return this.run(() => groupByUser(userIds, this.s.presenceConversations.all(JSON.stringify(userIds), maxGroupSize)));
+  }
+
   listPositions(userId: string): Promise<ConversationPosition[]> {
     return this.run(() => this.s.positionsOf.all(userId).map((r) => ({ id: r.id, lastSeq: r.last_seq, rev: r.rev, readSeq: r.read_seq })));
   }
@@ -378,6 +391,10 @@ export class SqliteStore implements Store {
 
   getMember(conversationId: string, userId: string): Promise<Member | null> {
     return this.run(() => mapOrNull(this.s.member.get(conversationId, userId), toMember));
+  }
+
+  getMembership(conversationId: string, userId: string): Promise<{ conversation: Conversation; member: Member } | null> {
+    return this.run(() => mapOrNull(this.s.membership.get(conversationId, userId), toMembership));
   }
 
   listMembers(conversationId: string, page?: { after?: { joinedAt: number; userId: string }; limit: number }): Promise<Member[]> {

@@ -3,7 +3,7 @@
  * Prepare only after migrate(): preparing checks that the tables exist.
  */
 import type Database from 'better-sqlite3';
-import type { BanRow, ConversationRow, DepartureRow, InviteRow, MemberRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
+import type { BanRow, ConversationRow, DepartureRow, InviteRow, MemberRow, MembershipRow, MessageRow, MyConversationRow, UserRow } from './rows.js';
 
 const conversationColumns =
   'c.id, c.kind, c.name, c.visibility, c.created_by, c.created_at, c.last_seq, c.last_message_at, c.member_count, c.rev';
@@ -112,6 +112,14 @@ export function prepareStatements(db: Database.Database) {
 
     // ---- members
     member: prepare<[string, string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? AND m.user_id = ?`),
+    membership: prepare<[string, string], MembershipRow>(
+      `SELECT ${conversationColumns}, m.user_id, u.name AS member_name, m.role, m.joined_at, m.read_seq
+         FROM conversations c JOIN members m ON m.conversation_id = c.id JOIN users u ON u.id = m.user_id
+        WHERE c.id = ? AND m.user_id = ?`),
+    presenceConversations: prepare<[string, number], { user_id: string; conversation_id: string }>(
+      `SELECT m.user_id, m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.user_id IN (SELECT value FROM json_each(?)) AND (c.kind = 'direct' OR c.member_count <= ?)
+        ORDER BY m.user_id, m.conversation_id`),
     isMember: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM members WHERE conversation_id = ? AND user_id = ?'),
     members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
     membersPage: prepare<[string, number, string, number], MemberRow>(

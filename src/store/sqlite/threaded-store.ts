@@ -22,10 +22,10 @@ import { StoreWorker } from './store-worker.js';
 // missing here.
 const methods = {
   migrate: 'writer', ping: 'writer', claimInstance: 'writer', close: 'writer', createUser: 'writer', ensureUser: 'writer', getUser: 'writer',
-  getUserByName: 'writer', listUsers: 'writer', setBanned: 'writer', setLastSeen: 'writer', createGroup: 'writer',
+  getUserByName: 'writer', listUsers: 'writer', setBanned: 'writer', setLastSeen: 'writer', setLastSeenMany: 'writer', createGroup: 'writer',
   openDirect: 'writer', getConversation: 'writer', getMyConversation: 'writer', listMyConversations: 'writer',
   listConversationIds: 'writer', listPositions: 'writer', countMemberships: 'writer', searchPublic: 'reader', listConversations: 'writer',
-  renameConversation: 'writer', deleteConversation: 'writer', deleteConversationWithMembers: 'writer', getMember: 'writer',
+  renameConversation: 'writer', deleteConversation: 'writer', deleteConversationWithMembers: 'writer', getMember: 'writer', getMembership: 'writer', listPresenceConversations: 'writer',
   listMembers: 'writer', listMemberIds: 'writer', addMember: 'writer', removeMember: 'writer', setRole: 'writer',
   listContacts: 'writer', createInvite: 'writer', getInvite: 'writer', listInvites: 'writer', revokeInvite: 'writer',
   redeemInvite: 'writer', appendMessage: 'writer', getMessage: 'writer', editMessage: 'writer', deleteMessage: 'writer',

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,9 @@ export async function startNginx(upstreamPorts: number[]): Promise<TestNginx> {
         await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
         if (!exited) child.kill('SIGKILL');
       }
+      // PARLEY_TEST_KEEP_LOGS=<folder>: keep this nginx's access and error logs there, to read after a failed run.
+      const keep = process.env.PARLEY_TEST_KEEP_LOGS;
+      if (keep) cpSync(prefix, join(keep, `nginx-${port}`), { recursive: true });
       rmSync(prefix, { recursive: true, force: true });
       reaped.release();
     },
