@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient, until } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
+import { EXTERNAL_SECRET, register, signToken, startServer, type TestServer } from '../helpers/server.js';
+import WebSocket from 'ws';
 import { nginxConfig, startNginx, type TestNginx } from '../helpers/services/nginx.js';
 
 /**
@@ -29,7 +30,7 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
   it('fills in only the upstream servers and the listen port of the shipped file', () => {
     const conf = nginxConfig(18080, [18081, 18082], '/tmp/parley-nginx-x');
     assert.match(conf, /listen 127\.0\.0\.1:18080;/);
-    assert.match(conf, /server 127\.0\.0\.1:18081 max_fails=1 fail_timeout=5s;\n\s*server 127\.0\.0\.1:18082 /);
+    assert.match(conf, /server 127\.0\.0\.1:18081 max_fails=0;\n\s*server 127\.0\.0\.1:18082 max_fails=0;/, 'with the shipped parameters');
     assert.match(conf, /proxy_set_header Upgrade \$http_upgrade;/);
     assert.doesNotMatch(conf, /:8081/, 'the example instances are replaced');
     // The shipped file names its own pid and log files (beside a system nginx); a test writes them in its folder.
@@ -82,6 +83,59 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
       assert.equal(position.lastSeq, sent.seq, 'the message stored before the restart is there');
     } finally {
       d!.close();
+    }
+  });
+});
+
+describe('a rolling restart of three instances behind the shipped nginx configuration', () => {
+  /**
+   * Each of CLIENTS clients reconnects as soon as its connection closes (the drain's 4000), through nginx, while the
+   * instances restart one after another as docs/deploy.md says (SIGTERM, wait for the exit, start, wait for /readyz,
+   * next), with no pause between them. nginx must hand every reconnect to a live instance: with its failure accounting
+   * on (max_fails=1, fail_timeout=5s), a rolling restart quicker than fail_timeout took every instance out at once
+   * and reconnects got 502 "no live upstreams".
+   */
+  it('hands every reconnect to a live instance: no upgrade refused by nginx', { timeout: 120_000 }, async (test) => {
+    const CLIENTS = 20;
+    const servers: TestServer[] = [];
+    for (let i = 0; i < 3; i++) servers.push(await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '2000' }));
+    const nginx = await startNginx(servers.map((server) => server.port));
+    const refused: number[] = [];
+    const welcomes: number[] = new Array(CLIENTS).fill(0);
+    let running = true;
+    const sockets = new Set<WebSocket>();
+    /** One client: connect, count its welcomes and refusals, and connect again when closed, until the end. */
+    const client = async (i: number): Promise<void> => {
+      const token = await signToken(EXTERNAL_SECRET, null, `rolling-${i}`);
+      const connect = (): void => {
+        if (!running) return;
+        const ws = new WebSocket(`${nginx.wsUrl}?token=${encodeURIComponent(token)}`);
+        sockets.add(ws);
+        ws.on('message', (data) => { if (String(data).includes('"welcome"')) welcomes[i]!++; });
+        ws.on('unexpected-response', (_req, res) => { refused.push(res.statusCode ?? 0); res.resume(); });
+        ws.on('error', () => undefined);
+        ws.on('close', () => { sockets.delete(ws); setTimeout(connect, 20); });
+      };
+      connect();
+    };
+    try {
+      for (let i = 0; i < CLIENTS; i++) await client(i);
+      await until(() => welcomes.every((n) => n >= 1), 'every client welcomed once', 30_000, 20);
+      for (let i = 0; i < servers.length; i++) {
+        const port = servers[i]!.port;
+        await servers[i]!.stop();
+        servers[i] = await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '2000' }, { port });
+        await until(async () => (await fetch(`${servers[i]!.url}/readyz`).catch(() => null))?.status === 200, `instance ${i} ready`, 20_000, 50);
+      }
+      // Every client was on some instance, and every instance went down once: each came back at least once more.
+      await until(() => welcomes.every((n) => n >= 2), 'every client welcomed again after the restarts', 30_000, 20);
+      test.diagnostic(`welcomes ${welcomes.reduce((a, b) => a + b, 0)}, refused upgrades ${refused.length}`);
+      assert.deepEqual(refused, [], 'no reconnect was refused (HTTP status of each refusal)');
+    } finally {
+      running = false;
+      for (const ws of sockets) ws.terminate();
+      await nginx.stop();
+      await Promise.allSettled(servers.map((server) => server.stop()));
     }
   });
 });

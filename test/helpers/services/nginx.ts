@@ -36,7 +36,9 @@ function freePort(): Promise<number> {
 /** The shipped configuration with these upstream ports and this listen port, as a test runs it. */
 export function nginxConfig(listenPort: number, upstreamPorts: number[], prefix: string): string {
   const shipped = readFileSync(SHIPPED, 'utf8');
-  const servers = upstreamPorts.map((port) => `    server 127.0.0.1:${port} max_fails=1 fail_timeout=5s;`).join('\n');
+  // Each instance gets the parameters of the shipped example lines (`server 127.0.0.1:8081 <parameters>;`).
+  const parameters = /^\s*server 127\.0\.0\.1:8081 ([^;]*);/m.exec(shipped)?.[1] ?? '';
+  const servers = upstreamPorts.map((port) => `    server 127.0.0.1:${port} ${parameters};`).join('\n');
   const filled = shipped
     .replace(/(# parley-instances-begin\n)[\s\S]*?(\s*# parley-instances-end)/, `$1${servers}$2`)
     .replace(/(# parley-listen\n\s*)listen \d+;/, `$1listen 127.0.0.1:${listenPort};`)
