@@ -70,7 +70,7 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
     await until(() => c.closed !== null, 'the client is closed by the draining instance', 10_000, 20);
     assert.equal(c.closed?.code, 4000, 'a drain closes with 4000 (reconnect)');
     server = await startServer({}, { dataDir, port });
-    // nginx marks the instance failed for fail_timeout after refused attempts; the client retries as the SDK would.
+    // The client retries as the SDK would until the restarted instance answers through nginx.
     let d: RawClient | null = null;
     await until(async () => {
       d = await RawClient.connect(nginx.wsUrl, dan.token).catch(() => null);
