@@ -2,8 +2,9 @@
  * The bus seam: carries events between the instances that have interested connections.
  *
  * Topics are opaque strings; Parley uses `c.<conversationId>` for a conversation's events and `u.<userId>` for a
- * user's own events (membership changes that reach all of that user's devices). Payloads are the serialised event
- * frame: engines carry bytes and never parse them.
+ * user's own events (membership changes that reach all of that user's devices). Payloads are bytes (a Buffer: the
+ * serialised event frame, src/bus/envelope.ts): engines carry them as they are, never decoding or parsing them, so an
+ * event from another instance is framed for the local sockets without a UTF-8 decode and re-encode.
  *
  * Guarantees every engine gives (test/engines/bus.contract.ts, which also runs two instances on one engine and, for
  * engines that can fail, an engine restart):
@@ -28,12 +29,12 @@
  */
 export interface Bus {
   /** Hand `payload` to the instances subscribed to `topic`. Rejects with ParleyError UNAVAILABLE (see above). */
-  publish(topic: string, payload: string): Promise<void>;
+  publish(topic: string, payload: Buffer): Promise<void>;
   /** Subscribe this instance to a topic. Idempotent; resolves once payloads published afterwards will arrive. */
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
   /** The one receiver of this instance's payloads; set once by the gateway. */
-  onMessage(handler: (topic: string, payload: string) => void): void;
+  onMessage(handler: (topic: string, payload: Buffer) => void): void;
   onReset(listener: () => void): void;
   ping(): Promise<void>;
   close(): Promise<void>;

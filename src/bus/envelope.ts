@@ -1,10 +1,10 @@
 /**
- * What travels on the bus: the serialised event frame itself, so that an instance receiving it frames the same bytes
- * for every local recipient without parsing. Two optional prefixes, cheap to test because a frame always starts with
- * '{':
+ * What travels on the bus: the serialised event frame itself, as bytes (UTF-8), so that an instance receiving it
+ * frames the same bytes for every local recipient without decoding or parsing them. Two optional prefixes, cheap to
+ * test because a frame always starts with '{':
  * - `!<length>:<userId><frame>`: deliver to every interested connection except those of <userId> (typing indicators
- *   go to the other members only). The id is length-prefixed (its length in UTF-16 code units, in decimal), not
- *   ended by a separator, so any string is carried whole, whatever characters it holds;
+ *   go to the other members only). The id is length-prefixed (its length in UTF-8 bytes, in decimal), not ended by a
+ *   separator, so any string is carried whole, whatever characters it holds;
  * - `~<length>:<connectionId><frame>`: the same, except one connection (the one whose request caused the event: its
  *   reply already says what happened), laid out like the user form;
  * - `#<command>\n`: a control message for the gateway (for example `#ban`: close this user's connections). Commands
@@ -12,36 +12,45 @@
  * This module is the only place that knows the layout.
  */
 export type Envelope =
-  | { kind: 'frame'; frame: string; exceptUser: string | null; exceptConnection: string | null }
+  | { kind: 'frame'; frame: Buffer; exceptUser: string | null; exceptConnection: string | null }
   | { kind: 'control'; command: string };
 
-/** At most one exception is carried: `exceptUser` when given, else `exceptConnection`. */
-export function encodeFrame(frame: string, exceptUser: string | null = null, exceptConnection: string | null = null): string {
-  if (exceptUser !== null) return `!${exceptUser.length}:${exceptUser}${frame}`;
-  return exceptConnection === null ? frame : `~${exceptConnection.length}:${exceptConnection}${frame}`;
+const OPEN_BRACE = 0x7b; // {
+const BANG = 0x21; // !
+const TILDE = 0x7e; // ~
+const HASH = 0x23; // #
+const COLON = 0x3a; // :
+const NEWLINE = 0x0a;
+
+/** At most one exception is carried: `exceptUser` when given, else `exceptConnection`. One UTF-8 encoding. */
+export function encodeFrame(frame: string, exceptUser: string | null = null, exceptConnection: string | null = null): Buffer {
+  if (exceptUser !== null) return Buffer.from(`!${Buffer.byteLength(exceptUser)}:${exceptUser}${frame}`);
+  if (exceptConnection !== null) return Buffer.from(`~${Buffer.byteLength(exceptConnection)}:${exceptConnection}${frame}`);
+  return Buffer.from(frame);
 }
 
-export function encodeControl(command: string): string {
-  return `#${command}\n`;
+export function encodeControl(command: string): Buffer {
+  return Buffer.from(`#${command}\n`);
 }
 
-export function decodeEnvelope(payload: string): Envelope {
-  const first = payload.charCodeAt(0);
-  if (first === 0x7b /* { */) return { kind: 'frame', frame: payload, exceptUser: null, exceptConnection: null };
-  if (first === 0x21 /* ! */ || first === 0x7e /* ~ */) {
-    const colon = payload.indexOf(':', 1);
-    const digits = payload.slice(1, colon);
-    const length = Number(digits);
+/** The envelope of a payload; the frame is a view of the payload's bytes (no copy). */
+export function decodeEnvelope(payload: Buffer): Envelope {
+  const first = payload[0];
+  if (first === OPEN_BRACE) return { kind: 'frame', frame: payload, exceptUser: null, exceptConnection: null };
+  if (first === BANG || first === TILDE) {
+    const colon = payload.indexOf(COLON, 1);
+    const digits = colon > 1 ? payload.toString('latin1', 1, colon) : '';
     const start = colon + 1;
-    if (colon > 1 && /^\d+$/.test(digits) && start + length <= payload.length) {
-      const except = payload.slice(start, start + length);
-      const frame = payload.slice(start + length);
-      return first === 0x21
+    const length = Number(digits);
+    if (/^\d+$/.test(digits) && start + length <= payload.length) {
+      const except = payload.toString('utf8', start, start + length);
+      const frame = payload.subarray(start + length);
+      return first === BANG
         ? { kind: 'frame', frame, exceptUser: except, exceptConnection: null }
         : { kind: 'frame', frame, exceptUser: null, exceptConnection: except };
     }
   }
-  const newline = payload.indexOf('\n');
-  if (first === 0x23 /* # */ && newline > 0) return { kind: 'control', command: payload.slice(1, newline) };
+  const newline = payload.indexOf(NEWLINE);
+  if (first === HASH && newline > 0) return { kind: 'control', command: payload.toString('utf8', 1, newline) };
   return { kind: 'frame', frame: payload, exceptUser: null, exceptConnection: null };
 }

@@ -10,8 +10,8 @@ const TEXT = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }
  * Build the complete WebSocket text frame (header + payload) for a server message, once. The same Buffer is then
  * written to every recipient's socket: fan-out costs one framing, not one per recipient.
  */
-export function frameText(text: string): Buffer {
-  const parts = frame(Buffer.from(text, 'utf8'), TEXT);
+export function frameText(text: string | Buffer): Buffer {
+  const parts = frame(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, TEXT);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 

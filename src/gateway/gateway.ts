@@ -617,7 +617,7 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** One bus payload: framed once, queued to every interested local connection (held for one still setting up). */
-  private deliver(topic: string, payload: string): void {
+  private deliver(topic: string, payload: Buffer): void {
     const envelope = decodeEnvelope(payload);
     const isUserTopic = topic.charCodeAt(0) === 0x75; /* u */
     const isPresenceTopic = topic.charCodeAt(0) === 0x70; /* p */
@@ -837,8 +837,8 @@ function onSocketError(this: TaggedSocket): void {
 }
 
 /** The membership change an event on a user's topic carries, if any. */
-function membershipChange(frame: string): MembershipChange | null {
-  const { event, data } = JSON.parse(frame) as { event: string; data: { id?: string; conversationId?: string; lastSeq?: number } };
+function membershipChange(frame: Buffer): MembershipChange | null {
+  const { event, data } = JSON.parse(frame.toString()) as { event: string; data: { id?: string; conversationId?: string; lastSeq?: number } };
   if (event === 'conversation.updated' && data.id) return { conversationId: data.id, joined: true, lastSeq: data.lastSeq };
   if (event === 'conversation.removed' && data.conversationId) return { conversationId: data.conversationId, joined: false };
   return null;

@@ -15,7 +15,7 @@ export interface JoinRecoveryDeps {
   /** Tell the conversation's local connections to `sync` (what could not be recovered here). */
   askResync(conversationId: string): void;
   /** Deliver a bus payload of the conversation's topic that was held, as if it arrived now. */
-  redeliver(conversationId: string, payload: string): void;
+  redeliver(conversationId: string, payload: Buffer): void;
   onError(err: unknown): void;
 }
 
@@ -34,7 +34,7 @@ export interface JoinRecoveryDeps {
  */
 export class JoinRecovery {
   /** conversationId → live payloads held while its recovery reads (null after too many: resync instead). */
-  private readonly holding = new Map<string, string[] | null>();
+  private readonly holding = new Map<string, Buffer[] | null>();
   /** conversationId → the highest seq a recovery sent, and until when live copies up to it are dropped (ms). */
   private readonly recovered = new Map<string, { upTo: number; until: number }>();
 
@@ -68,9 +68,9 @@ export class JoinRecovery {
 
   /**
    * A live event of the conversation's topic: 'hold' while its recovery reads (kept, delivered after), 'drop' for a
-   * copy of a message a recovery already sent, otherwise 'deliver'. `frame` is the event's JSON text.
+   * copy of a message a recovery already sent, otherwise 'deliver'. `frame` is the event's JSON, as bytes.
    */
-  admit(conversationId: string, payload: string, frame: string): 'hold' | 'drop' | 'deliver' {
+  admit(conversationId: string, payload: Buffer, frame: Buffer): 'hold' | 'drop' | 'deliver' {
     if (this.holding.has(conversationId)) {
       const held = this.holding.get(conversationId);
       if (held && held.length < MAX_HELD) held.push(payload);
@@ -93,9 +93,11 @@ export class JoinRecovery {
   }
 }
 
-/** The seq of a `message.new` event frame, or null for any other event. */
-function messageNewSeq(frame: string): number | null {
-  if (!frame.startsWith('{"event":"message.new"')) return null;
-  const data = (JSON.parse(frame) as { data?: { seq?: unknown } }).data;
+const MESSAGE_NEW = Buffer.from('{"event":"message.new"');
+
+/** The seq of a `message.new` event frame, or null for any other event (only those are decoded). */
+function messageNewSeq(frame: Buffer): number | null {
+  if (frame.length < MESSAGE_NEW.length || MESSAGE_NEW.compare(frame, 0, MESSAGE_NEW.length) !== 0) return null;
+  const data = (JSON.parse(frame.toString()) as { data?: { seq?: unknown } }).data;
   return typeof data?.seq === 'number' ? data.seq : null;
 }

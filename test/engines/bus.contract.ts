@@ -24,7 +24,10 @@ const FAIL_FAST_MS = 3_000;
 
 interface Received {
   topic: string;
+  /** The payload as text (UTF-8), for the cases that publish text. */
   payload: string;
+  /** The payload's bytes, copied as received. */
+  bytes: Buffer;
 }
 
 /** Time allowed for a payload to cross a real engine (Redis, NATS, Kafka), and a bounded poll interval. */
@@ -33,9 +36,14 @@ const DELIVERY_TIMEOUT_MS = 10_000;
 function collect(bus: Bus): Received[] {
   const received: Received[] = [];
   bus.onMessage((topic, payload) => {
-    received.push({ topic, payload });
+    received.push({ topic, payload: payload.toString(), bytes: Buffer.from(payload) });
   });
   return received;
+}
+
+/** What was received, as topic and text (for comparing with what text cases published). */
+function asText(received: Received[]): Array<{ topic: string; payload: string }> {
+  return received.map(({ topic, payload }) => ({ topic, payload }));
 }
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = DELIVERY_TIMEOUT_MS): Promise<void> {
@@ -56,7 +64,7 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = DELIV
 let barrierCounter = 0;
 async function barrier(publisher: Bus, topic: string, receivers: Array<Received[] | string[]>): Promise<string> {
   const marker = `barrier-${++barrierCounter}`;
-  await publisher.publish(topic, marker);
+  await publisher.publish(topic, Buffer.from(marker));
   await waitFor(`the barrier on ${topic}`, () =>
     receivers.every((r) => r.some((x) => (typeof x === 'string' ? x === marker : x.topic === topic && x.payload === marker))),
   );
@@ -83,20 +91,35 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
       }
     }
 
+    it('carries payloads as bytes, byte for byte: every byte value, invalid UTF-8 and a 64 KiB payload', async () => {
+      await withPair(async ({ a, b }, received) => {
+        const topic = freshTopic('bytes');
+        const payloads = [
+          Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+          Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0x00]), // not UTF-8: a decode would change them
+          Buffer.alloc(64 * 1024, 0x7b),
+        ];
+        await b.subscribe(topic);
+        for (const payload of payloads) await a.publish(topic, payload);
+        await waitFor('every payload at b', () => received.b.length >= payloads.length);
+        assert.deepEqual(received.b.map((r) => r.bytes.toString('hex')), payloads.map((p) => p.toString('hex')));
+      });
+    });
+
     it('delivers to a subscriber on another instance what one instance publishes', async () => {
       await withPair(async ({ a, b }, got) => {
         const topic = freshTopic('cross');
         await b.subscribe(topic);
-        await a.publish(topic, '{"hello":"b"}');
+        await a.publish(topic, Buffer.from('{"hello":"b"}'));
         await waitFor('delivery to b', () => got.b.length >= 1);
-        assert.deepEqual(got.b, [{ topic, payload: '{"hello":"b"}' }]);
+        assert.deepEqual(asText(got.b), [{ topic, payload: '{"hello":"b"}' }]);
         const marker = await barrier(a, topic, [got.b]);
         assert.deepEqual(payloadsOn(got.b, topic), ['{"hello":"b"}', marker], 'delivered once');
         // a was not subscribed when it published. Subscribing now and passing a barrier through a: a wrongly delivered
         // copy of the first payload would have reached a before the marker (same topic, same publisher).
         await a.subscribe(topic);
         const marker2 = await barrier(a, topic, [got.a, got.b]);
-        assert.deepEqual(got.a, [{ topic, payload: marker2 }], 'a was not subscribed');
+        assert.deepEqual(asText(got.a), [{ topic, payload: marker2 }], 'a was not subscribed');
       });
     });
 
@@ -105,7 +128,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const topic = freshTopic('self');
         await a.subscribe(topic);
         await b.subscribe(topic);
-        await a.publish(topic, 'p1');
+        await a.publish(topic, Buffer.from('p1'));
         await waitFor('delivery to a and b', () => got.a.length >= 1 && got.b.length >= 1);
         const marker = await barrier(a, topic, [got.a, got.b]);
         assert.deepEqual(payloadsOn(got.a, topic), ['p1', marker]);
@@ -119,18 +142,18 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const other = freshTopic('other');
         await b.subscribe(wanted);
         await a.subscribe(other); // someone is interested in `other`, just not b
-        await a.publish(other, 'not for b');
-        await a.publish(wanted, 'for b');
+        await a.publish(other, Buffer.from('not for b'));
+        await a.publish(wanted, Buffer.from('for b'));
         await waitFor('delivery of the wanted topic', () => got.b.length >= 1 && got.a.length >= 1);
         // b subscribes to `other` only now, after 'not for b' was published: a wrong delivery of it to b would arrive
         // before the marker a publishes on `other` next (same topic, same publisher).
         await b.subscribe(other);
         const marker = await barrier(a, other, [got.a, got.b]);
-        assert.deepEqual(got.b, [
+        assert.deepEqual(asText(got.b), [
           { topic: wanted, payload: 'for b' },
           { topic: other, payload: marker },
         ]);
-        assert.deepEqual(got.a, [
+        assert.deepEqual(asText(got.a), [
           { topic: other, payload: 'not for b' },
           { topic: other, payload: marker },
         ]);
@@ -142,7 +165,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const topic = freshTopic('idem');
         await b.subscribe(topic);
         await b.subscribe(topic);
-        await a.publish(topic, 'once');
+        await a.publish(topic, Buffer.from('once'));
         await waitFor('delivery', () => got.b.length >= 1);
         const marker = await barrier(a, topic, [got.b]);
         assert.deepEqual(payloadsOn(got.b, topic), ['once', marker]);
@@ -164,7 +187,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
           const topic = i % 3 === 0 ? t2 : t1; // interleave two topics
           const payload = `{"n":${i}}`;
           (topic === t1 ? expected1 : expected2).push(payload);
-          publishes.push(a.publish(topic, payload));
+          publishes.push(a.publish(topic, Buffer.from(payload)));
         }
         await Promise.all(publishes);
         await waitFor('all 1,000 payloads at both instances', () => got.a.length >= 1_000 && got.b.length >= 1_000);
@@ -182,14 +205,14 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const gotB: string[] = [];
         pair.a.onMessage((t, payload) => {
           // The gateway may publish from inside a bus handler; what it publishes must queue behind what it handles.
-          if (t === topic && payload === 'm1') void pair.a.publish(topic, 'm2');
+          if (t === topic && payload.toString() === 'm1') void pair.a.publish(topic, Buffer.from('m2'));
         });
         pair.b.onMessage((t, payload) => {
-          if (t === topic) gotB.push(payload);
+          if (t === topic) gotB.push(payload.toString());
         });
         await pair.a.subscribe(topic);
         await pair.b.subscribe(topic);
-        await pair.a.publish(topic, 'm1');
+        await pair.a.publish(topic, Buffer.from('m1'));
         await waitFor('m1 and m2 at b', () => gotB.length >= 2);
         // m2 reached b, so a published it before the marker: a duplicate of m1 or m2 would arrive before the marker.
         const marker = await barrier(pair.a, topic, [gotB]);
@@ -204,10 +227,10 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const topic = freshTopic('unsub');
         await a.subscribe(topic);
         await b.subscribe(topic);
-        await a.publish(topic, 'before');
+        await a.publish(topic, Buffer.from('before'));
         await waitFor('first payload at b', () => got.b.length >= 1);
         await b.unsubscribe(topic);
-        await a.publish(topic, 'after');
+        await a.publish(topic, Buffer.from('after'));
         await waitFor('second payload at a (proves it was published)', () => got.a.length >= 2);
         // b subscribes again only to let a barrier reach it: had 'after' wrongly been delivered to b, it would have
         // arrived before the marker (same topic, same publisher).
@@ -238,7 +261,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
           '  leading and trailing spaces  ',
           big,
         ];
-        for (const payload of payloads) await a.publish(topic, payload);
+        for (const payload of payloads) await a.publish(topic, Buffer.from(payload));
         await waitFor('all payloads', () => got.b.length >= payloads.length);
         assert.equal(got.b.length, payloads.length);
         got.b.forEach((r, i) => {
@@ -257,11 +280,11 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         const id = `ABCXYZabcxyz0189._~:@+|=-${process.pid}-${++topicCounter}`;
         const topics = [`c.${id}`, `u.${id}`, `p.${id}`, `c.${id}*`, `c.${id}?`, `c.${id}[x]`];
         for (const topic of topics) await b.subscribe(topic);
-        for (const topic of topics) await a.publish(topic, `for ${topic}`);
+        for (const topic of topics) await a.publish(topic, Buffer.from(`for ${topic}`));
         await waitFor('one payload per topic', () => got.b.length >= topics.length);
         const marker = await barrier(a, topics[0]!, [got.b]);
         assert.deepEqual(
-          got.b,
+          asText(got.b),
           [...topics.map((topic) => ({ topic, payload: `for ${topic}` })), { topic: topics[0]!, payload: marker }],
           'each payload once, on its own topic only',
         );
@@ -278,7 +301,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         topics.forEach((topic, i) => { if (i % 4 === 0) calls.push(b.subscribe(topic)); });
         await Promise.all(calls);
         const expected = topics.filter((_, i) => i % 2 === 1 || i % 4 === 0);
-        for (const topic of topics) await a.publish(topic, `on ${topic}`);
+        for (const topic of topics) await a.publish(topic, Buffer.from(`on ${topic}`));
         await waitFor('the wanted topics', () => got.b.length >= expected.length);
         // b now subscribes to every topic: a payload wrongly delivered to an unwanted topic would arrive before the
         // marker a publishes on that topic next (same topic, same publisher).
@@ -300,8 +323,8 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await b.subscribe(topic);
         const publishes: Promise<void>[] = [];
         for (let i = 0; i < 300; i++) {
-          publishes.push(a.publish(topic, `a${i}`));
-          publishes.push(b.publish(topic, `b${i}`));
+          publishes.push(a.publish(topic, Buffer.from(`a${i}`)));
+          publishes.push(b.publish(topic, Buffer.from(`b${i}`)));
         }
         await Promise.all(publishes);
         await waitFor('600 payloads at both instances', () => got.a.length >= 600 && got.b.length >= 600);
@@ -333,7 +356,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         await pair.b.subscribe(topic);
         await pair.b.subscribe(other);
         await pair.a.subscribe(topic);
-        await pair.a.publish(topic, 'before');
+        await pair.a.publish(topic, Buffer.from('before'));
         await waitFor('the first payload', () => got.b.length >= 1 && got.a.length >= 1);
 
         await faults.stop();
@@ -343,7 +366,7 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
         let refused: unknown = null;
         while (refused === null) {
           const started = Date.now();
-          refused = await pair.a.publish(topic, 'while down').then(() => null, (err: unknown) => err);
+          refused = await pair.a.publish(topic, Buffer.from('while down')).then(() => null, (err: unknown) => err);
           assert.ok(Date.now() - started < FAIL_FAST_MS, `publish settled in ${Date.now() - started} ms`);
           if (refused === null) {
             assert.ok(Date.now() < deadline, 'publish kept succeeding with the engine down');
@@ -369,9 +392,9 @@ export function runBusContract(engineName: string, createBusPair: () => Promise<
           await pingBoth();
         }
         // Subscriptions were restored before onReset: a payload published now arrives, with no resubscribe call.
-        await pair.a.publish(topic, 'after');
+        await pair.a.publish(topic, Buffer.from('after'));
         await waitFor('the payload published after the restart', () => payloadsOn(got.b, topic).includes('after') && payloadsOn(got.a, topic).includes('after'), 20_000);
-        await pair.a.publish(other, 'not wanted any more');
+        await pair.a.publish(other, Buffer.from('not wanted any more'));
         await pair.b.subscribe(other);
         const marker = await barrier(pair.a, other, [got.b]);
         assert.deepEqual(payloadsOn(got.b, other), [marker], 'the topic dropped while down was not restored');

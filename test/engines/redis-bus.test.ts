@@ -58,12 +58,12 @@ describe('redis bus: what only a network engine does', () => {
     const bus = await createRedisBus({ ...options(), name: 'paused', maxPendingPublishes: 5 });
     const admin = new Redis(redis.url);
     try {
-      await bus.publish('c.paused', 'before');
+      await bus.publish('c.paused', Buffer.from('before'));
       // Redis keeps every connection open but answers nobody for 2 s: a stalled server, not a closed one.
       await admin.call('CLIENT', 'PAUSE', '2000', 'ALL');
       const started = Date.now();
-      const waiting = Array.from({ length: 5 }, (_, i) => bus.publish('c.paused', `waiting ${i}`).then(() => 'ok', (err: unknown) => err));
-      const refused = await bus.publish('c.paused', 'one too many').then(() => 'ok', (err: unknown) => err);
+      const waiting = Array.from({ length: 5 }, (_, i) => bus.publish('c.paused', Buffer.from(`waiting ${i}`)).then(() => 'ok', (err: unknown) => err));
+      const refused = await bus.publish('c.paused', Buffer.from('one too many')).then(() => 'ok', (err: unknown) => err);
       assert.ok(isParleyError(refused) && refused.code === 'UNAVAILABLE', 'the sixth is refused at once');
       assert.ok(Date.now() - started < 500, `refused in ${Date.now() - started} ms, not after the timeout`);
       const outcomes = await Promise.all(waiting);
@@ -82,7 +82,7 @@ describe('redis bus: what only a network engine does', () => {
     const admin = new Redis(redis.url);
     const got: string[] = [];
     let resets = 0;
-    bus.onMessage((_topic, payload) => got.push(payload));
+    bus.onMessage((_topic, payload) => got.push(payload.toString()));
     bus.onReset(() => resets++);
     try {
       await bus.subscribe('c.silent');
@@ -95,7 +95,7 @@ describe('redis bus: what only a network engine does', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
       await bus.ping();
-      await publisher.publish('c.silent', 'after');
+      await publisher.publish('c.silent', Buffer.from('after'));
       while (!got.includes('after')) {
         assert.ok(Date.now() < deadline, 'nothing delivered after the reset');
         await new Promise((r) => setTimeout(r, 20));

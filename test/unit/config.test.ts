@@ -330,7 +330,8 @@ describe('the store engine', () => {
       ['PARLEY_REDIS_URL', 'redis://:cretpw@cache:6379/0#x', /^redis\.url: holds a # .*%23/],
     ];
     for (const [name, url, expected] of cases) {
-      const lines = mistakes({ env: { PARLEY_STORE_KIND: 'postgres', PARLEY_PRESENCE_KIND: 'redis', [name]: url, ...(name === 'PARLEY_REDIS_URL' ? { PARLEY_STORE_KIND: 'sqlite' } : { PARLEY_PRESENCE_KIND: 'memory' }) } });
+      const engines = name === 'PARLEY_REDIS_URL' ? { PARLEY_PRESENCE_KIND: 'redis' } : { PARLEY_STORE_KIND: 'postgres' };
+      const lines = mistakes({ env: { ...engines, [name]: url } });
       assert.equal(lines.length, 1, lines.join('\n'));
       assert.match(lines[0]!, expected);
       assert.ok(!lines[0]!.includes('cretpw'), lines[0]);

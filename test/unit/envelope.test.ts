@@ -4,24 +4,33 @@ import { decodeEnvelope, encodeControl, encodeFrame } from '../../src/bus/envelo
 import { conversationTopic, userTopic } from '../../src/bus/bus.js';
 import { isValidId } from '../../src/protocol/ids.js';
 
-const frame = '{"event":"typing","data":{"conversationId":"c1","userId":"u","typing":true,"expiresInMs":5000}}';
+const text = '{"event":"typing","data":{"conversationId":"c1","userId":"u","typing":true,"expiresInMs":5000,"é":"😀"}}';
+const frame = Buffer.from(text);
 
 describe('bus envelope', () => {
   it('carries any user id whole, whatever characters it holds (separators, digits, newlines, braces)', () => {
     const ids = ['u1', 'auth0|5f7c', 'ann.lee+chat@example.com', 'tenant:42', 'a\nb', '12:34', '!3:x', '{"a":1}', '#ban\n', ':', 'é😀', 'x'.repeat(128)];
     for (const id of ids) {
-      assert.deepEqual(decodeEnvelope(encodeFrame(frame, id)), { kind: 'frame', frame, exceptUser: id, exceptConnection: null }, JSON.stringify(id));
+      assert.deepEqual(decodeEnvelope(encodeFrame(text, id)), { kind: 'frame', frame, exceptUser: id, exceptConnection: null }, JSON.stringify(id));
     }
-    assert.deepEqual(decodeEnvelope(encodeFrame(frame)), { kind: 'frame', frame, exceptUser: null, exceptConnection: null });
+    assert.deepEqual(decodeEnvelope(encodeFrame(text)), { kind: 'frame', frame, exceptUser: null, exceptConnection: null });
     assert.deepEqual(decodeEnvelope(encodeControl('ban')), { kind: 'control', command: 'ban' });
   });
 
   it('carries an excepted connection id whole, apart from an excepted user', () => {
     for (const id of ['3f2a9c1e-8b7d-4c6a-9e1f-0a2b3c4d5e6f', 'a\nb', '12:34', '~3:x', '!1:y', '{"a":1}', 'é😀']) {
-      assert.deepEqual(decodeEnvelope(encodeFrame(frame, null, id)), { kind: 'frame', frame, exceptUser: null, exceptConnection: id }, JSON.stringify(id));
+      assert.deepEqual(decodeEnvelope(encodeFrame(text, null, id)), { kind: 'frame', frame, exceptUser: null, exceptConnection: id }, JSON.stringify(id));
     }
     // One exception at most: the user's wins (an event to the others of a user excludes that user's every connection).
-    assert.deepEqual(decodeEnvelope(encodeFrame(frame, 'u1', 'c1')), { kind: 'frame', frame, exceptUser: 'u1', exceptConnection: null });
+    assert.deepEqual(decodeEnvelope(encodeFrame(text, 'u1', 'c1')), { kind: 'frame', frame, exceptUser: 'u1', exceptConnection: null });
+  });
+
+  it('is bytes: the frame is the UTF-8 of the event text, a view of the payload (no copy)', () => {
+    const payload = encodeFrame(text, 'u1');
+    const envelope = decodeEnvelope(payload);
+    assert.ok(envelope.kind === 'frame' && envelope.frame.buffer === payload.buffer, 'a view of the same memory');
+    assert.equal(envelope.kind === 'frame' ? envelope.frame.toString() : null, text);
+    assert.deepEqual(encodeFrame(text), Buffer.from(text), 'no prefix, no exception: the event text itself');
   });
 
   it('names topics so that the id is exactly what follows the two-character prefix', () => {

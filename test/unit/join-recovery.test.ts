@@ -4,8 +4,8 @@ import { JOIN_RECOVERY_LIMIT, JoinRecovery, type JoinRecoveryDeps } from '../../
 import type { Message } from '../../src/protocol/types.js';
 
 const message = (seq: number): Message => ({ id: `m${seq}`, conversationId: 'c1', seq, senderId: 'u1', text: `t${seq}`, createdAt: seq });
-const frameOf = (m: Message): string => JSON.stringify({ event: 'message.new', data: m });
-const payloadOf = (m: Message): string => `payload:${m.seq}`;
+const frameOf = (m: Message): Buffer => Buffer.from(JSON.stringify({ event: 'message.new', data: m }));
+const payloadOf = (m: Message): Buffer => Buffer.from(`payload:${m.seq}`);
 
 /** A recovery whose store read is answered by hand, recording what it sends. */
 function harness(now = () => 0) {
@@ -17,7 +17,7 @@ function harness(now = () => 0) {
     sendMessages: (_id, messages) => sent.push(...messages.map((m) => `recovered:${m.seq}`)),
     askResync: () => sent.push('resync'),
     redeliver: (_id, payload) => {
-      const seq = Number(payload.slice('payload:'.length));
+      const seq = Number(payload.toString().slice('payload:'.length));
       if (recovery.admit('c1', payload, frameOf(message(seq))) === 'deliver') sent.push(`live:${seq}`);
     },
     onError: () => {},

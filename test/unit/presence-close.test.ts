@@ -35,7 +35,7 @@ describe('presence service close', () => {
       await store.createUser({ id: 'bob', name: 'Bob', passwordHash: null, now: 1 });
       const { conversation } = await store.openDirect({ id: 'dm1', a: 'ann', b: 'bob', now: 1 });
       const received: string[] = [];
-      other.onMessage((_topic, payload) => received.push(payload));
+      other.onMessage((_topic, payload) => received.push(payload.toString()));
       await other.subscribe(conversationTopic(conversation.id));
       await service.connected('ann', 'c1');
       await service.disconnected('ann', 'c1');

@@ -59,7 +59,7 @@ describe('presence service: two instances on one engine', () => {
     const hub = createMemoryBusHub();
     const [busA, busB, watcher] = [createMemoryBus({ hub }), createMemoryBus({ hub }), createMemoryBus({ hub })];
     const seen: Array<{ userId: string; online: boolean }> = [];
-    watcher.onMessage((_topic, payload) => seen.push(...(JSON.parse(payload) as { data: { users: Array<{ userId: string; online: boolean }> } }).data.users));
+    watcher.onMessage((_topic, payload) => seen.push(...(JSON.parse(payload.toString()) as { data: { users: Array<{ userId: string; online: boolean }> } }).data.users));
     await watcher.subscribe(presenceTopic('ann'));
     await watcher.subscribe(presenceTopic('bob'));
     const engine = createMemoryPresence({ ttlMs: 60_000 }); // one engine shared by both, as Redis is

@@ -17,7 +17,7 @@ import { ParleyError } from '../../protocol/errors.js';
  *   and draining (at most one drain loop per instance, guarded by `draining`) makes that impossible.
  * - Interest is checked twice: at publish (who gets the entry) and at delivery (an instance that unsubscribed in
  *   between does not get it), so `unsubscribe` stops delivery at once.
- * - No per-subscriber copies: every inbox holds the same payload string, handed to the handler as is.
+ * - No per-subscriber copies: every inbox holds the same payload Buffer, handed to the handler as is.
  * - A handler that throws does not stop delivery of the rest; the error goes to `onHandlerError` (default:
  *   `console.error`), never back into the publisher.
  * - Nothing is ever lost inside one process, so `onReset` listeners never run.
@@ -47,7 +47,7 @@ export class MemoryBusHub {
   }
 
   /** @internal Synchronous fan-out into the subscribed instances' inboxes. */
-  fanOut(topic: string, payload: string): void {
+  fanOut(topic: string, payload: Buffer): void {
     const subscribers = this.topics.get(topic);
     if (subscribers === undefined) return;
     if (subscribers instanceof Set) for (const bus of subscribers) bus.enqueue(topic, payload);
@@ -75,11 +75,11 @@ export class MemoryBus implements Bus {
   private readonly subscribed = new Set<string>();
   /** Inbox as two parallel arrays with a read index (cheaper than an array of tuples and `shift()`). */
   private inboxTopics: string[] = [];
-  private inboxPayloads: string[] = [];
+  private inboxPayloads: Buffer[] = [];
   private head = 0;
   private draining = false;
   private scheduled = false;
-  private handler: ((topic: string, payload: string) => void) | null = null;
+  private handler: ((topic: string, payload: Buffer) => void) | null = null;
   private readonly resetListeners: Array<() => void> = [];
   private closed = false;
 
@@ -89,7 +89,7 @@ export class MemoryBus implements Bus {
       options.onHandlerError ?? ((error, topic) => console.error(`memory bus: handler failed for topic ${topic}`, error));
   }
 
-  async publish(topic: string, payload: string): Promise<void> {
+  async publish(topic: string, payload: Buffer): Promise<void> {
     if (this.closed) throw new ParleyError('UNAVAILABLE', 'memory bus: publish after close');
     this.hub.fanOut(topic, payload);
   }
@@ -106,7 +106,7 @@ export class MemoryBus implements Bus {
     this.hub.remove(topic, this);
   }
 
-  onMessage(handler: (topic: string, payload: string) => void): void {
+  onMessage(handler: (topic: string, payload: Buffer) => void): void {
     if (this.handler) throw new Error('memory bus: onMessage handler already set');
     this.handler = handler;
   }
@@ -131,7 +131,7 @@ export class MemoryBus implements Bus {
   }
 
   /** @internal Called by the hub during a publish. */
-  enqueue(topic: string, payload: string): void {
+  enqueue(topic: string, payload: Buffer): void {
     this.inboxTopics.push(topic);
     this.inboxPayloads.push(payload);
     // While a drain loop runs it picks the new entry up itself; otherwise schedule one.

@@ -55,7 +55,8 @@ export interface RedisBusOptions extends RedisConnectionOptions {
  *
  * Topic names: a channel is `channelPrefix` + the topic, byte for byte; Redis channels are binary-safe and a SUBSCRIBE
  * channel is never a pattern, so any id of the id alphabet (src/protocol/ids.ts) is carried as is.
- * Payloads travel as UTF-8 strings (binary payloads are future work).
+ * Payloads travel as bytes: PUBLISH of the Buffer, and `messageBuffer` on receipt (ioredis then leaves the payload
+ * undecoded), so a frame reaches the gateway as the bytes it writes to sockets.
  */
 export class RedisBus implements Bus {
   private readonly prefix: string;
@@ -76,7 +77,7 @@ export class RedisBus implements Bus {
   /** Counts the drops of the subscriber connection. */
   private generation = 0;
   private pendingPublishes = 0;
-  private handler: ((topic: string, payload: string) => void) | null = null;
+  private handler: ((topic: string, payload: Buffer) => void) | null = null;
   private readonly resetListeners: Array<() => void> = [];
   private closed = false;
   private readonly healthCheck: NodeJS.Timeout;
@@ -88,7 +89,7 @@ export class RedisBus implements Bus {
     this.onHandlerError =
       options.onHandlerError ?? ((error, topic) => console.error(`redis bus: handler failed for topic ${topic}`, error));
     this.onConnectionEvent = options.onConnectionEvent ?? (() => {});
-    sub.on('message', (channel: string, payload: string) => this.receive(channel, payload));
+    sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.receive(channel.toString(), payload));
     sub.on('close', () => {
       if (this.closed) return;
       // Redis keeps no subscriptions for a closed connection: nothing is subscribed until the restore.
@@ -105,7 +106,7 @@ export class RedisBus implements Bus {
     this.healthCheck.unref();
   }
 
-  async publish(topic: string, payload: string): Promise<void> {
+  async publish(topic: string, payload: Buffer): Promise<void> {
     if (this.closed) throw new ParleyError('UNAVAILABLE', 'redis bus: closed');
     if (this.pub.status !== 'ready') throw new ParleyError('UNAVAILABLE', `redis bus: not connected to Redis (${this.pub.status})`);
     if (this.pendingPublishes >= this.maxPendingPublishes) {
@@ -136,7 +137,7 @@ export class RedisBus implements Bus {
     return this.next().catch(() => undefined);
   }
 
-  onMessage(handler: (topic: string, payload: string) => void): void {
+  onMessage(handler: (topic: string, payload: Buffer) => void): void {
     if (this.handler) throw new Error('redis bus: onMessage handler already set');
     this.handler = handler;
   }
@@ -186,7 +187,7 @@ export class RedisBus implements Bus {
     return this.sent.size;
   }
 
-  private receive(channel: string, payload: string): void {
+  private receive(channel: string, payload: Buffer): void {
     if (!channel.startsWith(this.prefix)) return;
     const topic = channel.slice(this.prefix.length);
     if (!this.handler || !this.wanted.has(topic)) return; // unsubscribed since: delivery stops at the call
