@@ -103,12 +103,17 @@ export class Connection {
   private counted = true;
   /** The backlog the owner counted for this connection (see `backlogBytes`). */
   private countedBacklog = 0;
-  /** Its requests are held, not served, because the process is over its outgoing budget (backpressure). */
+  /**
+   * Its requests are held, not served, because the process is over its outgoing budget, or its own backlog with what
+   * its running requests may add is over limits.maxOutgoingBytes (backpressure).
+   */
   paused = false;
   /** Its requests are held, not served, because `maxInflightRequests` of them are being served. */
   throttled = false;
   /** Requests of this connection being served (dispatched, not yet answered). */
   inflight = 0;
+  /** What those requests' replies may add to its own backlog (a page each), reserved until each is answered, bytes. */
+  reserved = 0;
   /** Bytes of the requests in `held`; past one frame's worth the socket itself stops being read. */
   heldBytes = 0;
   private socketPausedFlag = false;

@@ -29,7 +29,18 @@ type Id = string | number;
 export interface StartedRequest {
   settled: Promise<void>;
   target: RequestTarget;
+  /** Whether the reply is a page (a list, history, sync) that may be up to limits.maxReplyBytes. */
+  pageReply: boolean;
 }
+
+/**
+ * Requests whose reply is a page cut at limits.maxReplyBytes (src/domain/reply-budget.ts): the gateway reserves that
+ * much of the outgoing budget while one runs, as the reply lands in the requester's backlog only once it is answered.
+ */
+const PAGE_REPLIES: ReadonlySet<RequestType> = new Set<RequestType>([
+  'conversation.list', 'conversation.search', 'member.list', 'member.bans', 'user.find', 'invite.list',
+  'history.after', 'history.before', 'sync', 'presence.get',
+]);
 
 /** The conversation (`conversationId`) or user (`to`, a direct message) a request's events go to, if it names one. */
 export interface RequestTarget {
@@ -93,6 +104,7 @@ export class Dispatcher {
     const input = requestSchemas[requestType].safeParse(body ?? {});
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
     const target = targetOf(input.data);
+    const pageReply = PAGE_REPLIES.has(requestType);
     const budget = userBudgets[requestType];
     if (budget) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
@@ -105,9 +117,9 @@ export class Dispatcher {
         // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
         () => this.start(connection, id, requestType, input.data, now),
       );
-      return { settled, target };
+      return { settled, target, pageReply };
     }
-    return { settled: this.start(connection, id, requestType, input.data, now), target };
+    return { settled: this.start(connection, id, requestType, input.data, now), target, pageReply };
   }
 
   /**

@@ -474,17 +474,22 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * Resume every paused connection once the backlog (with what requests being served will add) is back under 3/4 of
-   * the budget. A paused connection whose socket is not read counts what our socket buffer holds for it (see
+   * Resume the paused connections once the backlog (with what requests being served will add) is back under 3/4 of
+   * the budget, each one also once its own backlog is. A paused connection whose socket is not read counts what our socket buffer holds for it (see
    * Connection.backlogBytes), which the kernel drains without telling us: counted afresh here.
    */
   private readonly resumeIfCaughtUp = (): void => {
     for (const connection of this.paused) if (connection.socketPaused) connection.recount();
     if (this.backlogTotal + this.reservedTotal > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
-    const resuming = [...this.paused];
-    this.paused.clear();
-    if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
-    this.resumeTimer = null;
+    // A connection paused for its own backlog waits until that is back under 3/4 of limits.maxOutgoingBytes (or it is
+    // closed as a slow consumer); the others go on.
+    const own = (this.deps.options.maxOutgoingBytes * 3) / 4;
+    const resuming = [...this.paused].filter((connection) => connection.backlogBytes() + connection.reserved <= own);
+    for (const connection of resuming) this.paused.delete(connection);
+    if (this.paused.size === 0 && this.resumeTimer !== null) {
+      clearInterval(this.resumeTimer);
+      this.resumeTimer = null;
+    }
     for (const connection of resuming) {
       connection.paused = false;
       this.readAgain(connection);
@@ -769,17 +774,22 @@ export class Gateway implements ConnectionOwner {
       return;
     }
     if (!connection.serving) return this.holdRequest(connection, data, isBinary);
-    if (this.overBudget()) {
+    // A connection that does not read what it asked for is not served more: its own backlog with what its running
+    // requests may add stays near limits.maxOutgoingBytes, whatever the process-wide budget has left.
+    if (this.overBudget() || connection.backlogBytes() + connection.reserved > this.deps.options.maxOutgoingBytes) {
       this.pause(connection);
       return this.holdRequest(connection, data, isBinary);
     }
     const bytes = rawDataBytes(data);
     const started = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
     if (!started) return;
-    const reserved = this.expectedFanOut(connection, started.target, bytes);
+    // The reply is its requester's alone: reserved on the connection too (fan-out goes to others' backlogs).
+    const reply = started.pageReply ? this.deps.options.maxReplyBytes : 0;
+    const reserved = this.expectedFanOut(connection, started.target, bytes) + reply;
     this.reservedTotal += reserved;
+    connection.reserved += reply;
     connection.inflight++;
-    this.track(started.settled.finally(() => this.answered(connection, reserved)));
+    this.track(started.settled.finally(() => this.answered(connection, reserved, reply)));
     if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
   }
 
@@ -796,8 +806,9 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** One request of the connection was answered: its reservation ends, and a throttled connection is read again. */
-  private answered(connection: Connection, reserved: number): void {
+  private answered(connection: Connection, reserved: number, reply: number): void {
     this.reservedTotal -= reserved;
+    connection.reserved -= reply;
     // A reservation can be most of the budget (a large group): its end may be what lets the paused go on.
     if (this.paused.size > 0) this.resumeIfCaughtUp();
     connection.inflight--;

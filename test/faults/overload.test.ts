@@ -453,3 +453,55 @@ describe('overload: many requests in flight from members who send and read', () 
     }
   });
 });
+
+describe('overload: connections that ask for large replies and do not read them', () => {
+  const PAGE_BUDGET = 4 * 1024 * 1024;
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ ...RAISED_RATES, PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(PAGE_BUDGET) });
+  });
+  after(async () => server?.stop());
+
+  /**
+   * Replies land in the requester's backlog only once answered: without reserving them while the requests run, ten
+   * non-reading connections of one user, each with 32 history pages of ~240 KB in flight, took the backlog to ~20
+   * times the budget (and every other user's requests were held meanwhile). A page-sized reply is now reserved while
+   * its request runs, and a connection is served no more while its own backlog with those reservations is over
+   * limits.maxOutgoingBytes.
+   */
+  it('keeps the backlog near the budget, and other users are served once the non-readers are closed', { timeout: 120_000 }, async () => {
+    const [writer, greedy, bystander] = await Promise.all(['ovl-page-writer', 'ovl-page-greedy', 'ovl-page-bystander'].map((n) => register(server, n)));
+    const w = await RawClient.connect(server.wsUrl, writer.token);
+    const conversationId = (await w.ok('conversation.create', { name: 'long pages', visibility: 'public' })).conversation.id;
+    for (let i = 0; i < 60; i++) await w.ok('message.send', { conversationId, key: `page-${i}`, text: 'p'.repeat(4000) });
+    const greedyClients: RawClient[] = [];
+    for (let i = 0; i < 10; i++) greedyClients.push(await RawClient.connect(server.wsUrl, greedy.token));
+    await greedyClients[0]!.ok('conversation.join', { conversationId });
+    const by = await RawClient.connect(server.wsUrl, bystander.token);
+    let maxBacklog = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxBacklog = Math.max(maxBacklog, await metric(server, 'parley_outgoing_bytes{where="backlog"}'));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      for (const c of greedyClients) socketOf(c).pause();
+      for (const c of greedyClients) {
+        for (let k = 0; k < 50; k++) c.sendRaw(JSON.stringify({ id: `h${k}`, type: 'history.before', data: { conversationId, limit: 100 } }));
+      }
+      // Every greedy connection is closed (4002) by the stall rule; then the bystander is served.
+      await until(async () => (await metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}')) >= greedyClients.length, 'the non-readers closed', 60_000, 100);
+      assert.equal((await by.request('ping', {}, 30_000)).error, undefined, 'the bystander is served');
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const page = 256 * 1024;
+    assert.ok(maxBacklog <= PAGE_BUDGET + 2 * page, `backlog peaked at ${maxBacklog} B, budget ${PAGE_BUDGET} B`);
+    assert.ok(maxBacklog > 0, 'the replies were counted');
+    w.close();
+    by.close();
+  });
+});
