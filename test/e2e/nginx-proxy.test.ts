@@ -50,6 +50,8 @@ describe('nginx in front of Parley (deploy/nginx.conf)', () => {
       assert.equal((await b.waitFor('message.new', (m) => m.id === sent.id)).text, 'through the proxy');
       const ready = await fetch(`${nginx.url}/readyz`);
       assert.equal(ready.status, 200);
+      assert.equal((await fetch(`${nginx.url}/metrics`)).status, 404, 'metrics are scraped from each instance, not through the balancer');
+      assert.equal((await fetch(`${server.url}/metrics`)).status, 200);
       const list = await fetch(`${nginx.url}/api/v1/conversations`, { headers: { authorization: `Bearer ${bob.token}` } });
       assert.equal(list.status, 200);
       const body = (await list.json()) as { conversations: Array<{ id: string }> };
