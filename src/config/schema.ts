@@ -377,6 +377,13 @@ export const configSchema = z.object({
     ttlMs: z.number().int().min(100).default(5000),
     /** Repeated "typing: true" from a user is forwarded at most this often. @default 1000 */
     throttleMs: z.number().int().min(0).default(1000),
+    /**
+     * Groups with more members than this forward at most `largeGroupPerSecond` typing starts per second in all (burst
+     * twice that), so what each member receives does not grow with how many type at once. @default 100
+     */
+    largeGroupSize: z.number().int().min(0).default(100),
+    /** Typing starts forwarded per second in one large group, from all its members together. @default 2 */
+    largeGroupPerSecond: z.number().positive().default(2),
   }).strict().prefault({}),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -8,10 +8,16 @@ import type { Publisher } from './publisher.js';
  * conversation (a bucket of one token in the rate limiter: shared by every instance when the limiter is, so a user
  * typing on two devices on two instances is not forwarded twice as often), and expires by itself: `ttlMs` after the
  * last "true" this instance saw without a refresh, the others receive "typing: false". Each event also carries
- * `expiresInMs`, so a client can expire it even if the stop is lost.
+ * `expiresInMs`, so a client can expire it even if the stop is lost. In a group of more than `largeGroupSize` members
+ * the starts of all members together are forwarded at most `largeGroupPerSecond` a second (burst twice that): without
+ * it, N members typing at once sent N indicators to each of the group's members (the square of the group's size);
+ * a start not forwarded is not followed by its stop.
  */
 export class TypingService {
   private readonly active = new Map<string, NodeJS.Timeout>();
+  /** Keys (conversation and user) whose current "typing: true" was forwarded: only those get their "false". */
+  private readonly announced = new Set<string>();
+  private readonly groupThrottle: { perSecond: number; burst: number };
   /** After close() nothing is armed or published: a request finishing during shutdown must not outlive the bus. */
   private closed = false;
 
@@ -21,14 +27,17 @@ export class TypingService {
     private readonly store: Store,
     private readonly publisher: Publisher,
     private readonly limiter: Pick<RateLimiter, 'take' | 'refund'>,
-    private readonly options: { ttlMs: number; throttleMs: number },
+    private readonly options: { ttlMs: number; throttleMs: number; largeGroupSize: number; largeGroupPerSecond: number },
     private readonly onPublishError: (err: unknown) => void = () => {},
   ) {
     this.throttle = { perSecond: 1000 / options.throttleMs, burst: 1 };
+    this.groupThrottle = { perSecond: options.largeGroupPerSecond, burst: Math.max(1, Math.round(options.largeGroupPerSecond * 2)) };
   }
 
   async typing(userId: string, conversationId: string, typing: boolean): Promise<Record<string, never>> {
-    if (!(await this.store.getMember(conversationId, userId))) throw new ParleyError('NOT_MEMBER');
+    const membership = await this.store.getMembership(conversationId, userId);
+    if (!membership) throw new ParleyError('NOT_MEMBER');
+    const large = membership.conversation.kind === 'group' && membership.conversation.memberCount > this.options.largeGroupSize;
     if (this.closed) return {};
     const key = `${conversationId}\n${userId}`;
     const entry = this.active.get(key);
@@ -43,8 +52,10 @@ export class TypingService {
       this.active.set(key, timer);
     }
     if (!(await this.limiter.take(throttleKey(conversationId, userId), this.throttle)).allowed) return {};
+    if (large && !(await this.limiter.take(groupThrottleKey(conversationId), this.groupThrottle)).allowed) return {};
     // Stopped (or closed) while the limiter answered: a late "true" would outlive the "false" already sent.
     if (this.closed || !this.active.has(key)) return {};
+    this.announced.add(key);
     this.forward(conversationId, userId, true);
     return {};
   }
@@ -59,13 +70,14 @@ export class TypingService {
     this.closed = true;
     for (const timer of this.active.values()) clearTimeout(timer);
     this.active.clear();
+    this.announced.clear();
   }
 
   private stop(key: string, conversationId: string, userId: string): void {
     const timer = this.active.get(key);
     if (timer) clearTimeout(timer);
     this.active.delete(key);
-    this.forward(conversationId, userId, false);
+    if (this.announced.delete(key)) this.forward(conversationId, userId, false);
     // Typing again right after a stop is news: its "true" goes out at once, not after the throttle.
     void this.limiter.refund(throttleKey(conversationId, userId), this.throttle);
   }
@@ -78,3 +90,4 @@ export class TypingService {
 }
 
 const throttleKey = (conversationId: string, userId: string): string => `typing:${conversationId}:${userId}`;
+const groupThrottleKey = (conversationId: string): string => `typing-group:${conversationId}`;
