@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ParleyError, isParleyError } from './protocol/errors.js';
 import { dirname, join, resolve } from 'node:path';
 import { Accounts } from './auth/accounts.js';
@@ -181,20 +182,40 @@ async function openEngines(config: Config, logger: Logger): Promise<Engines> {
 }
 
 /**
+ * A fingerprint of the settings every instance of a cluster must share: the Redis server and database (not the
+ * password: Redis checks that), the key prefix, and the accounts secret. A 12-hexadecimal-digit digest, visible to
+ * whoever can list the store's sessions: it tells whether two instances agree, not what they hold.
+ */
+function clusterSettings(config: Config): string {
+  let redis = '';
+  if (config.redis.url !== undefined) {
+    const url = new URL(config.redis.url);
+    redis = `${url.protocol}//${url.hostname}:${url.port || '6379'}/${url.pathname.replace(/^\//, '') || '0'}`;
+  }
+  const secret = config.auth.accounts.secret === undefined ? '' : createHash('sha256').update(config.auth.accounts.secret).digest('hex');
+  return createHash('sha256').update(JSON.stringify([redis, config.redis.keyPrefix, secret])).digest('hex').slice(0, 12);
+}
+
+/**
  * Register the instance with its store (Store.claimInstance): an instance whose bus is in its own memory must be the
  * only one on its store, since no other instance would receive its events; refused with a message that says what to
  * change. Closes the store when refused.
  */
 function claimInstance(config: Config): (store: Store) => Promise<Store> {
   const sole = config.bus.kind === 'memory';
+  const settings = sole ? undefined : clusterSettings(config);
   return async (store) => {
     try {
-      await store.claimInstance({ sole, description: `port ${config.server.port}, pid ${process.pid}` });
+      await store.claimInstance({ sole, description: `port ${config.server.port}, pid ${process.pid}`, settings });
       return store;
     } catch (err) {
       await store.close().catch(() => undefined);
       if (!isParleyError(err) || err.code !== 'CONFLICT') throw err;
-      const others = ((err.details as { others?: string[] } | undefined)?.others ?? []).join('; ') || 'unknown';
+      const details = err.details as { others?: string[]; settingsDiffer?: boolean } | undefined;
+      const others = (details?.others ?? []).join('; ') || 'unknown';
+      if (details?.settingsDiffer) {
+        throw new ParleyError('CONFLICT', `other Parley instances on this store run with other cluster settings (${others}): every instance of a cluster needs the same redis.url (server and database), redis.keyPrefix and auth.accounts.secret, or its users would not see the others' events and presence, or be signed out. Give this instance the same values`);
+      }
       throw new ParleyError('CONFLICT', sole
         ? `another Parley instance uses this store (${others}); this one's bus is in its own memory (bus.kind 'memory'), so their clients would not receive each other's events. Run one instance, or set bus.kind (and presence.kind, ratelimit.kind) to 'redis' on every instance`
         : `a Parley instance whose bus is in its own memory uses this store (${others}): stop it, or run it with bus.kind 'redis' like this one`);

@@ -1,5 +1,17 @@
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../protocol/types.js';
 
+/** What Store.claimInstance registers. */
+export interface InstanceClaimRequest {
+  sole: boolean;
+  description: string;
+  settings?: string;
+}
+
+/** Whether any of the other instances' settings fingerprints differs from `settings` (never when this one gives none). */
+export function settingsDiffer(settings: string | undefined, others: ReadonlyArray<string | null>): boolean {
+  return settings !== undefined && others.some((other) => other !== null && other !== settings);
+}
+
 /**
  * The store seam: durable users, conversations, members, invites, messages and read cursors.
  *
@@ -21,9 +33,11 @@ export interface Store {
    * bus lives in its own memory, so no other instance would receive its events) is refused while any other instance
    * is registered, and every instance is refused while a sole one is: CONFLICT, details `{others: string[]}` (the
    * other instances' descriptions). A registration ends with its process, so a crashed instance never blocks a
-   * restart (SQLite: the process is gone; PostgreSQL: its session ended).
+   * restart (SQLite: the process is gone; PostgreSQL: its session ended). `settings`: a short fingerprint (letters and
+   * digits) of the settings every instance on this store must share; refused with CONFLICT, details
+   * `{others, settingsDiffer: true}`, while a registered instance has another one.
    */
-  claimInstance(claim: { sole: boolean; description: string }): Promise<void>;
+  claimInstance(claim: InstanceClaimRequest): Promise<void>;
   close(): Promise<void>;
 
   // ---- users

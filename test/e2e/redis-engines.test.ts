@@ -162,6 +162,29 @@ describe('starting on Redis', () => {
     );
   });
 
+  it('refuses an instance whose cluster settings differ from those of the instances already on its store', async () => {
+    const redis = await startRedis();
+    const folder = mkdtempSync(join(tmpdir(), 'parley-settings-'));
+    const env = (extra: Record<string, string> = {}) => ({
+      PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
+      PARLEY_STORE_SQLITE_PATH: join(folder, 'parley.db'), ...extra,
+    });
+    const first = await startServer(env());
+    try {
+      const refused = /other Parley instances on this store run with other cluster settings.*redis\.keyPrefix/s;
+      await assert.rejects(startServer(env({ PARLEY_REDIS_KEY_PREFIX: 'other:' })), refused);
+      await assert.rejects(startServer(env({ PARLEY_REDIS_URL: `${redis.url}/3` })), refused);
+      await assert.rejects(startServer(env({ PARLEY_AUTH_ACCOUNTS_SECRET: 'another-accounts-secret-0123456789-abcdef' })), (err: Error) =>
+        refused.test(err.message) && !err.message.includes('another-accounts-secret'));
+      const second = await startServer(env());
+      await second.stop();
+    } finally {
+      await first.stop();
+      await redis.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it("says why Redis refused the password (Redis's own reason), and never prints it, even in the user name's place", async () => {
     const redis = await startRedis();
     try {

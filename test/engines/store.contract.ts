@@ -134,6 +134,23 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await b.claimInstance({ sole: false, description: 'instance B' });
       });
 
+      testTwoHandles('an instance with other settings is refused beside a registered one; the same settings coexist', async (a, b) => {
+        await a.claimInstance({ sole: false, description: 'instance A', settings: 'abc123' });
+        await assert.rejects(b.claimInstance({ sole: false, description: 'instance B', settings: 'def456' }), (err: unknown) => {
+          assert.ok(isParleyError(err) && err.code === 'CONFLICT', String(err));
+          assert.equal((err.details as { settingsDiffer?: boolean }).settingsDiffer, true);
+          assert.match(JSON.stringify(err.details), /instance A/, 'the refusal names the other instance');
+          return true;
+        });
+        await b.claimInstance({ sole: false, description: 'instance B', settings: 'abc123' });
+      });
+
+      testTwoHandles('other settings are allowed once the instance that had them is gone', async (a, b) => {
+        await a.claimInstance({ sole: false, description: 'instance A', settings: 'abc123' });
+        await a.close();
+        await b.claimInstance({ sole: false, description: 'instance B', settings: 'def456' });
+      });
+
       testTwoHandles('both migrate at once, and each sees what the other wrote', async (a, b) => {
         await addUsers(a, 'u1');
         assert.equal((await b.getUser('u1'))?.name, 'name-u1');

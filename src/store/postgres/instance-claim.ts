@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { ParleyError } from '../../protocol/errors.js';
+import { type InstanceClaimRequest, settingsDiffer } from '../store.js';
 import { toParleyError } from './errors.js';
 
 /**
@@ -29,11 +30,11 @@ export class InstanceClaim {
   private retakeTimer: NodeJS.Timeout | null = null;
 
   private constructor(
-    private readonly claim: { sole: boolean; description: string },
+    private readonly claim: InstanceClaimRequest,
     private readonly options: InstanceClaimOptions,
   ) {}
 
-  static async take(claim: { sole: boolean; description: string }, options: InstanceClaimOptions): Promise<InstanceClaim> {
+  static async take(claim: InstanceClaimRequest, options: InstanceClaimOptions): Promise<InstanceClaim> {
     const instance = new InstanceClaim(claim, options);
     await instance.lock();
     return instance;
@@ -43,7 +44,8 @@ export class InstanceClaim {
   private async lock(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.options.url,
-      application_name: `parley ${this.claim.description} (${hostname()})`.slice(0, 63),
+      // The settings fingerprint first, where the 63-character limit cannot cut it: `parley s:<fingerprint> …`.
+      application_name: `parley ${this.claim.settings ? `s:${this.claim.settings} ` : ''}${this.claim.description} (${hostname()})`.slice(0, 63),
       connectionTimeoutMillis: this.options.connectTimeoutMs,
       keepAlive: true,
     });
@@ -53,13 +55,20 @@ export class InstanceClaim {
       await client.connect();
       const fn = this.claim.sole ? 'pg_try_advisory_lock' : 'pg_try_advisory_lock_shared';
       const { rows } = await client.query<{ taken: boolean }>(`SELECT ${fn}($1::int) AS taken`, [INSTANCES_LOCK]);
+      const holders = async () => (await client.query<{ name: string; mode: string }>(
+        `SELECT a.application_name AS name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
+        [INSTANCES_LOCK])).rows;
       if (!rows[0]?.taken) {
-        const holders = await client.query<{ name: string; mode: string }>(
-          `SELECT a.application_name AS name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
-          [INSTANCES_LOCK]);
-        const others = holders.rows.map((h) => `${h.name}${h.mode === 'ExclusiveLock' ? ', sole' : ''}`);
+        const others = (await holders()).map((h) => `${h.name}${h.mode === 'ExclusiveLock' ? ', sole' : ''}`);
         throw new ParleyError('CONFLICT', `other instances use this store: ${others.join('; ') || 'unknown'}`, { others });
+      }
+      if (this.claim.settings !== undefined) {
+        const others = await holders();
+        if (settingsDiffer(this.claim.settings, others.map((h) => /^parley s:(\w+) /.exec(h.name)?.[1] ?? null))) {
+          const names = others.map((h) => h.name);
+          throw new ParleyError('CONFLICT', `instances with other settings use this store: ${names.join('; ')}`, { others: names, settingsDiffer: true });
+        }
       }
     } catch (err) {
       await client.end().catch(() => undefined);

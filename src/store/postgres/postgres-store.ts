@@ -17,7 +17,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
-import type { AddMemberResult, DeleteConversationResult, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
+import type { AddMemberResult, DeleteConversationResult, InstanceClaimRequest, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { InstanceClaim } from './instance-claim.js';
@@ -156,7 +156,7 @@ export class PostgresStore implements Store {
       [String(Date.now())]);
   }
 
-  async claimInstance(claim: { sole: boolean; description: string }): Promise<void> {
+  async claimInstance(claim: InstanceClaimRequest): Promise<void> {
     if (this.claim) throw new ParleyError('CONFLICT', 'this store already holds a claim');
     this.claim = await InstanceClaim.take(claim, {
       url: this.options.url,
