@@ -87,7 +87,10 @@ export async function openStore(config: Config, logger?: Logger): Promise<Store>
     await store.ping();
   } catch (err) {
     await store.close().catch(() => undefined);
-    throw err;
+    if (config.store.kind !== 'postgres') throw err;
+    // The driver's message alone ("password authentication failed for user …") does not say which setting to fix.
+    const reason = (err as Error)?.message?.split('\n')[0] ?? String(err);
+    throw new ParleyError('UNAVAILABLE', `cannot open the PostgreSQL store at ${redactUrl(config.store.postgres.url ?? '', false)} (store.postgres.url): ${reason}`);
   }
   return store;
 }

@@ -93,14 +93,14 @@ export async function connectRedis(client: Redis, url: string, timeoutMs = DEFAU
 }
 
 /**
- * The URL without its password, for messages and logs. A user name without a password is hidden too: `redis://secret@host`
- * is a common slip for `redis://:secret@host`.
+ * The URL without its password, for messages and logs. With `hideLoneUser` (Redis URLs), a user name without a password
+ * is hidden too: `redis://secret@host` is a common slip for `redis://:secret@host`.
  */
-export function redactUrl(url: string): string {
+export function redactUrl(url: string, hideLoneUser = true): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
-    else if (parsed.username) parsed.username = '***';
+    else if (parsed.username && hideLoneUser) parsed.username = '***';
     return parsed.toString();
   } catch {
     return '(an unparsable Redis URL)';

@@ -57,6 +57,14 @@ describe('parley on PostgreSQL', () => {
 });
 
 describe('instances on one PostgreSQL database', () => {
+  it('says which setting to fix when the database cannot be opened, without its password', async () => {
+    const url = postgres.url('nosuchdb').replace(/^postgres:\/\/(\w+)@/, 'postgres://$1:hunter2hunter2@');
+    assert.ok(url.includes('hunter2hunter2@'), url);
+    await assert.rejects(startServer({ PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url }), (err: Error) =>
+      /cannot open the PostgreSQL store at postgres:\/\/\w+:\*\*\*@127\.0\.0\.1:\d+\/nosuchdb \(store\.postgres\.url\): database "nosuchdb" does not exist/.test(err.message)
+      && !err.message.includes('hunter2'));
+  });
+
   it('refuses a second instance whose bus is in its own memory, and lets one start once the first is gone', async () => {
     const url = await postgres.createDatabase();
     const env = { PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url };
