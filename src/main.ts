@@ -31,6 +31,7 @@ import type { RateLimiter } from './ratelimit/limiter.js';
 import { createMemoryRateLimiter } from './ratelimit/memory/memory-limiter.js';
 import { createRedisRateLimiter } from './ratelimit/redis/redis-limiter.js';
 import { redactUrl } from './redis/connection.js';
+import { StoreBinding } from './redis/store-binding.js';
 import { createPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import { createThreadedSqliteStore } from './store/sqlite/threaded-store.js';
@@ -185,6 +186,26 @@ async function openEngines(config: Config, logger: Logger): Promise<Engines> {
 }
 
 /**
+ * With the bus on Redis, bind the cluster (its Redis and key prefix) to this store (src/redis/store-binding.ts):
+ * refused, closing the store, when live instances of the cluster use another one.
+ */
+async function bindStore(config: Config, store: Store, logger: Logger): Promise<StoreBinding | null> {
+  if (config.bus.kind !== 'redis' || config.redis.url === undefined) return null;
+  const { url, keyPrefix, commandTimeoutMs, connectTimeoutMs } = config.redis;
+  try {
+    return await StoreBinding.bind({
+      url, commandTimeoutMs, connectTimeoutMs, keyPrefix, storeId: await store.storeId(),
+      name: `parley:${config.server.instanceId ?? process.pid}`,
+      onError: (error) => logger.warn({ error: (error as Error)?.message }, 'could not refresh which store this cluster uses'),
+    });
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    if (!isParleyError(err) || err.code !== 'CONFLICT') throw err;
+    throw new ParleyError('CONFLICT', `other Parley instances on this Redis and redis.keyPrefix use another store (${err.message}): every instance of a cluster needs the same store (store.kind and store.postgres.url, or one SQLite file). Give this instance the cluster's store, or another redis.keyPrefix for a separate cluster`);
+  }
+}
+
+/**
  * A fingerprint of the settings every instance of a cluster must share: the Redis server and database (not the
  * password: Redis checks that), the key prefix, and the accounts secret. A 12-hexadecimal-digit digest, visible to
  * whoever can list the store's sessions: it tells whether two instances agree, not what they hold.
@@ -245,7 +266,11 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
   const engines = await openEngines(config, logger);
-  const store = observeStore(await openStore(config, logger).then(claimInstance(config)).catch(async (err: unknown) => {
+  let binding: StoreBinding | null = null;
+  const store = observeStore(await openStore(config, logger).then(claimInstance(config)).then(async (opened) => {
+    binding = await bindStore(config, opened, logger);
+    return opened;
+  }).catch(async (err: unknown) => {
     await engines.close();
     throw err;
   }), health);
@@ -349,6 +374,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       await bus.close();
       await presenceEngine.close();
       await limiter.close();
+      await (binding as StoreBinding | null)?.close();
       diskSpace?.stop();
       await store.close();
       logger.info('stopped');

@@ -28,6 +28,8 @@ export interface Store {
   migrate(): Promise<void>;
   /** Cheap round trip used by /readyz and at start: commits a tiny write, so it fails while writes fail. */
   ping(): Promise<void>;
+  /** This store's identity: a random id made by the first call on a new database (or file), the same ever after. */
+  storeId(): Promise<string>;
   /**
    * Register this process as an instance of the deployment using this store, until `close()`. A `sole` instance (its
    * bus lives in its own memory, so no other instance would receive its events) is refused while any other instance

@@ -185,6 +185,26 @@ describe('starting on Redis', () => {
     }
   });
 
+  it('refuses an instance on another store than the live instances of its cluster (same Redis and key prefix)', async () => {
+    const redis = await startRedis();
+    const folder = mkdtempSync(join(tmpdir(), 'parley-binding-'));
+    const env = (file: string, extra: Record<string, string> = {}) => ({
+      PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
+      PARLEY_STORE_SQLITE_PATH: join(folder, file), ...extra,
+    });
+    const first = await startServer(env('one.db'));
+    try {
+      await assert.rejects(startServer(env('two.db')), /use another store.*same store/s);
+      // Another key prefix is another cluster: it may have its own store.
+      const separate = await startServer(env('two.db', { PARLEY_REDIS_KEY_PREFIX: 'other:' }));
+      await separate.stop();
+    } finally {
+      await first.stop();
+      await redis.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it("says why Redis refused the password (Redis's own reason), and never prints it, even in the user name's place", async () => {
     const redis = await startRedis();
     try {

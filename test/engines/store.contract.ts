@@ -145,6 +145,13 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await b.claimInstance({ sole: false, description: 'instance B', settings: 'abc123' });
       });
 
+      testTwoHandles('storeId: one id per database, the same from every handle and every call', async (a, b) => {
+        const [first, second] = await Promise.all([a.storeId(), b.storeId()]);
+        assert.match(first, /^[0-9a-f-]{36}$/);
+        assert.equal(second, first);
+        assert.equal(await a.storeId(), first);
+      });
+
       testTwoHandles('other settings are allowed once the instance that had them is gone', async (a, b) => {
         await a.claimInstance({ sole: false, description: 'instance A', settings: 'abc123' });
         await a.close();

@@ -13,6 +13,7 @@
  *   pass the skeleton check (the key is also UNIQUE).
  * - Engine failures reject UNAVAILABLE (errors.ts); appends are written by group commit (group-commit.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
@@ -147,6 +148,11 @@ export class PostgresStore implements Store {
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     }
+  }
+
+  async storeId(): Promise<string> {
+    await this.query("INSERT INTO store_meta (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING", [randomUUID()]);
+    return (await this.one<{ value: string }>("SELECT value FROM store_meta WHERE key = 'store_id'", []))!.value;
   }
 
   async ping(): Promise<void> {

@@ -113,6 +113,13 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
+  storeId(): Promise<string> {
+    return this.write(() => {
+      this.db.prepare("INSERT INTO store_meta (key, value) VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING").run(randomUUID());
+      return this.s.storeMeta.get('store_id')!.value;
+    });
+  }
+
   ping(): Promise<void> {
     return this.run(() => {
       this.s.ping.get();

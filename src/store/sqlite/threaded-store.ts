@@ -21,7 +21,7 @@ import { StoreWorker } from './store-worker.js';
 // Every Store method, listed once, with the thread that serves it; `satisfies` makes the compiler reject a method
 // missing here.
 const methods = {
-  migrate: 'writer', ping: 'writer', claimInstance: 'writer', close: 'writer', createUser: 'writer', ensureUser: 'writer', getUser: 'writer',
+  migrate: 'writer', ping: 'writer', storeId: 'writer', claimInstance: 'writer', close: 'writer', createUser: 'writer', ensureUser: 'writer', getUser: 'writer',
   getUserByName: 'writer', listUsers: 'writer', setBanned: 'writer', setLastSeen: 'writer', setLastSeenMany: 'writer', createGroup: 'writer',
   openDirect: 'writer', getConversation: 'writer', getMyConversation: 'writer', listMyConversations: 'writer',
   listConversationIds: 'writer', listPositions: 'writer', countMemberships: 'writer', searchPublic: 'reader', listConversations: 'writer',
