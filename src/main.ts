@@ -192,16 +192,19 @@ async function openEngines(config: Config, logger: Logger): Promise<Engines> {
 async function bindStore(config: Config, store: Store, logger: Logger): Promise<StoreBinding | null> {
   if (config.bus.kind !== 'redis' || config.redis.url === undefined) return null;
   const { url, keyPrefix, commandTimeoutMs, connectTimeoutMs } = config.redis;
+  let storeId = 'unknown';
   try {
+    storeId = await store.storeId();
     return await StoreBinding.bind({
-      url, commandTimeoutMs, connectTimeoutMs, keyPrefix, storeId: await store.storeId(),
+      url, commandTimeoutMs, connectTimeoutMs, keyPrefix, storeId,
       name: `parley:${config.server.instanceId ?? process.pid}`,
       onError: (error) => logger.warn({ error: (error as Error)?.message }, 'could not refresh which store this cluster uses'),
     });
   } catch (err) {
     await store.close().catch(() => undefined);
     if (!isParleyError(err) || err.code !== 'CONFLICT') throw err;
-    throw new ParleyError('CONFLICT', `other Parley instances on this Redis and redis.keyPrefix use another store (${err.message}): every instance of a cluster needs the same store (store.kind and store.postgres.url, or one SQLite file). Give this instance the cluster's store, or another redis.keyPrefix for a separate cluster`);
+    const other = (err.details as { otherStoreId?: string } | undefined)?.otherStoreId ?? 'unknown';
+    throw new ParleyError('CONFLICT', `other Parley instances on this Redis and redis.keyPrefix use another store (its id ${other}; this one's ${storeId}): every instance of a cluster needs the same store (store.kind and store.postgres.url, or one SQLite file). Give this instance the cluster's store, or another redis.keyPrefix for a separate cluster`);
   }
 }
 

@@ -46,6 +46,19 @@ async function session<T>(url: string, work: (client: pg.Client) => Promise<T>):
 }
 
 describe('postgres store', () => {
+  it('counts only the instances of its own database: another database on the same server is another store', async () => {
+    // pg_locks lists advisory locks of every database of the server; a claim looks at its own database's only.
+    const a = open(await server.createDatabase());
+    const b = open(await server.createDatabase());
+    try {
+      await Promise.all([a.migrate(), b.migrate()]);
+      await a.claimInstance({ sole: true, description: 'instance A', settings: 'abc123' });
+      await b.claimInstance({ sole: true, description: 'instance B', settings: 'def456' });
+    } finally {
+      await Promise.allSettled([a.close(), b.close()]);
+    }
+  });
+
   it('three instances migrating an empty database at once apply each migration exactly once', async () => {
     const url = await server.createDatabase();
     const stores = [open(url), open(url), open(url)];

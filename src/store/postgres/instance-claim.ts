@@ -57,7 +57,8 @@ export class InstanceClaim {
       const { rows } = await client.query<{ taken: boolean }>(`SELECT ${fn}($1::int) AS taken`, [INSTANCES_LOCK]);
       const holders = async () => (await client.query<{ name: string; mode: string }>(
         `SELECT a.application_name AS name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
+          WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.granted AND l.pid <> pg_backend_pid()
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         [INSTANCES_LOCK])).rows;
       if (!rows[0]?.taken) {
         const others = (await holders()).map((h) => `${h.name}${h.mode === 'ExclusiveLock' ? ', sole' : ''}`);
