@@ -269,14 +269,15 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
   const engines = await openEngines(config, logger);
-  let binding: StoreBinding | null = null;
-  const store = observeStore(await openStore(config, logger).then(claimInstance(config)).then(async (opened) => {
-    binding = await bindStore(config, opened, logger);
-    return opened;
-  }).catch(async (err: unknown) => {
+  const opened = await openStore(config, logger).then(claimInstance(config)).catch(async (err: unknown) => {
     await engines.close();
     throw err;
-  }), health);
+  });
+  const binding = await bindStore(config, opened, logger).catch(async (err: unknown) => {
+    await engines.close();
+    throw err;
+  });
+  const store = observeStore(opened, health);
   const { bus, presence: presenceEngine, limiter } = engines;
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
   const authenticator = new Authenticator(tokens, store);
@@ -377,7 +378,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       await bus.close();
       await presenceEngine.close();
       await limiter.close();
-      await (binding as StoreBinding | null)?.close();
+      await binding?.close();
       diskSpace?.stop();
       await store.close();
       logger.info('stopped');

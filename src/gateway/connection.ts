@@ -114,6 +114,11 @@ export class Connection {
   inflight = 0;
   /** What those requests' replies may add to its own backlog (a page each), reserved until each is answered, bytes. */
   reserved = 0;
+
+  /** Its backlog with what its running requests' replies may add: what pausing it for its own sake is judged by. */
+  owedBytes(): number {
+    return this.backlogBytes() + this.reserved;
+  }
   /** Bytes of the requests in `held`; past one frame's worth the socket itself stops being read. */
   heldBytes = 0;
   private socketPausedFlag = false;

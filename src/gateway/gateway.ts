@@ -484,7 +484,7 @@ export class Gateway implements ConnectionOwner {
     // A connection paused for its own backlog waits until that is back under 3/4 of limits.maxOutgoingBytes (or it is
     // closed as a slow consumer); the others go on.
     const own = (this.deps.options.maxOutgoingBytes * 3) / 4;
-    const resuming = [...this.paused].filter((connection) => connection.backlogBytes() + connection.reserved <= own);
+    const resuming = [...this.paused].filter((connection) => connection.owedBytes() <= own);
     for (const connection of resuming) this.paused.delete(connection);
     if (this.paused.size === 0 && this.resumeTimer !== null) {
       clearInterval(this.resumeTimer);
@@ -776,7 +776,7 @@ export class Gateway implements ConnectionOwner {
     if (!connection.serving) return this.holdRequest(connection, data, isBinary);
     // A connection that does not read what it asked for is not served more: its own backlog with what its running
     // requests may add stays near limits.maxOutgoingBytes, whatever the process-wide budget has left.
-    if (this.overBudget() || connection.backlogBytes() + connection.reserved > this.deps.options.maxOutgoingBytes) {
+    if (this.overBudget() || connection.owedBytes() > this.deps.options.maxOutgoingBytes) {
       this.pause(connection);
       return this.holdRequest(connection, data, isBinary);
     }

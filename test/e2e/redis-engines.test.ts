@@ -162,47 +162,53 @@ describe('starting on Redis', () => {
     );
   });
 
-  it('refuses an instance whose cluster settings differ from those of the instances already on its store', async () => {
+  /**
+   * A Redis of its own and a folder for SQLite files; `env(file, extra)` is a cluster instance's environment on that
+   * Redis with its store in `file`. Both are removed after `body`.
+   */
+  async function withRedisCluster(body: (env: (file: string, extra?: Record<string, string>) => Record<string, string>) => Promise<void>): Promise<void> {
     const redis = await startRedis();
-    const folder = mkdtempSync(join(tmpdir(), 'parley-settings-'));
-    const env = (extra: Record<string, string> = {}) => ({
-      PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
-      PARLEY_STORE_SQLITE_PATH: join(folder, 'parley.db'), ...extra,
-    });
-    const first = await startServer(env());
+    const folder = mkdtempSync(join(tmpdir(), 'parley-cluster-start-'));
     try {
-      const refused = /other Parley instances on this store run with other cluster settings.*redis\.keyPrefix/s;
-      await assert.rejects(startServer(env({ PARLEY_REDIS_KEY_PREFIX: 'other:' })), refused);
-      await assert.rejects(startServer(env({ PARLEY_REDIS_URL: `${redis.url}/3` })), refused);
-      await assert.rejects(startServer(env({ PARLEY_AUTH_ACCOUNTS_SECRET: 'another-accounts-secret-0123456789-abcdef' })), (err: Error) =>
-        refused.test(err.message) && !err.message.includes('another-accounts-secret'));
-      const second = await startServer(env());
-      await second.stop();
+      await body((file, extra = {}) => ({
+        PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
+        PARLEY_STORE_SQLITE_PATH: join(folder, file), ...extra,
+      }));
     } finally {
-      await first.stop();
       await redis.close();
       rmSync(folder, { recursive: true, force: true });
     }
+  }
+
+  it('refuses an instance whose cluster settings differ from those of the instances already on its store', async () => {
+    await withRedisCluster(async (env) => {
+      const first = await startServer(env('parley.db'));
+      try {
+        const refused = /other Parley instances on this store run with other cluster settings.*redis\.keyPrefix/s;
+        await assert.rejects(startServer(env('parley.db', { PARLEY_REDIS_KEY_PREFIX: 'other:' })), refused);
+        await assert.rejects(startServer(env('parley.db', { PARLEY_REDIS_URL: `${env('parley.db').PARLEY_REDIS_URL}/3` })), refused);
+        await assert.rejects(startServer(env('parley.db', { PARLEY_AUTH_ACCOUNTS_SECRET: 'another-accounts-secret-0123456789-abcdef' })), (err: Error) =>
+          refused.test(err.message) && !err.message.includes('another-accounts-secret'));
+        const second = await startServer(env('parley.db'));
+        await second.stop();
+      } finally {
+        await first.stop();
+      }
+    });
   });
 
   it('refuses an instance on another store than the live instances of its cluster (same Redis and key prefix)', async () => {
-    const redis = await startRedis();
-    const folder = mkdtempSync(join(tmpdir(), 'parley-binding-'));
-    const env = (file: string, extra: Record<string, string> = {}) => ({
-      PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
-      PARLEY_STORE_SQLITE_PATH: join(folder, file), ...extra,
+    await withRedisCluster(async (env) => {
+      const first = await startServer(env('one.db'));
+      try {
+        await assert.rejects(startServer(env('two.db')), /use another store.*same store/s);
+        // Another key prefix is another cluster: it may have its own store.
+        const separate = await startServer(env('two.db', { PARLEY_REDIS_KEY_PREFIX: 'other:' }));
+        await separate.stop();
+      } finally {
+        await first.stop();
+      }
     });
-    const first = await startServer(env('one.db'));
-    try {
-      await assert.rejects(startServer(env('two.db')), /use another store.*same store/s);
-      // Another key prefix is another cluster: it may have its own store.
-      const separate = await startServer(env('two.db', { PARLEY_REDIS_KEY_PREFIX: 'other:' }));
-      await separate.stop();
-    } finally {
-      await first.stop();
-      await redis.close();
-      rmSync(folder, { recursive: true, force: true });
-    }
   });
 
   it("says why Redis refused the password (Redis's own reason), and never prints it, even in the user name's place", async () => {
