@@ -5,6 +5,8 @@
  * behind nginx, lose nothing acknowledged.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ParleyClient, type Message } from '../../packages/sdk/src/index.js';
@@ -18,6 +20,10 @@ interface Seat {
   client: ParleyClient;
   messages: Message[];
   disconnects: number;
+  /** The last disconnects (time, code, reason), for the report of a stalled run. */
+  closes: string[];
+  /** Why its sender stopped early (a send rejected), for the same report. */
+  failure?: string;
 }
 
 let cluster: TestCluster;
@@ -25,9 +31,12 @@ const seats: Seat[] = [];
 
 function connectSdk(url: string, user: { id: string; token: string }): Seat {
   const client = new ParleyClient({ url, token: user.token, WebSocket, backoff: { initialMs: 20, maxMs: 200 }, requestTimeoutMs: 10_000 });
-  const seat: Seat = { ...user, client, messages: [], disconnects: 0 };
+  const seat: Seat = { ...user, client, messages: [], disconnects: 0, closes: [] };
   client.on('message', (m) => seat.messages.push(m));
-  client.on('disconnect', () => seat.disconnects++);
+  client.on('disconnect', (d) => {
+    seat.disconnects++;
+    seat.closes = [...seat.closes.slice(-2), `${new Date().toISOString().slice(11, 23)} ${d.code} ${d.reason}`];
+  });
   seats.push(seat);
   return seat;
 }
@@ -55,11 +64,21 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
   let sending = true;
   const acked: Message[] = [];
   const senders = members.map(async (m, i) => {
-    for (let k = 0; sending && k < perMember; k++) acked.push(await m.client.send(conversationId, `${i}-${k}`));
+    try {
+      for (let k = 0; sending && k < perMember; k++) acked.push(await m.client.send(conversationId, `${i}-${k}`));
+    } catch (err) {
+      m.failure = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
+      throw err;
+    }
   });
   const progress = async (more: number): Promise<void> => {
     const target = acked.length + more;
-    await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
+    try {
+      await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
+    } catch (err) {
+      process.stderr.write(stallReport(members));
+      throw err;
+    }
   };
   try {
     await faults(progress);
@@ -68,6 +87,26 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
     await Promise.all(senders);
   }
   return acked;
+}
+
+/** What each client and instance was doing when sends stopped being acknowledged (printed before the failure). */
+function stallReport(members: Seat[]): string {
+  const lines = [`stall report at ${new Date().toISOString()}`];
+  for (const [i, m] of members.entries()) {
+    const sends = m.client.pendingSends().map((p) => `${p.state}×${p.attempts}`).join(' ');
+    lines.push(`member ${i}: ${m.client.state}, ${m.disconnects} disconnects [${m.closes.join('; ')}], pending: ${sends || 'none'}${m.failure ? `, sender stopped: ${m.failure}` : ''}`);
+  }
+  for (const [i, s] of cluster.instances.entries()) {
+    const notable = s.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).slice(-6);
+    lines.push(`instance ${i} (port ${s.port}, exit ${s.process.exitCode ?? s.process.signalCode ?? 'running'}):`, ...notable.map((l) => `  ${JSON.stringify(l)}`));
+  }
+  if (cluster.nginx) {
+    for (const file of ['access.log', 'error.log']) {
+      const text = existsSync(join(cluster.nginx.folder, file)) ? readFileSync(join(cluster.nginx.folder, file), 'utf8') : '';
+      lines.push(`nginx ${file} (last lines):`, ...text.trimEnd().split('\n').slice(-15).map((l) => `  ${l}`));
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** Each member ends with seqs 1..total of the conversation, each once, in order. */
