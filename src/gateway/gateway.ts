@@ -12,7 +12,7 @@ import type { ConnectionAdmission, Sessions } from '../domain/sessions.js';
 import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '@parley/protocol';
-import { ParleyError, isParleyError } from '../protocol/errors.js';
+import { ParleyError, errorCatalogue, isParleyError } from '../protocol/errors.js';
 import { encodeEvent } from '../protocol/events.js';
 import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
@@ -206,7 +206,10 @@ export class Gateway implements ConnectionOwner {
         ? this.accept(ws, socket, identity, version)
         : this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS'))),
       // Browsers cannot read an HTTP status of a failed upgrade: complete it and close with a code they can see.
-      (err) => this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, refusalFor(err))),
+      (err) => {
+        if (!isParleyError(err)) this.deps.logger.error({ err }, 'authenticating a connection failed unexpectedly; closed 4005');
+        this.upgrade(req, socket, head, (ws) => this.refuseAfterUpgrade(ws, refusalFor(err)));
+      },
     ));
   }
 
@@ -855,11 +858,16 @@ function membershipChange(frame: Buffer): MembershipChange | null {
   return null;
 }
 
-/** The close code for a refused token: banned users are told so; everything else is "unauthorized". */
-function refusalFor(err: unknown): CloseName {
-  if (isParleyError(err) && err.code === 'BANNED') return 'BANNED';
-  if (isParleyError(err) && err.code === 'UNAVAILABLE') return 'UNAVAILABLE';
-  return 'UNAUTHORIZED';
+/**
+ * The close code for a connection attempt whose authentication failed. Only a refusal of the credentials themselves
+ * may say "do not reconnect" (4500; 4502 for a ban): a temporary failure behind them (the store away or busy, a
+ * timeout) and an unexpected error close 4005, which clients retry with backoff. A do-not-reconnect code for a
+ * passing fault would take the client offline until a person acts.
+ */
+export function refusalFor(err: unknown): CloseName {
+  if (!isParleyError(err)) return 'UNAVAILABLE';
+  if (err.code === 'BANNED') return 'BANNED';
+  return errorCatalogue[err.code].temporary ? 'UNAVAILABLE' : 'UNAUTHORIZED';
 }
 
 function refuse(socket: Socket, status: number, text: string): void {

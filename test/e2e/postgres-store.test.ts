@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
 import pg from 'pg';
-import { until } from '../helpers/raw-client.js';
+import { RawClient, until } from '../helpers/raw-client.js';
 import { api, register, startServer } from '../helpers/server.js';
 
 /** The server process on PostgreSQL: `parley migrate`, then serving, with the data outliving a restart. */
@@ -95,6 +95,30 @@ describe('instances on one PostgreSQL database', () => {
     } finally {
       await admin.end().catch(() => undefined);
       await first.stop();
+    }
+  });
+
+  it('closes a connection attempt 4005 (reconnect), never 4500, while PostgreSQL is away, and welcomes it once back', async () => {
+    const url = await postgres.createDatabase();
+    const server = await startServer({ PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url });
+    try {
+      const alice = await register(server, 'alice');
+      await postgres.stop();
+      try {
+        const refused = await RawClient.connect(server.wsUrl, alice.token, { waitWelcome: false });
+        const { code } = await refused.waitClose(15_000);
+        assert.equal(code, 4005, 'a store that is away is a temporary fault, not a verdict on the token');
+        assert.equal(refused.eventsOf('welcome').length, 0);
+      } finally {
+        await postgres.start();
+      }
+      await until(async () => {
+        const client = await RawClient.connect(server.wsUrl, alice.token);
+        client.close();
+        return client.eventsOf('welcome').length === 1;
+      }, 'a connection is welcomed once PostgreSQL is back', 20_000, 200);
+    } finally {
+      await server.stop();
     }
   });
 });
