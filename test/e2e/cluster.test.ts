@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { ParleyClient, type Message } from '../../packages/sdk/src/index.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
@@ -73,12 +73,10 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
   });
   const progress = async (more: number): Promise<void> => {
     const target = acked.length + more;
-    try {
-      await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20);
-    } catch (err) {
-      process.stderr.write(stallReport(members));
+    await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20).catch((err: unknown) => {
+      failureNotes.push(() => clientsReport(members).join('\n'));
       throw err;
-    }
+    });
   };
   try {
     await faults(progress);
@@ -89,15 +87,19 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
   return acked;
 }
 
-/** What each client and instance was doing when sends stopped being acknowledged (printed before the failure). */
-function stallReport(members: Seat[]): string {
-  const lines = [`stall report at ${new Date().toISOString()}`];
-  for (const [i, m] of members.entries()) {
+/** What each client was doing when sends stopped being acknowledged. */
+function clientsReport(members: Seat[]): string[] {
+  return members.map((m, i) => {
     const sends = m.client.pendingSends().map((p) => `${p.state}×${p.attempts}`).join(' ');
-    lines.push(`member ${i}: ${m.client.state}, ${m.disconnects} disconnects [${m.closes.join('; ')}], pending: ${sends || 'none'}${m.failure ? `, sender stopped: ${m.failure}` : ''}`);
-  }
+    return `member ${i}: ${m.client.state}, ${m.disconnects} disconnects [${m.closes.join('; ')}], pending: ${sends || 'none'}${m.failure ? `, sender stopped: ${m.failure}` : ''}`;
+  });
+}
+
+/** The instances' last warnings and errors and nginx's last log lines: printed when a test of this file fails. */
+function servicesReport(): string[] {
+  const lines: string[] = [];
   for (const [i, s] of cluster.instances.entries()) {
-    const notable = s.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).slice(-6);
+    const notable = s.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).slice(-8);
     lines.push(`instance ${i} (port ${s.port}, exit ${s.process.exitCode ?? s.process.signalCode ?? 'running'}):`, ...notable.map((l) => `  ${JSON.stringify(l)}`));
   }
   if (cluster.nginx) {
@@ -106,7 +108,24 @@ function stallReport(members: Seat[]): string {
       lines.push(`nginx ${file} (last lines):`, ...text.trimEnd().split('\n').slice(-15).map((l) => `  ${l}`));
     }
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
+}
+
+/** More to print if the running test fails (what its raw clients received, say); emptied before each test. */
+let failureNotes: Array<() => string> = [];
+
+/** `it`, printing the services' report (and the test's own notes) before a failure. */
+function itReported(name: string, fn: (t: TestContext) => Promise<void>): void {
+  it(name, { timeout: 150_000 }, async (t) => {
+    failureNotes = [];
+    try {
+      await fn(t);
+    } catch (err) {
+      const notes = failureNotes.map((note) => note());
+      process.stderr.write(`report of the failed test "${name}" at ${new Date().toISOString()}\n${[...notes, ...servicesReport()].join('\n')}\n`);
+      throw err;
+    }
+  });
 }
 
 /** Each member ends with seqs 1..total of the conversation, each once, in order. */
@@ -135,14 +154,14 @@ after(async () => {
 });
 
 describe('a cluster of three instances on PostgreSQL and Redis', () => {
-  it('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', { timeout: 150_000 }, async () => {
+  itReported('delivers a group burst sent from every instance to every member on every instance, exactly once, in seq order', async () => {
     const { members, conversationId } = await groupOfSix('cluster', (i) => cluster.instances[i % 3]!.wsUrl);
     const PER_MEMBER = 15;
     await Promise.all(members.map((m, i) => Promise.all(Array.from({ length: PER_MEMBER }, (_, k) => m.client.send(conversationId, `m${i}-${k}`)))));
     await assertConverged(members, conversationId, members.length * PER_MEMBER, 30_000);
   });
 
-  it('opens a direct conversation across instances and delivers its first messages', { timeout: 150_000 }, async () => {
+  itReported('opens a direct conversation across instances and delivers its first messages', async () => {
     const [a, , c] = cluster.instances;
     const [ann, bob] = await Promise.all([register(a!, 'cluster-dm-ann'), register(a!, 'cluster-dm-bob')]);
     const annSeat = connectSdk(a!.wsUrl, ann);
@@ -154,7 +173,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     assert.deepEqual(seqsIn(bobSeat, first.conversationId), [1, 2]);
   });
 
-  it('carries edits, deletes, read receipts and typing from one instance to the others', { timeout: 150_000 }, async () => {
+  itReported('carries edits, deletes, read receipts and typing from one instance to the others', async () => {
     const [a, b, c] = cluster.instances;
     const [ann, bob, cat] = await Promise.all(['cluster-ev-ann', 'cluster-ev-bob', 'cluster-ev-cat'].map((n) => register(a!, n)));
     const annWs = await RawClient.connect(a!.wsUrl, ann.token);
@@ -185,12 +204,15 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', { timeout: 150_000 }, async () => {
+  itReported('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', async () => {
     const [a, b, c] = cluster.instances;
     const [owner, kept, kicked] = await Promise.all(['cluster-owner', 'cluster-kept', 'cluster-kicked'].map((n) => register(a!, n)));
     const ownerWs = await RawClient.connect(a!.wsUrl, owner.token);
     const keptWs = await RawClient.connect(b!.wsUrl, kept.token);
     const kickedWs = await RawClient.connect(c!.wsUrl, kicked.token);
+    const received = (name: string, ws: RawClient) => () =>
+      `${name} received: ${ws.events.map((e) => `${e.event}${e.data?.seq !== undefined ? `#${e.data.seq}` : ''}`).join(' ')}; closed ${JSON.stringify(ws.closed)}`;
+    failureNotes.push(received('owner (instance 0)', ownerWs), received('kept (instance 1)', keptWs), received('kicked (instance 2)', kickedWs));
     try {
       const { conversation } = await ownerWs.ok('conversation.create', { name: 'kick across', visibility: 'public' });
       await keptWs.ok('conversation.join', { conversationId: conversation.id });
@@ -235,7 +257,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  it('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', { timeout: 150_000 }, async (test) => {
+  itReported('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', async (test) => {
     const { members, conversationId } = await groupOfSix('cluster-redis', (i) => cluster.instances[i % 3]!.wsUrl);
     const acked = await sendDuring(members, conversationId, 300, async (progress) => {
       await progress(30);
@@ -250,7 +272,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     await assertConverged(members, conversationId, total);
   });
 
-  it('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', { timeout: 150_000 }, async (test) => {
+  itReported('answers sends with a retryable error while PostgreSQL restarts, and the SDK stores each exactly once', async (test) => {
     const [a, b] = cluster.instances;
     const [ann, bob] = await Promise.all([register(a!, 'cluster-pg-ann'), register(a!, 'cluster-pg-bob')]);
     const annSeat = connectSdk(a!.wsUrl, ann);
@@ -281,7 +303,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     test.diagnostic(`client errors reported meanwhile: ${failures.length}`);
   });
 
-  it('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', { timeout: 150_000 }, async (test) => {
+  itReported('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', async (test) => {
     const nginx = cluster.nginx!;
     const { members, conversationId } = await groupOfSix('cluster-roll', () => nginx.wsUrl);
     const acked = await sendDuring(members, conversationId, 400, async (progress) => {
