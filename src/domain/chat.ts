@@ -583,9 +583,16 @@ export class Chat {
     return conversation;
   }
 
+  /**
+   * Tells the joiner's instances (the user topic) and the members. The event's `lastSeq` is the conversation's head as
+   * the join committed (the new member's `readSeq`), not as read afterwards: an instance that subscribes to the
+   * conversation on this event recovers the messages after it, so a message committed between the join and this read,
+   * and published before that subscription, is recovered too instead of being skipped.
+   */
   private async announceJoin(conversationId: string, member: Member): Promise<void> {
-    const conversation = await this.store.getConversation(conversationId);
-    if (!conversation) return;
+    const current = await this.store.getConversation(conversationId);
+    if (!current) return;
+    const conversation = current.lastSeq > member.readSeq ? { ...current, lastSeq: member.readSeq } : current;
     const summaries = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ? this.memberSummaries : null;
     summaries?.note(conversationId, 'joined');
     await Promise.all([

@@ -154,6 +154,29 @@ describe('groups', () => {
       await bOther.waitFor('message.new', (m) => m.id === message.id);
       await bJoiner.waitFor('message.new', (m) => m.id === message.id);
     });
+
+    it("gives a joiner the head as its join was stored (its readSeq) in conversation.updated, even while messages pour in", async () => {
+      // An instance that starts listening to the conversation on this event recovers the messages after its lastSeq:
+      // a head read after the join would skip a message stored in between (see docs/protocol.md, conversation.updated).
+      const senders = await Promise.all(['pour-a', 'pour-b', 'pour-c', 'pour-d', 'pour-e'].map(async (n) => connect(await user(n))));
+      const conversation = await groupWith(senders[0]!, senders.slice(1));
+      let pouring = true;
+      const pour = senders.map(async (c, i) => {
+        for (let k = 0; pouring && k < 45; k++) await c.ok('message.send', { conversationId: conversation.id, key: `p${i}-${k}`, text: `${i}.${k}` });
+      });
+      try {
+        for (let j = 0; j < 12; j++) {
+          const joiner = await connect(await user(`pour-joiner-${j}`));
+          await joiner.ok('conversation.join', { conversationId: conversation.id });
+          const event = await joiner.waitFor('conversation.updated', (e) => e.id === conversation.id);
+          const mine = (await joiner.ok('conversation.list', {})).conversations.find((c: { id: string }) => c.id === conversation.id);
+          assert.equal(event.lastSeq, mine.readSeq, `joiner ${j}: the event's lastSeq is its readSeq (the head at its join)`);
+        }
+      } finally {
+        pouring = false;
+        await Promise.all(pour);
+      }
+    });
   });
 
   describe('private groups', () => {
