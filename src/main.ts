@@ -219,8 +219,20 @@ function clusterSettings(config: Config): string {
     const url = new URL(config.redis.url);
     redis = `${url.protocol}//${url.hostname}:${url.port || '6379'}/${url.pathname.replace(/^\//, '') || '0'}`;
   }
-  const secret = config.auth.accounts.secret === undefined ? '' : createHash('sha256').update(config.auth.accounts.secret).digest('hex');
-  return createHash('sha256').update(JSON.stringify([redis, config.redis.keyPrefix, secret])).digest('hex').slice(0, 12);
+  const secret = config.auth.accounts.secret ?? '';
+  return [redis, config.redis.keyPrefix, secret].map((value) => createHash('sha256').update(value).digest('hex').slice(0, SETTING_DIGEST)).join('');
+}
+
+/** Hex digits of each setting's digest in the fingerprint; the settings in fingerprint order, as an operator names them. */
+const SETTING_DIGEST = 6;
+const CLUSTER_SETTINGS = ['redis.url (server and database)', 'redis.keyPrefix', 'auth.accounts.secret'];
+
+/** The settings whose digests differ between this instance's fingerprint and the others'. */
+function settingsThatDiffer(mine: string, others: readonly string[]): string[] {
+  const part = (fp: string, i: number) => fp.slice(i * SETTING_DIGEST, (i + 1) * SETTING_DIGEST);
+  const named = CLUSTER_SETTINGS.filter((_, i) => others.some((other) => part(other, i) !== part(mine, i)));
+  // A fingerprint of another shape (another version of Parley): say all of them.
+  return named.length > 0 ? named : CLUSTER_SETTINGS;
 }
 
 /**
@@ -238,10 +250,11 @@ function claimInstance(config: Config): (store: Store) => Promise<Store> {
     } catch (err) {
       await store.close().catch(() => undefined);
       if (!isParleyError(err) || err.code !== 'CONFLICT') throw err;
-      const details = err.details as { others?: string[]; settingsDiffer?: boolean } | undefined;
+      const details = err.details as { others?: string[]; settingsDiffer?: boolean; otherSettings?: string[] } | undefined;
       const others = (details?.others ?? []).join('; ') || 'unknown';
-      if (details?.settingsDiffer) {
-        throw new ParleyError('CONFLICT', `other Parley instances on this store run with other cluster settings (${others}): every instance of a cluster needs the same redis.url (server and database), redis.keyPrefix and auth.accounts.secret, or its users would not see the others' events and presence, or be signed out. Give this instance the same values`);
+      if (details?.settingsDiffer && settings !== undefined) {
+        const differ = settingsThatDiffer(settings, details.otherSettings ?? []);
+        throw new ParleyError('CONFLICT', `other Parley instances on this store run with another ${differ.join(', another ')} (${others}): every instance of a cluster needs the same redis.url (server and database), redis.keyPrefix and auth.accounts.secret, or its users would not see the others' events and presence, or be signed out. Give this instance the same values`);
       }
       throw new ParleyError('CONFLICT', sole
         ? `another Parley instance uses this store (${others}); this one's bus is in its own memory (bus.kind 'memory'), so their clients would not receive each other's events. Run one instance, or set bus.kind (and presence.kind, ratelimit.kind) to 'redis' on every instance`

@@ -7,9 +7,13 @@ export interface InstanceClaimRequest {
   settings?: string;
 }
 
-/** Whether any of the other instances' settings fingerprints differs from `settings` (never when this one gives none). */
-export function settingsDiffer(settings: string | undefined, others: ReadonlyArray<string | null>): boolean {
-  return settings !== undefined && others.some((other) => other !== null && other !== settings);
+/**
+ * The other instances' settings fingerprints that differ from `settings`, once each (none when this one gives none):
+ * a non-empty list refuses the claim.
+ */
+export function differingSettings(settings: string | undefined, others: ReadonlyArray<string | null>): string[] {
+  if (settings === undefined) return [];
+  return [...new Set(others.filter((other): other is string => other !== null && other !== settings))];
 }
 
 /**
@@ -37,7 +41,8 @@ export interface Store {
    * other instances' descriptions). A registration ends with its process, so a crashed instance never blocks a
    * restart (SQLite: the process is gone; PostgreSQL: its session ended). `settings`: a short fingerprint (letters and
    * digits) of the settings every instance on this store must share; refused with CONFLICT, details
-   * `{others, settingsDiffer: true}`, while a registered instance has another one.
+   * `{others, settingsDiffer: true, otherSettings}` (the differing fingerprints), while a registered instance has
+   * another one.
    */
   claimInstance(claim: InstanceClaimRequest): Promise<void>;
   close(): Promise<void>;

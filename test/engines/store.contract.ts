@@ -139,6 +139,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await assert.rejects(b.claimInstance({ sole: false, description: 'instance B', settings: 'def456' }), (err: unknown) => {
           assert.ok(isParleyError(err) && err.code === 'CONFLICT', String(err));
           assert.equal((err.details as { settingsDiffer?: boolean }).settingsDiffer, true);
+          assert.deepEqual((err.details as { otherSettings?: string[] }).otherSettings, ['abc123'], 'the fingerprints that differ, once each');
           assert.match(JSON.stringify(err.details), /instance A/, 'the refusal names the other instance');
           return true;
         });

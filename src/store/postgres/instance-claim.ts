@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { ParleyError } from '../../protocol/errors.js';
-import { type InstanceClaimRequest, settingsDiffer } from '../store.js';
+import { type InstanceClaimRequest, differingSettings } from '../store.js';
 import { toParleyError } from './errors.js';
 
 /**
@@ -66,9 +66,10 @@ export class InstanceClaim {
       }
       if (this.claim.settings !== undefined) {
         const others = await holders();
-        if (settingsDiffer(this.claim.settings, others.map((h) => /^parley s:(\w+) /.exec(h.name)?.[1] ?? null))) {
+        const otherSettings = differingSettings(this.claim.settings, others.map((h) => /^parley s:(\w+) /.exec(h.name)?.[1] ?? null));
+        if (otherSettings.length > 0) {
           const names = others.map((h) => h.name);
-          throw new ParleyError('CONFLICT', `instances with other settings use this store: ${names.join('; ')}`, { others: names, settingsDiffer: true });
+          throw new ParleyError('CONFLICT', `instances with other settings use this store: ${names.join('; ')}`, { others: names, settingsDiffer: true, otherSettings });
         }
       }
     } catch (err) {

@@ -10,7 +10,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
-import { type AddMemberResult, type DeleteConversationResult, type InstanceClaimRequest, type NewMessage, type NewUser, type RedeemResult, type Store, type UserRecord, settingsDiffer } from '../store.js';
+import { type AddMemberResult, type DeleteConversationResult, type InstanceClaimRequest, type NewMessage, type NewUser, type RedeemResult, type Store, type UserRecord, differingSettings } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
@@ -138,13 +138,17 @@ export class SqliteStore implements Store {
         if (isAlive(row)) others.push(row);
         else this.db.prepare('DELETE FROM instances WHERE id = ?').run(row.id);
       }
-      const names = others.map((o) => `${o.description} (pid ${o.pid} on ${o.host}${o.sole ? ', sole' : ''})`);
+      const names = others.map((o) => {
+        const shown = o.description.replace(/ \[settings \w+\]$/, '');
+        return `${shown} (${shown.includes(`pid ${o.pid}`) ? '' : `pid ${o.pid} `}on ${o.host}${o.sole ? ', sole' : ''})`;
+      });
       if (others.length > 0 && (claim.sole || others.some((o) => o.sole === 1))) {
         throw new ParleyError('CONFLICT', `other instances use this store: ${names.join('; ')}`, { others: names });
       }
       // The settings fingerprint rides at the end of the description column: `… [settings <fingerprint>]`.
-      if (settingsDiffer(claim.settings, others.map((o) => /\[settings (\w+)\]$/.exec(o.description)?.[1] ?? null))) {
-        throw new ParleyError('CONFLICT', `instances with other settings use this store: ${names.join('; ')}`, { others: names, settingsDiffer: true });
+      const otherSettings = differingSettings(claim.settings, others.map((o) => /\[settings (\w+)\]$/.exec(o.description)?.[1] ?? null));
+      if (otherSettings.length > 0) {
+        throw new ParleyError('CONFLICT', `instances with other settings use this store: ${names.join('; ')}`, { others: names, settingsDiffer: true, otherSettings });
       }
       const me = thisProcess();
       const id = randomUUID();
