@@ -95,12 +95,18 @@ function clientsReport(members: Seat[]): string[] {
   });
 }
 
-/** The instances' last warnings and errors and nginx's last log lines: printed when a test of this file fails. */
-function servicesReport(): string[] {
+/**
+ * The instances' last warnings and errors, their connection, error and backpressure metrics, and nginx's last log
+ * lines: printed when a test of this file fails.
+ */
+async function servicesReport(): Promise<string[]> {
   const lines: string[] = [];
+  const shown = /^parley_(connections|closes_total|errors_total|outgoing_bytes|paused_connections|backpressure_pauses_total|store_ready)\b/;
   for (const [i, s] of cluster.instances.entries()) {
     const notable = s.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).slice(-8);
-    lines.push(`instance ${i} (port ${s.port}, exit ${s.process.exitCode ?? s.process.signalCode ?? 'running'}):`, ...notable.map((l) => `  ${JSON.stringify(l)}`));
+    const metrics = await fetch(`${s.url}/metrics`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text()).catch((err: Error) => `(no metrics: ${err.message})`);
+    lines.push(`instance ${i} (port ${s.port}, exit ${s.process.exitCode ?? s.process.signalCode ?? 'running'}):`, ...notable.map((l) => `  ${JSON.stringify(l)}`),
+      `  metrics: ${metrics.split('\n').filter((l) => shown.test(l)).join(' | ')}`);
   }
   if (cluster.nginx) {
     for (const file of ['access.log', 'error.log']) {
@@ -122,7 +128,7 @@ function itReported(name: string, fn: (t: TestContext) => Promise<void>): void {
       await fn(t);
     } catch (err) {
       const notes = failureNotes.map((note) => note());
-      process.stderr.write(`report of the failed test "${name}" at ${new Date().toISOString()}\n${[...notes, ...servicesReport()].join('\n')}\n`);
+      process.stderr.write(`report of the failed test "${name}" at ${new Date().toISOString()}\n${[...notes, ...(await servicesReport())].join('\n')}\n`);
       throw err;
     }
   });
