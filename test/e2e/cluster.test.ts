@@ -56,16 +56,36 @@ async function groupOfSix(prefix: string, urlOf: (i: number) => string): Promise
   return { members, conversationId };
 }
 
+/** Sends that may begin beyond the last progress target: traffic keeps flowing while a fault is being made. */
+const SEND_AHEAD = 60;
+
 /**
- * Every member sends (at most `perMember`, one at a time) while `faults` runs; `progress(n)` inside it waits until n
- * more sends were acknowledged. Resolves with every acknowledged message once the senders stopped.
+ * Every member sends, one message at a time, while `faults` runs; `progress(n)` inside it waits until n more sends
+ * were acknowledged. Bounded by progress, not by time: sends begin only while fewer than the last target plus
+ * SEND_AHEAD have begun, so a slow phase (a restart on a loaded machine) cannot use up the senders before the next
+ * `progress`, and the total is at most the sum of the targets plus SEND_AHEAD plus one per member. Resolves with every
+ * acknowledged message once the senders stopped.
  */
-async function sendDuring(members: Seat[], conversationId: string, perMember: number, faults: (progress: (more: number) => Promise<void>) => Promise<void>): Promise<Message[]> {
+async function sendDuring(members: Seat[], conversationId: string, faults: (progress: (more: number) => Promise<void>) => Promise<void>): Promise<Message[]> {
   let sending = true;
+  let begun = 0;
+  let allowed = SEND_AHEAD;
+  let wake = (): void => {};
+  let raised = new Promise<void>((resolve) => (wake = resolve));
+  const raise = (): void => {
+    const wakeAll = wake;
+    raised = new Promise<void>((resolve) => (wake = resolve));
+    wakeAll();
+  };
   const acked: Message[] = [];
   const senders = members.map(async (m, i) => {
     try {
-      for (let k = 0; sending && k < perMember; k++) acked.push(await m.client.send(conversationId, `${i}-${k}`));
+      for (let k = 0; ; k++) {
+        while (sending && begun >= allowed) await raised;
+        if (!sending) return;
+        begun++;
+        acked.push(await m.client.send(conversationId, `${i}-${k}`));
+      }
     } catch (err) {
       m.failure = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
       throw err;
@@ -73,8 +93,10 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
   });
   const progress = async (more: number): Promise<void> => {
     const target = acked.length + more;
+    allowed = Math.max(allowed, target + SEND_AHEAD);
+    raise();
     await until(() => acked.length >= target, `${more} more sends acknowledged`, 60_000, 20).catch((err: unknown) => {
-      failureNotes.push(() => clientsReport(members).join('\n'));
+      failureNotes.push(() => [`sends begun ${begun}, allowed ${allowed}, acknowledged ${acked.length}`, ...clientsReport(members)].join('\n'));
       throw err;
     });
   };
@@ -82,6 +104,7 @@ async function sendDuring(members: Seat[], conversationId: string, perMember: nu
     await faults(progress);
   } finally {
     sending = false;
+    raise();
     await Promise.all(senders);
   }
   return acked;
@@ -265,7 +288,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
 
   itReported('converges every member after Redis restarts mid-traffic: nothing acknowledged lost or duplicated', async (test) => {
     const { members, conversationId } = await groupOfSix('cluster-redis', (i) => cluster.instances[i % 3]!.wsUrl);
-    const acked = await sendDuring(members, conversationId, 300, async (progress) => {
+    const acked = await sendDuring(members, conversationId, async (progress) => {
       await progress(30);
       await cluster.redis.stop();
       await progress(10); // stored and acknowledged while their events cannot be published
@@ -312,7 +335,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
   itReported('loses nothing acknowledged when an instance is killed mid-traffic and the others restart one at a time behind nginx', async (test) => {
     const nginx = cluster.nginx!;
     const { members, conversationId } = await groupOfSix('cluster-roll', () => nginx.wsUrl);
-    const acked = await sendDuring(members, conversationId, 400, async (progress) => {
+    const acked = await sendDuring(members, conversationId, async (progress) => {
       await progress(30);
       await cluster.instances[1]!.kill('SIGKILL');
       await progress(30);
