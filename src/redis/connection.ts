@@ -85,7 +85,11 @@ export async function connectRedis(client: Redis, url: string, timeoutMs = DEFAU
   } catch (err) {
     client.disconnect();
     const told = reason !== undefined && /WRONGPASS|NOAUTH|NOPERM|invalid password|AUTH/i.test(reason.message) ? reason : (err as Error);
-    throw new ParleyError('UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${told.message}`);
+    // A Redis without TLS never answers a TLS handshake (it waits for the end of an inline command): only a timeout.
+    const hint = reason === undefined && url.startsWith('rediss:')
+      ? ' (a rediss:// URL: is TLS enabled on that Redis? A Redis without TLS never answers the TLS handshake; use redis:// for it)'
+      : '';
+    throw new ParleyError('UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${told.message}${hint}`);
   } finally {
     clearTimeout(timer);
     client.off('error', remember);

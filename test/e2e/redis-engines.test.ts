@@ -233,4 +233,15 @@ describe('starting on Redis', () => {
       await redis.close();
     }
   });
+
+  it('says that a rediss:// URL needs TLS on the Redis when a Redis without TLS never answers', async () => {
+    const redis = await startRedis();
+    try {
+      const url = redis.url.replace(/^redis:/, 'rediss:');
+      await assert.rejects(startServer({ PARLEY_PRESENCE_KIND: 'redis', PARLEY_REDIS_URL: url, PARLEY_REDIS_CONNECT_TIMEOUT_MS: '1000' }), (err: Error) =>
+        /cannot reach Redis at rediss:\/\/.*no connection within 1000 ms \(a rediss:\/\/ URL: is TLS enabled on that Redis\?/.test(err.message));
+    } finally {
+      await redis.close();
+    }
+  });
 });
