@@ -17,7 +17,7 @@ describe('instances on one SQLite file', () => {
     const env = { PARLEY_STORE_SQLITE_PATH: join(shared, 'one.db') };
     const first = await startServer(env);
     try {
-      await assert.rejects(startServer(env), /CONFLICT: another Parley instance uses this store \(port 0, pid \d+ \(pid \d+ on [^)]*, sole\)\).*bus\.kind 'memory'.*'redis'/s);
+      await assert.rejects(startServer(env), /CONFLICT: another Parley instance uses this store \(port 0, pid \d+ \(on [^)]*, sole\)\).*bus\.kind 'memory'.*'redis'/s);
     } finally {
       await first.stop();
     }
