@@ -198,7 +198,9 @@ async function bindStore(config: Config, store: Store, logger: Logger): Promise<
     return await StoreBinding.bind({
       url, commandTimeoutMs, connectTimeoutMs, keyPrefix, storeId,
       name: `parley:${config.server.instanceId ?? process.pid}`,
-      onError: (error) => logger.warn({ error: (error as Error)?.message }, 'could not refresh which store this cluster uses'),
+      onError: (error) => isParleyError(error) && error.code === 'CONFLICT'
+        ? logger.error({ error: error.message }, 'an instance on another store has joined this cluster (same Redis and redis.keyPrefix): stop it (this instance stays ready)')
+        : logger.warn({ error: (error as Error)?.message }, 'could not refresh which store this cluster uses'),
     });
   } catch (err) {
     await store.close().catch(() => undefined);
@@ -349,7 +351,11 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       // ping commits a tiny write; when it fails, the reason names the run of failed writes, not just this probe. When it
       // succeeds while other writes still fail (a nearly full disk takes the tiny write, not a message), the store
       // stays unready: StoreHealth decides when a run of failures has ended.
-      await Promise.all([store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))), bus.ping()]);
+      await Promise.all([
+        store.ping().catch((err: Error) => Promise.reject(new Error(health.reason() ?? err.message))),
+        bus.ping(),
+        binding?.check().catch((err: Error) => Promise.reject(new Error(`cluster store binding: ${err.message}`))),
+      ]);
       const failing = health.reason() ?? diskSpace?.check();
       if (failing) throw new Error(failing);
     },

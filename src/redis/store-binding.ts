@@ -6,14 +6,21 @@ import { connectRedis, createRedisClient, type RedisConnectionOptions } from './
  * One store per cluster. Instances on one Redis and key prefix are one cluster: they must share one store, or each
  * would hold its own messages and members while their events cross (an instance on its own SQLite file beside others
  * on PostgreSQL, or two PostgreSQL databases). Each instance keeps `<prefix>store` set to its store's id
- * (Store.storeId), expiring after `ttlMs` and refreshed every `ttlMs` / 3; an instance whose store differs from the
+ * (Store.storeId), expiring after `ttlMs` and refreshed every `ttlMs` / 4; an instance whose store differs from the
  * one a live instance keeps there is refused at start. When every instance of a cluster has stopped, the key expires
  * and the cluster may start on another store.
+ *
+ * A Redis that restarts empty (or is flushed) forgets the key: each instance sets it again as soon as its connection
+ * is back ('ready'), at each refresh, and at each `check` (which /readyz runs), so that a newcomer on another store
+ * finds it set again within moments instead of a refresh period. An instance whose refresh finds another store's id
+ * (such a newcomer won the race) says so in an error log and stays ready: the newcomer is the one at fault, and
+ * taking the whole cluster out of its balancer for it would be an outage. The key then expires `ttlMs` after that
+ * newcomer stops, and the cluster's instances set it again.
  */
 export interface StoreBindingOptions extends RedisConnectionOptions {
   keyPrefix: string;
   storeId: string;
-  /** @default 60000 */
+  /** How long the key outlives the last instance, ms; refreshed every ttlMs / 4. @default 20000 */
   ttlMs?: number;
   /** A refresh failed (Redis unreachable: retried at the next one) or found another store's id. */
   onError?: (error: unknown) => void;
@@ -30,8 +37,24 @@ export class StoreBinding {
   private readonly timer: NodeJS.Timeout;
 
   private constructor(private readonly redis: Redis, private readonly options: StoreBindingOptions) {
-    this.timer = setInterval(() => void this.bind().catch((err: unknown) => this.options.onError?.(err)), this.ttlMs / 3);
+    const refresh = (): void => void this.bind().catch((err: unknown) => this.options.onError?.(err));
+    this.timer = setInterval(refresh, this.ttlMs / 4);
     this.timer.unref();
+    // After a reconnect: the Redis may be a new, empty one.
+    redis.on('ready', refresh);
+  }
+
+  /**
+   * Set the key again now (/readyz runs this). Rejects when Redis cannot be reached; another store's id in the key is
+   * reported to `onError` (see above) and resolves.
+   */
+  async check(): Promise<void> {
+    try {
+      await this.bind();
+    } catch (err) {
+      if (!(err instanceof ParleyError && err.code === 'CONFLICT')) throw err;
+      this.options.onError?.(err);
+    }
   }
 
   /** Connect, and refuse (CONFLICT, details `{otherStoreId}`) when a live instance of the cluster uses another store. */
@@ -49,7 +72,7 @@ export class StoreBinding {
   }
 
   private get ttlMs(): number {
-    return this.options.ttlMs ?? 60_000;
+    return this.options.ttlMs ?? 20_000;
   }
 
   private async bind(): Promise<void> {

@@ -166,14 +166,14 @@ describe('starting on Redis', () => {
    * A Redis of its own and a folder for SQLite files; `env(file, extra)` is a cluster instance's environment on that
    * Redis with its store in `file`. Both are removed after `body`.
    */
-  async function withRedisCluster(body: (env: (file: string, extra?: Record<string, string>) => Record<string, string>) => Promise<void>): Promise<void> {
+  async function withRedisCluster(body: (env: (file: string, extra?: Record<string, string>) => Record<string, string>, redis: RedisService) => Promise<void>): Promise<void> {
     const redis = await startRedis();
     const folder = mkdtempSync(join(tmpdir(), 'parley-cluster-start-'));
     try {
       await body((file, extra = {}) => ({
         PARLEY_BUS_KIND: 'redis', PARLEY_PRESENCE_KIND: 'redis', PARLEY_RATELIMIT_KIND: 'redis', PARLEY_REDIS_URL: redis.url,
         PARLEY_STORE_SQLITE_PATH: join(folder, file), ...extra,
-      }));
+      }), redis);
     } finally {
       await redis.close();
       rmSync(folder, { recursive: true, force: true });
@@ -208,6 +208,24 @@ describe('starting on Redis', () => {
         // Another key prefix is another cluster: it may have its own store.
         const separate = await startServer(env('two.db', { PARLEY_REDIS_KEY_PREFIX: 'other:' }));
         await separate.stop();
+      } finally {
+        await first.stop();
+      }
+    });
+  });
+
+  it("sets the cluster's store again as soon as Redis is back empty: an instance on another store is still refused", async () => {
+    await withRedisCluster(async (env, redis) => {
+      const first = await startServer(env('one.db'));
+      try {
+        await redis.stop();
+        await redis.start(); // empty: no persistence
+        // Back in the balancer means bound again: /readyz sets the key (and fails while Redis cannot be reached).
+        await until(async () => (await fetch(`${first.url}/readyz`)).status === 200, 'the instance is ready again', 20_000, 50);
+        await assert.rejects(startServer(env('two.db')), /use another store/);
+        // The cluster's own store is still welcome.
+        const second = await startServer(env('one.db'));
+        await second.stop();
       } finally {
         await first.stop();
       }
