@@ -360,6 +360,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       if (failing) throw new Error(failing);
     },
     bodyLimit: config.limits.maxFrameBytes,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
     maxJsonDepth: config.limits.maxJsonDepth,
     limiter,
     rates: { rest: config.limits.restRate, registration: config.limits.registrationRate, user: userRates },

@@ -7,6 +7,7 @@ import type { Authenticator, Identity } from '../auth/authenticator.js';
 import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
+import { withinDeadline } from '../domain/deadline.js';
 import { ReplyBudget, takeLeading } from '../domain/reply-budget.js';
 import type { ConnectionAdmission, Sessions } from '../domain/sessions.js';
 import { upgradeSettled } from '../http/connection-guard.js';
@@ -61,6 +62,12 @@ export interface GatewayOptions {
    * the token is still accepted, so the documented reaction (reconnect at once) cannot loop.
    */
   tokenClockToleranceMs: number;
+  /**
+   * The time a connection attempt has to send its upgrade request and be upgraded (limits.headersTimeoutMs, ms):
+   * authentication that has not finished within half of it (a store that stopped answering) closes the attempt 4005,
+   * a code the client can read, before the socket's own deadline would reset it.
+   */
+  headersTimeoutMs: number;
 }
 
 export interface GatewayDeps {
@@ -201,7 +208,9 @@ export class Gateway implements ConnectionOwner {
     // `head` for the closures below, and keep the whole request alive as long as the socket (~1.5 KB a connection).
     socket.on('error', destroySocket);
     const { token, version } = readHandshake(req, url);
-    this.track(this.deps.authenticator.authenticate(token).then(
+    const authenticating = withinDeadline(this.deps.authenticator.authenticate(token), this.deps.options.headersTimeoutMs / 2,
+      () => new ParleyError('UNAVAILABLE', 'authentication did not complete in time (the store is not answering)'));
+    this.track(authenticating.then(
       (identity) => this.admitAttempt(identity.userId).then((admitted) => this.upgrade(req, socket, head, (ws) => admitted
         ? this.accept(ws, socket, identity, version)
         : this.refuseAfterUpgrade(ws, 'TOO_MANY_CONNECTIONS'))),

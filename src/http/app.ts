@@ -16,6 +16,7 @@ import { requestSchemas } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
 import { findRefused, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
+import { withinDeadline } from '../domain/deadline.js';
 import type { Listener } from './listener.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
@@ -25,6 +26,8 @@ import { compact, operationRoutes, type RouteInput } from './routes.js';
 import { registerWebClient } from './web-client.js';
 
 export interface HttpDeps {
+  /** The connection's deadline for a whole request (limits.requestTimeoutMs, ms): a reply not ready shortly before it is 504 TIMEOUT. */
+  requestTimeoutMs: number;
   services: Services;
   accounts: Accounts;
   admin: Admin;
@@ -98,6 +101,16 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   registerCors(app, deps.originPolicy ?? createOriginPolicy([]));
   app.setErrorHandler((err, _req, reply) => sendError(reply, translate(err, deps.logger)));
   app.setNotFoundHandler((_req, reply) => sendError(reply, new ParleyError('NOT_FOUND', 'no such route').toBody(), 404));
+  // A request its store does not answer (a frozen PostgreSQL answers nothing until the pool's own bound, past the
+  // connection's deadline) gets 504 TIMEOUT, temporary, before that deadline would close the connection without a reply.
+  const replyDeadlineMs = deps.requestTimeoutMs - Math.min(1000, deps.requestTimeoutMs / 4);
+  app.addHook('onRequest', (_req, reply, done) => {
+    const timer = setTimeout(() => {
+      if (!reply.sent) sendError(reply, new ParleyError('TIMEOUT', `the request did not complete within ${Math.round(replyDeadlineMs)} ms (the store is not answering); retry later`).toBody());
+    }, replyDeadlineMs);
+    reply.raw.once('close', () => clearTimeout(timer));
+    done();
+  });
   app.addHook('preValidation', async (req) => {
     refuseBadQuery(req);
     refuseValues(req);
@@ -107,7 +120,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const ready = sharedProbe(deps.ready, readinessProbeMs);
   app.get('/readyz', async (_req, reply) => {
     try {
-      await withinDeadline(ready(), readinessTimeoutMs, 'store or bus not answering');
+      await withinDeadline(ready(), readinessTimeoutMs, () => new Error(`store or bus not answering within ${readinessTimeoutMs} ms`));
       return { status: 'ready' };
     } catch (err) {
       return sendError(reply, new ParleyError('UNAVAILABLE', `not ready: ${(err as Error).message}`).toBody());
@@ -221,14 +234,6 @@ function sharedProbe(probe: () => Promise<void>, maxAgeMs: number): () => Promis
   };
 }
 
-/** `work`, or a rejection with `message` if it has not settled within `ms` (the work itself goes on). */
-function withinDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
 
 /**
  * CORS for browser pages on the allowed origins: preflights answered (methods the API uses, the Authorization and

@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type PostgresService, startPostgres } from '../helpers/services/postgres.js';
 import pg from 'pg';
@@ -118,6 +120,31 @@ describe('instances on one PostgreSQL database', () => {
         return client.eventsOf('welcome').length === 1;
       }, 'a connection is welcomed once PostgreSQL is back', 20_000, 200);
     } finally {
+      await server.stop();
+    }
+  });
+
+  it('answers with codes a client can read while PostgreSQL is frozen: 4005 to a connection attempt, 504 TIMEOUT to REST', async () => {
+    const url = await postgres.createDatabase();
+    const server = await startServer({
+      PARLEY_STORE_KIND: 'postgres', PARLEY_STORE_POSTGRES_URL: url,
+      PARLEY_LIMITS_HEADERS_TIMEOUT_MS: '4000', PARLEY_LIMITS_REQUEST_TIMEOUT_MS: '4000',
+    });
+    // The postmaster and every backend stopped: connections stay open and nothing answers (SIGSTOP, not a shutdown).
+    const postmaster = Number(readFileSync(join(postgres.folder, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const { stdout } = await run('pgrep', ['-P', String(postmaster)]).catch(() => ({ stdout: '' }));
+    const frozen = [postmaster, ...stdout.split('\n').filter(Boolean).map(Number)];
+    try {
+      const alice = await register(server, 'alice');
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      const client = await RawClient.connect(server.wsUrl, alice.token, { waitWelcome: false });
+      const { code } = await client.waitClose(15_000);
+      assert.equal(code, 4005, 'closed with a code to reconnect on, not reset by the upgrade deadline');
+      const me = await api(server, alice.token, 'GET', '/api/v1/me');
+      assert.equal(me.status, 504, JSON.stringify(me.body));
+      assert.equal(me.body.error.code, 'TIMEOUT');
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
       await server.stop();
     }
   });
