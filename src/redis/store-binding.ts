@@ -6,7 +6,7 @@ import { connectRedis, createRedisClient, type RedisConnectionOptions } from './
  * One store per cluster. Instances on one Redis and key prefix are one cluster: they must share one store, or each
  * would hold its own messages and members while their events cross (an instance on its own SQLite file beside others
  * on PostgreSQL, or two PostgreSQL databases). Each instance keeps `<prefix>store` set to its store's id
- * (Store.storeId), expiring after `ttlMs` and refreshed every `ttlMs` / 4; an instance whose store differs from the
+ * (Store.storeId), expiring after `ttlMs` and refreshed every second; an instance whose store differs from the
  * one a live instance keeps there is refused at start. When every instance of a cluster has stopped, the key expires
  * and the cluster may start on another store.
  *
@@ -20,11 +20,14 @@ import { connectRedis, createRedisClient, type RedisConnectionOptions } from './
 export interface StoreBindingOptions extends RedisConnectionOptions {
   keyPrefix: string;
   storeId: string;
-  /** How long the key outlives the last instance, ms; refreshed every ttlMs / 4. @default 20000 */
+  /** How long the key outlives the last instance, ms. @default 20000 */
   ttlMs?: number;
   /** A refresh failed (Redis unreachable: retried at the next one) or found another store's id. */
   onError?: (error: unknown) => void;
 }
+
+/** How often each instance sets the key again, ms. */
+const REFRESH_MS = 1000;
 
 /** SET the key to ARGV[1] unless it holds another value; returns that other value, or false. */
 const BIND = `
@@ -38,7 +41,9 @@ export class StoreBinding {
 
   private constructor(private readonly redis: Redis, private readonly options: StoreBindingOptions) {
     const refresh = (): void => void this.bind().catch((err: unknown) => this.options.onError?.(err));
-    this.timer = setInterval(refresh, this.ttlMs / 4);
+    // Every second (one EVAL): a Redis emptied without a restart (FLUSHALL, eviction) gives no 'ready' to react to,
+    // and until the key is set again an instance on another store could start.
+    this.timer = setInterval(refresh, Math.min(REFRESH_MS, this.ttlMs / 4));
     this.timer.unref();
     // After a reconnect: the Redis may be a new, empty one.
     redis.on('ready', refresh);
