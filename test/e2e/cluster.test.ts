@@ -264,6 +264,11 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
       // Back: every instance re-reads its users' conversations and tells their connections to resync.
       await kickedWs.waitFor('resync', () => true, 30_000);
       await keptWs.waitFor('resync', () => true, 30_000);
+      // Every instance publishing again (its publisher connection reconnects on its own schedule, after the
+      // subscriber may have): an event published before that is lost to live clients, which find it only at their next
+      // sync (an open gap of issue 10, in its notes).
+      await until(async () => (await Promise.all(cluster.instances.map((i) => fetch(`${i.url}/readyz`).then((r) => r.status)))).every((s) => s === 200),
+        'every instance ready again', 30_000, 50);
       const afterKick = await ownerWs.ok('message.send', { conversationId: conversation.id, key: 'k-after', text: 'after the kick' });
       await keptWs.waitFor('message.new', (m) => m.id === afterKick.id, 10_000);
       // Ordered after the message on every instance's bus: a marker in a conversation the kicked user is still in.
