@@ -212,8 +212,9 @@ async function bindStore(config: Config, store: Store, logger: Logger): Promise<
 
 /**
  * A fingerprint of the settings every instance of a cluster must share: the Redis server and database (not the
- * password: Redis checks that), the key prefix, and the accounts secret. A 12-hexadecimal-digit digest, visible to
- * whoever can list the store's sessions: it tells whether two instances agree, not what they hold.
+ * password: Redis checks that), the key prefix, and the accounts secret. Six hexadecimal digits of each one's digest,
+ * in that order (18 in all), visible to whoever can list the store's sessions: they tell which setting two instances
+ * disagree on, not what they hold.
  */
 function clusterSettings(config: Config): string {
   let redis = '';
