@@ -285,14 +285,13 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const health = storeHealth(metrics, logger);
   const diskSpace = watchDiskSpace(config, metrics, logger);
   const engines = await openEngines(config, logger);
-  const opened = await openStore(config, logger).then(claimInstance(config)).catch(async (err: unknown) => {
-    await engines.close();
-    throw err;
-  });
-  const binding = await bindStore(config, opened, logger).catch(async (err: unknown) => {
-    await engines.close();
-    throw err;
-  });
+  const { opened, binding } = await openStore(config, logger)
+    .then(claimInstance(config))
+    .then(async (claimed) => ({ opened: claimed, binding: await bindStore(config, claimed, logger) }))
+    .catch(async (err: unknown) => {
+      await engines.close();
+      throw err;
+    });
   const store = observeStore(opened, health);
   const { bus, presence: presenceEngine, limiter } = engines;
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
