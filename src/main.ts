@@ -296,10 +296,15 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const { bus, presence: presenceEngine, limiter } = engines;
   const tokens = createTokenService(config.auth, await resolveOwnSecret(config));
   const authenticator = new Authenticator(tokens, store);
-  const publisher = new Publisher(bus);
+  const publisher = new Publisher(bus, {
+    onFailed: () => metrics.busPublishFailures.inc(),
+    onRecovered: (topics, cluster) =>
+      logger.info({ topics, cluster }, cluster ? 'events were lost while the bus was away: asked every client to resynchronise' : 'events were lost while the bus was away: asked their clients to resynchronise'),
+  });
   // While the bus is down every send's publish fails: one warn line per 10 s (with how many were not logged), not one per send.
   let publishWarnedAt = 0;
   let publishFailuresUnlogged = 0;
+  metrics.sources.resyncsOwed = () => publisher.owed;
   const onPublishError = (err: unknown): void => {
     if (Date.now() - publishWarnedAt < 10_000) {
       publishFailuresUnlogged++;
@@ -394,6 +399,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       services.typing.close();
       await services.presence.close();
       await memberSummaries.close();
+      await publisher.close();
       await gateway.settled();
       await bus.close();
       await presenceEngine.close();

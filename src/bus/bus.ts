@@ -1,8 +1,9 @@
 /**
  * The bus seam: carries events between the instances that have interested connections.
  *
- * Topics are opaque strings; Parley uses `c.<conversationId>` for a conversation's events and `u.<userId>` for a
- * user's own events (membership changes that reach all of that user's devices). Payloads are bytes (a Buffer: the
+ * Topics are opaque strings; Parley uses `c.<conversationId>` for a conversation's events, `u.<userId>` for a
+ * user's own events (membership changes that reach all of that user's devices), `p.<userId>` for a user's presence
+ * watchers and `a.` for controls to every instance. Payloads are bytes (a Buffer: the
  * serialised event frame, src/bus/envelope.ts): engines carry them as they are, never decoding or parsing them, so an
  * event from another instance is framed for the local sockets without a UTF-8 decode and re-encode.
  *
@@ -48,3 +49,5 @@ export const conversationTopic = (conversationId: string): string => `c.${conver
 export const userTopic = (userId: string): string => `u.${userId}`;
 /** A user's presence changes, for the connections that subscribed to them (`presence.subscribe`). */
 export const presenceTopic = (userId: string): string => `p.${userId}`;
+/** Every instance subscribes to it: controls for the whole cluster (a `resync` of every connection). */
+export const clusterTopic = 'a.';

@@ -26,6 +26,9 @@ export interface PresenceOptions {
  * - to the user's presence topic, which reaches only connections that subscribed to that user (`presence.subscribe`,
  *   at most `maxSubscriptions` each): how a client shows presence of members of a large group it displays.
  * A large group gets no presence events: with N members online, pushing to it cost N² frames.
+ *
+ * A change that could not be published (bus or store unreachable) goes into the next window again, so watchers
+ * converge once the bus is back; presence is never owed a `resync` (src/domain/publisher.ts).
  */
 export class PresenceService {
   private pending = new Map<string, PresenceInfo>();
@@ -173,10 +176,13 @@ export class PresenceService {
     // Offline then online again within one window: the others never saw the user leave.
     if (previous && previous.online !== info.online && info.online) this.pending.delete(info.userId);
     else this.pending.set(info.userId, info);
-    if (!this.timer) {
-      this.timer = setTimeout(() => this.run(() => this.flush()), this.options.batchMs);
-      this.timer.unref();
-    }
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => this.run(() => this.flush()), this.options.batchMs);
+    this.timer.unref();
   }
 
   private async flush(): Promise<void> {
@@ -184,24 +190,47 @@ export class PresenceService {
     const taken = [...this.pending.values()];
     this.pending = new Map();
     const batch = await this.stillTrue(taken);
-    const byConversation = new Map<string, PresenceInfo[]>();
+    if (batch.length === 0) return;
+    let audiences: string[][];
     try {
       // Direct conversations and groups of at most maxGroupSize members get presence events: one store call a window.
-      const audiences = batch.length > 0 ? await this.store.listPresenceConversations(batch.map((info) => info.userId), this.options.maxGroupSize) : [];
-      for (const [i, info] of batch.entries()) {
-        for (const conversationId of audiences[i]!) {
-          let list = byConversation.get(conversationId);
-          if (!list) byConversation.set(conversationId, (list = []));
-          list.push(info);
-        }
-      }
-      await Promise.all([
-        ...[...byConversation].map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })),
-        ...batch.map((info) => this.publisher.toPresenceWatchers(info.userId, 'presence', { users: [info] })),
-      ]);
+      audiences = await this.store.listPresenceConversations(batch.map((info) => info.userId), this.options.maxGroupSize);
     } catch (err) {
       this.onError(err);
+      return this.retryLater(batch);
     }
+    const byConversation = new Map<string, PresenceInfo[]>();
+    for (const [i, info] of batch.entries()) {
+      for (const conversationId of audiences[i]!) {
+        let list = byConversation.get(conversationId);
+        if (!list) byConversation.set(conversationId, (list = []));
+        list.push(info);
+      }
+    }
+    const conversations = [...byConversation];
+    const results = await Promise.allSettled([
+      ...conversations.map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })),
+      ...batch.map((info) => this.publisher.toPresenceWatchers(info.userId, 'presence', { users: [info] })),
+    ]);
+    const unpublished = new Set<PresenceInfo>();
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'fulfilled') continue;
+      if (unpublished.size === 0) this.onError(result.reason);
+      if (i < conversations.length) for (const info of conversations[i]![1]) unpublished.add(info);
+      else unpublished.add(batch[i - conversations.length]!);
+    }
+    this.retryLater([...unpublished]);
+  }
+
+  /**
+   * Changes that could not be published (the bus or the store was unreachable) go into the next window again, unless
+   * a newer change of the user is waiting: presence is state, so publishing it again (to every audience, some of which
+   * may have had it) is how watchers converge, and the next window checks first that it still holds (stillTrue).
+   */
+  private retryLater(infos: PresenceInfo[]): void {
+    if (this.closed) return;
+    for (const info of infos) if (!this.pending.has(info.userId)) this.pending.set(info.userId, info);
+    if (this.pending.size > 0) this.arm();
   }
 
   /**

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator, Identity } from '../auth/authenticator.js';
-import { conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
+import { clusterTopic, conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
 import { decodeEnvelope } from '../bus/envelope.js';
 import type { ConnectionScope, Services, UserBudget } from '../domain/operations.js';
 import { withinDeadline } from '../domain/deadline.js';
@@ -14,7 +14,7 @@ import { upgradeSettled } from '../http/connection-guard.js';
 import type { Metrics } from '../http/metrics.js';
 import { closeCatalogue, type CloseName } from '@parley/protocol';
 import { ParleyError, errorCatalogue, isParleyError } from '../protocol/errors.js';
-import { encodeEvent } from '../protocol/events.js';
+import { encodeEvent, type EventMap } from '../protocol/events.js';
 import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { ConversationPosition } from '../protocol/types.js';
@@ -172,13 +172,15 @@ export class Gateway implements ConnectionOwner {
     this.recovery = new JoinRecovery({
       readAfter: (id, afterSeq, limit) => deps.services.chat.messagesForMembers(id, afterSeq, limit),
       sendMessages: (id, messages) => this.sendToAudience(id, messages.map((m) => frameText(encodeEvent('message.new', m)))),
-      askResync: (id) => this.sendToAudience(id, [frameText(encodeEvent('resync', { reason: 'join_recovery' }))]),
+      askResync: (id) => this.sendToAudience(id, [this.resyncFrame('join_recovery')]),
       redeliver: (id, payload) => this.deliver(conversationTopic(id), payload),
       onError: (err) => deps.logger.warn({ err }, 'join recovery could not read: asking for a resync'),
     });
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
     deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
-    deps.bus.onReset(() => this.resynchroniseAll());
+    deps.bus.onReset(() => this.resynchroniseAll('bus_reset'));
+    // Kept by the bus across reconnects like every interest; a failure now is restored (then reset) when it is back.
+    deps.bus.subscribe(clusterTopic).catch((err) => deps.logger.warn({ err }, 'bus subscribe failed (cluster topic): restored when the bus is back'));
     deps.metrics.sources.outgoing = () => this.outgoingBytes();
   }
 
@@ -639,11 +641,7 @@ export class Gateway implements ConnectionOwner {
     const isUserTopic = topic.charCodeAt(0) === 0x75; /* u */
     const isPresenceTopic = topic.charCodeAt(0) === 0x70; /* p */
     const id = topic.slice(2);
-    if (envelope.kind === 'control') {
-      if (isUserTopic && envelope.command === 'ban') for (const c of [...this.devicesOf(id)]) this.closeConnection(c, 'BANNED');
-      if (isUserTopic && envelope.command.startsWith('revoke')) this.closeRevoked(id, envelope.command.slice('revoke:'.length) || null);
-      return;
-    }
+    if (envelope.kind === 'control') return this.control(topic, id, envelope.command);
     const targets = isUserTopic ? this.devicesOf(id) : isPresenceTopic ? this.presenceWatchers.get(id) : this.byConversation.get(id);
     if (!targets || (targets instanceof Set ? targets.size : targets.length) === 0) return;
     if (this.recovery.active && !isUserTopic && !isPresenceTopic && this.recovery.admit(id, payload, envelope.frame) !== 'deliver') return;
@@ -663,6 +661,28 @@ export class Gateway implements ConnectionOwner {
       else if (connection.send(frame)) sent++;
     }
     this.deps.metrics.framesOut.inc(sent);
+  }
+
+  /**
+   * A control message. `ban` and `revoke[:<session>]` on a user topic close that user's connections. `resync`: an
+   * instance could not publish an event of this topic (src/domain/publisher.ts): a conversation's audience is asked to
+   * `resync`; a user's connections are admitted again and their interests read from the store first (the lost event
+   * may be a membership change or a ban); on the cluster topic, every connection is.
+   */
+  private control(topic: string, id: string, command: string): void {
+    const kind = topic.charCodeAt(0);
+    if (kind === 0x75 /* u */) {
+      if (command === 'ban') for (const c of [...this.devicesOf(id)]) this.closeConnection(c, 'BANNED');
+      else if (command.startsWith('revoke')) this.closeRevoked(id, command.slice('revoke:'.length) || null);
+      else if (command === 'resync' && this.byUser.has(id)) this.track(this.resynchroniseUser(id, this.resyncFrame('events_lost')));
+    } else if (command === 'resync') {
+      if (kind === 0x63 /* c */) this.sendToAudience(id, [this.resyncFrame('events_lost')]);
+      else if (topic === clusterTopic) this.resynchroniseAll('events_lost');
+    }
+  }
+
+  private resyncFrame(reason: EventMap['resync']['reason']): Buffer {
+    return frameText(encodeEvent('resync', { reason }));
   }
 
   /** Queue frames to every local connection of the conversation (held for one still setting up). */
@@ -710,7 +730,8 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * The bus lost events (it reconnected, and resubscribed this instance's topics). Membership and control events may be
+   * The bus lost events (it reconnected, and resubscribed this instance's topics: `bus_reset`), or an instance lost more
+   * of its publishes than it could remember (`events_lost`, on the cluster topic). Membership and control events may be
    * among them, so each local connection is admitted again as at its setup (a ban or logout whose event was lost
    * closes it) and its interests brought in step with the store (a kick or group ban whose event was lost stops
    * delivery here; a join whose event was lost starts it); once the subscriptions
@@ -718,10 +739,10 @@ export class Gateway implements ConnectionOwner {
    * of every instance at once would be a reconnect storm). Users are done `RESYNC_CONCURRENCY` at a time: a bounded
    * stream of reads, not one burst. A user whose conversations cannot be read is closed with 4005 (reconnect, sync).
    */
-  private resynchroniseAll(): void {
+  private resynchroniseAll(reason: 'bus_reset' | 'events_lost'): void {
     const users = [...this.byUser.keys()];
-    this.deps.logger.warn({ users: users.length, connections: this.connections.size }, 'bus reset: reconciling interests and asking clients to resynchronise');
-    const frame = frameText(encodeEvent('resync', { reason: 'bus_reset' }));
+    this.deps.logger.warn({ users: users.length, connections: this.connections.size, reason }, 'bus reset: reconciling interests and asking clients to resynchronise');
+    const frame = this.resyncFrame(reason);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < users.length) await this.resynchroniseUser(users[next++]!, frame);

@@ -16,6 +16,24 @@ export class Metrics {
   readonly storeErrors = new Counter({ name: 'parley_store_errors_total', help: 'Store calls that failed (engine unavailable: disk full, read-only, thread gone), by store method', labelNames: ['op'], registers: [this.registry] });
   readonly storeDiskFree = new Gauge({ name: 'parley_store_disk_free_bytes', help: 'Free bytes on the disk of the embedded store (SQLite), as of the last check (every 10 s and each /readyz)', registers: [this.registry] });
   readonly storeReady = new Gauge({ name: 'parley_store_ready', help: '1 while store writes succeed, 0 from a failed write until the next successful one', registers: [this.registry] });
+  readonly busPublishFailures = new Counter({
+    name: 'parley_bus_publish_failures_total',
+    help: 'Events this instance could not publish to the bus (stored, but lost to live clients until a resync)',
+    registers: [this.registry],
+  });
+  /** Topics owed a `resync` (src/domain/publisher.ts), and 1 while a cluster-wide one is owed; read at scrape time. */
+  readonly busResyncsOwed = new Gauge({
+    name: 'parley_bus_resyncs_owed',
+    help: 'Resyncs this instance owes for events it could not publish: per topic, or cluster-wide (0 or 1)',
+    labelNames: ['scope'],
+    registers: [this.registry],
+    collect: () => {
+      const owed = this.sources.resyncsOwed?.();
+      if (!owed) return;
+      this.busResyncsOwed.set({ scope: 'topic' }, owed.topics);
+      this.busResyncsOwed.set({ scope: 'cluster' }, owed.cluster ? 1 : 0);
+    },
+  });
   readonly requestSeconds = new Histogram({
     name: 'parley_request_duration_seconds',
     help: 'Time from a request frame to its reply, by type',
@@ -56,7 +74,10 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Where scrape-time gauges read their figures; set by the gateway. */
-  readonly sources: { outgoing?: () => { queued: number; socket: number; backlog: number; paused: number } } = {};
+  readonly sources: {
+    outgoing?: () => { queued: number; socket: number; backlog: number; paused: number };
+    resyncsOwed?: () => { topics: number; cluster: boolean };
+  } = {};
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });

@@ -50,9 +50,11 @@ export interface EventMap {
   /**
    * Events meant for this connection may have been lost; the connection stays open and delivery is in place again.
    * Run `sync` with your positions, as after a reconnect. `bus_reset`: the server's link to its event bus broke and
-   * is back. `join_recovery`: messages of a conversation just joined could not all be sent (see docs/protocol.md).
+   * is back. `events_lost`: an instance could not publish an event for you (its bus connection was down) and the bus
+   * takes publishes again. `join_recovery`: messages of a conversation just joined could not all be sent (see
+   * docs/protocol.md).
    */
-  'resync': { reason: 'bus_reset' | 'join_recovery' };
+  'resync': { reason: 'bus_reset' | 'events_lost' | 'join_recovery' };
 }
 
 export type EventName = keyof EventMap;

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { clusterTopic, conversationTopic } from '../../src/bus/bus.js';
+import { createRedisBus, type RedisBus } from '../../src/bus/redis/redis-bus.js';
+import { Publisher } from '../../src/domain/publisher.js';
+import { RawClient, until } from '../helpers/raw-client.js';
+import { register, startServer, type TestServer } from '../helpers/server.js';
+import { startRedis, type RedisService } from '../helpers/services/redis.js';
+
+/**
+ * Publishes that fail while the bus's subscribers work: after a Redis restart each instance's publishing connection
+ * reconnects on its own schedule, possibly after the subscribers were restored and clients told to resynchronise, and
+ * a send accepted in that window is stored and acknowledged while its event is lost. Here the fault is made exactly,
+ * on a real redis-server: `ACL SETUSER default -publish` makes every PUBLISH fail (NOPERM) while subscriptions, PING
+ * and every other command keep working, and `+publish` ends it. What must hold: once the bus takes publishes again,
+ * the live members learn of what was lost (`resync` with reason `events_lost`, or presence published again) without
+ * waiting for a periodic sync.
+ */
+describe('events whose publish failed', () => {
+  let redis: RedisService;
+  let admin: Redis;
+  let shared: string;
+  const servers: TestServer[] = [];
+  const clients: RawClient[] = [];
+  const env = () => ({
+    PARLEY_BUS_KIND: 'redis',
+    PARLEY_PRESENCE_KIND: 'redis',
+    PARLEY_RATELIMIT_KIND: 'redis',
+    PARLEY_REDIS_URL: redis.url,
+    PARLEY_REDIS_COMMAND_TIMEOUT_MS: '1000',
+    PARLEY_STORE_SQLITE_PATH: join(shared, 'parley.db'),
+    PARLEY_PRESENCE_BATCH_MS: '100',
+    // Long enough that no sweep publishes a departed user's presence again during a test: only the retry may.
+    PARLEY_PRESENCE_TTL_MS: '60000',
+  });
+  const connect = async (server: TestServer, token: string): Promise<RawClient> => {
+    const client = await RawClient.connect(server.wsUrl, token);
+    clients.push(client);
+    return client;
+  };
+  /** A figure of the instance's /metrics: the value of the line that starts with `series` and a space. */
+  const metric = async (server: TestServer, series: string): Promise<number> => {
+    const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
+    return Number(line?.slice(series.length + 1) ?? NaN);
+  };
+  const failures = (server: TestServer) => metric(server, 'parley_bus_publish_failures_total');
+  const denyPublish = () => admin.call('ACL', 'SETUSER', 'default', '-publish');
+  const allowPublish = () => admin.call('ACL', 'SETUSER', 'default', '+publish');
+
+  before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    shared = mkdtempSync(join(tmpdir(), 'parley-lost-publishes-'));
+    servers.push(await startServer(env()));
+    servers.push(await startServer(env()));
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    for (const server of servers) await server.stop();
+    admin?.disconnect();
+    await redis?.close();
+    rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('a message sent meanwhile: its members are asked to resync once publishes work again', async () => {
+    const [one, two] = servers as [TestServer, TestServer];
+    const erin = await register(one, `erin-${process.pid}`);
+    const dave = await register(two, `dave-${process.pid}`);
+    const e = await connect(one, erin.token);
+    const d = await connect(two, dave.token);
+    const { conversation } = await e.ok('conversation.create', { name: `lost ${process.pid}` });
+    await d.ok('conversation.join', { conversationId: conversation.id });
+    await e.waitFor('member.joined', (x) => x.conversationId === conversation.id && x.member.userId === dave.id);
+    const failedBefore = await failures(one);
+    await denyPublish();
+    let during;
+    try {
+      // Stored and acknowledged; its event cannot be published.
+      during = await e.ok('message.send', { conversationId: conversation.id, key: 'during', text: 'while PUBLISH fails' });
+      // The publish follows the reply: wait for its failure, and for the topic owed a resync.
+      await until(async () => (await failures(one)) > failedBefore, 'its publish failed', 10_000, 20);
+      await until(async () => (await metric(one, 'parley_bus_resyncs_owed{scope="topic"}')) === 1, 'one topic owed a resync', 10_000, 20);
+    } finally {
+      await allowPublish();
+    }
+    assert.deepEqual(await d.waitFor('resync', (x) => x.reason === 'events_lost', 20_000), { reason: 'events_lost' });
+    assert.equal(d.closed, null, 'the connection stays open');
+    const { conversations } = await d.ok('sync', { conversations: [{ conversationId: conversation.id, afterSeq: during.seq - 1 }] });
+    const caught = conversations.find((c: any) => c.conversationId === conversation.id);
+    assert.ok(caught?.messages.some((m: any) => m.id === during.id), `sync returns the message: ${JSON.stringify(caught)}`);
+    await until(() => one.logs.some((l) => String(l.msg).startsWith('events were lost while the bus was away')), 'the recovery logged', 10_000, 20);
+    assert.equal(await metric(one, 'parley_bus_resyncs_owed{scope="topic"}'), 0, 'nothing owed any more');
+  });
+
+  it("a direct conversation opened meanwhile: the peer's instance starts delivering it, and the peer resyncs", async () => {
+    const [one, two] = servers as [TestServer, TestServer];
+    const fay = await register(one, `fay-${process.pid}`);
+    const gus = await register(two, `gus-${process.pid}`);
+    const f = await connect(one, fay.token);
+    const g = await connect(two, gus.token);
+    await denyPublish();
+    let opened;
+    try {
+      // gus's conversation.updated is lost: his instance does not know he is in it, so it is not subscribed.
+      opened = await f.ok('direct.open', { userId: gus.id });
+    } finally {
+      await allowPublish();
+    }
+    await g.waitFor('resync', (x) => x.reason === 'events_lost', 20_000);
+    // Interests were read from the store before the resync: a message sent now is delivered live.
+    const sent = await f.ok('message.send', { conversationId: opened.conversation.id, key: 'k', text: 'hello gus' });
+    assert.equal((await g.waitFor('message.new', (m) => m.id === sent.id, 10_000)).text, 'hello gus');
+  });
+
+  it('presence changed meanwhile: it is published again once publishes work', async () => {
+    const [one, two] = servers as [TestServer, TestServer];
+    const hal = await register(one, `hal-${process.pid}`);
+    const ivy = await register(two, `ivy-${process.pid}`);
+    const h = await connect(one, hal.token);
+    const i = await connect(two, ivy.token);
+    const { conversation } = await h.ok('direct.open', { userId: ivy.id });
+    await i.waitFor('conversation.updated', (c) => c.id === conversation.id, 10_000);
+    await until(async () => (await i.ok('presence.get', { userIds: [hal.id] })).users[0]?.online === true, 'hal online', 10_000, 50);
+    const failedBefore = await failures(one);
+    await denyPublish();
+    try {
+      h.close();
+      // hal's instance finds him offline and tries to publish it to the direct conversation: that publish fails.
+      await until(async () => (await failures(one)) > failedBefore, 'the presence publish failed', 10_000, 20);
+      assert.equal(i.eventsOf('presence').some((x) => x.users.some((u: any) => u.userId === hal.id && u.online === false)), false);
+    } finally {
+      await allowPublish();
+    }
+    await i.waitFor('presence', (x) => x.users.some((u: any) => u.userId === hal.id && u.online === false), 20_000);
+  });
+});
+
+/** The publisher's bound: past `maxLostTopics` it owes one cluster-wide resync instead of one per topic. */
+describe('the publisher on a real Redis bus', () => {
+  let redis: RedisService;
+  let admin: Redis;
+  const buses: RedisBus[] = [];
+  before(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+  });
+  after(async () => {
+    for (const bus of buses) await bus.close();
+    admin?.disconnect();
+    await redis?.close();
+  });
+
+  it('owes a resync per lost topic, none for ephemeral events, and one for the whole cluster past its bound', async () => {
+    const a = await createRedisBus({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+    const b = await createRedisBus({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+    buses.push(a, b);
+    const received: string[] = [];
+    b.onMessage((topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    for (const topic of [clusterTopic, conversationTopic('c1'), conversationTopic('c2'), conversationTopic('c3')]) await b.subscribe(topic);
+    const recovered: Array<[number, boolean]> = [];
+    const publisher = new Publisher(a, { maxLostTopics: 2, retryMs: 50, onRecovered: (n, cluster) => recovered.push([n, cluster]) });
+    const message = { conversationId: 'c1', userId: 'u1', name: 'U', at: 0 } as never;
+
+    await admin.call('ACL', 'SETUSER', 'default', '-publish');
+    await assert.rejects(publisher.toConversation('c1', 'typing', message), { code: 'UNAVAILABLE' });
+    assert.deepEqual(publisher.owed, { topics: 0, cluster: false }, 'a lost typing event is not owed a resync');
+    await assert.rejects(publisher.toConversation('c1', 'message.updated', message), { code: 'UNAVAILABLE' });
+    await assert.rejects(publisher.toConversation('c2', 'message.updated', message), { code: 'UNAVAILABLE' });
+    await assert.rejects(publisher.toConversation('c1', 'message.updated', message), { code: 'UNAVAILABLE' });
+    assert.deepEqual(publisher.owed, { topics: 2, cluster: false }, 'one per topic');
+    await admin.call('ACL', 'SETUSER', 'default', '+publish');
+    await until(() => received.length === 2, 'both resyncs received', 10_000, 10);
+    assert.deepEqual(received.sort(), ['c.c1 #resync\n', 'c.c2 #resync\n']);
+    assert.deepEqual(recovered, [[2, false]]);
+    assert.deepEqual(publisher.owed, { topics: 0, cluster: false });
+
+    received.length = 0;
+    await admin.call('ACL', 'SETUSER', 'default', '-publish');
+    for (const id of ['c1', 'c2', 'c3']) await assert.rejects(publisher.toConversation(id, 'message.updated', message), { code: 'UNAVAILABLE' });
+    assert.deepEqual(publisher.owed, { topics: 0, cluster: true }, 'past the bound: the cluster-wide resync');
+    await admin.call('ACL', 'SETUSER', 'default', '+publish');
+    await until(() => received.length === 1, 'the cluster resync received', 10_000, 10);
+    assert.deepEqual(received, ['a. #resync\n']);
+    await publisher.close();
+  });
+});
