@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { clusterTopic, conversationTopic } from '../../src/bus/bus.js';
 import { createRedisBus, type RedisBus } from '../../src/bus/redis/redis-bus.js';
 import { Publisher } from '../../src/domain/publisher.js';
-import { RawClient, until } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/raw-client.js';
+import { startRedisInstances, type RedisInstances } from '../helpers/redis-instances.js';
+import { register, type TestServer } from '../helpers/server.js';
 import { startRedis, type RedisService } from '../helpers/services/redis.js';
 
 /**
@@ -21,27 +19,10 @@ import { startRedis, type RedisService } from '../helpers/services/redis.js';
  * waiting for a periodic sync.
  */
 describe('events whose publish failed', () => {
-  let redis: RedisService;
+  let cluster: RedisInstances;
   let admin: Redis;
-  let shared: string;
-  const servers: TestServer[] = [];
-  const clients: RawClient[] = [];
-  const env = () => ({
-    PARLEY_BUS_KIND: 'redis',
-    PARLEY_PRESENCE_KIND: 'redis',
-    PARLEY_RATELIMIT_KIND: 'redis',
-    PARLEY_REDIS_URL: redis.url,
-    PARLEY_REDIS_COMMAND_TIMEOUT_MS: '1000',
-    PARLEY_STORE_SQLITE_PATH: join(shared, 'parley.db'),
-    PARLEY_PRESENCE_BATCH_MS: '100',
-    // Long enough that no sweep publishes a departed user's presence again during a test: only the retry may.
-    PARLEY_PRESENCE_TTL_MS: '60000',
-  });
-  const connect = async (server: TestServer, token: string): Promise<RawClient> => {
-    const client = await RawClient.connect(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  };
+  let servers: TestServer[];
+  const connect = (server: TestServer, token: string) => cluster.connect(server, token);
   /** A figure of the instance's /metrics: the value of the line that starts with `series` and a space. */
   const metric = async (server: TestServer, series: string): Promise<number> => {
     const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
@@ -52,19 +33,18 @@ describe('events whose publish failed', () => {
   const allowPublish = () => admin.call('ACL', 'SETUSER', 'default', '+publish');
 
   before(async () => {
-    redis = await startRedis();
-    admin = new Redis(redis.url, { lazyConnect: true });
+    cluster = await startRedisInstances(2, {
+      PARLEY_PRESENCE_BATCH_MS: '100',
+      // Long enough that no sweep publishes a departed user's presence again during a test: only the retry may.
+      PARLEY_PRESENCE_TTL_MS: '60000',
+    });
+    servers = cluster.servers;
+    admin = new Redis(cluster.redis.url, { lazyConnect: true });
     await admin.connect();
-    shared = mkdtempSync(join(tmpdir(), 'parley-lost-publishes-'));
-    servers.push(await startServer(env()));
-    servers.push(await startServer(env()));
   });
   after(async () => {
-    for (const client of clients) client.close();
-    for (const server of servers) await server.stop();
     admin?.disconnect();
-    await redis?.close();
-    rmSync(shared, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('a message sent meanwhile: its members are asked to resync once publishes work again', async () => {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { RawClient, until } from '../helpers/raw-client.js';
+import { until } from '../helpers/raw-client.js';
+import { startRedisInstances, type RedisInstances } from '../helpers/redis-instances.js';
 import { register, startServer, type TestServer } from '../helpers/server.js';
 import { startRedis, type RedisService } from '../helpers/services/redis.js';
 
@@ -15,43 +16,23 @@ import { startRedis, type RedisService } from '../helpers/services/redis.js';
  * down, clients told to resynchronise once it is back).
  */
 describe('two instances on one Redis', () => {
+  let cluster: RedisInstances;
   let redis: RedisService;
-  let shared: string;
-  const servers: TestServer[] = [];
-  const clients: RawClient[] = [];
-
-  const env = () => ({
-    PARLEY_BUS_KIND: 'redis',
-    PARLEY_PRESENCE_KIND: 'redis',
-    PARLEY_RATELIMIT_KIND: 'redis',
-    PARLEY_REDIS_URL: redis.url,
-    PARLEY_REDIS_COMMAND_TIMEOUT_MS: '1000',
-    PARLEY_STORE_SQLITE_PATH: join(shared, 'parley.db'),
-    // One user's message budget, small enough to spend across both instances in a test.
-    PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '0.01',
-    PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '4',
-    // Presence expiry short enough to watch a killed instance's users go offline (touches every ttl / 3).
-    PARLEY_PRESENCE_TTL_MS: '3000',
-    PARLEY_HEARTBEAT_INTERVAL_MS: '500',
-  });
-  const connect = async (server: TestServer, token: string): Promise<RawClient> => {
-    const client = await RawClient.connect(server.wsUrl, token);
-    clients.push(client);
-    return client;
-  };
+  let servers: TestServer[];
+  const connect = (server: TestServer, token: string) => cluster.connect(server, token);
 
   before(async () => {
-    redis = await startRedis();
-    shared = mkdtempSync(join(tmpdir(), 'parley-shared-db-'));
-    servers.push(await startServer(env()));
-    servers.push(await startServer(env()));
+    cluster = await startRedisInstances(2, {
+      // One user's message budget, small enough to spend across both instances in a test.
+      PARLEY_LIMITS_USER_MESSAGE_RATE_PER_SECOND: '0.01',
+      PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '4',
+      // Presence expiry short enough to watch a killed instance's users go offline (touches every ttl / 3).
+      PARLEY_PRESENCE_TTL_MS: '3000',
+      PARLEY_HEARTBEAT_INTERVAL_MS: '500',
+    });
+    ({ redis, servers } = cluster);
   });
-  after(async () => {
-    for (const client of clients) client.close();
-    for (const server of servers) await server.stop();
-    await redis?.close();
-    rmSync(shared, { recursive: true, force: true });
-  });
+  after(() => cluster?.close());
 
   it('says at start which engines are on Redis, without the password', () => {
     for (const server of servers) {
@@ -93,7 +74,7 @@ describe('two instances on one Redis', () => {
 
   it("shows presence across instances, and clears a killed instance's users within the expiry", async () => {
     const [one, two] = servers as [TestServer, TestServer];
-    const third = await startServer(env()); // killed below
+    const third = await cluster.start(); // killed below
     try {
       const gina = await register(one, `gina-${process.pid}`);
       const hank = await register(two, `hank-${process.pid}`);
