@@ -23,7 +23,7 @@ import { buildHttpApp } from './http/app.js';
 import { openListener, type Listener } from './http/listener.js';
 import { Metrics } from './http/metrics.js';
 import { createOriginPolicy } from './http/origin-policy.js';
-import { createLogger, type Logger } from './logging.js';
+import { createLogger, throttled, type Logger } from './logging.js';
 import { createMemoryPresence } from './presence/memory/memory-presence.js';
 import type { Presence } from './presence/presence.js';
 import { createRedisPresence } from './presence/redis/redis-presence.js';
@@ -193,14 +193,17 @@ async function bindStore(config: Config, store: Store, logger: Logger): Promise<
   if (config.bus.kind !== 'redis' || config.redis.url === undefined) return null;
   const { url, keyPrefix, commandTimeoutMs, connectTimeoutMs } = config.redis;
   let storeId = 'unknown';
+  const otherStoreJoined = throttled((suppressed, error: unknown) =>
+    logger.error({ error: (error as Error).message, suppressed }, 'an instance on another store has joined this cluster (same Redis and redis.keyPrefix): stop it (this instance stays ready)'));
+  const refreshFailed = throttled((suppressed, error: unknown) =>
+    logger.warn({ error: (error as Error)?.message, suppressed }, 'could not refresh which store this cluster uses'));
   try {
     storeId = await store.storeId();
     return await StoreBinding.bind({
       url, commandTimeoutMs, connectTimeoutMs, keyPrefix, storeId,
       name: `parley:${config.server.instanceId ?? process.pid}`,
-      onError: (error) => isParleyError(error) && error.code === 'CONFLICT'
-        ? logger.error({ error: error.message }, 'an instance on another store has joined this cluster (same Redis and redis.keyPrefix): stop it (this instance stays ready)')
-        : logger.warn({ error: (error as Error)?.message }, 'could not refresh which store this cluster uses'),
+      // Refreshed every second: while it fails, one line per 10 s of each kind.
+      onError: (error) => (isParleyError(error) && error.code === 'CONFLICT' ? otherStoreJoined : refreshFailed)(error),
     });
   } catch (err) {
     await store.close().catch(() => undefined);
@@ -302,18 +305,8 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       logger.info({ topics, cluster }, cluster ? 'events were lost while the bus was away: asked every client to resynchronise' : 'events were lost while the bus was away: asked their clients to resynchronise'),
   });
   // While the bus is down every send's publish fails: one warn line per 10 s (with how many were not logged), not one per send.
-  let publishWarnedAt = 0;
-  let publishFailuresUnlogged = 0;
-  metrics.sources.resyncsOwed = () => publisher.owed;
-  const onPublishError = (err: unknown): void => {
-    if (Date.now() - publishWarnedAt < 10_000) {
-      publishFailuresUnlogged++;
-      return;
-    }
-    logger.warn({ err, suppressed: publishFailuresUnlogged }, 'event publish failed; clients will recover with sync');
-    publishWarnedAt = Date.now();
-    publishFailuresUnlogged = 0;
-  };
+  const onPublishError = throttled((suppressed, err: unknown) =>
+    logger.warn({ err, suppressed }, 'event publish failed; clients will recover with sync'));
   const memberSummaries = new MemberSummaries(store, publisher, config.membership, onPublishError);
   const chat = new Chat({ store, publisher, limits: chatLimitsFrom(config), onPublishError, memberSummaries });
   const services: Services = {
