@@ -60,6 +60,34 @@ export async function startParley(env: Record<string, string> = {}, options: { d
   return startServer({ ...BENCH_LIMITS_ENV, ...passed, ...profiling, ...env }, options);
 }
 
+/**
+ * Where a bench runs Parley: one instance or several on shared engines. Clients are spread over `servers` by index
+ * (bench/cluster.ts); REST set-up goes to the first. `stop` ends every process it started.
+ */
+export interface Deployment {
+  name: string;
+  servers: TestServer[];
+  stop(): Promise<void>;
+}
+
+/** The default deployment: one instance on its embedded SQLite store (`startParley`). */
+export async function singleSqlite(): Promise<Deployment> {
+  const server = await startParley();
+  return { name: 'parley', servers: [server], stop: () => stopServer(server) };
+}
+
+/** RSS and CPU time summed over a deployment's server processes. */
+function deploymentStats(deployment: Deployment): { rss: number; cpuUs: number } {
+  let rss = 0;
+  let cpuUs = 0;
+  for (const server of deployment.servers) {
+    const stats = procStats(server.process.pid!);
+    rss += stats.rss;
+    cpuUs += stats.cpuUs;
+  }
+  return { rss, cpuUs };
+}
+
 export async function rest(server: TestServer, token: string, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${server.url}${path}`, {
     method,
@@ -140,7 +168,8 @@ export async function connectParley(
 // 1. Fan-out through the full path
 
 export interface ParleyAdapterOptions {
-  wsUrl: string;
+  /** The instances' WebSocket URLs: subscriber i connects to wsUrls[i % n], the sender to wsUrls[0]. */
+  wsUrls: string[];
   conversationId: string;
   senderToken: string;
 }
@@ -152,11 +181,11 @@ export function createParleyAdapter(options: ParleyAdapterOptions): FanoutAdapte
   return {
     async connectSubscriber(index, onFrame) {
       const token = await signToken(OWN_SECRET, 'parley', subscriberId(index));
-      const conn = await connectParley(options.wsUrl, token, onFrame);
+      const conn = await connectParley(options.wsUrls[index % options.wsUrls.length]!, token, onFrame);
       return { close: () => conn.close() };
     },
     async connectSender() {
-      const conn = await connectParley(options.wsUrl, options.senderToken, () => {});
+      const conn = await connectParley(options.wsUrls[0]!, options.senderToken, () => {});
       let id = 0;
       const prefix = `","text":`;
       return {
@@ -173,15 +202,22 @@ export function createParleyAdapter(options: ParleyAdapterOptions): FanoutAdapte
   };
 }
 
-export function parleyFanoutTarget(clients: number): CustomTarget {
+/**
+ * Fan-out through the full path on `deploy` (default: one instance on SQLite): its subscribers spread over the
+ * instances. `name` is the target's name in the tables.
+ */
+export function parleyFanoutTarget(clients: number, deploy: () => Promise<Deployment> = singleSqlite, name = 'parley'): CustomTarget {
   return {
-    name: 'parley',
+    name,
     async start({ fail }) {
-      const server = await startParley();
+      const deployment = await deploy();
+      const [server] = deployment.servers as [TestServer];
       let stopped = false;
-      server.process.once('exit', (code, signal) => {
-        if (!stopped) fail(new Error(`parley exited (${code ?? signal})`));
-      });
+      for (const instance of deployment.servers) {
+        instance.process.once('exit', (code, signal) => {
+          if (!stopped) fail(new Error(`parley exited (${code ?? signal})`));
+        });
+      }
       try {
         const ownerToken = await signToken(OWN_SECRET, 'parley', 'fan-owner');
         const { conversation } = await rest(server, ownerToken, 'POST', '/api/v1/conversations', { name: 'bench', visibility: 'public' });
@@ -190,38 +226,58 @@ export function parleyFanoutTarget(clients: number): CustomTarget {
           const token = await signToken(OWN_SECRET, 'parley', subscriberId(i));
           await rest(server, token, 'POST', `/api/v1/conversations/${conversation.id}/join`);
         });
-        const pid = server.process.pid!;
         return {
           adapter: {
             module: thisModule,
             exportName: 'createParleyAdapter',
-            options: { wsUrl: server.wsUrl, conversationId: conversation.id, senderToken: ownerToken } satisfies ParleyAdapterOptions,
+            options: { wsUrls: deployment.servers.map((s) => s.wsUrl), conversationId: conversation.id, senderToken: ownerToken } satisfies ParleyAdapterOptions,
           },
           stop: async () => {
             stopped = true;
-            await logBackpressure(server);
-            await stopServer(server);
+            for (const [i, instance] of deployment.servers.entries()) await logBackpressure(instance, deployment.servers.length > 1 ? `${name} instance ${i + 1}` : name);
+            if (deployment.servers.length > 1) await logBusTraffic(deployment);
+            await deployment.stop();
           },
-          stats: async () => procStats(pid),
+          stats: async () => deploymentStats(deployment),
         };
       } catch (error) {
         stopped = true;
-        await stopServer(server);
+        await deployment.stop();
         throw error;
       }
     },
   };
 }
 
-/** Say whether the run was slowed by the server's outgoing budget (limits.maxOutgoingTotalBytes) or closed readers. */
-async function logBackpressure(server: TestServer): Promise<void> {
+/** A figure of an instance's /metrics (0 when absent or unreachable). */
+async function metricOf(server: TestServer, series: string): Promise<number> {
   try {
     const text = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
-    console.log(`  parley: ${value('parley_backpressure_pauses_total')} backpressure pauses, ${value('parley_closes_total{reason="SLOW_CONSUMER"}')} slow-consumer closes`);
+    return Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
   } catch {
-    // metrics are a courtesy here
+    return 0;
   }
+}
+
+/** Per instance: its open connections and what it received from the bus (interest routing: its own users' topics). */
+export async function logBusTraffic(deployment: Deployment, log: (line: string) => void = (l) => console.log(`  ${l}`)): Promise<void> {
+  for (const [i, server] of deployment.servers.entries()) {
+    const [connections, payloads, bytes] = await Promise.all([
+      metricOf(server, 'parley_connections_total'),
+      metricOf(server, 'parley_bus_received_total'),
+      metricOf(server, 'parley_bus_received_bytes_total'),
+    ]);
+    log(`${deployment.name} instance ${i + 1}: ${connections} connections accepted; received from the bus ${payloads} payloads, ${(bytes / 1e6).toFixed(1)} MB`);
+  }
+}
+
+/** Say whether the run was slowed by the server's outgoing budget (limits.maxOutgoingTotalBytes) or closed readers. */
+async function logBackpressure(server: TestServer, label: string): Promise<void> {
+  const [pauses, closes] = await Promise.all([
+    metricOf(server, 'parley_backpressure_pauses_total'),
+    metricOf(server, 'parley_closes_total{reason="SLOW_CONSUMER"}'),
+  ]);
+  console.log(`  ${label}: ${pauses} backpressure pauses, ${closes} slow-consumer closes`);
 }
 
 export async function stopServer(server: TestServer): Promise<void> {
@@ -276,6 +332,11 @@ export interface DmOptions {
   clientProcesses?: number;
   /** Lower bound of the offered rate of the latency phase (the brief: half the maximum, or this if higher). */
   minOfferedRate?: number;
+  /**
+   * Where Parley runs (default: one instance on SQLite). With several instances, pair i's receiver connects to
+   * instance i % n and its sender to instance (i + 1) % n: every message crosses instances.
+   */
+  deploy?: () => Promise<Deployment>;
   log?: (line: string) => void;
 }
 
@@ -318,8 +379,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
   const processes = options.clientProcesses ?? 1;
   const log = options.log ?? (() => {});
   const started = performance.now();
-  const server = await startParley();
-  const pid = server.process.pid!;
+  const deployment = await (options.deploy ?? singleSqlite)();
   const workers: ChildProcess[] = [];
   try {
     for (let w = 0; w < processes; w++) {
@@ -327,7 +387,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
       workers.push(worker);
       worker.send({
         type: 'init',
-        wsUrl: server.wsUrl,
+        wsUrls: deployment.servers.map((server) => server.wsUrl),
         from: Math.floor((w * pairs) / processes),
         to: Math.floor(((w + 1) * pairs) / processes),
       });
@@ -339,13 +399,13 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
     const phase = async (command: Record<string, unknown>, seconds: number) => {
       for (const w of workers) w.send({ ...command, type: 'run' });
       await new Promise((r) => setTimeout(r, warmupSeconds * 1_000));
-      const cpu0 = procStats(pid).cpuUs;
+      const cpu0 = deploymentStats(deployment).cpuUs;
       const t0 = performance.now();
       for (const w of workers) w.send({ type: 'measure' });
       await new Promise((r) => setTimeout(r, seconds * 1_000));
       const reports = workers.map((w) => nextMessage<DmReport>(w, 'report', 30_000));
       for (const w of workers) w.send({ type: 'halt' });
-      const cpu1 = procStats(pid).cpuUs;
+      const cpu1 = deploymentStats(deployment).cpuUs;
       const window = (performance.now() - t0) / 1_000;
       const all = await Promise.all(reports);
       const histogram = new LatencyHistogram();
@@ -413,7 +473,8 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
     };
   } finally {
     await Promise.all(workers.map(stopWorker));
-    await stopServer(server);
+    if (deployment.servers.length > 1) await logBusTraffic(deployment, log);
+    await deployment.stop();
   }
 }
 
@@ -423,8 +484,9 @@ const MESSAGE_NEW_PREFIX = Buffer.from('{"event":"message.new"');
 async function dmWorker(): Promise<void> {
   const send = (msg: unknown) => process.connected && process.send!(msg);
   process.on('disconnect', () => process.exit(0));
-  const init = await new Promise<{ wsUrl: string; from: number; to: number }>((r) => process.once('message', r as any));
+  const init = await new Promise<{ wsUrls: string[]; from: number; to: number }>((r) => process.once('message', r as any));
   const count = init.to - init.from;
+  const instanceOf = (i: number) => init.wsUrls[i % init.wsUrls.length]!;
 
   let measuring = false;
   let acks = 0;
@@ -486,11 +548,11 @@ async function dmWorker(): Promise<void> {
     await pool(count, 32, async (k) => {
       const i = init.from + k;
       const receiverToken = await signToken(OWN_SECRET, 'parley', `dm-r-${i}`);
-      receivers[k] = await connectParley(init.wsUrl, receiverToken, onPeerFrame);
+      receivers[k] = await connectParley(instanceOf(i), receiverToken, onPeerFrame);
       const pair: Pair = { sender: null, conversationId: '', outstanding: 0, prefix: '', waiting: null };
       pairs[k] = pair;
       const senderToken = await signToken(OWN_SECRET, 'parley', `dm-s-${i}`);
-      pair.sender = await connectParley(init.wsUrl, senderToken, onSenderFrame(pair));
+      pair.sender = await connectParley(instanceOf(i + 1), senderToken, onSenderFrame(pair));
       const reply = await new Promise<Buffer>((resolve) => {
         pair.waiting = resolve;
         pair.sender!.send(JSON.stringify({ id: 'open', type: 'direct.open', data: { userId: `dm-r-${i}` } }));

@@ -177,7 +177,11 @@ export class Gateway implements ConnectionOwner {
       onError: (err) => deps.logger.warn({ err }, 'join recovery could not read: asking for a resync'),
     });
     this.heartbeat = new Heartbeat(this.connections, options.heartbeat, options.presenceTtlMs, deps.services.presence, (c, name) => this.closeConnection(c, name), deps.logger);
-    deps.bus.onMessage((topic, payload) => this.deliver(topic, payload));
+    deps.bus.onMessage((topic, payload) => {
+      deps.metrics.busReceived.inc();
+      deps.metrics.busReceivedBytes.inc(payload.length);
+      this.deliver(topic, payload);
+    });
     deps.bus.onReset(() => this.resynchroniseAll('bus_reset'));
     // Kept by the bus across reconnects like every interest; a failure now is restored (then reset) when it is back.
     deps.bus.subscribe(clusterTopic).catch((err) => deps.logger.warn({ err }, 'bus subscribe failed (cluster topic): restored when the bus is back'));

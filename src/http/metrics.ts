@@ -16,6 +16,16 @@ export class Metrics {
   readonly storeErrors = new Counter({ name: 'parley_store_errors_total', help: 'Store calls that failed (engine unavailable: disk full, read-only, thread gone), by store method', labelNames: ['op'], registers: [this.registry] });
   readonly storeDiskFree = new Gauge({ name: 'parley_store_disk_free_bytes', help: 'Free bytes on the disk of the embedded store (SQLite), as of the last check (every 10 s and each /readyz)', registers: [this.registry] });
   readonly storeReady = new Gauge({ name: 'parley_store_ready', help: '1 while store writes succeed, 0 from a failed write until the next successful one', registers: [this.registry] });
+  readonly busReceived = new Counter({
+    name: 'parley_bus_received_total',
+    help: 'Payloads this instance received from the bus (only topics of its own connections: interest routing)',
+    registers: [this.registry],
+  });
+  readonly busReceivedBytes = new Counter({
+    name: 'parley_bus_received_bytes_total',
+    help: 'Bytes of the payloads this instance received from the bus',
+    registers: [this.registry],
+  });
   readonly busPublishFailures = new Counter({
     name: 'parley_bus_publish_failures_total',
     help: 'Events this instance could not publish to the bus (stored, but lost to live clients until a resync)',
