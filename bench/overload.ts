@@ -11,6 +11,8 @@
  * outgoing bytes held for connections (`parley_outgoing_bytes`, queued vs socket), sends acknowledged and refused, and
  * what the subscribers received in that second: deliveries and their latency (send → receipt) p50/p99/max, and
  * subscribers closed by the server so far (by close code). Then one summary line. No assertions: figures only.
+ * `BENCH_OVERLOAD_NONREADERS` (default 0) of the subscribers stop reading when the publisher starts (their sockets
+ * paused): how long they hold the publisher (acked/s near 0) before the server closes them (4002) is the figure.
  * Server metrics are scraped from /metrics with a short timeout; a scrape that does not answer prints `-` (that alone
  * says the event loop is behind). PARLEY_* variables of the environment reach the server (to compare configurations).
  */
@@ -54,7 +56,11 @@ export async function runOverloadBench(): Promise<void> {
   const clients = Number(process.env.BENCH_OVERLOAD_CLIENTS ?? 1000);
   const seconds = Math.min(60, Number(process.env.BENCH_OVERLOAD_SECONDS ?? 10));
   const inflight = Number(process.env.BENCH_OVERLOAD_INFLIGHT ?? 50);
-  console.log(`overload: 1 group x ${clients} subscribers (each parses every frame), ~100-byte texts, publisher keeps ${inflight} sends in flight (by reply), ${seconds} s`);
+  const nonReaders = Math.min(clients, Number(process.env.BENCH_OVERLOAD_NONREADERS ?? 0));
+  console.log(
+    `overload: 1 group x ${clients} subscribers (each parses every frame${nonReaders > 0 ? `; ${nonReaders} of them stop reading at the start` : ''}), ` +
+      `~100-byte texts, publisher keeps ${inflight} sends in flight (by reply), ${seconds} s`,
+  );
   const server = await startParley();
   const pid = server.process.pid!;
   let worker: ChildProcess | null = null;
@@ -67,7 +73,7 @@ export async function runOverloadBench(): Promise<void> {
       await rest(server, token, 'POST', `/api/v1/conversations/${conversation.id}/join`);
     });
     worker = fork(fileURLToPath(thisModule), ['--overload-worker'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    worker.send({ type: 'init', wsUrl: server.wsUrl, clients });
+    worker.send({ type: 'init', wsUrl: server.wsUrl, clients, nonReaders });
     await nextMessage(worker, 'ready', 120_000);
     const rssIdle = procStats(pid).rss;
 
@@ -143,6 +149,10 @@ export async function runOverloadBench(): Promise<void> {
       rows,
     ));
     const maxRss = Math.max(...samples.map((x) => x.rss));
+    if (nonReaders > 0) {
+      const closedBy = samples.findIndex((x) => (x.metrics?.['parley_closes_total{reason="SLOW_CONSUMER"}'] ?? 0) >= nonReaders);
+      console.log(`non-readers: all ${nonReaders} closed (4002) by second ${closedBy < 0 ? `- (not within ${seconds} s)` : closedBy + 1} (acked/s above: how long they held the publisher)`);
+    }
     const refusedText = Object.entries(refused).map(([code, n]) => `${n} ${code}`).join(', ') || 'none';
     console.log(
       `overload summary: RSS ${formatMs(rssIdle / MB)} MB idle -> max ${formatMs(maxRss / MB)} MB; ${formatInt(acked / seconds)} sends acked/s ` +
@@ -160,7 +170,7 @@ export async function runOverloadBench(): Promise<void> {
 /** The subscribers' process: parse every frame; latency per second of receipt, reported when asked. */
 async function overloadWorker(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
-  const init = await new Promise<{ wsUrl: string; clients: number }>((r) => process.once('message', r as never));
+  const init = await new Promise<{ wsUrl: string; clients: number; nonReaders: number }>((r) => process.once('message', r as never));
   const seconds: LatencyHistogram[] = [];
   let t0Us = -1;
   const closes: Record<string, number> = {};
@@ -178,7 +188,10 @@ async function overloadWorker(): Promise<void> {
     return connectParley(init.wsUrl, token, onFrame, (code) => (closes[code] = (closes[code] ?? 0) + 1));
   });
   process.on('message', (msg: { type: string; t0Us?: number }) => {
-    if (msg.type === 'start') t0Us = msg.t0Us!;
+    if (msg.type === 'start') {
+      t0Us = msg.t0Us!;
+      for (const conn of conns.slice(0, init.nonReaders)) conn.socket.pause();
+    }
     if (msg.type !== 'report') return;
     for (const conn of conns) conn.close();
     const empty = { counts: [], total: 0, maxUs: 0 };

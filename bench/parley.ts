@@ -15,6 +15,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OWN_SECRET, signToken, startServer, type TestServer } from '../test/helpers/server.js';
@@ -121,6 +122,8 @@ const WELCOME_PREFIX = Buffer.from('{"event":"welcome"');
 export interface ParleyConn {
   send(text: string): void;
   close(): void;
+  /** The TCP socket (`pause()` it to stop reading: a client that no longer reads). */
+  readonly socket: Socket;
 }
 
 /** Connect with a bearer token and resolve once `welcome` arrived (from then on, events reach the connection). */

@@ -301,9 +301,12 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const authenticator = new Authenticator(tokens, store);
   const publisher = new Publisher(bus, {
     onFailed: () => metrics.busPublishFailures.inc(),
+    onDropped: (topics, cluster) =>
+      logger.warn({ topics, cluster }, 'stopping with resyncs owed that the bus still refuses: clients of other instances miss those events until their next sync'),
     onRecovered: (topics, cluster) =>
       logger.info({ topics, cluster }, cluster ? 'events were lost while the bus was away: asked every client to resynchronise' : 'events were lost while the bus was away: asked their clients to resynchronise'),
   });
+  metrics.sources.resyncsOwed = () => publisher.owed;
   // While the bus is down every send's publish fails: one warn line per 10 s (with how many were not logged), not one per send.
   const onPublishError = throttled((suppressed, err: unknown) =>
     logger.warn({ err, suppressed }, 'event publish failed; clients will recover with sync'));

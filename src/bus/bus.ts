@@ -3,7 +3,7 @@
  *
  * Topics are opaque strings; Parley uses `c.<conversationId>` for a conversation's events, `u.<userId>` for a
  * user's own events (membership changes that reach all of that user's devices), `p.<userId>` for a user's presence
- * watchers and `a.` for controls to every instance. Payloads are bytes (a Buffer: the
+ * watchers, `a.` for controls to every instance and `x.` (subscribed by none) to probe whether publishes work. Payloads are bytes (a Buffer: the
  * serialised event frame, src/bus/envelope.ts): engines carry them as they are, never decoding or parsing them, so an
  * event from another instance is framed for the local sockets without a UTF-8 decode and re-encode.
  *
@@ -51,3 +51,5 @@ export const userTopic = (userId: string): string => `u.${userId}`;
 export const presenceTopic = (userId: string): string => `p.${userId}`;
 /** Every instance subscribes to it: controls for the whole cluster (a `resync` of every connection). */
 export const clusterTopic = 'a.';
+/** Nobody subscribes to it: a publish there only asks whether the bus takes publishes now (src/domain/publisher.ts). */
+export const probeTopic = 'x.';

@@ -204,6 +204,8 @@ export class Chat {
     const target = await this.store.getMember(conversation.id, d.userId);
     if (!target) throw new ParleyError('NOT_FOUND', 'that user is not a member');
     if (!canKick(member.role, target.role)) throw new ParleyError('FORBIDDEN');
+    // Refused (UNAVAILABLE, nothing stored) while the bus refuses publishes: see Publisher.probe.
+    await this.publisher.probe();
     await this.store.removeMember(conversation.id, d.userId);
     await this.announceLeave(conversation.id, d.userId, userId, 'kicked');
     return {};
@@ -232,6 +234,7 @@ export class Chat {
     const [target, user] = await Promise.all([this.store.getMember(conversation.id, d.userId), this.store.getUser(d.userId)]);
     if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
     if (!canKick(member.role, target?.role ?? 'member')) throw new ParleyError('FORBIDDEN');
+    if (target) await this.publisher.probe();
     const { removed } = await this.store.banMember({ conversationId: conversation.id, userId: d.userId, by: userId, now: this.now() });
     if (removed) await this.announceLeave(conversation.id, d.userId, userId, 'banned');
     return {};

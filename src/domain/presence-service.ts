@@ -5,6 +5,9 @@ import type { Store } from '../store/store.js';
 import type { ConnectionScope } from './operations.js';
 import type { Publisher } from './publisher.js';
 
+/** Presence publishes of one window in flight at once, at most. */
+const PUBLISH_SLICE = 1000;
+
 export interface PresenceOptions {
   batchMs: number;
   ttlMs: number;
@@ -208,10 +211,15 @@ export class PresenceService {
       }
     }
     const conversations = [...byConversation];
-    const results = await Promise.allSettled([
-      ...conversations.map(([id, users]) => this.publisher.toConversation(id, 'presence', { conversationId: id, users })),
-      ...batch.map((info) => this.publisher.toPresenceWatchers(info.userId, 'presence', { users: [info] })),
-    ]);
+    const publishes = [
+      ...conversations.map(([id, users]) => () => this.publisher.toConversation(id, 'presence', { conversationId: id, users })),
+      ...batch.map((info) => () => this.publisher.toPresenceWatchers(info.userId, 'presence', { users: [info] })),
+    ];
+    // In slices: a window of many users in many small groups must not pass the bus's bound on pending publishes.
+    const results: Array<PromiseSettledResult<void>> = [];
+    for (let i = 0; i < publishes.length; i += PUBLISH_SLICE) {
+      results.push(...(await Promise.allSettled(publishes.slice(i, i + PUBLISH_SLICE).map((publish) => publish()))));
+    }
     const unpublished = new Set<PresenceInfo>();
     for (const [i, result] of results.entries()) {
       if (result.status === 'fulfilled') continue;

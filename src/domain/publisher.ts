@@ -1,4 +1,4 @@
-import { clusterTopic, conversationTopic, presenceTopic, userTopic, type Bus } from '../bus/bus.js';
+import { clusterTopic, conversationTopic, presenceTopic, probeTopic, userTopic, type Bus } from '../bus/bus.js';
 import { encodeControl, encodeFrame } from '../bus/envelope.js';
 import { encodeEvent, type EventMap, type EventName } from '../protocol/events.js';
 
@@ -9,8 +9,16 @@ export interface PublisherOptions {
    * once): memory stays bounded however long the bus is away. @default 10000
    */
   maxLostTopics?: number;
-  /** How often an owed `resync` is tried while the bus still refuses it, in ms. @default 1000 */
+  /**
+   * How often an owed `resync` is tried while the bus still refuses it, in ms (one publish per try: the first owed
+   * topic's; the rest follow once it passes). Short, because until it goes out a member removed meanwhile may still
+   * receive the conversation's events on another instance. @default 100
+   */
   retryMs?: number;
+  /** How long `close` keeps trying to publish what is owed, in ms. @default 2000 */
+  closeTimeoutMs?: number;
+  /** Told when `close` gives up with resyncs still owed (topics, and whether the cluster-wide one). */
+  onDropped?: (topics: number, cluster: boolean) => void;
   /** Told once a round of owed `resync`s was published (topics, and whether it was the cluster-wide one). */
   onRecovered?: (topics: number, cluster: boolean) => void;
   /** Told of each event the bus refused (a metric); the caller of the publish gets the error as well. */
@@ -29,29 +37,41 @@ const RESYNC_BATCH = 500;
  * logged by the caller, never turned into a failed request after the change was stored. What the publisher adds is
  * that a lost event does not stay lost to live clients until their next periodic sync: when a publish fails (the
  * bus is unreachable, or its publishing connection is still reconnecting after a restart while the subscribers are
- * back), the topic is remembered, and once the bus takes publishes again a `#resync` control goes to it. Each
+ * back), the topic is remembered, and once the bus takes publishes again (the next publish that passes, or a retry every
+ * `retryMs`) a `#resync` control goes to it. Each
  * instance that receives it tells the topic's local connections to `resync` (a user topic: they are admitted again and
  * their interests read from the store first, as a membership event may be the one lost), and they `sync`, which reads
  * the store, where the lost change already is (it was stored before its publish). Instances that did not receive it
  * (their own subscriptions were down) reset themselves when they are back (src/bus/bus.ts, `onReset`), which covers
  * the same events. Ephemeral events (typing, presence) are not tracked: see EPHEMERAL.
+ *
+ * What is owed lives in this process: an instance killed while it owes drops it (its own clients reconnect and sync;
+ * members on other instances recover at their next sync, or at the gap the next message of the conversation shows);
+ * `close` keeps trying for `closeTimeoutMs` and reports what it drops.
  */
 export class Publisher {
   private readonly maxLostTopics: number;
   private readonly retryMs: number;
   private readonly onRecovered: (topics: number, cluster: boolean) => void;
   private readonly onFailed: () => void;
+  private readonly closeTimeoutMs: number;
+  private readonly onDropped: (topics: number, cluster: boolean) => void;
   /** Topics whose events were lost and whose `resync` has not been published yet. */
   private readonly lost = new Set<string>();
   /** More topics were lost than remembered: one cluster-wide `resync` is owed instead (`lost` stays empty). */
   private lostAll = false;
+  /** Owed `resync`s being published now (taken out of `lost` / `lostAll` until they pass or fail). */
+  private sending = 0;
+  private sendingCluster = false;
   private retrying: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(private readonly bus: Bus, options: PublisherOptions = {}) {
     this.maxLostTopics = options.maxLostTopics ?? 10_000;
-    this.retryMs = options.retryMs ?? 1000;
+    this.retryMs = options.retryMs ?? 100;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2000;
+    this.onDropped = options.onDropped ?? (() => {});
     this.onRecovered = options.onRecovered ?? (() => {});
     this.onFailed = options.onFailed ?? (() => {});
   }
@@ -81,9 +101,18 @@ export class Publisher {
     return this.publish(userTopic(userId), encodeControl(command), true);
   }
 
+  /**
+   * Resolves when the bus takes a publish now (to a topic nobody subscribes to); rejects with its UNAVAILABLE
+   * otherwise. A removal (kick, group ban) asks first and is refused while the bus refuses: its event is what stops
+   * delivery to the removed member on other instances, and lost, it would let them receive until the owed `resync`.
+   */
+  probe(): Promise<void> {
+    return this.bus.publish(probeTopic, encodeControl('probe'));
+  }
+
   /** The `resync`s owed now: per topic, and whether the cluster-wide one is. For metrics and tests. */
   get owed(): { topics: number; cluster: boolean } {
-    return { topics: this.lost.size, cluster: this.lostAll };
+    return { topics: this.lost.size + this.sending, cluster: this.lostAll || this.sendingCluster };
   }
 
   /**
@@ -96,7 +125,13 @@ export class Publisher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.retrying;
-    if (this.lostAll || this.lost.size > 0) await this.resyncOwed();
+    const deadline = Date.now() + this.closeTimeoutMs;
+    while (this.lostAll || this.lost.size > 0) {
+      await this.resyncOwed();
+      if ((!this.lostAll && this.lost.size === 0) || Date.now() + this.retryMs > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+    }
+    if (this.lostAll || this.lost.size > 0) this.onDropped(this.lost.size, this.lostAll);
   }
 
   private publish(topic: string, payload: Buffer, recoverable: boolean): Promise<void> {
@@ -143,6 +178,7 @@ export class Publisher {
   private async resyncOwed(): Promise<void> {
     if (this.lostAll) {
       this.lostAll = false;
+      this.sendingCluster = true;
       try {
         await this.bus.publish(clusterTopic, encodeControl('resync'));
         this.onRecovered(0, true);
@@ -150,18 +186,25 @@ export class Publisher {
         this.lostAll = true;
         this.retryLater();
         return;
+      } finally {
+        this.sendingCluster = false;
       }
       // Topics lost while it was published stay owed (their events may have been stored after it went out): below.
     }
     let published = 0;
+    // The first try is one publish: while the bus still refuses, each retry costs one command, not a batch.
+    let size = 1;
     while (this.lost.size > 0 && !this.lostAll) {
       const batch: string[] = [];
       for (const topic of this.lost) {
         batch.push(topic);
-        if (batch.length === RESYNC_BATCH) break;
+        if (batch.length === size) break;
       }
+      size = RESYNC_BATCH;
       for (const topic of batch) this.lost.delete(topic);
+      this.sending = batch.length;
       const results = await Promise.allSettled(batch.map((topic) => this.bus.publish(topic, encodeControl('resync'))));
+      this.sending = 0;
       let failed = 0;
       for (const [i, result] of results.entries()) {
         if (result.status === 'fulfilled') published++;

@@ -136,9 +136,13 @@ export class Connection {
    * what ws already read of the chunk lands here: bounded by one socket read (64 KiB) plus two frames.
    */
   held: Array<[import('ws').RawData, boolean]> | null = null;
-  /** The confirmed position seen by the owner's last stall check, and that check's round (see `stalled`). */
-  private progressMark = 0;
-  private progressRound = -1;
+  /**
+   * Since when it has owed bytes without confirming any (ms since the epoch; see `stalledMs`): set when its backlog
+   * becomes non-zero and at each confirmation of a newer position.
+   */
+  private progressAt = 0;
+  /** While its pongs wait unread: the position the kernel had taken at the last stall check (see `stalledMs`). */
+  private progressMark = -1;
   readonly requests: TokenBucket;
 
   constructor(
@@ -311,6 +315,8 @@ export class Connection {
     if (!this.counted) return;
     const backlog = this.backlogBytes();
     if (backlog === this.countedBacklog) return;
+    // It starts owing now: the time it may take to confirm runs from here (see stalledMs).
+    if (this.countedBacklog === 0) this.progressAt = Date.now();
     this.owner.backlogChanged(backlog - this.countedBacklog);
     this.countedBacklog = backlog;
   }
@@ -343,21 +349,27 @@ export class Connection {
     this.outstanding.splice(0, index + 1);
     if (position <= this.confirmedBytes) return;
     this.confirmedBytes = position;
+    this.progressAt = Date.now();
     if (!this.socketPausedFlag && position >= this.pongsHeldUntil) this.pongsHeld = false;
     this.recount();
   }
 
   /**
-   * Whether the peer confirmed nothing since the owner's previous stall check (round `round - 1`) although bytes were
-   * waiting for it then. Records this round's position for the next check.
+   * How long (ms) the peer has owed bytes without confirming any; 0 while it owes nothing. While its pongs wait unread
+   * it cannot confirm: then progress is the kernel taking what our socket buffer holds, seen at each call (the owner
+   * calls it every `outgoingProbeMs` while it holds requests).
    */
-  stalled(round: number): boolean {
-    // While its pongs wait unread, progress is the kernel taking what our socket buffer holds.
-    const position = this.pongsHeld ? this.writtenBytes - this.socket.writableLength : this.confirmedBytes;
-    const stalled = this.progressRound === round - 1 && position === this.progressMark && this.backlogBytes() > 0;
-    this.progressRound = round;
-    this.progressMark = position;
-    return stalled;
+  stalledMs(now: number): number {
+    if (this.backlogBytes() === 0) return 0;
+    if (this.pongsHeld) {
+      const position = this.writtenBytes - this.socket.writableLength;
+      if (position !== this.progressMark) {
+        this.progressMark = position;
+        this.progressAt = now;
+      }
+    } else this.progressMark = -1;
+    if (this.progressAt === 0) this.progressAt = now;
+    return now - this.progressAt;
   }
 
   /** Bytes written and not yet confirmed by the peer, plus those queued this turn. */

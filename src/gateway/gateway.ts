@@ -154,9 +154,6 @@ export class Gateway implements ConnectionOwner {
   /** Connections whose reading is paused because the process is over its outgoing budget. */
   private readonly paused = new Set<Connection>();
   private resumeTimer: ReturnType<typeof setInterval> | null = null;
-  /** While over budget: when connections were last checked for stalled readers, and the check's round. */
-  private stallCheckAt = 0;
-  private stallRound = 0;
 
   constructor(private readonly deps: GatewayDeps) {
     const { options } = deps;
@@ -457,16 +454,16 @@ export class Gateway implements ConnectionOwner {
   /**
    * While publishers are held, readers that confirm nothing for a whole `slowConsumerMs` are stuck, whatever their own
    * backlog: several of them, each under its own limit, could otherwise hold the budget (and every publisher) forever.
-   * Checked every `slowConsumerMs` while over budget: the first check records positions, the next closes (4002) those
-   * that did not move (for one whose pongs wait unread: whose socket buffer the kernel did not take from).
+   * Checked every `outgoingProbeMs` while over budget: a connection that has owed bytes without confirming any for
+   * `slowConsumerMs` (for one whose pongs wait unread: whose socket buffer the kernel did not take from) is closed
+   * (4002) at once, so non-readers hold publishers for about `slowConsumerMs` from when they stopped reading, not
+   * from when the budget filled.
    */
   private closeStalled(): void {
     const now = Date.now();
-    if (now - this.stallCheckAt < this.deps.options.slowConsumerMs) return;
-    this.stallCheckAt = now;
-    const round = ++this.stallRound;
+    const limit = this.deps.options.slowConsumerMs;
     for (const connection of [...this.connections]) {
-      if (connection.state === ConnectionState.Open && connection.stalled(round)) connection.abandon('SLOW_CONSUMER');
+      if (connection.state === ConnectionState.Open && connection.stalledMs(now) >= limit) connection.abandon('SLOW_CONSUMER');
     }
   }
 
@@ -486,7 +483,6 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.backpressurePauses.inc();
     this.paused.add(connection);
     if (this.resumeTimer === null) {
-      this.stallCheckAt = Date.now();
       this.resumeTimer = setInterval(this.resumeIfCaughtUp, this.deps.options.outgoingProbeMs);
     }
   }
@@ -745,7 +741,8 @@ export class Gateway implements ConnectionOwner {
    */
   private resynchroniseAll(reason: 'bus_reset' | 'events_lost'): void {
     const users = [...this.byUser.keys()];
-    this.deps.logger.warn({ users: users.length, connections: this.connections.size, reason }, 'bus reset: reconciling interests and asking clients to resynchronise');
+    const why = reason === 'bus_reset' ? 'bus reset' : 'another instance lost more events than it could track';
+    this.deps.logger.warn({ users: users.length, connections: this.connections.size, reason }, `${why}: reconciling interests and asking clients to resynchronise`);
     const frame = this.resyncFrame(reason);
     let next = 0;
     const worker = async (): Promise<void> => {

@@ -110,8 +110,8 @@ export interface Store {
   /** Ids of the conversations the user belongs to. */
   listConversationIds(userId: string): Promise<string[]>;
   /**
-   * For each of `userIds`, in order: the ids of its direct conversations and of its groups of at most `maxGroupSize`
-   * members (those whose members are pushed that user's presence), in id order. One query for the whole batch: a
+   * For each of `userIds`, in order: the ids of its direct conversations and of its groups of 2 to `maxGroupSize`
+   * members (those whose members are pushed that user's presence; a group of one has nobody to tell), in id order. One query for the whole batch: a
    * presence window's changes cost one store call, not one per user.
    */
   listPresenceConversations(userIds: readonly string[], maxGroupSize: number): Promise<string[][]>;

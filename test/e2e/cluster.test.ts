@@ -233,7 +233,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
     }
   });
 
-  itReported('stops delivering to a member kicked, and closes a user banned, while the bus was down, once the bus is back', async () => {
+  itReported('refuses a kick while the bus is down; a leave and an account ban stored then hold once the bus is back', async () => {
     const [a, b, c] = cluster.instances;
     const [owner, kept, kicked] = await Promise.all(['cluster-owner', 'cluster-kept', 'cluster-kicked'].map((n) => register(a!, n)));
     const ownerWs = await RawClient.connect(a!.wsUrl, owner.token);
@@ -258,23 +258,29 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
         return statuses.filter((s) => s === 503).length >= 6;
       }, 'nginx passes on six 503s from /readyz', 20_000, 50);
       assert.deepEqual([...new Set(statuses)].filter((s) => s !== 200 && s !== 503), [], `statuses seen: ${statuses.join(',')}`);
+      // A kick is refused while the bus does not take publishes: its event is what stops delivery on instance c.
       const kick = await api(a!, owner.token, 'DELETE', `/api/v1/conversations/${conversation.id}/members/${kicked.id}`);
-      assert.ok(kick.status < 300, JSON.stringify(kick.body));
+      assert.equal(kick.status, 503, JSON.stringify(kick.body));
+      assert.equal(kick.body.error.code, 'UNAVAILABLE');
+      // A leave is stored (through instance a, over REST): its event cannot be published, so instance c, where the
+      // member's connection is, never hears of it; the reset after Redis is back finds it in the store.
+      const leave = await api(a!, kicked.token, 'POST', `/api/v1/conversations/${conversation.id}/leave`);
+      assert.ok(leave.status < 300, JSON.stringify(leave.body));
       await cluster.redis.start();
       // Back: every instance re-reads its users' conversations and tells their connections to resync.
       await kickedWs.waitFor('resync', () => true, 30_000);
       await keptWs.waitFor('resync', () => true, 30_000);
-      // Every instance publishing again (its publisher connection reconnects on its own schedule, after the
-      // subscriber may have): an event published before that is lost to live clients, which find it only at their next
-      // sync (an open gap of issue 10, in its notes).
+      // Every instance publishing again (its publisher connection reconnects on its own schedule, after the subscriber
+      // may have: an event it fails to publish before that is owed a resync, test/e2e/lost-publishes.test.ts), so the
+      // message below is delivered live.
       await until(async () => (await Promise.all(cluster.instances.map((i) => fetch(`${i.url}/readyz`).then((r) => r.status)))).every((s) => s === 200),
         'every instance ready again', 30_000, 50);
-      const afterKick = await ownerWs.ok('message.send', { conversationId: conversation.id, key: 'k-after', text: 'after the kick' });
+      const afterKick = await ownerWs.ok('message.send', { conversationId: conversation.id, key: 'k-after', text: 'after the leave' });
       await keptWs.waitFor('message.new', (m) => m.id === afterKick.id, 10_000);
       // Ordered after the message on every instance's bus: a marker in a conversation the kicked user is still in.
       const marker = await ownerWs.ok('message.send', { to: kicked.id, key: 'k-marker', text: 'marker' });
       await kickedWs.waitFor('message.new', (m) => m.id === marker.id, 10_000);
-      assert.equal(kickedWs.eventsOf('message.new').filter((m) => m.id === afterKick.id).length, 0, 'the kicked member got nothing after the kick');
+      assert.equal(kickedWs.eventsOf('message.new').filter((m) => m.id === afterKick.id).length, 0, 'the member got nothing after leaving');
       assert.equal(kickedWs.closed, null, 'its connection stayed open through the reset');
 
       // An account ban stored while Redis is down: its close command is lost, the reset finds the ban.
@@ -285,6 +291,7 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
       await cluster.redis.start();
       assert.equal((await kickedWs.waitClose(30_000)).code, 4502, 'closed as banned once the bus is back');
     } finally {
+      if (!cluster.redis.running) await cluster.redis.start();
       ownerWs.close();
       keptWs.close();
       kickedWs.close();

@@ -97,6 +97,34 @@ describe('events whose publish failed', () => {
     assert.equal((await g.waitFor('message.new', (m) => m.id === sent.id, 10_000)).text, 'hello gus');
   });
 
+  it('a kick while publishes fail is refused and changes nothing; once they work, it stops delivery to the kicked member', async () => {
+    const [one, two] = servers as [TestServer, TestServer];
+    const [owner, kicked, bystander] = await Promise.all(['owner', 'kicked', 'bystander'].map((n) => register(one, `${n}-${process.pid}`)));
+    const o = await connect(one, owner!.token);
+    const k = await connect(two, kicked!.token);
+    const b = await connect(two, bystander!.token);
+    const { conversation } = await o.ok('conversation.create', { name: `kick ${process.pid}` });
+    for (const c of [k, b]) await c.ok('conversation.join', { conversationId: conversation.id });
+    await denyPublish();
+    try {
+      // Its event is what stops delivery on the kicked member's instance: stored without it, the member would go on
+      // receiving there until the owed resync.
+      assert.equal(await o.errorCode('member.kick', { conversationId: conversation.id, userId: kicked!.id }), 'UNAVAILABLE');
+      assert.equal(await o.errorCode('member.ban', { conversationId: conversation.id, userId: kicked!.id }), 'UNAVAILABLE');
+    } finally {
+      await allowPublish();
+    }
+    const { members } = await o.ok('member.list', { conversationId: conversation.id });
+    assert.ok(members.some((m: any) => m.userId === kicked!.id), 'still a member: nothing was stored');
+    await o.ok('member.kick', { conversationId: conversation.id, userId: kicked!.id });
+    await k.waitFor('conversation.removed', (x) => x.conversationId === conversation.id, 10_000);
+    const after = await o.ok('message.send', { conversationId: conversation.id, key: 'after-kick', text: 'not for the kicked' });
+    await b.waitFor('message.new', (m) => m.id === after.id, 10_000);
+    // A reply on the kicked member's connection follows anything queued to it before: the message would be ahead of it.
+    await k.ok('ping');
+    assert.equal(k.eventsOf('message.new').some((m) => m.id === after.id), false);
+  });
+
   it('presence changed meanwhile: it is published again once publishes work', async () => {
     const [one, two] = servers as [TestServer, TestServer];
     const hal = await register(one, `hal-${process.pid}`);
@@ -168,5 +196,32 @@ describe('the publisher on a real Redis bus', () => {
     await until(() => received.length === 1, 'the cluster resync received', 10_000, 10);
     assert.deepEqual(received, ['a. #resync\n']);
     await publisher.close();
+  });
+
+  it('keeps trying to publish what it owes while it closes, and reports what it could not', async () => {
+    const a = await createRedisBus({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+    const b = await createRedisBus({ url: redis.url, commandTimeoutMs: 1000, connectTimeoutMs: 5000 });
+    buses.push(a, b);
+    const received: string[] = [];
+    b.onMessage((topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    await b.subscribe(conversationTopic('c9'));
+    const message = { conversationId: 'c9', userId: 'u1', name: 'U', at: 0 } as never;
+    const dropped: Array<[number, boolean]> = [];
+    const failing = new Publisher(a, { retryMs: 20, closeTimeoutMs: 200, onDropped: (n, cluster) => dropped.push([n, cluster]) });
+    const recovering = new Publisher(a, { retryMs: 20, closeTimeoutMs: 10_000, onDropped: (n, cluster) => dropped.push([n, cluster]) });
+    await admin.call('ACL', 'SETUSER', 'default', '-publish');
+    try {
+      await assert.rejects(failing.toConversation('c8', 'message.updated', message), { code: 'UNAVAILABLE' });
+      await assert.rejects(recovering.toConversation('c9', 'message.updated', message), { code: 'UNAVAILABLE' });
+      await failing.close();
+      assert.deepEqual(dropped, [[1, false]], 'gave up after closeTimeoutMs, and said so');
+      const closing = recovering.close();
+      await admin.call('ACL', 'SETUSER', 'default', '+publish');
+      await closing;
+    } finally {
+      await admin.call('ACL', 'SETUSER', 'default', '+publish');
+    }
+    await until(() => received.includes('c.c9 #resync\n'), 'the resync owed when it began closing', 10_000, 10);
+    assert.deepEqual(dropped, [[1, false]], 'nothing more dropped');
   });
 });

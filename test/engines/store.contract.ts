@@ -425,9 +425,11 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await store.openDirect({ id: 'dm-ab', a: 'a', b: 'b', now: T0 });
         await addGroup(store, 'small', 'a', ['c']);
         await addGroup(store, 'big', 'a', ['b', 'c', 'd']);
+        await addGroup(store, 'alone', 'a');
         assert.deepEqual(await store.listPresenceConversations(['c', 'loner', 'a', 'nobody', 'b'], 3), [['small'], [], ['dm-ab', 'small'], [], ['dm-ab']]);
         assert.deepEqual(await store.listPresenceConversations(['a'], 4), [['big', 'dm-ab', 'small']]);
         assert.deepEqual(await store.listPresenceConversations(['a'], 1), [['dm-ab']], 'a direct conversation at any size');
+        assert.deepEqual(await store.listPresenceConversations(['a'], 100), [['big', 'dm-ab', 'small']], 'not a group of one: nobody to tell');
         assert.deepEqual(await store.listPresenceConversations([], 3), []);
       });
 

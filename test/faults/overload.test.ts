@@ -291,7 +291,7 @@ describe('overload: a legal burst to members who keep reading', () => {
     await server.stop();
   });
 
-  it('sends position pings only once outgoingProbeBytes (64 KiB) are unconfirmed, one per 64 KiB read, and confirms the end of a burst', async () => {
+  it('sends position pings only once outgoingProbeBytes (64 KiB) are unconfirmed, one per 64 KiB read, and confirms a burst to within 64 KiB', async () => {
     const [sender, reader] = await Promise.all(['probe-sender', 'probe-reader'].map((n) => register(server, n)));
     const a = await RawClient.connect(server.wsUrl, sender.token);
     const r = await RawClient.connect(server.wsUrl, reader.token);
@@ -318,8 +318,9 @@ describe('overload: a legal burst to members who keep reading', () => {
       // pings past 64 KiB, at most one per 64 KiB read (plus the one after the burst).
       await Promise.all(Array.from({ length: 30 }, (_, i) => a.ok('message.send', { conversationId: conversation.id, key: `big-${i}`, text: '\u0001'.repeat(4096) })));
       await until(() => r.eventsOf('message.new').length === 50, 'the reader gets the burst', 10_000, 20);
-      // The end of the burst is confirmed: a ping after the last write carries the position of everything written.
-      await until(() => positions.length > 0 && positions.at(-1)! >= receivedAtBurstEnd, 'a ping covering the whole burst', 10_000, 20);
+      // The end of the burst is confirmed to within outgoingProbeBytes: after the last write a ping follows (at once, or
+      // from the sweep once the time spacing allows) unless what is still unconfirmed by then is under the allowance.
+      await until(() => positions.length > 0 && positions.at(-1)! >= receivedAtBurstEnd - 65_536, 'a ping covering the burst but its last 64 KiB', 10_000, 20);
       assert.ok(positions.length <= Math.ceil(received / 65536) + 2, `${positions.length} pings for ${received} bytes`);
       await until(async () => (await metric(server, 'parley_outgoing_bytes{where="backlog"}')) === 0, 'no backlog left', 10_000, 50);
     } finally {

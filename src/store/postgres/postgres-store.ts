@@ -332,7 +332,7 @@ export class PostgresStore implements Store {
     if (userIds.length === 0) return [];
     const rows = await this.query<{ user_id: string; conversation_id: string }>(
       `SELECT m.user_id, m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
-        WHERE m.user_id = ANY($1::text[]) AND (c.kind = 'direct' OR c.member_count <= $2) ORDER BY m.user_id, m.conversation_id`,
+        WHERE m.user_id = ANY($1::text[]) AND (c.kind = 'direct' OR c.member_count BETWEEN 2 AND $2) ORDER BY m.user_id, m.conversation_id`,
       [userIds, maxGroupSize]);
     return groupByUser(userIds, rows);
   }

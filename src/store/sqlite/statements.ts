@@ -118,7 +118,7 @@ export function prepareStatements(db: Database.Database) {
         WHERE c.id = ? AND m.user_id = ?`),
     presenceConversations: prepare<[string, number], { user_id: string; conversation_id: string }>(
       `SELECT m.user_id, m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
-        WHERE m.user_id IN (SELECT value FROM json_each(?)) AND (c.kind = 'direct' OR c.member_count <= ?)
+        WHERE m.user_id IN (SELECT value FROM json_each(?)) AND (c.kind = 'direct' OR c.member_count BETWEEN 2 AND ?)
         ORDER BY m.user_id, m.conversation_id`),
     isMember: prepare<[string, string], { one: number }>('SELECT 1 AS one FROM members WHERE conversation_id = ? AND user_id = ?'),
     members: prepare<[string], MemberRow>(`${memberSelect} WHERE m.conversation_id = ? ORDER BY m.joined_at, m.user_id`),
