@@ -116,8 +116,9 @@ export class Publisher {
   }
 
   /**
-   * Stop retrying, after one last try to publish what is owed (a draining instance's lost events must still reach the
-   * other instances' clients). Call before the bus closes.
+   * Stop, after trying for up to `closeTimeoutMs` (every `retryMs`) to publish what is owed: a draining instance's
+   * lost events must still reach the other instances' clients. What is still owed then goes to `onDropped`. Call
+   * before the bus closes.
    */
   async close(): Promise<void> {
     if (this.closed) return;
