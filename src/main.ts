@@ -319,7 +319,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   };
   const userRates = { message: config.limits.userMessageRate, search: config.limits.userSearchRate, lookup: config.limits.userLookupRate };
   const originPolicy = createOriginPolicy(config.server.cors.origins, config.server.publicUrl);
-  const sessions = new Sessions(store, publisher, config.auth.jwt.clockToleranceSeconds * 1000);
+  const sessions = new Sessions(store, publisher, config.auth.jwt.clockToleranceSeconds * 1000, Date.now, onPublishError);
   const gateway = new Gateway({
     options: {
       path: '/ws',

@@ -32,10 +32,13 @@ export class Admin {
 
   /**
    * Ban a user: refused at every later login, connection and write (BANNED), and their open connections are closed
-   * now (4502). Once the ban is stored the answer is success: closing the connections is a courtesy whose failure is
-   * reported to onPublishError, because the ban is enforced on every write whether or not they close.
+   * now (4502). Refused (UNAVAILABLE, nothing stored) while the bus refuses publishes (Publisher.probe). Once the ban
+   * is stored the answer is success: a close command that fails then is owed as a resync (which closes them too), and
+   * the ban is enforced on every write whether or not they close.
    */
   async setBanned(userId: string, banned: boolean): Promise<PublicUser> {
+    // A ban is refused (UNAVAILABLE, nothing stored) while the bus refuses publishes, like every removal of access.
+    if (banned) await this.publisher.probe();
     if (!(await this.store.setBanned(userId, banned))) throw new ParleyError('NOT_FOUND', 'no such user');
     if (banned) await this.publisher.controlUser(userId, 'ban').catch(this.onPublishError);
     const user = await this.store.getUser(userId);

@@ -146,6 +146,8 @@ export class Chat {
   async leave(userId: string, d: RequestData<'conversation.leave'>): Promise<ResultMap['conversation.leave']> {
     const { conversation, member } = await this.requireMembership(d.conversationId, userId);
     if (conversation.kind === 'direct') throw new ParleyError('FORBIDDEN', 'a direct conversation cannot be left');
+    // Like a kick: its event is what stops delivery to the user's other devices on other instances.
+    await this.publisher.probe();
     if (member.role === 'owner') {
       // One transaction checks that the owner is alone and deletes: nobody can join in between and lose the group untold.
       const deleted = await this.store.deleteConversationWithMembers({ id: conversation.id, onlyMember: userId });

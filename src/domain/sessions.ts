@@ -28,6 +28,7 @@ export class Sessions {
     /** The clock tolerance tokens are accepted with past `exp` (ms): a revocation must outlive it. */
     private readonly toleranceMs: number,
     private readonly now: () => number = Date.now,
+    private readonly onPublishError: (err: unknown) => void = () => {},
   ) {}
 
   /** Revoke the token of this session. INVALID_REQUEST for a token without a session id (product tokens). */
@@ -36,10 +37,14 @@ export class Sessions {
       throw new ParleyError('INVALID_REQUEST', 'this token has no session to log out (tokens of the integrating product are revoked by the product)');
     }
     const now = this.now();
+    // Refused (UNAVAILABLE, nothing stored) while the bus refuses publishes: its close command is what ends the
+    // session's connections on other instances (Publisher.probe). Once stored, the answer is success: a publish that
+    // fails after the probe is owed as a resync, which closes them too.
+    await this.publisher.probe();
     // A token without expiry cannot be ours; keep its revocation for the longest lifetime we could have given it.
     // Kept while the token could still be accepted (exp plus the clock tolerance), then forgotten.
     await this.store.revokeSession(sessionId, (expiresAt ?? now + 365 * 24 * 3600 * 1000) + this.toleranceMs, now);
-    await this.publisher.controlUser(userId, `revoke:${sessionId}`);
+    await this.publisher.controlUser(userId, `revoke:${sessionId}`).catch(this.onPublishError);
   }
 
   /**
@@ -47,8 +52,9 @@ export class Sessions {
    * product's tokens stay: those tokens are still valid). NOT_FOUND for an unknown user.
    */
   async logoutEverywhere(userId: string): Promise<void> {
+    await this.publisher.probe();
     if ((await this.store.bumpTokenGeneration(userId)) === null) throw new ParleyError('NOT_FOUND', 'no such user');
-    await this.publisher.controlUser(userId, 'revoke');
+    await this.publisher.controlUser(userId, 'revoke').catch(this.onPublishError);
   }
 
   /**

@@ -741,7 +741,7 @@ export class Gateway implements ConnectionOwner {
    */
   private resynchroniseAll(reason: 'bus_reset' | 'events_lost'): void {
     const users = [...this.byUser.keys()];
-    const why = reason === 'bus_reset' ? 'bus reset' : 'another instance lost more events than it could track';
+    const why = reason === 'bus_reset' ? 'bus reset' : 'an instance (this one or another) lost more events than it could track';
     this.deps.logger.warn({ users: users.length, connections: this.connections.size, reason }, `${why}: reconciling interests and asking clients to resynchronise`);
     const frame = this.resyncFrame(reason);
     let next = 0;

@@ -6,7 +6,7 @@ import { createRedisBus, type RedisBus } from '../../src/bus/redis/redis-bus.js'
 import { Publisher } from '../../src/domain/publisher.js';
 import { until } from '../helpers/raw-client.js';
 import { startRedisInstances, type RedisInstances } from '../helpers/redis-instances.js';
-import { register, type TestServer } from '../helpers/server.js';
+import { ADMIN_TOKEN, api, register, type TestServer } from '../helpers/server.js';
 import { startRedis, type RedisService } from '../helpers/services/redis.js';
 
 /**
@@ -111,11 +111,19 @@ describe('events whose publish failed', () => {
       // receiving there until the owed resync.
       assert.equal(await o.errorCode('member.kick', { conversationId: conversation.id, userId: kicked!.id }), 'UNAVAILABLE');
       assert.equal(await o.errorCode('member.ban', { conversationId: conversation.id, userId: kicked!.id }), 'UNAVAILABLE');
+      // Every removal of access is refused the same way: a leave, a logout (REST), an account ban (admin REST).
+      assert.equal(await k.errorCode('conversation.leave', { conversationId: conversation.id }), 'UNAVAILABLE');
+      const logout = await api(one, kicked!.token, 'DELETE', '/api/v1/sessions/current');
+      assert.deepEqual([logout.status, logout.body.error?.code], [503, 'UNAVAILABLE']);
+      const ban = await api(one, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${kicked!.id}/ban`);
+      assert.deepEqual([ban.status, ban.body.error?.code], [503, 'UNAVAILABLE']);
     } finally {
       await allowPublish();
     }
     const { members } = await o.ok('member.list', { conversationId: conversation.id });
     assert.ok(members.some((m: any) => m.userId === kicked!.id), 'still a member: nothing was stored');
+    assert.equal((await api(two, kicked!.token, 'GET', '/api/v1/conversations')).status, 200, 'the token still works: not revoked');
+    assert.equal(k.closed, null, 'not banned');
     await o.ok('member.kick', { conversationId: conversation.id, userId: kicked!.id });
     await k.waitFor('conversation.removed', (x) => x.conversationId === conversation.id, 10_000);
     const after = await o.ok('message.send', { conversationId: conversation.id, key: 'after-kick', text: 'not for the kicked' });
