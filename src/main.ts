@@ -328,6 +328,8 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       userRates,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,
+      // The memory bus never loses an event: nothing to reconcile.
+      reconcileMs: config.bus.kind === 'memory' ? 0 : config.bus.reconcileMs,
       allowOrigin: originPolicy.allows,
       tokenClockToleranceMs: config.auth.jwt.clockToleranceSeconds * 1000,
     },

@@ -141,6 +141,14 @@ export const configSchema = z.object({
      * instance subscribes only to its own connections' conversations and users. @default 'memory'
      */
     kind: z.enum(['memory', 'redis']).default('memory'),
+    /**
+     * With a network bus, how often each instance re-reads its connected users from the store and brings its
+     * interests in step (a removal or ban whose event no instance could deliver, such as one owed by an instance that
+     * died, stops delivery here by then); a connection whose conversations changed gets `resync`. One read of a user's
+     * account, session and conversation ids per connected user per period, a few at a time. 0 turns it off; the
+     * memory bus never loses events and never reconciles. ms. @default 60000
+     */
+    reconcileMs: z.number().int().min(0).max(3_600_000).default(60_000),
   }).strict().prefault({}),
   ratelimit: z.object({
     /**

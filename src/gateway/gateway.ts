@@ -54,6 +54,8 @@ export interface GatewayOptions {
   userConnectRate: { perSecond: number; burst: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
   presenceTtlMs: number;
+  /** How often local users' interests are reconciled with the store (bus.reconcileMs); 0: never. */
+  reconcileMs: number;
   /** Whether a browser page of this Origin (with this Host header) may connect; refused with HTTP 403. @default all */
   allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
   /**
@@ -137,6 +139,9 @@ export class Gateway implements ConnectionOwner {
   private readonly recovery: JoinRecovery;
   private readonly heartbeat: Heartbeat;
   private draining = false;
+  /** A reconciliation round in progress (reconcileAll), and the timer that starts them. */
+  private reconciling: Promise<void> | null = null;
+  private readonly reconcileTimer: NodeJS.Timeout | null;
   /** Connections registered but not yet welcomed, with what they are held until then. */
   private readonly setups = new Map<Connection, Setup>();
   /** Presence connects still running, so a disconnect can follow its connect instead of overtaking it. */
@@ -183,6 +188,8 @@ export class Gateway implements ConnectionOwner {
     // Kept by the bus across reconnects like every interest; a failure now is restored (then reset) when it is back.
     deps.bus.subscribe(clusterTopic).catch((err) => deps.logger.warn({ err }, 'bus subscribe failed (cluster topic): restored when the bus is back'));
     deps.metrics.sources.outgoing = () => this.outgoingBytes();
+    this.reconcileTimer = options.reconcileMs > 0 ? setInterval(() => this.reconcileAll(), options.reconcileMs) : null;
+    this.reconcileTimer?.unref();
   }
 
   /** Outgoing bytes held for every connection (metrics, read at scrape time). */
@@ -251,6 +258,7 @@ export class Gateway implements ConnectionOwner {
   }
 
   close(): void {
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     this.heartbeat.stop();
     this.scheduler.stop();
     if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
@@ -750,13 +758,35 @@ export class Gateway implements ConnectionOwner {
     };
     this.track(Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)));
   }
+  /**
+   * The periodic reconciliation (`bus.reconcileMs`): every local user is admitted again and its interests brought in
+   * step with the store, as at a reset, a few users at a time; only connections whose conversations changed get
+   * `resync` (banned or revoked ones are closed). What it bounds: a removal or ban whose event no instance delivered
+   * (owed by an instance that died before it could publish) stops delivery here within one period. A round still
+   * running when the next is due makes that one wait.
+   */
+  private reconcileAll(): void {
+    if (this.reconciling !== null || this.draining) return;
+    const users = [...this.byUser.keys()];
+    const frame = this.resyncFrame('events_lost');
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < users.length && !this.draining) await this.resynchroniseUser(users[next++]!, frame, true);
+    };
+    const round = Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)).then(noop);
+    this.reconciling = round.finally(() => {
+      this.reconciling = null;
+    });
+    this.track(this.reconciling);
+  }
+
 
   /**
    * One user after a bus reset. Each connection is admitted again as at its setup (the user may have been banned, or
    * its token revoked, while the bus was down: those control events may be lost too), and its interests brought in
    * step with the user's conversations as the store has them now.
    */
-  private async resynchroniseUser(userId: string, frame: Buffer): Promise<void> {
+  private async resynchroniseUser(userId: string, frame: Buffer, onlyIfChanged = false): Promise<void> {
     const subscribing: Array<Promise<void>> = [];
     const ready: Connection[] = [];
     for (const connection of [...this.devicesOf(userId)]) {
@@ -764,7 +794,7 @@ export class Gateway implements ConnectionOwner {
       const setup = this.setups.get(connection);
       // Still setting up: it reads the user and lists its conversations after subscribing; the event follows welcome.
       if (setup) {
-        this.hold(connection, setup, frame);
+        if (!onlyIfChanged) this.hold(connection, setup, frame);
         continue;
       }
       let admission: ConnectionAdmission;
@@ -785,13 +815,19 @@ export class Gateway implements ConnectionOwner {
         continue;
       }
       const wanted = new Set(admission.conversationIds);
-      for (const id of [...connection.conversations]) if (!wanted.has(id)) this.removeInterest(connection, id);
+      let changed = false;
+      for (const id of [...connection.conversations]) {
+        if (wanted.has(id)) continue;
+        this.removeInterest(connection, id);
+        changed = true;
+      }
       for (const id of wanted) {
         if (connection.conversations.has(id)) continue;
+        changed = true;
         const subscription = this.addInterest(connection, id);
         if (subscription) subscribing.push(subscription);
       }
-      ready.push(connection);
+      if (changed || !onlyIfChanged) ready.push(connection);
     }
     await Promise.all(subscribing);
     for (const connection of ready) if (connection.state === ConnectionState.Open) connection.send(frame);

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { clusterTopic, conversationTopic } from '../../src/bus/bus.js';
 import { createRedisBus, type RedisBus } from '../../src/bus/redis/redis-bus.js';
 import { Publisher } from '../../src/domain/publisher.js';
+import { Database } from '../../src/store/sqlite/driver.js';
 import { until } from '../helpers/raw-client.js';
 import { startRedisInstances, type RedisInstances } from '../helpers/redis-instances.js';
 import { ADMIN_TOKEN, api, register, type TestServer } from '../helpers/server.js';
@@ -153,6 +154,46 @@ describe('events whose publish failed', () => {
       await allowPublish();
     }
     await i.waitFor('presence', (x) => x.users.some((u: any) => u.userId === hal.id && u.online === false), 20_000);
+  });
+});
+
+/**
+ * The periodic reconciliation (bus.reconcileMs): a removal whose event no instance ever delivers (as when the instance
+ * that stored it dies before publishing, or owes it and dies) still stops delivery, within one period, without a bus
+ * reset. Here the removal is written to the shared SQLite file directly: no event at all.
+ */
+describe('reconciling interests with the store', () => {
+  let cluster: RedisInstances;
+  before(async () => {
+    cluster = await startRedisInstances(2, { PARLEY_BUS_RECONCILE_MS: '300' });
+  });
+  after(() => cluster?.close());
+
+  it('stops delivery to a member removed without an event, and tells it to resync', async () => {
+    const [one, two] = cluster.servers as [TestServer, TestServer];
+    const [owner, removed, bystander] = await Promise.all(['rc-owner', 'rc-removed', 'rc-bystander'].map((n) => register(one, `${n}-${process.pid}`)));
+    const o = await cluster.connect(one, owner!.token);
+    const r = await cluster.connect(two, removed!.token);
+    const b = await cluster.connect(two, bystander!.token);
+    const { conversation } = await o.ok('conversation.create', { name: `reconcile ${process.pid}` });
+    for (const c of [r, b]) await c.ok('conversation.join', { conversationId: conversation.id });
+    const before = await o.ok('message.send', { conversationId: conversation.id, key: 'rc-before', text: 'before' });
+    await r.waitFor('message.new', (m) => m.id === before.id, 10_000);
+    const db = new Database(cluster.storePath);
+    try {
+      db.pragma('busy_timeout = 10000');
+      db.prepare('DELETE FROM members WHERE conversation_id = ? AND user_id = ?').run(conversation.id, removed!.id);
+      db.prepare('UPDATE conversations SET member_count = member_count - 1 WHERE id = ?').run(conversation.id);
+    } finally {
+      db.close();
+    }
+    // Within a period (300 ms here) its instance finds the removal in the store, stops its delivery and says so.
+    await r.waitFor('resync', (x) => x.reason === 'events_lost', 20_000);
+    assert.equal(b.eventsOf('resync').length, 0, 'a connection whose conversations did not change is not told');
+    const after = await o.ok('message.send', { conversationId: conversation.id, key: 'rc-after', text: 'after' });
+    await b.waitFor('message.new', (m) => m.id === after.id, 10_000);
+    await r.ok('ping');
+    assert.equal(r.eventsOf('message.new').some((m) => m.id === after.id), false);
   });
 });
 

@@ -13,6 +13,8 @@ import { startRedis, type RedisService } from './services/redis.js';
 export interface RedisInstances {
   readonly redis: RedisService;
   readonly servers: TestServer[];
+  /** The SQLite file every instance uses as its store. */
+  readonly storePath: string;
   /** Start one more instance with the same settings (the caller stops it, or `close` does). */
   start(): Promise<TestServer>;
   connect(server: TestServer, token: string): Promise<RawClient>;
@@ -36,6 +38,7 @@ export async function startRedisInstances(count: number, env: Record<string, str
   const instances: RedisInstances = {
     redis,
     servers,
+    storePath: settings.PARLEY_STORE_SQLITE_PATH,
     async start() {
       const server = await startServer(settings);
       servers.push(server);
