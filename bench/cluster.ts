@@ -22,13 +22,9 @@ import { startPostgres, type PostgresService } from '../test/helpers/services/po
 import { startRedis, type RedisService } from '../test/helpers/services/redis.js';
 import { runFanoutBench, type FanoutResult } from './fanout-client.js';
 import { parleyFanoutTarget, runDmBench, singleSqlite, startParley, stopServer, type Deployment, type DmResult } from './parley.js';
-import { formatInt, formatMs, formatTable } from './stats.js';
+import { envNumber, formatInt, formatMs, formatTable } from './stats.js';
 
 const HARD_LIMIT_MS = 15 * 60_000;
-const envNumber = (name: string, fallback: number): number => {
-  const value = Number(process.env[name]);
-  return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
-};
 const clients = envNumber('BENCH_CLIENTS', 1_000);
 const seconds = envNumber('BENCH_SECONDS', 8);
 const inflight = envNumber('BENCH_INFLIGHT', 50);

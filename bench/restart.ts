@@ -19,12 +19,8 @@ import { Backoff } from '../packages/sdk/src/backoff.js';
 import { sleep } from '../test/helpers/raw-client.js';
 import { startServer, type TestServer } from '../test/helpers/server.js';
 import { BENCH_LIMITS_ENV } from './parley.js';
-import { formatMs, formatTable } from './stats.js';
+import { envNumber, formatMs, formatTable } from './stats.js';
 
-const envNumber = (name: string, fallback: number): number => {
-  const value = Number(process.env[name]);
-  return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
-};
 const clients = envNumber('BENCH_RESTART_CLIENTS', 200);
 const rounds = envNumber('BENCH_RESTART_ROUNDS', 3);
 const GIVE_UP_MS = 30_000;

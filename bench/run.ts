@@ -23,7 +23,7 @@
 import { cpus, loadavg } from 'node:os';
 import { runFanoutBench, type BuiltinTarget, type CustomTarget, type FanoutResult } from './fanout-client.js';
 import { BENCH_LIMITS_ENV, parleyFanoutTarget, runDmBench, runMemoryBench, type DmResult, type MemoryResult } from './parley.js';
-import { formatInt, formatMs, formatTable } from './stats.js';
+import { envNumber, formatInt, formatMs, formatTable } from './stats.js';
 import { formatLean, runLeanBench, type LeanResult } from './lean.js';
 
 const TOTAL_BUDGET_MS = 280_000;
@@ -31,10 +31,6 @@ const HARD_LIMIT_MS = 295_000;
 /** Worst case set-up and tear-down of one run beyond its measured seconds (server start, 1,000 connects, stop). */
 const RUN_OVERHEAD_MS = 12_000;
 
-const envNumber = (name: string, fallback: number): number => {
-  const value = Number(process.env[name]);
-  return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
-};
 
 const clients = envNumber('BENCH_CLIENTS', 1_000);
 const seconds = envNumber('BENCH_SECONDS', 8);

@@ -23,12 +23,8 @@ import { Database } from '../src/store/sqlite/driver.js';
 import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { RawClient, sleep } from '../test/helpers/raw-client.js';
 import { startServer, type TestServer } from '../test/helpers/server.js';
-import { LatencyHistogram, formatInt, formatMs, formatTable, monoUs } from './stats.js';
+import { LatencyHistogram, envNumber, formatInt, formatMs, formatTable, monoUs } from './stats.js';
 
-const envNumber = (name: string, fallback: number): number => {
-  const value = Number(process.env[name]);
-  return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
-};
 const groups = envNumber('BENCH_SEARCH_GROUPS', 100_000);
 const seconds = envNumber('BENCH_SEARCH_SECONDS', 8);
 const attackers = envNumber('BENCH_SEARCH_ATTACKERS', 4);
