@@ -770,10 +770,15 @@ export class Gateway implements ConnectionOwner {
     const users = [...this.byUser.keys()];
     const frame = this.resyncFrame('events_lost');
     let next = 0;
+    let unreadable = 0;
     const worker = async (): Promise<void> => {
-      while (next < users.length && !this.draining) await this.resynchroniseUser(users[next++]!, frame, true);
+      while (next < users.length && !this.draining) {
+        if ((await this.resynchroniseUser(users[next++]!, frame, true)) === 'unreadable') unreadable++;
+      }
     };
-    const round = Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)).then(noop);
+    const round = Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)).then(() => {
+      if (unreadable > 0) this.deps.logger.warn({ users: unreadable }, 'reconciliation could not read some users from the store: their connections are kept, read again next period');
+    });
     this.reconciling = round.finally(() => {
       this.reconciling = null;
     });
@@ -786,7 +791,7 @@ export class Gateway implements ConnectionOwner {
    * its token revoked, while the bus was down: those control events may be lost too), and its interests brought in
    * step with the user's conversations as the store has them now.
    */
-  private async resynchroniseUser(userId: string, frame: Buffer, onlyIfChanged = false): Promise<void> {
+  private async resynchroniseUser(userId: string, frame: Buffer, onlyIfChanged = false): Promise<'done' | 'unreadable'> {
     const subscribing: Array<Promise<void>> = [];
     const ready: Connection[] = [];
     for (const connection of [...this.devicesOf(userId)]) {
@@ -801,7 +806,10 @@ export class Gateway implements ConnectionOwner {
       try {
         admission = await this.deps.sessions.admit(userId, connection.sessionId, connection.tokenGeneration);
       } catch (err) {
-        this.deps.logger.warn({ err, userId }, 'bus reset: the user could not be read, closing the connection');
+        // A periodic round keeps the connections (nothing says they are wrong; the next round reads again): closing
+        // every connection of every instance whenever the store is briefly away would be a reconnect storm.
+        if (onlyIfChanged) return 'unreadable';
+        this.deps.logger.warn({ err, userId }, 'resync: the user could not be read, closing the connection (it reconnects and syncs)');
         this.closeConnection(connection, 'UNAVAILABLE');
         continue;
       }
@@ -831,6 +839,7 @@ export class Gateway implements ConnectionOwner {
     }
     await Promise.all(subscribing);
     for (const connection of ready) if (connection.state === ConnectionState.Open) connection.send(frame);
+    return 'done';
   }
 
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)

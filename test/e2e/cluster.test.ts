@@ -175,6 +175,8 @@ before(async () => {
       PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '10000',
       PARLEY_PRESENCE_TTL_MS: '3000',
       PARLEY_HEARTBEAT_INTERVAL_MS: '1000',
+      // Reconciliation rounds often enough to fall inside the PostgreSQL outage below.
+      PARLEY_BUS_RECONCILE_MS: '500',
     },
   });
 });
@@ -349,6 +351,10 @@ describe('a cluster of three instances on PostgreSQL and Redis', () => {
       const refused = await raw.request('message.send', { conversationId, key: 'while-down', text: 'while down' }, 15_000);
       assert.equal(refused.error?.code, 'UNAVAILABLE', JSON.stringify(refused));
       assert.equal(refused.error?.temporary, true, 'documented as retryable');
+      // A reconciliation round that cannot read the store keeps the connections it could not check.
+      const since = b!.logs.length;
+      await until(() => b!.logs.slice(since).some((l) => String(l.msg).startsWith('reconciliation could not read')), 'a round that could not read', 15_000, 20);
+      assert.equal(raw.closed, null, 'an established connection stays open while the store is down');
     } finally {
       raw.close();
       await cluster.postgres.start();
