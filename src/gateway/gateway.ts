@@ -771,13 +771,17 @@ export class Gateway implements ConnectionOwner {
     const frame = this.resyncFrame('events_lost');
     let next = 0;
     let unreadable = 0;
+    let firstError: unknown = null;
     const worker = async (): Promise<void> => {
       while (next < users.length && !this.draining) {
-        if ((await this.resynchroniseUser(users[next++]!, frame, true)) === 'unreadable') unreadable++;
+        const outcome = await this.resynchroniseUser(users[next++]!, frame, true);
+        if (outcome === 'done') continue;
+        unreadable++;
+        firstError ??= outcome.unreadable;
       }
     };
     const round = Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)).then(() => {
-      if (unreadable > 0) this.deps.logger.warn({ users: unreadable }, 'reconciliation could not read some users from the store: their connections are kept, read again next period');
+      if (unreadable > 0) this.deps.logger.warn({ users: unreadable, err: firstError }, 'reconciliation could not read some users from the store: their connections are kept, read again next period');
     });
     this.reconciling = round.finally(() => {
       this.reconciling = null;
@@ -791,9 +795,10 @@ export class Gateway implements ConnectionOwner {
    * its token revoked, while the bus was down: those control events may be lost too), and its interests brought in
    * step with the user's conversations as the store has them now.
    */
-  private async resynchroniseUser(userId: string, frame: Buffer, onlyIfChanged = false): Promise<'done' | 'unreadable'> {
+  private async resynchroniseUser(userId: string, frame: Buffer, onlyIfChanged = false): Promise<'done' | { unreadable: unknown }> {
     const subscribing: Array<Promise<void>> = [];
     const ready: Connection[] = [];
+    let unreadable: { unreadable: unknown } | null = null;
     for (const connection of [...this.devicesOf(userId)]) {
       if (connection.state !== ConnectionState.Open) continue;
       const setup = this.setups.get(connection);
@@ -808,7 +813,10 @@ export class Gateway implements ConnectionOwner {
       } catch (err) {
         // A periodic round keeps the connections (nothing says they are wrong; the next round reads again): closing
         // every connection of every instance whenever the store is briefly away would be a reconnect storm.
-        if (onlyIfChanged) return 'unreadable';
+        if (onlyIfChanged) {
+          unreadable ??= { unreadable: err };
+          continue;
+        }
         this.deps.logger.warn({ err, userId }, 'resync: the user could not be read, closing the connection (it reconnects and syncs)');
         this.closeConnection(connection, 'UNAVAILABLE');
         continue;
@@ -839,7 +847,7 @@ export class Gateway implements ConnectionOwner {
     }
     await Promise.all(subscribing);
     for (const connection of ready) if (connection.state === ConnectionState.Open) connection.send(frame);
-    return 'done';
+    return unreadable ?? 'done';
   }
 
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)
