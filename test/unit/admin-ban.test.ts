@@ -11,28 +11,35 @@ import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { configSchema } from '../../src/config/schema.js';
 
 /**
- * The admin ban answers by what was stored, not by whether its courtesy close event could be published. Real engines:
- * a SQLite store and a memory bus that is closed, so publishing fails the way an unreachable bus does.
+ * The admin ban is a removal of access: refused (UNAVAILABLE, nothing stored) while the bus refuses publishes, since
+ * its close event is what ends the user's connections on other instances; stored and answered once it does. Real
+ * engines: a SQLite store and a memory bus, closed to refuse publishes the way an unreachable bus does.
  */
 describe('admin ban', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-admin-ban-'));
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  it('answers success for a stored ban whose close event cannot be published, and reports the publish failure', async () => {
+  it('is refused UNAVAILABLE with nothing stored while the bus refuses publishes, and stored once it takes them', async () => {
     const store = createSqliteStore({ path: path.join(root, 'ban.db'), synchronous: 'normal' });
     await store.migrate();
-    const bus = createMemoryBus();
-    const publisher = new Publisher(bus);
     const limits = chatLimitsFrom(configSchema.parse({}));
     const failures: unknown[] = [];
-    const admin = new Admin(store, new Chat({ store, publisher, limits }), publisher, (err) => failures.push(err));
+    const adminOn = (bus: ReturnType<typeof createMemoryBus>) => {
+      const publisher = new Publisher(bus);
+      return new Admin(store, new Chat({ store, publisher, limits }), publisher, (err) => failures.push(err));
+    };
     try {
       await store.createUser({ id: 'u1', name: 'Ann', passwordHash: null, now: 1 });
-      await bus.close();
-      const user = await admin.setBanned('u1', true);
+      const down = createMemoryBus();
+      await down.close();
+      await assert.rejects(adminOn(down).setBanned('u1', true), { code: 'UNAVAILABLE' });
+      assert.equal((await store.getUser('u1'))?.banned, false, 'nothing stored');
+      const up = createMemoryBus();
+      const user = await adminOn(up).setBanned('u1', true);
       assert.equal(user.banned, true);
       assert.equal((await store.getUser('u1'))?.banned, true);
-      assert.equal(failures.length, 1, 'the failed close event is reported, not thrown');
+      assert.deepEqual(failures, []);
+      await up.close();
     } finally {
       await store.close();
     }
