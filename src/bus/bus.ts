@@ -3,8 +3,8 @@
  *
  * Topics are opaque strings; Parley uses `c.<conversationId>` for a conversation's events, `u.<userId>` for a
  * user's own events (membership changes that reach all of that user's devices), `p.<userId>` for a user's presence
- * watchers, `a.` for controls to every instance and `x.` (subscribed by none) to probe whether publishes work. Payloads are bytes (a Buffer: the
- * serialised event frame, src/bus/envelope.ts): engines carry them as they are, never decoding or parsing them, so an
+ * watchers, `a.` for controls to every instance and `x.` (subscribed by none) to probe whether publishes work.
+ * Payloads are bytes (a Buffer: the serialised event frame, src/bus/envelope.ts): engines carry them as they are, never decoding or parsing them, so an
  * event from another instance is framed for the local sockets without a UTF-8 decode and re-encode.
  *
  * Guarantees every engine gives (test/engines/bus.contract.ts, which also runs two instances on one engine and, for

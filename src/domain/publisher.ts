@@ -103,8 +103,9 @@ export class Publisher {
 
   /**
    * Resolves when the bus takes a publish now (to a topic nobody subscribes to); rejects with its UNAVAILABLE
-   * otherwise. A removal (kick, group ban) asks first and is refused while the bus refuses: its event is what stops
-   * delivery to the removed member on other instances, and lost, it would let them receive until the owed `resync`.
+   * otherwise. Every removal of access (kick, group ban, leave, logout, account ban) asks first and is refused while
+   * the bus refuses: its event is what stops delivery to the removed member on other instances, and lost, it would let
+   * them receive until the owed `resync` (or the next reconciliation).
    */
   probe(): Promise<void> {
     return this.bus.publish(probeTopic, encodeControl('probe'));

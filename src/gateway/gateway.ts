@@ -748,16 +748,12 @@ export class Gateway implements ConnectionOwner {
    * stream of reads, not one burst. A user whose conversations cannot be read is closed with 4005 (reconnect, sync).
    */
   private resynchroniseAll(reason: 'bus_reset' | 'events_lost'): void {
-    const users = [...this.byUser.keys()];
     const why = reason === 'bus_reset' ? 'bus reset' : 'an instance (this one or another) lost more events than it could track';
-    this.deps.logger.warn({ users: users.length, connections: this.connections.size, reason }, `${why}: reconciling interests and asking clients to resynchronise`);
+    this.deps.logger.warn({ users: this.byUser.size, connections: this.connections.size, reason }, `${why}: reconciling interests and asking clients to resynchronise`);
     const frame = this.resyncFrame(reason);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < users.length) await this.resynchroniseUser(users[next++]!, frame);
-    };
-    this.track(Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)));
+    this.track(this.eachLocalUser((userId) => this.resynchroniseUser(userId, frame)));
   }
+
   /**
    * The periodic reconciliation (`bus.reconcileMs`): every local user is admitted again and its interests brought in
    * step with the store, as at a reset, a few users at a time; only connections whose conversations changed get
@@ -767,20 +763,15 @@ export class Gateway implements ConnectionOwner {
    */
   private reconcileAll(): void {
     if (this.reconciling !== null || this.draining) return;
-    const users = [...this.byUser.keys()];
     const frame = this.resyncFrame('events_lost');
-    let next = 0;
     let unreadable = 0;
     let firstError: unknown = null;
-    const worker = async (): Promise<void> => {
-      while (next < users.length && !this.draining) {
-        const outcome = await this.resynchroniseUser(users[next++]!, frame, true);
-        if (outcome === 'done') continue;
-        unreadable++;
-        firstError ??= outcome.unreadable;
-      }
-    };
-    const round = Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker)).then(() => {
+    const round = this.eachLocalUser(async (userId) => {
+      const outcome = await this.resynchroniseUser(userId, frame, true);
+      if (outcome === 'done') return;
+      unreadable++;
+      firstError ??= outcome.unreadable;
+    }, () => this.draining).then(() => {
       if (unreadable > 0) this.deps.logger.warn({ users: unreadable, err: firstError }, 'reconciliation could not read some users from the store: their connections are kept, read again next period');
     });
     this.reconciling = round.finally(() => {
@@ -789,6 +780,19 @@ export class Gateway implements ConnectionOwner {
     this.track(this.reconciling);
   }
 
+
+  /**
+   * `work` for each user with connections here now, `RESYNC_CONCURRENCY` users at a time (a bounded stream of store
+   * reads, not one burst), until `stop` says so.
+   */
+  private async eachLocalUser(work: (userId: string) => Promise<unknown>, stop: () => boolean = () => false): Promise<void> {
+    const users = [...this.byUser.keys()];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < users.length && !stop()) await work(users[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(RESYNC_CONCURRENCY, users.length) }, worker));
+  }
 
   /**
    * One user after a bus reset. Each connection is admitted again as at its setup (the user may have been banned, or

@@ -7,7 +7,7 @@ import { Publisher } from '../../src/domain/publisher.js';
 import { Database } from '../../src/store/sqlite/driver.js';
 import { until } from '../helpers/raw-client.js';
 import { startRedisInstances, type RedisInstances } from '../helpers/redis-instances.js';
-import { ADMIN_TOKEN, api, register, type TestServer } from '../helpers/server.js';
+import { ADMIN_TOKEN, api, metric, register, type TestServer } from '../helpers/server.js';
 import { startRedis, type RedisService } from '../helpers/services/redis.js';
 
 /**
@@ -24,12 +24,8 @@ describe('events whose publish failed', () => {
   let admin: Redis;
   let servers: TestServer[];
   const connect = (server: TestServer, token: string) => cluster.connect(server, token);
-  /** A figure of the instance's /metrics: the value of the line that starts with `series` and a space. */
-  const metric = async (server: TestServer, series: string): Promise<number> => {
-    const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
-    return Number(line?.slice(series.length + 1) ?? NaN);
-  };
-  const failures = (server: TestServer) => metric(server, 'parley_bus_publish_failures_total');
+  // NaN when a series is missing, so that an unwired gauge fails the checks below instead of reading 0.
+  const failures = (server: TestServer) => metric(server, 'parley_bus_publish_failures_total', NaN);
   const denyPublish = () => admin.call('ACL', 'SETUSER', 'default', '-publish');
   const allowPublish = () => admin.call('ACL', 'SETUSER', 'default', '+publish');
 
@@ -65,7 +61,7 @@ describe('events whose publish failed', () => {
       during = await e.ok('message.send', { conversationId: conversation.id, key: 'during', text: 'while PUBLISH fails' });
       // The publish follows the reply: wait for its failure, and for the topic owed a resync.
       await until(async () => (await failures(one)) > failedBefore, 'its publish failed', 10_000, 20);
-      await until(async () => (await metric(one, 'parley_bus_resyncs_owed{scope="topic"}')) === 1, 'one topic owed a resync', 10_000, 20);
+      await until(async () => (await metric(one, 'parley_bus_resyncs_owed{scope="topic"}', NaN)) === 1, 'one topic owed a resync', 10_000, 20);
     } finally {
       await allowPublish();
     }
@@ -75,7 +71,7 @@ describe('events whose publish failed', () => {
     const caught = conversations.find((c: any) => c.conversationId === conversation.id);
     assert.ok(caught?.messages.some((m: any) => m.id === during.id), `sync returns the message: ${JSON.stringify(caught)}`);
     await until(() => one.logs.some((l) => String(l.msg).startsWith('events were lost while the bus was away')), 'the recovery logged', 10_000, 20);
-    assert.equal(await metric(one, 'parley_bus_resyncs_owed{scope="topic"}'), 0, 'nothing owed any more');
+    assert.equal(await metric(one, 'parley_bus_resyncs_owed{scope="topic"}', NaN), 0, 'nothing owed any more');
   });
 
   it("a direct conversation opened meanwhile: the peer's instance starts delivering it, and the peer resyncs", async () => {

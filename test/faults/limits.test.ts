@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RawClient, sleep } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
+import { metric, register, startServer, type TestServer } from '../helpers/server.js';
 
-/** The value of one sample on /metrics (0 when the series does not exist yet). */
-async function metric(server: TestServer, sample: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.slice(sample.length + 1)) : 0;
-}
 
 /**
  * Wait until the server said a refused request can succeed: the largest `retryAfterMs` among `refused` replies.

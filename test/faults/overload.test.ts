@@ -2,14 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Socket } from 'node:net';
 import { RawClient, until } from '../helpers/raw-client.js';
-import { register, startServer, type TestServer } from '../helpers/server.js';
+import { metric, register, startServer, type TestServer } from '../helpers/server.js';
 
-/** One sample of the server's /metrics (0 when absent). */
-async function metric(server: TestServer, sample: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.slice(sample.length + 1)) : 0;
-}
 
 const socketOf = (client: RawClient): Socket => (client.ws as unknown as { _socket: Socket })._socket;
 

@@ -143,3 +143,13 @@ export async function api(server: TestServer, token: string | null, method: stri
   const json = (res.headers.get('content-type') ?? '').includes('json');
   return { status: res.status, body: text && json ? JSON.parse(text) : text || null };
 }
+
+/**
+ * One sample of the server's /metrics, named as printed (`name{label="value"}`): its value, or `absent` when the
+ * server prints no such sample (a labelled counter before its first increment; 0 by default).
+ */
+export async function metric(server: TestServer, sample: string, absent = 0): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : absent;
+}
