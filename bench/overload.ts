@@ -11,12 +11,15 @@
  * outgoing bytes held for connections (`parley_outgoing_bytes`, queued vs socket), sends acknowledged and refused, and
  * what the subscribers received in that second: deliveries and their latency (send → receipt) p50/p99/max, and
  * subscribers closed by the server so far (by close code). Then one summary line. No assertions: figures only.
- * `BENCH_OVERLOAD_NONREADERS` (default 0) of the subscribers stop reading when the publisher starts (their sockets
+ * `BENCH_OVERLOAD_READ_KBPS` (default 0: as fast as the process parses) caps what each reading subscriber reads per
+ * second, like clients on slow links: publishers then outrun the readers by bytes, not by CPU, which is what
+ * `limits.maxDeliveryDelayMs` bounds. `BENCH_OVERLOAD_NONREADERS` (default 0) of the subscribers stop reading when the publisher starts (their sockets
  * paused): how long they hold the publisher (acked/s near 0) before the server closes them (4002) is the figure.
  * Server metrics are scraped from /metrics with a short timeout; a scrape that does not answer prints `-` (that alone
  * says the event loop is behind). PARLEY_* variables of the environment reach the server (to compare configurations).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OWN_SECRET, signToken } from '../test/helpers/server.js';
 import { findToken, makeBody, nextMessage } from './fanout-client.js';
@@ -57,8 +60,10 @@ export async function runOverloadBench(): Promise<void> {
   const seconds = Math.min(60, Number(process.env.BENCH_OVERLOAD_SECONDS ?? 10));
   const inflight = Number(process.env.BENCH_OVERLOAD_INFLIGHT ?? 50);
   const nonReaders = Math.min(clients, Number(process.env.BENCH_OVERLOAD_NONREADERS ?? 0));
+  const readKbps = Number(process.env.BENCH_OVERLOAD_READ_KBPS ?? 0);
   console.log(
-    `overload: 1 group x ${clients} subscribers (each parses every frame${nonReaders > 0 ? `; ${nonReaders} of them stop reading at the start` : ''}), ` +
+    `overload: 1 group x ${clients} subscribers (each parses every frame${nonReaders > 0 ? `; ${nonReaders} of them stop reading at the start` : ''}` +
+      `${readKbps > 0 ? `; the readers read at most ${readKbps} KB/s each, like clients on slow links` : ''}), ` +
       `~100-byte texts, publisher keeps ${inflight} sends in flight (by reply), ${seconds} s`,
   );
   const server = await startParley();
@@ -73,7 +78,7 @@ export async function runOverloadBench(): Promise<void> {
       await rest(server, token, 'POST', `/api/v1/conversations/${conversation.id}/join`);
     });
     worker = fork(fileURLToPath(thisModule), ['--overload-worker'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    worker.send({ type: 'init', wsUrl: server.wsUrl, clients, nonReaders });
+    worker.send({ type: 'init', wsUrl: server.wsUrl, clients, nonReaders, readKbps });
     await nextMessage(worker, 'ready', 120_000);
     const rssIdle = procStats(pid).rss;
 
@@ -167,10 +172,18 @@ export async function runOverloadBench(): Promise<void> {
   }
 }
 
+/** A reader on a slow link: after each chunk its socket rests for as long as the chunk takes at `bytesPerSecond`. */
+function readAtMost(socket: Socket, bytesPerSecond: number): void {
+  socket.on('data', (chunk: Buffer) => {
+    socket.pause();
+    setTimeout(() => socket.resume(), (chunk.length / bytesPerSecond) * 1000);
+  });
+}
+
 /** The subscribers' process: parse every frame; latency per second of receipt, reported when asked. */
 async function overloadWorker(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
-  const init = await new Promise<{ wsUrl: string; clients: number; nonReaders: number }>((r) => process.once('message', r as never));
+  const init = await new Promise<{ wsUrl: string; clients: number; nonReaders: number; readKbps: number }>((r) => process.once('message', r as never));
   const seconds: LatencyHistogram[] = [];
   let t0Us = -1;
   const closes: Record<string, number> = {};
@@ -191,6 +204,7 @@ async function overloadWorker(): Promise<void> {
     if (msg.type === 'start') {
       t0Us = msg.t0Us!;
       for (const conn of conns.slice(0, init.nonReaders)) conn.socket.pause();
+      if (init.readKbps > 0) for (const conn of conns.slice(init.nonReaders)) readAtMost(conn.socket, init.readKbps * 1024);
     }
     if (msg.type !== 'report') return;
     for (const conn of conns) conn.close();

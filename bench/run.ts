@@ -15,7 +15,7 @@
  * fanout-client kills every child process.
  *
  * Environment: BENCH_CLIENTS (1000), BENCH_SECONDS (8), BENCH_INFLIGHT (50), BENCH_RATE (50000; 0 skips table 2),
- * BENCH_CLIENT_PROCS (1), BENCH_WS_CLIENT (raw | ws; raw),
+ * BENCH_RATE_SECONDS (4), BENCH_CLIENT_PROCS (1), BENCH_WS_CLIENT (raw | ws; raw),
  * BENCH_TARGETS (comma-separated, default parley,ws-coalesced,socketio; ws-naive is available), BENCH_DM_PAIRS (1000),
  * BENCH_DM_INFLIGHT (requests each DM sender keeps outstanding at maximum rate, 4), BENCH_DM_PROCS (1),
  * BENCH_MEM_CONNECTIONS (10000; 0 skips), BENCH_MEM_PROCS (2).
@@ -36,7 +36,7 @@ const clients = envNumber('BENCH_CLIENTS', 1_000);
 const seconds = envNumber('BENCH_SECONDS', 8);
 const inflight = envNumber('BENCH_INFLIGHT', 50);
 const rate = envNumber('BENCH_RATE', 50_000);
-const rateSeconds = 4;
+const rateSeconds = envNumber('BENCH_RATE_SECONDS', 4);
 const clientProcesses = envNumber('BENCH_CLIENT_PROCS', 1);
 const wsClient = process.env.BENCH_WS_CLIENT === 'ws' ? 'ws' : 'raw';
 const targets = (process.env.BENCH_TARGETS ?? 'parley,ws-coalesced,socketio')

@@ -274,6 +274,16 @@ export const configSchema = z.object({
      */
     maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
     /**
+     * How far behind (ms) most readers of a conversation may fall before sends to it slow down. A reader's delay is the
+     * age of its oldest unanswered position ping (see `outgoingProbeBytes`): how long ago the server wrote what it has
+     * not yet read. When more than half of a conversation's connections on this instance are behind by more than
+     * this, a connection that sends, edits or deletes a message there is served that request and then held (its next
+     * requests wait, as for `maxOutgoingTotalBytes`) until they are not. Bounds the delay of deliveries under a load
+     * the readers cannot take, where `maxOutgoingTotalBytes` bounds memory. A minority of slow readers slows nobody.
+     * @default 500
+     */
+    maxDeliveryDelayMs: z.number().int().min(10).max(60_000).default(500),
+    /**
      * Least time between two position pings (a ping whose pong confirms how far a client has read) on a connection
      * while bytes flow to it. Lower: finer accounting, more pongs. @default 100
      */

@@ -31,6 +31,8 @@ export interface StartedRequest {
   target: RequestTarget;
   /** Whether the reply is a page (a list, history, sync) that may be up to limits.maxReplyBytes. */
   pageReply: boolean;
+  /** Whether it publishes a message event to its conversation's members (send, edit, delete): see PUBLISHING. */
+  publishes: boolean;
 }
 
 /**
@@ -41,6 +43,12 @@ const PAGE_REPLIES: ReadonlySet<RequestType> = new Set<RequestType>([
   'conversation.list', 'conversation.search', 'member.list', 'member.bans', 'user.find', 'invite.list',
   'history.after', 'history.before', 'sync', 'presence.get',
 ]);
+
+/**
+ * Requests whose event goes to every member of the conversation and that a client may issue at any rate: the gateway
+ * holds their sender while most of the conversation's readers are behind (limits.maxDeliveryDelayMs).
+ */
+const PUBLISHING: ReadonlySet<RequestType> = new Set<RequestType>(['message.send', 'message.edit', 'message.delete']);
 
 /** The conversation (`conversationId`) or user (`to`, a direct message) a request's events go to, if it names one. */
 export interface RequestTarget {
@@ -105,6 +113,7 @@ export class Dispatcher {
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
     const target = targetOf(input.data);
     const pageReply = PAGE_REPLIES.has(requestType);
+    const publishes = PUBLISHING.has(requestType);
     const budget = userBudgets[requestType];
     if (budget) {
       // The user's budget outlives their connections: closing and reconnecting does not refill it.
@@ -117,9 +126,9 @@ export class Dispatcher {
         // A limiter that cannot answer admits (the seam's rule): an outage of it must not stop the chat.
         () => this.start(connection, id, requestType, input.data, now),
       );
-      return { settled, target, pageReply };
+      return { settled, target, pageReply, publishes };
     }
-    return { settled: this.start(connection, id, requestType, input.data, now), target, pageReply };
+    return { settled: this.start(connection, id, requestType, input.data, now), target, pageReply, publishes };
   }
 
   /**

@@ -41,6 +41,11 @@ export interface GatewayOptions {
   maxOutgoingTotalBytes: number;
   /** Least time between two position pings of a connection while bytes flow to it (see Connection). */
   outgoingProbeMs: number;
+  /**
+   * Most of a conversation's local connections more than this behind (ms, see Connection.delayMs): a connection that
+   * publishes a message there is held after that request until they are not (limits.maxDeliveryDelayMs).
+   */
+  maxDeliveryDelayMs: number;
   /** Unconfirmed bytes a connection may have in flight without a position ping (see Connection). */
   outgoingProbeBytes: number;
   connectionRate: { perSecond: number; burst: number };
@@ -88,6 +93,10 @@ const kConnection = Symbol('parley.connection');
 /** Room kept in welcome's budget for its fields other than the conversation list (user name, limits: well under 1 KiB). */
 const WELCOME_FIXED_BYTES = 1024;
 /** What an event adds to the content its request carried: event name, ids, seq, times (lean events: well under this). */
+/** Publishing requests to a conversation after which whether its readers are behind is looked at again. */
+const BEHIND_RESCAN_SENDS = 8;
+/** Conversations whose last look is kept (the oldest go first): those being published to right now. */
+const BEHIND_CACHE_MAX = 10_000;
 const EVENT_ENVELOPE_BYTES = 128;
 /** Users whose conversations are re-read at once after a bus reset. */
 const RESYNC_CONCURRENCY = 16;
@@ -150,6 +159,12 @@ export class Gateway implements ConnectionOwner {
   private readonly inFlight = new Set<Promise<void>>();
   /** The backlog of every connection (Connection.backlogBytes): what fan-out has not yet got to its readers. */
   private backlogTotal = 0;
+  /** Paused connections held for a conversation whose readers are behind (Connection.heldFor). */
+  private heldForReaders = 0;
+  /** Whether each conversation's readers were behind when last looked at, when, and the publishing requests since. */
+  private readonly behindCache = new Map<string, { behind: boolean; at: number; sends: number }>();
+  /** When closeStalled last scanned the connections (ms since the epoch). */
+  private stallCheckAt = 0;
   /**
    * The fan-out that requests being served are expected to add (see expectedFanOut), reserved from their start until
    * they are answered: without it, requests admitted while under budget (up to maxInflightRequests per connection)
@@ -423,6 +438,7 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.connections.dec();
     this.backlogTotal -= connection.uncount();
     this.paused.delete(connection);
+    this.releaseHeldFor(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
     if (watches) this.unwatchPresence(connection, [...watches]);
@@ -469,6 +485,9 @@ export class Gateway implements ConnectionOwner {
    */
   private closeStalled(): void {
     const now = Date.now();
+    // Also reached from every answered request while someone is paused: about one scan per outgoingProbeMs is enough.
+    if (now - this.stallCheckAt < this.deps.options.outgoingProbeMs / 2) return;
+    this.stallCheckAt = now;
     const limit = this.deps.options.slowConsumerMs;
     for (const connection of [...this.connections]) {
       if (connection.state === ConnectionState.Open && connection.stalledMs(now) >= limit) connection.abandon('SLOW_CONSUMER');
@@ -504,10 +523,18 @@ export class Gateway implements ConnectionOwner {
     for (const connection of this.paused) if (connection.socketPaused) connection.recount();
     if (this.backlogTotal + this.reservedTotal > (this.deps.options.maxOutgoingTotalBytes * 3) / 4) return this.closeStalled();
     // A connection paused for its own backlog waits until that is back under 3/4 of limits.maxOutgoingBytes (or it is
-    // closed as a slow consumer); the others go on.
+    // closed as a slow consumer); one held for a conversation whose readers are behind waits until they are not; the
+    // others go on.
     const own = (this.deps.options.maxOutgoingBytes * 3) / 4;
-    const resuming = [...this.paused].filter((connection) => connection.owedBytes() <= own);
-    for (const connection of resuming) this.paused.delete(connection);
+    const resuming = [...this.paused].filter(
+      (connection) => connection.owedBytes() <= own && (connection.heldFor === null || !this.readersBehind(connection.heldFor)),
+    );
+    // Readers that stopped altogether must not hold a conversation's publishers for ever.
+    if (resuming.length < this.paused.size && this.heldForReaders > 0) this.closeStalled();
+    for (const connection of resuming) {
+      this.paused.delete(connection);
+      this.releaseHeldFor(connection);
+    }
     if (this.paused.size === 0 && this.resumeTimer !== null) {
       clearInterval(this.resumeTimer);
       this.resumeTimer = null;
@@ -882,6 +909,45 @@ export class Gateway implements ConnectionOwner {
     connection.inflight++;
     this.track(started.settled.finally(() => this.answered(connection, reserved, reply)));
     if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
+    // Served, like a request that passes the budget; what the publisher sends next waits until the readers catch up.
+    const conversationId = started.target.conversationId;
+    if (started.publishes && conversationId !== undefined && this.readersBehind(conversationId, true)) this.holdFor(connection, conversationId);
+  }
+
+  /**
+   * Whether more than half of the conversation's connections on this instance are more than limits.maxDeliveryDelayMs
+   * behind (Connection.delayMs). The audience is scanned again after BEHIND_RESCAN_SENDS publishing requests to it or
+   * `outgoingProbeMs`, whichever comes first: a publisher that the store answers within milliseconds must not get a
+   * whole interval of sends past a stale answer, and a fast publisher to a large group costs a lookup for most sends.
+   */
+  private readersBehind(conversationId: string, publishing = false): boolean {
+    const now = Date.now();
+    let seen = this.behindCache.get(conversationId);
+    if (seen === undefined || seen.sends >= BEHIND_RESCAN_SENDS || now - seen.at >= this.deps.options.outgoingProbeMs) {
+      const audience = this.byConversation.get(conversationId);
+      const limit = this.deps.options.maxDeliveryDelayMs;
+      let late = 0;
+      if (audience) for (const connection of audience) if (connection.delayMs(now) > limit) late++;
+      seen = { behind: audience !== undefined && late * 2 > audience.size, at: now, sends: 0 };
+      this.behindCache.set(conversationId, seen);
+      if (this.behindCache.size > BEHIND_CACHE_MAX) this.behindCache.delete(this.behindCache.keys().next().value!);
+    }
+    if (publishing) seen.sends++;
+    return seen.behind;
+  }
+
+  /** Pause a connection that published to a conversation whose readers are behind, until they are not. */
+  private holdFor(connection: Connection, conversationId: string): void {
+    if (connection.state !== ConnectionState.Open) return;
+    if (connection.heldFor === null) this.heldForReaders++;
+    connection.heldFor = conversationId;
+    this.pause(connection);
+  }
+
+  private releaseHeldFor(connection: Connection): void {
+    if (connection.heldFor === null) return;
+    connection.heldFor = null;
+    this.heldForReaders--;
   }
 
   /**

@@ -285,7 +285,7 @@ describe('overload: a legal burst to members who keep reading', () => {
     await server.stop();
   });
 
-  it('sends position pings only once outgoingProbeBytes (64 KiB) are unconfirmed, one per 64 KiB read, and confirms a burst to within 64 KiB', async () => {
+  it('sends position pings only once outgoingProbeBytes (64 KiB) are unconfirmed, at most one per 32 KiB read, and confirms a burst to within 64 KiB', async () => {
     const [sender, reader] = await Promise.all(['probe-sender', 'probe-reader'].map((n) => register(server, n)));
     const a = await RawClient.connect(server.wsUrl, sender.token);
     const r = await RawClient.connect(server.wsUrl, reader.token);
@@ -309,13 +309,14 @@ describe('overload: a legal burst to members who keep reading', () => {
       await until(() => r.eventsOf('message.new').length === 20, 'the reader gets the small messages', 10_000, 20);
       assert.deepEqual(positions, [], 'no position ping below outgoingProbeBytes');
       // Then a burst of ~740 KB (30 events of ~24.6 KB once JSON-escaped; the rest of the sender's burst allowance):
-      // pings past 64 KiB, at most one per 64 KiB read (plus the one after the burst).
+      // pings past 64 KiB, at most one per 32 KiB read (the threshold is drawn between half and all of 64 KiB after each
+      // ping), plus the one after the burst.
       await Promise.all(Array.from({ length: 30 }, (_, i) => a.ok('message.send', { conversationId: conversation.id, key: `big-${i}`, text: '\u0001'.repeat(4096) })));
       await until(() => r.eventsOf('message.new').length === 50, 'the reader gets the burst', 10_000, 20);
       // The end of the burst is confirmed to within outgoingProbeBytes: after the last write a ping follows (at once, or
       // from the sweep once the time spacing allows) unless what is still unconfirmed by then is under the allowance.
       await until(() => positions.length > 0 && positions.at(-1)! >= receivedAtBurstEnd - 65_536, 'a ping covering the burst but its last 64 KiB', 10_000, 20);
-      assert.ok(positions.length <= Math.ceil(received / 65536) + 2, `${positions.length} pings for ${received} bytes`);
+      assert.ok(positions.length <= Math.ceil(received / 32768) + 2, `${positions.length} pings for ${received} bytes`);
       await until(async () => (await metric(server, 'parley_outgoing_bytes{where="backlog"}')) === 0, 'no backlog left', 10_000, 50);
     } finally {
       a.close();
@@ -505,5 +506,107 @@ describe('overload: connections that ask for large replies and do not read them'
     assert.ok(maxBacklog > 0, 'the replies were counted');
     w.close();
     by.close();
+  });
+});
+
+describe('overload: a conversation whose readers fall behind slows its publisher down (maxDeliveryDelayMs)', () => {
+  const DELAY_MS = 300;
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      ...RAISED_RATES,
+      PARLEY_LIMITS_MAX_DELIVERY_DELAY_MS: String(DELAY_MS),
+      // Pings from the first 4 KiB unconfirmed, so a reader's delay shows after a few messages.
+      PARLEY_LIMITS_OUTGOING_PROBE_BYTES: '4096',
+      // Readers that stop are not closed within the test: the hold alone is what it checks.
+      PARLEY_LIMITS_SLOW_CONSUMER_MS: '60000',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  /** A group of a publisher and `readers` members; returns the clients and the conversation. */
+  async function group(name: string, readers: number) {
+    const users = await Promise.all(Array.from({ length: readers + 1 }, (_, i) => register(server, `${name}-${i}`)));
+    const clients = await Promise.all(users.map((u) => RawClient.connect(server.wsUrl, u.token)));
+    const conversationId = (await clients[0]!.ok('conversation.create', { name })).conversation.id as string;
+    for (const c of clients.slice(1)) await c.ok('conversation.join', { conversationId });
+    return { publisher: clients[0]!, readers: clients.slice(1), conversationId };
+  }
+
+  /** Keep 8 sends in flight until `count` were acknowledged; `acked` counts them as they come. */
+  function publish(client: RawClient, conversationId: string, from: number, count: number, acked = { n: 0 }): Promise<any[]> {
+    let next = from;
+    const replies: any[] = [];
+    const worker = async (): Promise<void> => {
+      while (next < from + count) {
+        const i = next++;
+        replies.push(await client.request('message.send', { conversationId, key: `late-${i}`, text: 'y'.repeat(TEXT_BYTES) }, 60_000));
+        acked.n++;
+      }
+    };
+    return Promise.all(Array.from({ length: 8 }, worker)).then(() => replies);
+  }
+
+  /**
+   * Stop the given readers' sockets, send 50 messages (100 KB: past outgoingProbeBytes, so position pings go out and
+   * stay unanswered), then let more than maxDeliveryDelayMs pass: those readers are then behind by more than it.
+   */
+  async function fallBehind(publisher: RawClient, conversationId: string, stopped: Socket[]): Promise<void> {
+    for (const socket of stopped) socket.pause();
+    const first = await publish(publisher, conversationId, 0, 50);
+    assert.deepEqual(first.filter((r) => !r.result), []);
+    await new Promise((resolve) => setTimeout(resolve, 2 * DELAY_MS)); // a precondition (at least this old), not a wait for a result
+  }
+
+  it('holds the publisher while most readers are behind, serves it again once they read, and loses nothing', async () => {
+    const COUNT = 200;
+    const { publisher, readers, conversationId } = await group('late-most', 3);
+    const sockets = readers.map(socketOf);
+    try {
+      const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
+      await fallBehind(publisher, conversationId, sockets);
+      const acked = { n: 0 };
+      const sending = publish(publisher, conversationId, 50, COUNT, acked);
+      // All three readers are behind: the publisher's next send is served, and what it sends after waits.
+      await until(async () => (await metric(server, 'parley_paused_connections')) === 1, 'the publisher is held', 10_000, 20);
+      assert.ok(acked.n < COUNT, `held after ${acked.n} of ${COUNT} sends`);
+      assert.ok((await metric(server, 'parley_backpressure_pauses_total')) > pausesBefore);
+      for (const socket of sockets) socket.resume();
+      const replies = await sending;
+      assert.deepEqual(replies.filter((r) => !r.result), [], 'every send is acknowledged once the readers read');
+      for (const reader of readers) {
+        await until(() => reader.eventsOf('message.new').length === 50 + COUNT, 'every reader gets every message', 20_000, 20);
+        const seqs = reader.eventsOf('message.new').map((e: any) => e.seq as number);
+        assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
+        assert.equal(new Set(seqs).size, 50 + COUNT, 'exactly once');
+      }
+      await until(async () => (await metric(server, 'parley_paused_connections')) === 0, 'no connection left paused', 10_000, 50);
+    } finally {
+      for (const socket of sockets) socket.resume();
+      for (const c of [publisher, ...readers]) c.close();
+    }
+  });
+
+  it('does not hold the publisher for a minority of readers who are behind: one slow reader slows nobody', async () => {
+    const COUNT = 200;
+    const { publisher, readers, conversationId } = await group('late-few', 3);
+    const slow = socketOf(readers[0]!);
+    try {
+      const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
+      await fallBehind(publisher, conversationId, [slow]);
+      const replies = await publish(publisher, conversationId, 50, COUNT);
+      assert.deepEqual(replies.filter((r) => !r.result), [], 'every send acknowledged while one reader of three is stopped');
+      assert.equal(await metric(server, 'parley_backpressure_pauses_total'), pausesBefore, 'the publisher was never held');
+      for (const reader of readers.slice(1)) {
+        await until(() => reader.eventsOf('message.new').length === 50 + COUNT, 'the readers who read get every message', 20_000, 20);
+      }
+      slow.resume();
+      await until(() => readers[0]!.eventsOf('message.new').length === 50 + COUNT, 'the slow reader catches up', 20_000, 20);
+    } finally {
+      slow.resume();
+      for (const c of [publisher, ...readers]) c.close();
+    }
   });
 });
