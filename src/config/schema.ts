@@ -276,10 +276,11 @@ export const configSchema = z.object({
     /**
      * How far behind (ms) most readers of a conversation may fall before sends to it slow down. A reader's delay is how
      * long what is written to it now will wait: its unconfirmed bytes at the rate it read while bytes waited for it, or
-     * the age of its oldest unanswered position ping (see `outgoingProbeBytes`), whichever is more. When more than half of a conversation's connections on this instance are behind by more than
-     * this, a connection that sends, edits or deletes a message there is served that request and then held (its next
-     * requests wait, as for `maxOutgoingTotalBytes`) until they are not. Bounds the delay of deliveries under a load
-     * the readers cannot take, where `maxOutgoingTotalBytes` bounds memory. A minority of slow readers slows nobody.
+     * the age of its oldest unanswered position ping (see `outgoingProbeBytes`), whichever is more. When more than half
+     * of a conversation's connections on this instance are behind by more than this, a connection that sends, edits or
+     * deletes a message there is served that request and then held (its next requests wait, as for
+     * `maxOutgoingTotalBytes`) until they are not. Bounds the delay of deliveries under a load the readers cannot
+     * take, where `maxOutgoingTotalBytes` bounds memory. A minority of slow readers slows nobody.
      * @default 500
      */
     maxDeliveryDelayMs: z.number().int().min(10).max(60_000).default(500),

@@ -109,10 +109,10 @@ export class Connection {
    */
   private probeAfter: number;
   /**
-   * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch)]; at most `maxOutstandingPings()` (a newer one drops
-   * the oldest), enough to cover a backlog up to the hard cap, since pings come at least every 4 × outgoingProbeBytes.
-   * Only these payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for
-   * reading.
+   * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch)]; at most
+   * `maxOutstandingPings()` (a newer one drops the oldest), enough to cover a backlog up to the hard cap, since pings
+   * come at least every 4 × outgoingProbeBytes. Only these payloads confirm anything: a pong the server did not ask
+   * for, or a made-up position, cannot pass for reading.
    */
   private outstanding: Array<[string, number, number]> | null = null; // allocated with the first ping: idle ones never ping
   /** False once the owner removed this connection from its totals (closed). */

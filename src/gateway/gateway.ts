@@ -93,11 +93,11 @@ const kConnection = Symbol('parley.connection');
 /** Room kept in welcome's budget for its fields other than the conversation list (user name, limits: well under 1 KiB). */
 const WELCOME_FIXED_BYTES = 1024;
 /** What an event adds to the content its request carried: event name, ids, seq, times (lean events: well under this). */
+const EVENT_ENVELOPE_BYTES = 128;
 /** Publishing requests to a conversation after which whether its readers are behind is looked at again. */
 const BEHIND_RESCAN_SENDS = 8;
 /** Conversations whose last look is kept (the oldest go first): those being published to right now. */
 const BEHIND_CACHE_MAX = 10_000;
-const EVENT_ENVELOPE_BYTES = 128;
 /** Users whose conversations are re-read at once after a bus reset. */
 const RESYNC_CONCURRENCY = 16;
 
