@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isAbsolute, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, describeEnvironmentVariables, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -115,7 +117,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     `Data folder: ${config.dataDir}  (store: ${storeDescription(config)})`,
     '',
     'Get a token to try it:',
-    `  npx parley token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
+    `  ${cliCommand()} token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
   ];
   if (config.auth.accounts.enabled) {
     hints.push(
@@ -256,7 +258,7 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
       what = 'created now as a product user (no password)';
     } else {
       throw new UsageError(`no user has the ${flags.by ?? 'id or username'} "${which}"; nothing was created. ` +
-        'Register an account (npx parley user add) or, for a user of your product, add --create (with --name "Display name").');
+        `Register an account (${cliCommand()} user add) or, for a user of your product, add --create (with --name "Display name").`);
     }
   } finally {
     await store.close();
@@ -376,14 +378,14 @@ function buildProgram(): Command {
     .option('--password <password>', 'the password (visible in the process list; prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the account an administrator', false)
-    .addHelpText('after', '\nExample:\n  echo "$PASSWORD" | npx parley user add alice --password-stdin --admin')
+    .addHelpText('after', `\nExample:\n  echo "$PASSWORD" | ${cliCommand()} user add alice --password-stdin --admin`)
     .action((username: string, flags) => userAdd(username, flags));
 
   withConfigOption(user.command('upsert').description('Create or update a product user (a user of your product, no password) by id.'))
     .argument('<user-id>', 'the id your product knows the user by (1 to 128 characters)')
     .requiredOption('--name <name>', 'display name')
     .option('--metadata <json>', `any JSON, up to ${MAX_USER_METADATA_BYTES} bytes (null clears it)`)
-    .addHelpText('after', '\nNever touches a built-in account. Example:\n  npx parley user upsert cust-42 --name "Ada Lovelace" --metadata \'{"plan":"pro"}\'')
+    .addHelpText('after', `\nNever touches a built-in account. Example:\n  ${cliCommand()} user upsert cust-42 --name "Ada Lovelace" --metadata '{"plan":"pro"}'`)
     .action((userId: string, flags) => userUpsert(userId, flags));
 
   withConfigOption(program.command('token').description("Print a token for an existing user, signed with this server's own secret (for trying things out and tests)."))
@@ -397,7 +399,7 @@ function buildProgram(): Command {
       'Prints the token on standard output and what it did (which user, found how, expiry) on standard error.',
       'Use the same --config / --data-dir / PARLEY_* settings as the server, so that the same store and secret are used.',
       'Example:',
-      '  TOKEN=$(npx parley token alice --ttl 3600)        # alice: an existing username or user id',
+      `  TOKEN=$(${cliCommand()} token alice --ttl 3600)        # alice: an existing username or user id`,
       '  curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/v1/me',
     ].join('\n'))
     .action((userId: string, flags) => token(userId, flags));
@@ -458,3 +460,16 @@ async function run(argv: string[] = process.argv): Promise<void> {
 }
 
 await run();
+
+/**
+ * How to run this CLI again from the current folder, for the commands it prints: `npx parley` where it is an installed
+ * package (its bin is linked in node_modules/.bin), else `node <path to cli.js>`. In a checkout, `npx parley` would
+ * install the checkout into npx's cache, which runs its `prepare` script: a full build that empties dist/ under a
+ * server running from it.
+ */
+export function cliCommand(): string {
+  const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+  if (cli.split(sep).includes('node_modules')) return 'npx parley';
+  const path = relative(process.cwd(), cli);
+  return `node ${path.startsWith('..') || isAbsolute(path) ? cli : path}`;
+}

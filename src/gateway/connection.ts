@@ -109,12 +109,12 @@ export class Connection {
    */
   private probeAfter: number;
   /**
-   * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch)]; at most
-   * `maxOutstandingPings()` (a newer one drops the oldest), enough to cover a backlog up to the hard cap, since pings
-   * come at least every 4 × outgoingProbeBytes. Only these payloads confirm anything: a pong the server did not ask
-   * for, or a made-up position, cannot pass for reading.
+   * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch), bytes unconfirmed when
+   * sent]; at most
+   * `maxOutstandingPings()`: past it every other one is forgotten, so they always span the whole backlog. Only these
+   * payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for reading.
    */
-  private outstanding: Array<[string, number, number]> | null = null; // allocated with the first ping: idle ones never ping
+  private outstanding: Array<[string, number, number, number]> | null = null; // allocated with the first ping: idle ones never ping
   /** False once the owner removed this connection from its totals (closed). */
   private counted = true;
   /** The backlog the owner counted for this connection (see `backlogBytes`). */
@@ -351,7 +351,12 @@ export class Connection {
   private pingPayload(position: number, now: number): string {
     const payload = `${position}.${randomSuffix()}`;
     const outstanding = (this.outstanding ??= []);
-    if (outstanding.push([payload, position, now]) > this.maxOutstandingPings()) outstanding.shift();
+    // Past the bound, every other ping is forgotten (the oldest kept): the rest still cover the whole backlog, more
+    // coarsely. Dropping the oldest instead left a reader far behind (pings every outgoingProbeMs, each covering
+    // little) without a ping it could answer: it confirmed nothing for seconds while reading, and was closed 4002.
+    if (outstanding.push([payload, position, now, position - this.confirmedBytes]) > this.maxOutstandingPings()) {
+      this.outstanding = outstanding.filter((_, i) => i % 2 === 0 || i === outstanding.length - 1);
+    }
     return payload;
   }
 
@@ -373,22 +378,30 @@ export class Connection {
   }
 
   /**
-   * How far behind the peer reads (ms): how long what is written to it now will wait before it is read, projected from
-   * its unconfirmed bytes and the rate it read at while bytes waited for it (measured between its pongs), or the age of
-   * its oldest unanswered position ping (how long ago the server wrote bytes it has not read yet), whichever is more.
-   * The projection sees a reader fall behind as soon as bytes pile up for it, where the age shows it only once it is
-   * late. 0 with no ping unanswered and no more than its ping threshold unconfirmed (up to `outgoingProbeBytes`: that
-   * much in flight is not seen as delay), and while its pongs wait unread (its lag cannot be seen then).
+   * How far behind the peer reads (ms): how long what is written to it now will wait before it is read. The most of:
+   * - the age of its oldest unanswered position ping (how long ago the server wrote bytes it has not read yet);
+   * - a bound from that ping: the peer has not read the bytes that were unconfirmed when it went out in all that
+   *   time, so it reads slower than they were per ms, and what was written since takes it at least that long. This
+   *   sees a reader fall behind within one round trip, before its rate can be measured (without it, a publisher
+   *   put 3 MB per reader in flight in the first second to readers taking 100 KB/s);
+   * - its unconfirmed bytes at the rate it read while bytes waited for it (measured between its pongs).
+   * 0 with no ping unanswered and no more than its ping threshold unconfirmed (up to `outgoingProbeBytes`: that much in
+   * flight is not seen as delay), and while its pongs wait unread (its lag cannot be seen then).
    */
   delayMs(now: number): number {
     if (this.pongsHeld) return 0;
+    let waiting = 0;
+    let bound = 0;
     const oldest = this.outstanding?.[0];
-    const waiting = oldest === undefined ? 0 : now - oldest[2];
+    if (oldest !== undefined) {
+      waiting = now - oldest[2];
+      if (waiting > 0 && oldest[3] > 0) bound = ((this.writtenBytes + this.queuedBytes - oldest[1]) * waiting) / oldest[3];
+    }
     // Only past the ping threshold: those bytes are sure to get a ping, so their projection ends once they are read.
     // Below it nothing may ever confirm them (no ping is due), and a projection of them could hold publishers forever.
     const unconfirmed = this.unconfirmedBytes();
     const projected = this.readRate > 0 && unconfirmed > this.probeAfter ? unconfirmed / this.readRate : 0;
-    return Math.max(waiting, projected);
+    return Math.max(waiting, bound, projected);
   }
 
   private maxOutstandingPings(): number {

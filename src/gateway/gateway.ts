@@ -915,8 +915,8 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * Whether more than half of the conversation's connections on this instance are more than limits.maxDeliveryDelayMs
-   * behind (Connection.delayMs). The audience is scanned again after BEHIND_RESCAN_SENDS publishing requests to it or
+   * Whether most of the conversation's users on this instance are more than limits.maxDeliveryDelayMs behind
+   * (mostUsersBehind, Connection.delayMs). The audience is scanned again after BEHIND_RESCAN_SENDS publishing requests to it or
    * `outgoingProbeMs`, whichever comes first: a publisher that the store answers within milliseconds must not get a
    * whole interval of sends past a stale answer, and a fast publisher to a large group costs a lookup for most sends.
    */
@@ -924,16 +924,31 @@ export class Gateway implements ConnectionOwner {
     const now = Date.now();
     let seen = this.behindCache.get(conversationId);
     if (seen === undefined || seen.sends >= BEHIND_RESCAN_SENDS || now - seen.at >= this.deps.options.outgoingProbeMs) {
-      const audience = this.byConversation.get(conversationId);
-      const limit = this.deps.options.maxDeliveryDelayMs;
-      let late = 0;
-      if (audience) for (const connection of audience) if (connection.delayMs(now) > limit) late++;
-      seen = { behind: audience !== undefined && late * 2 > audience.size, at: now, sends: 0 };
+      seen = { behind: this.mostUsersBehind(conversationId, now), at: now, sends: 0 };
       this.behindCache.set(conversationId, seen);
       if (this.behindCache.size > BEHIND_CACHE_MAX) this.behindCache.delete(this.behindCache.keys().next().value!);
     }
     if (publishing) seen.sends++;
     return seen.behind;
+  }
+
+  /**
+   * Whether more than half of the users with connections to the conversation here are behind: a user is behind when
+   * none of their connections keeps within limits.maxDeliveryDelayMs. Counted by user, not connection: one user's many
+   * connections that never answer a ping (each closed only after slowConsumerMs, and opened again) would otherwise
+   * make a majority of a public group and hold every publisher in it.
+   */
+  private mostUsersBehind(conversationId: string, now: number): boolean {
+    const audience = this.byConversation.get(conversationId);
+    if (audience === undefined) return false;
+    const limit = this.deps.options.maxDeliveryDelayMs;
+    const onTime = new Map<string, boolean>();
+    for (const connection of audience) {
+      if (onTime.get(connection.userId) !== true) onTime.set(connection.userId, connection.delayMs(now) <= limit);
+    }
+    let behind = 0;
+    for (const ok of onTime.values()) if (!ok) behind++;
+    return behind * 2 > onTime.size;
   }
 
   /** Pause a connection that published to a conversation whose readers are behind, until they are not. */

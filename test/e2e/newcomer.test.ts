@@ -39,10 +39,12 @@ describe("a newcomer's path (README: Run it)", () => {
       assert.doesNotMatch(stdout + stderr, /\btsc\b|npm run build/, 'no TypeScript build at start');
       const port = (JSON.parse(stdout.split('\n').find((l) => l.includes('"parley listening"'))!) as { port: number }).port;
 
-      const hint = /^ {2}(npx parley token demo-user.*)$/m.exec(stderr);
+      const hint = /^ {2}(node dist\/cli\.js token demo-user.*)$/m.exec(stderr);
       assert.ok(hint, `the banner shows the token command:\n${stderr}`);
-      assert.equal(hint[1], `npx parley token demo-user --create --data-dir ${dataDir}`);
-      const { stdout: token } = await run('npx', ['--no-install', 'parley', 'token', 'demo-user', '--create', '--data-dir', dataDir], { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() } });
+      // Not `npx parley` in a checkout: npx would install the checkout into its cache, and that runs the whole build
+      // (emptying dist/ under the running server and under every other test).
+      assert.equal(hint[1], `node dist/cli.js token demo-user --create --data-dir ${dataDir}`);
+      const { stdout: token } = await run(process.execPath, ['dist/cli.js', 'token', 'demo-user', '--create', '--data-dir', dataDir], { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() } });
       const me = await fetch(`http://127.0.0.1:${port}/api/v1/me`, { headers: { authorization: `Bearer ${token.trim()}` } });
       assert.equal(me.status, 200);
       assert.deepEqual(await me.json(), { user: { id: 'demo-user', name: 'demo-user' } });

@@ -589,6 +589,30 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     }
   });
 
+  it('counts readers by user: one user\'s many connections that stop reading do not hold the publisher', async () => {
+    const COUNT = 200;
+    const { publisher, readers, conversationId } = await group('late-user', 1);
+    const attacker = await register(server, 'late-user-many');
+    const extra = await Promise.all(Array.from({ length: 3 }, () => RawClient.connect(server.wsUrl, attacker.token)));
+    await extra[0]!.ok('conversation.join', { conversationId });
+    // The joined user's other connections receive the conversation once their interests catch up: wait for it.
+    await publisher.ok('message.send', { conversationId, key: 'late-user-first', text: 'first' });
+    await until(() => extra.every((c) => c.eventsOf('message.new').length === 1), 'all three connections receive it', 5000, 20);
+    const stopped = extra.map(socketOf);
+    try {
+      const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
+      // 3 of the 5 connections are behind, but they are 1 user of 3.
+      await fallBehind(publisher, conversationId, stopped);
+      const replies = await publish(publisher, conversationId, 50, COUNT);
+      assert.deepEqual(replies.filter((r) => !r.result), []);
+      assert.equal(await metric(server, 'parley_backpressure_pauses_total'), pausesBefore, 'the publisher was never held');
+      await until(() => readers[0]!.eventsOf('message.new').length === 1 + 50 + COUNT, 'the reader gets every message', 20_000, 20);
+    } finally {
+      for (const socket of stopped) socket.resume();
+      for (const c of [publisher, ...readers, ...extra]) c.close();
+    }
+  });
+
   it('does not hold the publisher for a minority of readers who are behind: one slow reader slows nobody', async () => {
     const COUNT = 200;
     const { publisher, readers, conversationId } = await group('late-few', 3);
@@ -607,6 +631,59 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     } finally {
       slow.resume();
       for (const c of [publisher, ...readers]) c.close();
+    }
+  });
+});
+
+describe('overload: a reader far behind that keeps reading can always confirm what it read', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      ...RAISED_RATES,
+      // A ping every 5 ms while bytes flow, each covering little; at most 1 MiB / 16 KiB + 8 = 72 kept unanswered.
+      PARLEY_LIMITS_OUTGOING_PROBE_MS: '5',
+      PARLEY_LIMITS_OUTGOING_PROBE_BYTES: '4096',
+      PARLEY_LIMITS_MAX_OUTGOING_BYTES: '131072',
+      PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(1024 * 1024),
+      PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
+      // Not held for its sake: it is one of two users.
+      PARLEY_LIMITS_MAX_DELIVERY_DELAY_MS: '60000',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('keeps a reader that falls 600 KB behind at 200 KB/s: its pongs still confirm progress (pings past the bound are thinned, not dropped from the front)', async () => {
+    const [alice, slow] = await Promise.all(['thin-pub', 'thin-reader'].map((n) => register(server, n)));
+    const a = await RawClient.connect(server.wsUrl, alice.token);
+    const b = await RawClient.connect(server.wsUrl, slow.token);
+    const conversationId = (await a.ok('conversation.create', { name: 'thin' })).conversation.id;
+    await b.ok('conversation.join', { conversationId });
+    // The reader takes at most 200 KB/s: after each chunk its socket rests for as long as the chunk takes at that rate.
+    const socket = socketOf(b);
+    const onData = (chunk: Buffer): void => {
+      socket.pause();
+      setTimeout(() => socket.resume(), (chunk.length / 200_000) * 1000);
+    };
+    socket.on('data', onData);
+    const COUNT = 450;
+    try {
+      // ~600 KB/s for ~1.5 s (a 2 KB text every ~3 ms: pacing, so that pings go out every 5 ms, each covering ~3 KB).
+      const sends: Promise<any>[] = [];
+      for (let i = 0; i < COUNT; i++) {
+        sends.push(a.request('message.send', { conversationId, key: `thin-${i}`, text: 'z'.repeat(TEXT_BYTES) }, 30_000));
+        await new Promise((resolve) => setTimeout(resolve, 3));
+      }
+      const replies = await Promise.all(sends);
+      assert.deepEqual(replies.filter((r) => !r.result), []);
+      await until(() => b.eventsOf('message.new').length === COUNT || b.closed !== null, 'the slow reader reads everything', 30_000, 50);
+      assert.equal(b.closed, null, `the reader was closed while reading: ${JSON.stringify(b.closed)}`);
+    } finally {
+      socket.off('data', onData);
+      socket.resume();
+      a.close();
+      b.close();
     }
   });
 });
