@@ -942,6 +942,10 @@ export class Gateway implements ConnectionOwner {
     const audience = this.byConversation.get(conversationId);
     if (audience === undefined) return false;
     const limit = this.deps.options.maxDeliveryDelayMs;
+    // Usually nobody is behind: one pass without allocating says so.
+    let late = 0;
+    for (const connection of audience) if (connection.delayMs(now) > limit) late++;
+    if (late === 0) return false;
     const onTime = new Map<string, boolean>();
     for (const connection of audience) {
       if (onTime.get(connection.userId) !== true) onTime.set(connection.userId, connection.delayMs(now) <= limit);
