@@ -75,12 +75,12 @@ export class Metrics {
   });
   readonly pausedConnections = new Gauge({
     name: 'parley_paused_connections',
-    help: 'Connections not read because the process is over limits.maxOutgoingTotalBytes (backpressure on senders)',
+    help: 'Connections whose requests are held (backpressure on senders): the process over limits.maxOutgoingTotalBytes, their own backlog over limits.maxOutgoingBytes, or a conversation they publish to behind limits.maxDeliveryDelayMs',
     registers: [this.registry],
   });
   readonly backpressurePauses = new Counter({
     name: 'parley_backpressure_pauses_total',
-    help: 'Times a requesting connection stopped being read because the process was over limits.maxOutgoingTotalBytes',
+    help: 'Times a requesting connection was held (see parley_paused_connections for the reasons)',
     registers: [this.registry],
   });
   /** Where scrape-time gauges read their figures; set by the gateway. */
