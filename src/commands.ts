@@ -117,7 +117,7 @@ async function serve(flags: ConfigFlags): Promise<void> {
     `Data folder: ${config.dataDir}  (store: ${storeDescription(config)})`,
     '',
     'Get a token to try it:',
-    `  ${cliCommand()} token demo-user --create${flags.config ? ` --config ${flags.config}` : ''}${flags.dataDir ? ` --data-dir ${flags.dataDir}` : ''}`,
+    `  ${cliCommand()} token demo-user --create${flags.config ? ` --config ${shellWord(flags.config)}` : ''}${flags.dataDir ? ` --data-dir ${shellWord(flags.dataDir)}` : ''}`,
   ];
   if (config.auth.accounts.enabled) {
     hints.push(
@@ -471,5 +471,10 @@ export function cliCommand(): string {
   const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
   if (cli.split(sep).includes('node_modules')) return 'npx parley';
   const path = relative(process.cwd(), cli);
-  return `node ${path.startsWith('..') || isAbsolute(path) ? cli : path}`;
+  return `node ${shellWord(path.startsWith('..') || isAbsolute(path) ? cli : path)}`;
+}
+
+/** A path as one word for a POSIX shell, for commands we print: as it is when safe, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }

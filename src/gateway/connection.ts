@@ -111,7 +111,8 @@ export class Connection {
   /**
    * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch), bytes unconfirmed when
    * sent]; at most
-   * `maxOutstandingPings()`: past it every other one is forgotten, so they always span the whole backlog. Only these
+   * `maxOutstandingPings()`: past it the one closest to its neighbours is forgotten, so they span the whole backlog
+   * evenly. Only these
    * payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for reading.
    */
   private outstanding: Array<[string, number, number, number]> | null = null; // allocated with the first ping: idle ones never ping
@@ -351,11 +352,12 @@ export class Connection {
   private pingPayload(position: number, now: number): string {
     const payload = `${position}.${randomSuffix()}`;
     const outstanding = (this.outstanding ??= []);
-    // Past the bound, every other ping is forgotten (the oldest kept): the rest still cover the whole backlog, more
-    // coarsely. Dropping the oldest instead left a reader far behind (pings every outgoingProbeMs, each covering
-    // little) without a ping it could answer: it confirmed nothing for seconds while reading, and was closed 4002.
+    // Past the bound, the ping closest to its neighbours is forgotten (never the oldest or the newest): the rest cover
+    // the whole backlog as evenly as they can. Dropping the oldest left a reader far behind (pings every
+    // outgoingProbeMs, each covering little) without a ping it could answer: it confirmed nothing for seconds while
+    // reading and was closed 4002; forgetting every other one made the oldest stretch sparsest, right where it reads.
     if (outstanding.push([payload, position, now, position - this.confirmedBytes]) > this.maxOutstandingPings()) {
-      this.outstanding = outstanding.filter((_, i) => i % 2 === 0 || i === outstanding.length - 1);
+      forgetClosest(outstanding);
     }
     return payload;
   }
@@ -404,8 +406,9 @@ export class Connection {
     return Math.max(waiting, bound, projected);
   }
 
+  /** One per outgoingProbeBytes of a backlog at the hard cap (264 at the defaults): kept evenly, they confirm progress often. */
   private maxOutstandingPings(): number {
-    return Math.ceil(this.limits.maxOutgoingHardBytes / Math.max(1, 4 * this.limits.outgoingProbeBytes)) + 8;
+    return Math.ceil(this.limits.maxOutgoingHardBytes / Math.max(1, this.limits.outgoingProbeBytes)) + 8;
   }
 
   /**
@@ -530,6 +533,23 @@ export class Connection {
 /** A connection's next ping threshold, uniformly in [1/2, 1] × `outgoingProbeBytes` (see Connection.probeAfter). */
 function drawProbeThreshold(outgoingProbeBytes: number): number {
   return Math.floor(outgoingProbeBytes * (0.5 + Math.random() / 2));
+}
+
+/**
+ * Forget the unanswered ping whose neighbours are closest together (by position), never the first or the last: what
+ * is left covers the backlog as evenly as it can. O(n) over at most maxOutstandingPings entries, once per ping past it.
+ */
+function forgetClosest(outstanding: Array<[string, number, number, number]>): void {
+  let forget = 1;
+  let narrowest = Number.POSITIVE_INFINITY;
+  for (let i = 1; i < outstanding.length - 1; i++) {
+    const span = outstanding[i + 1]![1] - outstanding[i - 1]![1];
+    if (span < narrowest) {
+      narrowest = span;
+      forget = i;
+    }
+  }
+  outstanding.splice(forget, 1);
 }
 
 /** Least time (ms) a read rate is measured over (see Connection.measureReadRate). */

@@ -642,7 +642,7 @@ describe('overload: a reader far behind that keeps reading can always confirm wh
       ...RAISED_RATES,
       // A ping every 5 ms while bytes flow, each covering little; at most 1 MiB / 16 KiB + 8 = 72 kept unanswered.
       PARLEY_LIMITS_OUTGOING_PROBE_MS: '5',
-      PARLEY_LIMITS_OUTGOING_PROBE_BYTES: '4096',
+      PARLEY_LIMITS_OUTGOING_PROBE_BYTES: '16384',
       PARLEY_LIMITS_MAX_OUTGOING_BYTES: '131072',
       PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(1024 * 1024),
       PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
@@ -654,7 +654,7 @@ describe('overload: a reader far behind that keeps reading can always confirm wh
     await server.stop();
   });
 
-  it('keeps a reader that falls 600 KB behind at 200 KB/s: its pongs still confirm progress (pings past the bound are thinned, not dropped from the front)', async () => {
+  it('keeps a reader that falls 600 KB behind at 200 KB/s: its pongs still confirm progress (pings past the bound are thinned evenly, not dropped from the front)', async () => {
     const [alice, slow] = await Promise.all(['thin-pub', 'thin-reader'].map((n) => register(server, n)));
     const a = await RawClient.connect(server.wsUrl, alice.token);
     const b = await RawClient.connect(server.wsUrl, slow.token);
@@ -684,6 +684,64 @@ describe('overload: a reader far behind that keeps reading can always confirm wh
       socket.resume();
       a.close();
       b.close();
+    }
+  });
+});
+
+describe('overload: a few slow readers of one busy group do not hold the publishers of others for long', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      ...RAISED_RATES,
+      PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET),
+      PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
+      // The budget alone is what this is about.
+      PARLEY_LIMITS_MAX_DELIVERY_DELAY_MS: '60000',
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('closes (4002) a reader that still reads but is more than slowConsumerMs behind while the budget holds publishers, and the others go on', async () => {
+    const names = ['busy-pub', 'busy-fast', 'busy-slow', 'other-pub', 'other-reader'];
+    const [pa, fast, slow, pb, rb] = await Promise.all(names.map((n) => register(server, n)));
+    const [a, f, s, b, r] = await Promise.all([pa, fast, slow, pb, rb].map((u) => RawClient.connect(server.wsUrl, u.token)));
+    const busy = (await a.ok('conversation.create', { name: 'busy' })).conversation.id;
+    await f.ok('conversation.join', { conversationId: busy });
+    await s.ok('conversation.join', { conversationId: busy });
+    const other = (await b.ok('conversation.create', { name: 'other' })).conversation.id;
+    await r.ok('conversation.join', { conversationId: other });
+    // The slow reader takes about 100 KB/s and keeps answering every ping it reads: pings go out every 100 ms while the
+    // publisher sends steadily, so it confirms progress well within slowConsumerMs; it is only ever further behind.
+    const socket = socketOf(s);
+    const onData = (chunk: Buffer): void => {
+      socket.pause();
+      setTimeout(() => socket.resume(), (chunk.length / 100_000) * 1000);
+    };
+    socket.on('data', onData);
+    const slowClosed = () => metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
+    const closedBefore = await slowClosed();
+    const COUNT = 600;
+    try {
+      // ~400 KB/s to the busy group for ~3 s (a 2 KB text every 5 ms): the slow reader falls ~300 KB further behind
+      // each second, and its backlog passes the 256 KiB budget, which holds every publisher on the server.
+      const sends: Promise<any>[] = [];
+      for (let i = 0; i < COUNT; i++) {
+        sends.push(a.request('message.send', { conversationId: busy, key: `busy-${i}`, text: 'b'.repeat(TEXT_BYTES) }, 60_000));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await until(async () => (await slowClosed()) > closedBefore, 'the slow reader closed while it still reads', 20_000, 50);
+      const replies = await Promise.all(sends);
+      assert.deepEqual(replies.filter((x) => !x.result), [], 'the busy group\'s publisher goes on');
+      // The other group's publisher is served once the slow reader's backlog is gone.
+      for (let i = 0; i < 5; i++) await b.ok('message.send', { conversationId: other, key: `other-${i}`, text: 'hello' });
+      await until(() => r.eventsOf('message.new').length === 5, 'the other group gets its messages', 10_000, 20);
+      await until(() => f.eventsOf('message.new').length === COUNT, 'the fast reader gets every message', 20_000, 20);
+    } finally {
+      socket.off('data', onData);
+      socket.resume();
+      for (const c of [a, f, s, b, r]) c.close();
     }
   });
 });
