@@ -380,6 +380,15 @@ export class Connection {
   }
 
   /**
+   * How long (ms) the peer has left its oldest position ping unanswered: bytes written that long ago are unread, a
+   * measured fact where `delayMs` also estimates. 0 with none unanswered and while its pongs wait unread.
+   */
+  unreadForMs(now: number): number {
+    const oldest = this.outstanding?.[0];
+    return oldest === undefined || this.pongsHeld ? 0 : now - oldest[2];
+  }
+
+  /**
    * How far behind the peer reads (ms): how long what is written to it now will wait before it is read. The most of:
    * - the age of its oldest unanswered position ping (how long ago the server wrote bytes it has not read yet);
    * - a bound from that ping: the peer has not read the bytes that were unconfirmed when it went out in all that
