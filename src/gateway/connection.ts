@@ -548,7 +548,7 @@ function drawProbeThreshold(outgoingProbeBytes: number): number {
  * Forget the unanswered ping whose neighbours are closest together (by position), never the first or the last: what
  * is left covers the backlog as evenly as it can. O(n) over at most maxOutstandingPings entries, once per ping past it.
  */
-function forgetClosest(outstanding: Array<[string, number, number, number]>): void {
+export function forgetClosest(outstanding: Array<[string, number, number, number]>): void {
   let forget = 1;
   let narrowest = Number.POSITIVE_INFINITY;
   for (let i = 1; i < outstanding.length - 1; i++) {
