@@ -536,6 +536,9 @@ export class Connection {
     this.queue = [];
     this.queuedBytes = 0;
     this.close(name);
+    // Out of the process-wide budget at once, not when its socket ends (up to 2 s later, behind its backlog): closing
+    // slow readers is what frees the budget, and counting them meanwhile held every publisher those 2 s.
+    if (this.counted) this.owner.backlogChanged(-this.uncount());
   }
 }
 
