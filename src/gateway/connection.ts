@@ -401,13 +401,9 @@ export class Connection {
    */
   delayMs(now: number): number {
     if (this.pongsHeld) return 0;
-    let waiting = 0;
-    let bound = 0;
+    const waiting = this.unreadForMs(now);
     const oldest = this.outstanding?.[0];
-    if (oldest !== undefined) {
-      waiting = now - oldest[2];
-      if (waiting > 0 && oldest[3] > 0) bound = ((this.writtenBytes + this.queuedBytes - oldest[1]) * waiting) / oldest[3];
-    }
+    const bound = oldest !== undefined && waiting > 0 && oldest[3] > 0 ? ((this.writtenBytes + this.queuedBytes - oldest[1]) * waiting) / oldest[3] : 0;
     // Only past the ping threshold: those bytes are sure to get a ping, so their projection ends once they are read.
     // Below it nothing may ever confirm them (no ping is due), and a projection of them could hold publishers forever.
     const unconfirmed = this.unconfirmedBytes();

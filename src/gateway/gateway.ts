@@ -159,8 +159,6 @@ export class Gateway implements ConnectionOwner {
   private readonly inFlight = new Set<Promise<void>>();
   /** The backlog of every connection (Connection.backlogBytes): what fan-out has not yet got to its readers. */
   private backlogTotal = 0;
-  /** Paused connections held for a conversation whose readers are behind (Connection.heldFor). */
-  private heldForReaders = 0;
   /** Whether each conversation's readers were behind when last looked at, when, and the publishing requests since. */
   private readonly behindCache = new Map<string, { behind: boolean; at: number; sends: number }>();
   /** When closeStalled last scanned the connections (ms since the epoch). */
@@ -438,7 +436,6 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.connections.dec();
     this.backlogTotal -= connection.uncount();
     this.paused.delete(connection);
-    this.releaseHeldFor(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
     if (watches) this.unwatchPresence(connection, [...watches]);
@@ -536,10 +533,10 @@ export class Gateway implements ConnectionOwner {
       (connection) => connection.owedBytes() <= own && (connection.heldFor === null || !this.readersBehind(connection.heldFor)),
     );
     // Readers that stopped altogether must not hold a conversation's publishers for ever.
-    if (resuming.length < this.paused.size && this.heldForReaders > 0) this.closeStalled();
+    if (resuming.length < this.paused.size && [...this.paused].some((connection) => connection.heldFor !== null)) this.closeStalled();
     for (const connection of resuming) {
       this.paused.delete(connection);
-      this.releaseHeldFor(connection);
+      connection.heldFor = null;
     }
     if (this.paused.size === 0 && this.resumeTimer !== null) {
       clearInterval(this.resumeTimer);
@@ -964,15 +961,8 @@ export class Gateway implements ConnectionOwner {
   /** Pause a connection that published to a conversation whose readers are behind, until they are not. */
   private holdFor(connection: Connection, conversationId: string): void {
     if (connection.state !== ConnectionState.Open) return;
-    if (connection.heldFor === null) this.heldForReaders++;
     connection.heldFor = conversationId;
     this.pause(connection);
-  }
-
-  private releaseHeldFor(connection: Connection): void {
-    if (connection.heldFor === null) return;
-    connection.heldFor = null;
-    this.heldForReaders--;
   }
 
   /**
