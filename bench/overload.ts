@@ -19,8 +19,8 @@
  * says the event loop is behind). PARLEY_* variables of the environment reach the server (to compare configurations).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { readAtMost } from '../test/helpers/raw-client.js';
 import { OWN_SECRET, signToken } from '../test/helpers/server.js';
 import { findToken, makeBody, nextMessage } from './fanout-client.js';
 import { connectParley, pool, procStats, rest, startParley, stopServer, type ParleyConn } from './parley.js';
@@ -170,14 +170,6 @@ export async function runOverloadBench(): Promise<void> {
     if (worker && worker.exitCode === null) worker.kill('SIGKILL');
     await stopServer(server);
   }
-}
-
-/** A reader on a slow link: after each chunk its socket rests for as long as the chunk takes at `bytesPerSecond`. */
-function readAtMost(socket: Socket, bytesPerSecond: number): void {
-  socket.on('data', (chunk: Buffer) => {
-    socket.pause();
-    setTimeout(() => socket.resume(), (chunk.length / bytesPerSecond) * 1000);
-  });
 }
 
 /** The subscribers' process: parse every frame; latency per second of receipt, reported when asked. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Socket } from 'node:net';
-import { RawClient, until } from '../helpers/raw-client.js';
+import { RawClient, readAtMost, sleep, until } from '../helpers/raw-client.js';
 import { metric, register, startServer, type TestServer } from '../helpers/server.js';
 
 
@@ -230,7 +230,7 @@ describe('overload: the store refuses work past its queue bound, and loses nothi
     }
     // Retried one at a time after retryAfterMs, with the same key: each succeeds.
     for (const { r, i } of refused) {
-      await new Promise((resolve) => setTimeout(resolve, r.error.retryAfterMs));
+      await sleep(r.error.retryAfterMs);
       await a.ok('message.send', { conversationId, key: `q-${i}`, text: `m${i}` });
     }
     // Every message is stored once: nothing acknowledged was lost, nothing refused was half-written.
@@ -265,7 +265,7 @@ describe('overload: a send the store refused costs no rate budget', () => {
       // Each refusal retried after its retryAfterMs, as the docs say, until it is stored (bounded).
       for (let attempt = 0; attempt < 20 && reply.error; attempt++) {
         assert.notEqual(reply.error.message, 'too many messages; slow down', `send ${i} was charged again for its retry`);
-        await new Promise((resolve) => setTimeout(resolve, reply.error.retryAfterMs));
+        await sleep(reply.error.retryAfterMs);
         reply = await a.request('message.send', { conversationId, key: `r-${i}`, text: `m${i}` });
       }
       assert.ok(reply.result, JSON.stringify(reply));
@@ -557,7 +557,7 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     for (const socket of stopped) socket.pause();
     const first = await publish(publisher, conversationId, 0, 50);
     assert.deepEqual(first.filter((r) => !r.result), []);
-    await new Promise((resolve) => setTimeout(resolve, 2 * DELAY_MS)); // a precondition (at least this old), not a wait for a result
+    await sleep(2 * DELAY_MS); // a precondition (at least this old), not a wait for a result
   }
 
   it('holds the publisher while most readers are behind, serves it again once they read, and loses nothing', async () => {
@@ -660,28 +660,22 @@ describe('overload: a reader far behind that keeps reading can always confirm wh
     const b = await RawClient.connect(server.wsUrl, slow.token);
     const conversationId = (await a.ok('conversation.create', { name: 'thin' })).conversation.id;
     await b.ok('conversation.join', { conversationId });
-    // The reader takes at most 200 KB/s: after each chunk its socket rests for as long as the chunk takes at that rate.
-    const socket = socketOf(b);
-    const onData = (chunk: Buffer): void => {
-      socket.pause();
-      setTimeout(() => socket.resume(), (chunk.length / 200_000) * 1000);
-    };
-    socket.on('data', onData);
+    // The reader takes at most 200 KB/s and answers every ping it reads.
+    const readOn = readAtMost(socketOf(b), 200_000);
     const COUNT = 450;
     try {
       // ~600 KB/s for ~1.5 s (a 2 KB text every ~3 ms: pacing, so that pings go out every 5 ms, each covering ~3 KB).
       const sends: Promise<any>[] = [];
       for (let i = 0; i < COUNT; i++) {
         sends.push(a.request('message.send', { conversationId, key: `thin-${i}`, text: 'z'.repeat(TEXT_BYTES) }, 30_000));
-        await new Promise((resolve) => setTimeout(resolve, 3));
+        await sleep(3);
       }
       const replies = await Promise.all(sends);
       assert.deepEqual(replies.filter((r) => !r.result), []);
       await until(() => b.eventsOf('message.new').length === COUNT || b.closed !== null, 'the slow reader reads everything', 30_000, 50);
       assert.equal(b.closed, null, `the reader was closed while reading: ${JSON.stringify(b.closed)}`);
     } finally {
-      socket.off('data', onData);
-      socket.resume();
+      readOn();
       a.close();
       b.close();
     }
@@ -714,12 +708,7 @@ describe('overload: a few slow readers of one busy group do not hold the publish
     await r.ok('conversation.join', { conversationId: other });
     // The slow reader takes about 100 KB/s and keeps answering every ping it reads: pings go out every 100 ms while the
     // publisher sends steadily, so it confirms progress well within slowConsumerMs; it is only ever further behind.
-    const socket = socketOf(s);
-    const onData = (chunk: Buffer): void => {
-      socket.pause();
-      setTimeout(() => socket.resume(), (chunk.length / 100_000) * 1000);
-    };
-    socket.on('data', onData);
+    const readOn = readAtMost(socketOf(s), 100_000);
     const slowClosed = () => metric(server, 'parley_closes_total{reason="SLOW_CONSUMER"}');
     const closedBefore = await slowClosed();
     const COUNT = 600;
@@ -729,7 +718,7 @@ describe('overload: a few slow readers of one busy group do not hold the publish
       const sends: Promise<any>[] = [];
       for (let i = 0; i < COUNT; i++) {
         sends.push(a.request('message.send', { conversationId: busy, key: `busy-${i}`, text: 'b'.repeat(TEXT_BYTES) }, 60_000));
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
       await until(async () => (await slowClosed()) > closedBefore, 'the slow reader closed while it still reads', 20_000, 50);
       const replies = await Promise.all(sends);
@@ -739,8 +728,7 @@ describe('overload: a few slow readers of one busy group do not hold the publish
       await until(() => r.eventsOf('message.new').length === 5, 'the other group gets its messages', 10_000, 20);
       await until(() => f.eventsOf('message.new').length === COUNT, 'the fast reader gets every message', 20_000, 20);
     } finally {
-      socket.off('data', onData);
-      socket.resume();
+      readOn();
       for (const c of [a, f, s, b, r]) c.close();
     }
   });

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 
 /**
@@ -139,6 +140,22 @@ export class RawClient {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Make `socket` a reader on a slow link: after each chunk it rests for as long as the chunk takes at `bytesPerSecond`
+ * (it still answers every ping it reads). Returns a function that stops the throttling and reads on at full speed.
+ */
+export function readAtMost(socket: Socket, bytesPerSecond: number): () => void {
+  const onData = (chunk: Buffer): void => {
+    socket.pause();
+    setTimeout(() => socket.resume(), (chunk.length / bytesPerSecond) * 1000);
+  };
+  socket.on('data', onData);
+  return () => {
+    socket.off('data', onData);
+    socket.resume();
+  };
+}
 
 /** Resolve once `check` holds, polling every `everyMs`; fail, naming `what`, after `timeoutMs` (bounded). */
 export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000, everyMs = 10): Promise<void> {
