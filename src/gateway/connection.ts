@@ -75,7 +75,12 @@ export class Connection {
    * the first one: an idle connection without conversations then costs no Set (~150 B).
    */
   private conversationSet: Set<string> | null = null;
-  private queue: Buffer[] = [];
+  /**
+   * Frames queued this turn. One array per connection, emptied after each write and never replaced: a new array per
+   * flush let V8 pretenure that allocation site (old-space allocation, then major GCs and page faults: +0.1 core and
+   * +25% p99 at 50,000 deliveries/s).
+   */
+  private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
   private marked = false;
   /** The confirmed position when the armed backlog check started its window. */
@@ -277,7 +282,6 @@ export class Connection {
     const spacing = 4 * this.limits.outgoingProbeBytes;
     const probeDue = wantsProbe && (now - this.probeSentAt >= this.limits.outgoingProbeMs || this.writtenBytes + bytes - this.probedBytes >= spacing);
     if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
-    this.queue = [];
     this.queuedBytes = 0;
     if (probeDue) {
       this.writeWithPings(queue, now, spacing);
@@ -287,6 +291,7 @@ export class Connection {
       // Too soon for another ping: the sweep sends one after the burst if no write carries one before.
       if (wantsProbe) this.trail();
     }
+    queue.length = 0;
     this.recount();
     if (this.backlogTimer === null && this.unconfirmedBytes() > this.limits.maxOutgoingBytes) this.watchBacklog();
   }
@@ -529,7 +534,7 @@ export class Connection {
 
   /** Drop what is queued (the peer is not reading it) and close. */
   abandon(name: CloseName): void {
-    this.queue = [];
+    this.queue.length = 0;
     this.queuedBytes = 0;
     this.close(name);
     // Out of the process-wide budget at once, not when its socket ends (up to 2 s later, behind its backlog): closing
