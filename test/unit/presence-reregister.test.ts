@@ -47,6 +47,42 @@ describe('presence service: entries the engine lost', () => {
       await store.close();
     }
   });
+  it('holds a user with one connection the same way (one id, then two, then none)', async () => {
+    const store = createSqliteStore({ path: path.join(root, 'presence-one.db'), synchronous: 'normal' });
+    await store.migrate();
+    const bus = createMemoryBus();
+    const engine = createMemoryPresence({ ttlMs: 1000 });
+    let now = 1_700_000_000_000;
+    const service = new PresenceService(engine, store, new Publisher(bus), { batchMs: 10, ttlMs: 1000, maxGroupSize: 100, maxSubscriptions: 10 }, () => now);
+    const lose = async (): Promise<void> => {
+      now += 1001;
+      await engine.sweep(now);
+    };
+    const online = async (userId: string): Promise<boolean> => (await engine.get([userId], now))[0]!.online;
+    try {
+      await service.connected('bob', 'b1');
+      await lose();
+      await service.touch([{ userId: 'bob', connectionId: 'b1' }]);
+      assert.equal(await online('bob'), true, "bob's only connection is registered again");
+      // Registered again while held: still one connection, whose disconnect ends what the service holds of bob.
+      await service.disconnected('bob', 'b1');
+      await lose();
+      await service.touch([{ userId: 'bob', connectionId: 'b1' }]);
+      assert.equal(await online('bob'), false, 'a closed only connection is not registered again');
+      await service.connected('bob', 'b2');
+      await service.connected('bob', 'b3');
+      await service.disconnected('bob', 'b2');
+      await service.disconnected('bob', 'b3');
+      await lose();
+      await service.touch([{ userId: 'bob', connectionId: 'b2' }, { userId: 'bob', connectionId: 'b3' }]);
+      assert.equal(await online('bob'), false, 'neither of two closed connections is registered again');
+    } finally {
+      await service.close();
+      await engine.close();
+      await bus.close();
+      await store.close();
+    }
+  });
 });
 
 describe('presence service: two instances on one engine', () => {
