@@ -50,6 +50,12 @@ const PAGE_REPLIES: ReadonlySet<RequestType> = new Set<RequestType>([
  */
 const PUBLISHING: ReadonlySet<RequestType> = new Set<RequestType>(['message.send', 'message.edit', 'message.delete']);
 
+/**
+ * Requests that make the requester a member of a conversation (their result is `{ conversation }`): the gateway listens
+ * on the conversation's topic before the reply goes out (see Dispatcher's `beforeReply`).
+ */
+export const JOINING: ReadonlySet<RequestType> = new Set<RequestType>(['conversation.create', 'direct.open', 'conversation.join', 'invite.accept']);
+
 /** The conversation (`conversationId`) or user (`to`, a direct message) a request's events go to, if it names one. */
 export interface RequestTarget {
   conversationId?: string;
@@ -70,6 +76,11 @@ export class Dispatcher {
     private readonly limiter: RateLimiter,
     /** What a request may change on its connection (presence subscriptions); see ConnectionScope. */
     private readonly scopeOf: (connection: Connection) => ConnectionScope | undefined = () => undefined,
+    /**
+     * Runs with a request's result before its reply is written; a promise it returns delays the reply (never fails
+     * it). The gateway uses it to listen on a conversation the requester just joined (JOINING).
+     */
+    private readonly beforeReply: (connection: Connection, type: RequestType, result: unknown) => Promise<void> | null = () => null,
   ) {}
 
   /** Returns the running request, if the frame started one (shutdown waits for it; the gateway counts it in flight). */
@@ -164,8 +175,9 @@ export class Dispatcher {
     return operation(this.services, connection.userId, input, connection.id, this.scopeOf(connection)).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
-        this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);
-        connection.reply(id, result);
+        const ready = this.beforeReply(connection, type, result);
+        if (ready === null) return this.answer(connection, id, type, result, startedAt);
+        return ready.then(() => this.answer(connection, id, type, result, startedAt));
       },
       (err: unknown) => {
         if (!isParleyError(err)) this.logger.error({ err, type, userId: connection.userId }, 'request failed');
@@ -173,6 +185,11 @@ export class Dispatcher {
         this.fail(connection, id, err);
       },
     );
+  }
+
+  private answer(connection: Connection, id: Id, type: RequestType, result: unknown, startedAt: number): void {
+    this.metrics.requestSeconds.observe({ type }, (Date.now() - startedAt) / 1000);
+    connection.reply(id, result);
   }
 
   private fail(connection: Connection, id: Id | null, err: unknown): void {

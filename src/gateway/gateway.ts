@@ -18,8 +18,9 @@ import { encodeEvent, type EventMap } from '../protocol/events.js';
 import { CURRENT_VERSION } from '@parley/protocol';
 import type { Rate, RateLimiter } from '../ratelimit/limiter.js';
 import type { ConversationPosition } from '../protocol/types.js';
+import type { RequestType } from '../protocol/requests.js';
 import { Connection, ConnectionState, type ConnectionOwner } from './connection.js';
-import { Dispatcher, type RequestTarget } from './dispatcher.js';
+import { Dispatcher, JOINING, type RequestTarget } from './dispatcher.js';
 import { JoinRecovery } from './join-recovery.js';
 import { frameText } from './frame.js';
 import { readHandshake, selectSubprotocol } from './handshake.js';
@@ -183,7 +184,7 @@ export class Gateway implements ConnectionOwner {
       handleProtocols: selectSubprotocol,
     });
     this.scheduler = new WriteScheduler(options.outgoingProbeMs);
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c));
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c), (c, type, result) => this.beforeReply(c, type, result));
     this.recovery = new JoinRecovery({
       readAfter: (id, afterSeq, limit) => deps.services.chat.messagesForMembers(id, afterSeq, limit),
       sendMessages: (id, messages) => this.sendToAudience(id, messages.map((m) => frameText(encodeEvent('message.new', m)))),
@@ -752,19 +753,46 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** A membership change of the connection's user: applied now, or after the conversation list during setup. */
-  private noteChange(connection: Connection, change: MembershipChange): void {
+  private noteChange(connection: Connection, change: MembershipChange): Promise<void> | null {
     const setup = this.setups.get(connection);
-    if (setup && !setup.listed) setup.changes.push(change);
-    else this.applyChange(connection, change);
+    if (setup && !setup.listed) {
+      setup.changes.push(change);
+      return null;
+    }
+    return this.applyChange(connection, change);
   }
 
-  /** A user's own events say when they joined or left a conversation: keep the interest index in step. */
-  private applyChange(connection: Connection, change: MembershipChange): void {
-    if (connection.state === ConnectionState.Closed) return;
-    if (!change.joined) return this.removeInterest(connection, change.conversationId);
+  /**
+   * A user's own events say when they joined or left a conversation: keep the interest index in step. Returns the
+   * bus subscription when this made the first local interest in the conversation.
+   */
+  private applyChange(connection: Connection, change: MembershipChange): Promise<void> | null {
+    if (connection.state === ConnectionState.Closed) return null;
+    if (!change.joined) {
+      this.removeInterest(connection, change.conversationId);
+      return null;
+    }
     const subscription = this.addInterest(connection, change.conversationId);
     // The first local connection of the conversation: what was published before the subscription is recovered.
     if (subscription && change.lastSeq !== undefined) this.track(this.recovery.recover(change.conversationId, change.lastSeq, subscription));
+    return subscription;
+  }
+
+  /**
+   * A request that made its user a member (JOINING): the user's connections here listen on the conversation's topic,
+   * and the reply waits for the subscription. Waiting for the user's own `conversation.updated` to come back over the
+   * bus (as other instances' members do) left a window after the reply: an event of the conversation published then,
+   * such as another instance's member joining, reached no connection here (a member.joined was lost under load).
+   * Messages published before the subscription are recovered from the store, as for any first local interest.
+   */
+  private beforeReply(connection: Connection, type: RequestType, result: unknown): Promise<void> | null {
+    if (!JOINING.has(type)) return null;
+    const conversation = (result as { conversation?: { id?: unknown; lastSeq?: unknown } }).conversation;
+    if (typeof conversation?.id !== 'string' || typeof conversation.lastSeq !== 'number') return null;
+    const change: MembershipChange = { conversationId: conversation.id, joined: true, lastSeq: conversation.lastSeq };
+    let subscription: Promise<void> | null = null;
+    for (const device of [...this.devicesOf(connection.userId)]) subscription = this.noteChange(device, change) ?? subscription;
+    return subscription;
   }
 
   /**
