@@ -281,9 +281,11 @@ export class Connection {
     const bytes = this.queuedBytes;
     const wantsProbe = this.writtenBytes + bytes - this.confirmedBytes > this.probeAfter;
     const now = this.scheduler.now;
-    // Time-spaced, and also every 4 × outgoingProbeBytes written: a large burst written at once still carries pings
-    // along its length, so a reader that takes it slowly confirms progress as it goes.
-    const spacing = 4 * this.limits.outgoingProbeBytes;
+    // Time-spaced, and also every outgoingProbeBytes / 2 written, inside one large write too: a reader taking a burst
+    // slowly confirms progress as it goes. With pings 4 × outgoingProbeBytes apart (and a write's first one counted
+    // from its own start, so up to twice that), readers of a held group taking 30 KB/s confirmed nothing for 9 s and
+    // were closed 4002 while still reading (outside check).
+    const spacing = probeSpacing(this.limits.outgoingProbeBytes);
     const probeDue = wantsProbe && (now - this.probeSentAt >= this.limits.outgoingProbeMs || this.writtenBytes + bytes - this.probedBytes >= spacing);
     if (queue.length === 0 && !probeDue) return wantsProbe ? this.trail() : undefined;
     this.queuedBytes = 0;
@@ -307,7 +309,8 @@ export class Connection {
    */
   private writeWithPings(queue: Buffer[], now: number, spacing: number): void {
     const parts: Buffer[] = [];
-    let sincePing = 0;
+    // Counted from the last ping, not from this write's start: the bytes written since it are unconfirmed too.
+    let sincePing = this.writtenBytes - this.probedBytes;
     for (const frame of queue) {
       parts.push(frame);
       this.writtenBytes += frame.length;
@@ -551,6 +554,11 @@ export class Connection {
 
 function checkBacklogOf(connection: Connection): void {
   connection.checkBacklog();
+}
+
+/** The most bytes written between two position pings (see Connection.flush). */
+export function probeSpacing(outgoingProbeBytes: number): number {
+  return Math.max(1, Math.floor(outgoingProbeBytes / 2));
 }
 
 /** A connection's next ping threshold, uniformly in [1/2, 1] × `outgoingProbeBytes` (see Connection.probeAfter). */

@@ -511,6 +511,12 @@ describe('overload: connections that ask for large replies and do not read them'
 
 describe('overload: a conversation whose readers fall behind slows its publisher down (maxDeliveryDelayMs)', () => {
   const DELAY_MS = 300;
+  /**
+   * Messages sent while the readers stop, before the hold is looked for. Few: with a ping in every write (each write
+   * is past outgoingProbeBytes / 2), the publisher is seen to outrun stopped readers within a few sends, and would be
+   * held inside them.
+   */
+  const FIRST = 10;
   let server: TestServer;
   before(async () => {
     server = await startServer({
@@ -550,12 +556,12 @@ describe('overload: a conversation whose readers fall behind slows its publisher
   }
 
   /**
-   * Stop the given readers' sockets, send 50 messages (100 KB: past outgoingProbeBytes, so position pings go out and
+   * Stop the given readers' sockets, send FIRST messages (20 KB: past outgoingProbeBytes, so position pings go out and
    * stay unanswered), then let more than maxDeliveryDelayMs pass: those readers are then behind by more than it.
    */
   async function fallBehind(publisher: RawClient, conversationId: string, stopped: Socket[]): Promise<void> {
     for (const socket of stopped) socket.pause();
-    const first = await publish(publisher, conversationId, 0, 50);
+    const first = await publish(publisher, conversationId, 0, FIRST);
     assert.deepEqual(first.filter((r) => !r.result), []);
     await sleep(2 * DELAY_MS); // a precondition (at least this old), not a wait for a result
   }
@@ -568,7 +574,7 @@ describe('overload: a conversation whose readers fall behind slows its publisher
       const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
       await fallBehind(publisher, conversationId, sockets);
       const acked = { n: 0 };
-      const sending = publish(publisher, conversationId, 50, COUNT, acked);
+      const sending = publish(publisher, conversationId, FIRST, COUNT, acked);
       // All three readers are behind: the publisher's next send is served, and what it sends after waits.
       await until(async () => (await metric(server, 'parley_paused_connections')) === 1, 'the publisher is held', 10_000, 20);
       assert.ok(acked.n < COUNT, `held after ${acked.n} of ${COUNT} sends`);
@@ -577,10 +583,10 @@ describe('overload: a conversation whose readers fall behind slows its publisher
       const replies = await sending;
       assert.deepEqual(replies.filter((r) => !r.result), [], 'every send is acknowledged once the readers read');
       for (const reader of readers) {
-        await until(() => reader.eventsOf('message.new').length === 50 + COUNT, 'every reader gets every message', 20_000, 20);
+        await until(() => reader.eventsOf('message.new').length === FIRST + COUNT, 'every reader gets every message', 20_000, 20);
         const seqs = reader.eventsOf('message.new').map((e: any) => e.seq as number);
         assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
-        assert.equal(new Set(seqs).size, 50 + COUNT, 'exactly once');
+        assert.equal(new Set(seqs).size, FIRST + COUNT, 'exactly once');
       }
       await until(async () => (await metric(server, 'parley_paused_connections')) === 0, 'no connection left paused', 10_000, 50);
     } finally {
@@ -603,10 +609,10 @@ describe('overload: a conversation whose readers fall behind slows its publisher
       const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
       // 3 of the 5 connections are behind, but they are 1 user of 3.
       await fallBehind(publisher, conversationId, stopped);
-      const replies = await publish(publisher, conversationId, 50, COUNT);
+      const replies = await publish(publisher, conversationId, FIRST, COUNT);
       assert.deepEqual(replies.filter((r) => !r.result), []);
       assert.equal(await metric(server, 'parley_backpressure_pauses_total'), pausesBefore, 'the publisher was never held');
-      await until(() => readers[0]!.eventsOf('message.new').length === 1 + 50 + COUNT, 'the reader gets every message', 20_000, 20);
+      await until(() => readers[0]!.eventsOf('message.new').length === 1 + FIRST + COUNT, 'the reader gets every message', 20_000, 20);
     } finally {
       for (const socket of stopped) socket.resume();
       for (const c of [publisher, ...readers, ...extra]) c.close();
@@ -620,14 +626,14 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     try {
       const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
       await fallBehind(publisher, conversationId, [slow]);
-      const replies = await publish(publisher, conversationId, 50, COUNT);
+      const replies = await publish(publisher, conversationId, FIRST, COUNT);
       assert.deepEqual(replies.filter((r) => !r.result), [], 'every send acknowledged while one reader of three is stopped');
       assert.equal(await metric(server, 'parley_backpressure_pauses_total'), pausesBefore, 'the publisher was never held');
       for (const reader of readers.slice(1)) {
-        await until(() => reader.eventsOf('message.new').length === 50 + COUNT, 'the readers who read get every message', 20_000, 20);
+        await until(() => reader.eventsOf('message.new').length === FIRST + COUNT, 'the readers who read get every message', 20_000, 20);
       }
       slow.resume();
-      await until(() => readers[0]!.eventsOf('message.new').length === 50 + COUNT, 'the slow reader catches up', 20_000, 20);
+      await until(() => readers[0]!.eventsOf('message.new').length === FIRST + COUNT, 'the slow reader catches up', 20_000, 20);
     } finally {
       slow.resume();
       for (const c of [publisher, ...readers]) c.close();
@@ -730,6 +736,57 @@ describe('overload: a few slow readers of one busy group do not hold the publish
     } finally {
       readOn();
       for (const c of [a, f, s, b, r]) c.close();
+    }
+  });
+});
+
+describe('overload: a held group whose readers take a burst slowly keeps them', () => {
+  const SLOW_MS = 2000;
+  let server: TestServer;
+  before(async () => {
+    // Default outgoingProbeBytes (64 KiB) and maxDeliveryDelayMs (500 ms); slowConsumerMs shortened to keep it brief.
+    server = await startServer({ ...RAISED_RATES, PARLEY_LIMITS_SLOW_CONSUMER_MS: String(SLOW_MS) });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('closes none of three readers taking 40 KB/s while their publisher is held: pings every 32 KiB confirm their progress', async () => {
+    const users = await Promise.all(['burst-pub', 'burst-r1', 'burst-r2', 'burst-r3'].map((n) => register(server, n)));
+    const [publisher, ...readers] = await Promise.all(users.map((u) => RawClient.connect(server.wsUrl, u.token)));
+    const conversationId = (await publisher!.ok('conversation.create', { name: 'burst' })).conversation.id as string;
+    for (const r of readers) await r.ok('conversation.join', { conversationId });
+    // 40 KB/s: 256 KiB (the old spacing between pings in one write) takes 6.5 s to read, over three times slowConsumerMs.
+    const stops = readers.map((r) => readAtMost(socketOf(r), 40_000));
+    const BURST = 120; // 64 in flight: group commits of up to 64 sends, each fanned out as one write of ~128 KB per reader
+    const PACED = 40; // then one send every 50 ms: the readers are behind by then, so the publisher is held
+    const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
+    const send = (i: number) => publisher!.request('message.send', { conversationId, key: `burst-${i}`, text: 'b'.repeat(TEXT_BYTES) }, 60_000);
+    try {
+      let next = 0;
+      const replies: any[] = [];
+      const worker = async (): Promise<void> => {
+        while (next < BURST) replies.push(await send(next++));
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      const paced: Promise<any>[] = [];
+      for (let i = BURST; i < BURST + PACED; i++) {
+        paced.push(send(i));
+        await sleep(50); // pacing, not a wait for a result
+      }
+      replies.push(...(await Promise.all(paced)));
+      assert.deepEqual(replies.filter((r) => !r.result), [], 'every send is acknowledged');
+      assert.ok((await metric(server, 'parley_backpressure_pauses_total')) > pausesBefore, 'the publisher was held: the readers were behind');
+      for (const reader of readers) {
+        await until(() => reader.eventsOf('message.new').length === BURST + PACED || reader.closed !== null, 'every reader reads everything', 60_000, 50);
+        assert.equal(reader.closed, null, `a reader was closed while reading: ${JSON.stringify(reader.closed)}`);
+        const seqs = reader.eventsOf('message.new').map((e: any) => e.seq as number);
+        assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
+        assert.equal(new Set(seqs).size, BURST + PACED, 'exactly once');
+      }
+    } finally {
+      for (const stop of stops) stop();
+      for (const c of [publisher!, ...readers]) c.close();
     }
   });
 });
