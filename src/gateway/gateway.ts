@@ -139,6 +139,10 @@ export class Gateway implements ConnectionOwner {
   /** userId → its one connection, or a Set of them when it has several (most users have one; a Set costs ~150 B). */
   private readonly byUser = new Map<string, Connection | Set<Connection>>();
   private readonly byConversation = new Map<string, Set<Connection>>();
+  /** Conversation topic subscriptions still on their way to the bus (a join's reply waits for its conversation's). */
+  private readonly subscribing = new Map<string, Promise<void>>();
+  /** Connections a join's reply made listen on these conversations, until the join's own event arrives (applyChange). */
+  private readonly joinedByReply = new Map<Connection, Set<string>>();
   /**
    * Presence subscriptions (`presence.subscribe`): watched userId → the connections watching, and each watching
    * connection → its watched users. Only connections that subscribed have an entry: an idle one costs nothing here.
@@ -184,7 +188,7 @@ export class Gateway implements ConnectionOwner {
       handleProtocols: selectSubprotocol,
     });
     this.scheduler = new WriteScheduler(options.outgoingProbeMs);
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c), (c, type, result) => this.beforeReply(c, type, result));
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c), (c, type, result) => this.listenOnJoin(c.userId, type, result));
     this.recovery = new JoinRecovery({
       readAfter: (id, afterSeq, limit) => deps.services.chat.messagesForMembers(id, afterSeq, limit),
       sendMessages: (id, messages) => this.sendToAudience(id, messages.map((m) => frameText(encodeEvent('message.new', m)))),
@@ -437,6 +441,7 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.connections.dec();
     this.backlogTotal -= connection.uncount();
     this.paused.delete(connection);
+    this.joinedByReply.delete(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
     if (watches) this.unwatchPresence(connection, [...watches]);
@@ -593,7 +598,14 @@ export class Gateway implements ConnectionOwner {
     let subscribing: Promise<void> | null = null;
     if (!members) {
       this.byConversation.set(conversationId, (members = new Set()));
-      if (subscribe) subscribing = this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed'));
+      if (subscribe) {
+        const pending = this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed'));
+        subscribing = pending;
+        this.subscribing.set(conversationId, pending);
+        void pending.then(() => {
+          if (this.subscribing.get(conversationId) === pending) this.subscribing.delete(conversationId);
+        });
+      }
     }
     members.add(connection);
     return subscribing;
@@ -768,6 +780,15 @@ export class Gateway implements ConnectionOwner {
    */
   private applyChange(connection: Connection, change: MembershipChange): Promise<void> | null {
     if (connection.state === ConnectionState.Closed) return null;
+    const early = this.joinedByReply.get(connection);
+    if (early?.delete(change.conversationId)) {
+      if (early.size === 0) this.joinedByReply.delete(connection);
+      // A join's reply already made this connection listen (listenOnJoin), and the first membership event since is a
+      // removal: it was published before that join (leave, then join again at once) and arrives late. Applying it
+      // would stop delivery to a member until the join's own event comes back. (A removal published after the join
+      // but arriving before its event, as a kick racing it from another instance, is left to the reconciliation.)
+      if (!change.joined) return null;
+    }
     if (!change.joined) {
       this.removeInterest(connection, change.conversationId);
       return null;
@@ -779,20 +800,27 @@ export class Gateway implements ConnectionOwner {
   }
 
   /**
-   * A request that made its user a member (JOINING): the user's connections here listen on the conversation's topic,
-   * and the reply waits for the subscription. Waiting for the user's own `conversation.updated` to come back over the
-   * bus (as other instances' members do) left a window after the reply: an event of the conversation published then,
-   * such as another instance's member joining, reached no connection here (a member.joined was lost under load).
-   * Messages published before the subscription are recovered from the store, as for any first local interest.
+   * A request that made its user a member (JOINING), over WebSocket or REST: the user's connections here listen on the
+   * conversation's topic, and the reply waits for the subscription (the first local interest's, or one still on its
+   * way for an earlier joiner here). Waiting for the user's own `conversation.updated` to come back over the bus (as
+   * other instances' members do) left a window after the reply: an event of the conversation published then, such as
+   * another instance's member joining, reached no connection here (a member.joined was lost under load). Messages
+   * published before the subscription are recovered from the store, as for any first local interest.
    */
-  private beforeReply(connection: Connection, type: RequestType, result: unknown): Promise<void> | null {
+  listenOnJoin(userId: string, type: RequestType, result: unknown): Promise<void> | null {
     if (!JOINING.has(type)) return null;
     const conversation = (result as { conversation?: { id?: unknown; lastSeq?: unknown } }).conversation;
     if (typeof conversation?.id !== 'string' || typeof conversation.lastSeq !== 'number') return null;
     const change: MembershipChange = { conversationId: conversation.id, joined: true, lastSeq: conversation.lastSeq };
-    let subscription: Promise<void> | null = null;
-    for (const device of [...this.devicesOf(connection.userId)]) subscription = this.noteChange(device, change) ?? subscription;
-    return subscription;
+    for (const device of [...this.devicesOf(userId)]) {
+      this.noteChange(device, change);
+      // Until the join's own event arrives, a removal that arrives is older than this join (a leave just before it,
+      // whose event is still on its way): see applyChange.
+      let early = this.joinedByReply.get(device);
+      if (!early) this.joinedByReply.set(device, (early = new Set()));
+      early.add(conversation.id);
+    }
+    return this.subscribing.get(conversation.id) ?? null;
   }
 
   /**

@@ -12,7 +12,7 @@ import { budgetSpent, operations, userBudgets, type Services, type UserBudget } 
 import { ParleyError, errorCatalogue, isParleyError, rateLimited, type ErrorBody } from '../protocol/errors.js';
 import { userBudgetKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
 import { ENVELOPE_DEPTH, nestsDeeperThan } from '../protocol/json-depth.js';
-import { requestSchemas } from '../protocol/requests.js';
+import { requestSchemas, type RequestType } from '../protocol/requests.js';
 import { zodDetails } from '../protocol/validation.js';
 import { findRefused, illFormedDetail } from '../protocol/well-formed.js';
 import type { Metrics } from './metrics.js';
@@ -36,6 +36,11 @@ export interface HttpDeps {
   metrics: Metrics;
   logger: Logger;
   adminToken: string | undefined;
+  /**
+   * Runs with a request's result before it is answered; a promise it returns delays the answer. The gateway's
+   * `listenOnJoin`: a user who joins over REST has their WebSocket connections listening on the conversation first.
+   */
+  listenOnJoin?: (userId: string, type: RequestType, result: unknown) => Promise<void> | null;
   /** Readiness: resolves when the store commits a small write and the bus answers; rejects with the reason. */
   ready: () => Promise<void>;
   bodyLimit: number;
@@ -194,6 +199,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
           if (budget && isParleyError(err) && err.code === 'RATE_LIMITED') void deps.limiter.refund(userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget]).catch(() => {});
           throw err;
         });
+        await deps.listenOnJoin?.(req.identity!.userId, type, result);
         // A retried send (same key) created nothing: it answers 200 with the original, not 201.
         const replayed = (result as { duplicate?: unknown }).duplicate === true;
         if (route.successStatus) reply.code(replayed ? 200 : route.successStatus);
