@@ -141,8 +141,6 @@ export class Gateway implements ConnectionOwner {
   private readonly byConversation = new Map<string, Set<Connection>>();
   /** Conversation topic subscriptions still on their way to the bus (a join's reply waits for its conversation's). */
   private readonly subscribing = new Map<string, Promise<void>>();
-  /** Connections a join's reply made listen on these conversations, until the join's own event arrives (applyChange). */
-  private readonly joinedByReply = new Map<Connection, Set<string>>();
   /**
    * Presence subscriptions (`presence.subscribe`): watched userId → the connections watching, and each watching
    * connection → its watched users. Only connections that subscribed have an entry: an idle one costs nothing here.
@@ -441,7 +439,6 @@ export class Gateway implements ConnectionOwner {
     this.deps.metrics.connections.dec();
     this.backlogTotal -= connection.uncount();
     this.paused.delete(connection);
-    this.joinedByReply.delete(connection);
     for (const id of [...connection.conversations]) this.removeInterest(connection, id);
     const watches = this.presenceWatches.get(connection);
     if (watches) this.unwatchPresence(connection, [...watches]);
@@ -780,15 +777,6 @@ export class Gateway implements ConnectionOwner {
    */
   private applyChange(connection: Connection, change: MembershipChange): Promise<void> | null {
     if (connection.state === ConnectionState.Closed) return null;
-    const early = this.joinedByReply.get(connection);
-    if (early?.delete(change.conversationId)) {
-      if (early.size === 0) this.joinedByReply.delete(connection);
-      // A join's reply already made this connection listen (listenOnJoin), and the first membership event since is a
-      // removal: it was published before that join (leave, then join again at once) and arrives late. Applying it
-      // would stop delivery to a member until the join's own event comes back. (A removal published after the join
-      // but arriving before its event, as a kick racing it from another instance, is left to the reconciliation.)
-      if (!change.joined) return null;
-    }
     if (!change.joined) {
       this.removeInterest(connection, change.conversationId);
       return null;
@@ -812,14 +800,7 @@ export class Gateway implements ConnectionOwner {
     const conversation = (result as { conversation?: { id?: unknown; lastSeq?: unknown } }).conversation;
     if (typeof conversation?.id !== 'string' || typeof conversation.lastSeq !== 'number') return null;
     const change: MembershipChange = { conversationId: conversation.id, joined: true, lastSeq: conversation.lastSeq };
-    for (const device of [...this.devicesOf(userId)]) {
-      this.noteChange(device, change);
-      // Until the join's own event arrives, a removal that arrives is older than this join (a leave just before it,
-      // whose event is still on its way): see applyChange.
-      let early = this.joinedByReply.get(device);
-      if (!early) this.joinedByReply.set(device, (early = new Set()));
-      early.add(conversation.id);
-    }
+    for (const device of [...this.devicesOf(userId)]) this.noteChange(device, change);
     return this.subscribing.get(conversation.id) ?? null;
   }
 
