@@ -351,6 +351,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     logger,
     adminToken: config.admin.token,
     listenOnJoin: (userId, type, result) => gateway.listenOnJoin(userId, type, result),
+    publishWaitMs: (type, data) => gateway.restPublishWaitMs(type, data),
     ready: async () => {
       // ping commits a tiny write; when it fails, the reason names the run of failed writes, not just this probe. When it
       // succeeds while other writes still fail (a nearly full disk takes the tiny write, not a message), the store

@@ -48,7 +48,7 @@ const PAGE_REPLIES: ReadonlySet<RequestType> = new Set<RequestType>([
  * Requests whose event goes to every member of the conversation and that a client may issue at any rate: the gateway
  * holds their sender while most of the conversation's readers are behind (limits.maxDeliveryDelayMs).
  */
-const PUBLISHING: ReadonlySet<RequestType> = new Set<RequestType>(['message.send', 'message.edit', 'message.delete']);
+export const PUBLISHING: ReadonlySet<RequestType> = new Set<RequestType>(['message.send', 'message.edit', 'message.delete']);
 
 /**
  * Requests that make the requester a member of a conversation (their result is `{ conversation }`): the gateway listens
@@ -198,7 +198,7 @@ export class Dispatcher {
   }
 }
 
-function targetOf(data: unknown): RequestTarget {
+export function targetOf(data: unknown): RequestTarget {
   if (typeof data !== 'object' || data === null) return {};
   const { conversationId, to } = data as { conversationId?: unknown; to?: unknown };
   return {

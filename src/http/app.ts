@@ -41,6 +41,11 @@ export interface HttpDeps {
    * `listenOnJoin`: a user who joins over REST has their WebSocket connections listening on the conversation first.
    */
   listenOnJoin?: (userId: string, type: RequestType, result: unknown) => Promise<void> | null;
+  /**
+   * The gateway's `restPublishWaitMs`: for a send, edit or delete while its readers are behind or the outgoing budget
+   * is spent, the ms to wait (the request is answered RATE_LIMITED with that retryAfterMs); null to serve it.
+   */
+  publishWaitMs?: (type: RequestType, data: unknown) => number | null;
   /** Readiness: resolves when the store commits a small write and the bus answers; rejects with the reason. */
   ready: () => Promise<void>;
   bodyLimit: number;
@@ -190,6 +195,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         if (typeof input.body !== 'object' || Array.isArray(input.body)) throw new ParleyError('INVALID_REQUEST', 'the body must be a JSON object');
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
+        const waitMs = deps.publishWaitMs?.(type, data) ?? null;
+        if (waitMs !== null) throw rateLimited(waitMs, 'the readers of this conversation are behind, or the server is sending all it can: retry after retryAfterMs');
         const budget = userBudgets[type];
         if (budget) await spend(deps.limiter, userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget], budgetSpent[budget]);
         deps.metrics.requests.inc({ type });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Socket } from 'node:net';
 import { RawClient, readAtMost, sleep, until } from '../helpers/raw-client.js';
-import { metric, register, startServer, type TestServer } from '../helpers/server.js';
+import { api, metric, register, startServer, type TestServer } from '../helpers/server.js';
 
 
 const socketOf = (client: RawClient): Socket => (client.ws as unknown as { _socket: Socket })._socket;
@@ -538,7 +538,7 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     const clients = await Promise.all(users.map((u) => RawClient.connect(server.wsUrl, u.token)));
     const conversationId = (await clients[0]!.ok('conversation.create', { name })).conversation.id as string;
     for (const c of clients.slice(1)) await c.ok('conversation.join', { conversationId });
-    return { publisher: clients[0]!, readers: clients.slice(1), conversationId };
+    return { publisher: clients[0]!, readers: clients.slice(1), conversationId, publisherToken: users[0]!.token };
   }
 
   /** Keep 8 sends in flight until `count` were acknowledged; `acked` counts them as they come. */
@@ -589,6 +589,29 @@ describe('overload: a conversation whose readers fall behind slows its publisher
         assert.equal(new Set(seqs).size, FIRST + COUNT, 'exactly once');
       }
       await until(async () => (await metric(server, 'parley_paused_connections')) === 0, 'no connection left paused', 10_000, 50);
+    } finally {
+      for (const socket of sockets) socket.resume();
+      for (const c of [publisher, ...readers]) c.close();
+    }
+  });
+
+  it('answers a REST send RATE_LIMITED (429, retryAfterMs) while most readers are behind, stores nothing, and takes it once they read', async () => {
+    const { publisher, readers, conversationId, publisherToken: token } = await group('late-rest', 3);
+    const sockets = readers.map(socketOf);
+    try {
+      await fallBehind(publisher, conversationId, sockets);
+      const path = `/api/v1/conversations/${conversationId}/messages`;
+      const refused = await api(server, token, 'POST', path, { key: 'late-rest-1', text: 'over REST' });
+      assert.equal(refused.status, 429, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, 'RATE_LIMITED');
+      assert.equal(refused.body.error.retryAfterMs, DELAY_MS);
+      for (const socket of sockets) socket.resume();
+      for (const reader of readers) await until(() => reader.eventsOf('message.new').length === FIRST, 'the readers catch up', 20_000, 20);
+      let stored: { status: number; body: any } = refused;
+      await until(async () => (stored = await api(server, token, 'POST', path, { key: 'late-rest-1', text: 'over REST' })).status !== 429, 'a retry is served once they read', 10_000, 50);
+      assert.equal(stored.status, 201, 'the refused send had stored nothing: its retry with the same key is new');
+      assert.equal(stored.body.seq, FIRST + 1);
+      assert.equal(stored.body.duplicate, false);
     } finally {
       for (const socket of sockets) socket.resume();
       for (const c of [publisher, ...readers]) c.close();
