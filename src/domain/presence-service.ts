@@ -184,10 +184,11 @@ export class PresenceService {
 
   private changed(info: PresenceInfo): void {
     if (this.closed) return;
-    const previous = this.pending.get(info.userId);
-    // Offline then online again within one window: the others never saw the user leave.
-    if (previous && previous.online !== info.online && info.online) this.pending.delete(info.userId);
-    else this.pending.set(info.userId, info);
+    // The window's last state is told, even when it is the one before the window (a flap costs one event that changes
+    // nothing): dropping an offline followed by an online lost a quick reconnect's online for a user the others saw
+    // offline (connect, close, connect within one window: outside check), and someone may have read the state in
+    // between (presence.get, presence.subscribe's answer).
+    this.pending.set(info.userId, info);
     this.arm();
   }
 

@@ -50,4 +50,33 @@ describe('presence service close', () => {
       await store.close();
     }
   });
+
+  it("tells a quick reconnect's online: connect, close and connect again within one window ends online", async () => {
+    const store = createSqliteStore({ path: path.join(root, 'presence-quick.db'), synchronous: 'normal' });
+    await store.migrate();
+    const hub = createMemoryBusHub();
+    const own = createMemoryBus({ hub });
+    const other = createMemoryBus({ hub });
+    const options = { ...configSchema.parse({}).presence, batchMs: 60_000 }; // one window, ended by close()
+    const service = new PresenceService(createMemoryPresence({ ttlMs: options.ttlMs }), store, new Publisher(own), options);
+    try {
+      await store.createUser({ id: 'cy', name: 'Cy', passwordHash: null, now: 1 });
+      await store.createUser({ id: 'dee', name: 'Dee', passwordHash: null, now: 1 });
+      const { conversation } = await store.openDirect({ id: 'dm2', a: 'cy', b: 'dee', now: 1 });
+      const received: string[] = [];
+      other.onMessage((_topic, payload) => received.push(payload.toString()));
+      await other.subscribe(conversationTopic(conversation.id));
+      // Cy was offline; within one window: online, offline, online again.
+      await service.connected('cy', 'c1');
+      await service.disconnected('cy', 'c1');
+      await service.connected('cy', 'c2');
+      await service.close();
+      await until(() => received.length > 0, 'the other instance receives the presence change', 5000, 10);
+      assert.match(received.at(-1)!, /"userId":"cy","online":true/);
+    } finally {
+      await own.close();
+      await other.close();
+      await store.close();
+    }
+  });
 });
