@@ -119,10 +119,9 @@ export class Connection {
   private probeAfter: number;
   /**
    * Pings not yet answered, oldest first, as [payload, position, sent at (ms since the epoch), bytes unconfirmed when
-   * sent]; at most
-   * `maxOutstandingPings()`: past it the one closest to its neighbours is forgotten, so they span the whole backlog
-   * evenly. Only these
-   * payloads confirm anything: a pong the server did not ask for, or a made-up position, cannot pass for reading.
+   * sent]; at most `maxOutstandingPings()`: past it the one closest to its neighbours is forgotten, so they span the
+   * whole backlog evenly. Only these payloads confirm anything: a pong the server did not ask for, or a made-up
+   * position, cannot pass for reading.
    */
   private outstanding: Array<[string, number, number, number]> | null = null; // allocated with the first ping: idle ones never ping
   /** False once the owner removed this connection from its totals (closed). */
@@ -557,7 +556,7 @@ function checkBacklogOf(connection: Connection): void {
 }
 
 /** The most bytes written between two position pings (see Connection.flush). */
-export function probeSpacing(outgoingProbeBytes: number): number {
+function probeSpacing(outgoingProbeBytes: number): number {
   return Math.max(1, Math.floor(outgoingProbeBytes / 2));
 }
 

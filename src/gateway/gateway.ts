@@ -596,8 +596,8 @@ export class Gateway implements ConnectionOwner {
     if (!members) {
       this.byConversation.set(conversationId, (members = new Set()));
       if (subscribe) {
-        const pending = this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed'));
-        subscribing = pending;
+        const pending = (subscribing = this.deps.bus.subscribe(conversationTopic(conversationId)).catch((err) => this.deps.logger.error({ err }, 'bus subscribe failed')));
+        // Kept while on its way: a later joiner here waits for it too (listenOnJoin).
         this.subscribing.set(conversationId, pending);
         void pending.then(() => {
           if (this.subscribing.get(conversationId) === pending) this.subscribing.delete(conversationId);
@@ -762,29 +762,19 @@ export class Gateway implements ConnectionOwner {
   }
 
   /** A membership change of the connection's user: applied now, or after the conversation list during setup. */
-  private noteChange(connection: Connection, change: MembershipChange): Promise<void> | null {
+  private noteChange(connection: Connection, change: MembershipChange): void {
     const setup = this.setups.get(connection);
-    if (setup && !setup.listed) {
-      setup.changes.push(change);
-      return null;
-    }
-    return this.applyChange(connection, change);
+    if (setup && !setup.listed) setup.changes.push(change);
+    else this.applyChange(connection, change);
   }
 
-  /**
-   * A user's own events say when they joined or left a conversation: keep the interest index in step. Returns the
-   * bus subscription when this made the first local interest in the conversation.
-   */
-  private applyChange(connection: Connection, change: MembershipChange): Promise<void> | null {
-    if (connection.state === ConnectionState.Closed) return null;
-    if (!change.joined) {
-      this.removeInterest(connection, change.conversationId);
-      return null;
-    }
+  /** A user's own events say when they joined or left a conversation: keep the interest index in step. */
+  private applyChange(connection: Connection, change: MembershipChange): void {
+    if (connection.state === ConnectionState.Closed) return;
+    if (!change.joined) return this.removeInterest(connection, change.conversationId);
     const subscription = this.addInterest(connection, change.conversationId);
     // The first local connection of the conversation: what was published before the subscription is recovered.
     if (subscription && change.lastSeq !== undefined) this.track(this.recovery.recover(change.conversationId, change.lastSeq, subscription));
-    return subscription;
   }
 
   /**
