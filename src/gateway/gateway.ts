@@ -941,7 +941,11 @@ export class Gateway implements ConnectionOwner {
     if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
     // Served, like a request that passes the budget; what the publisher sends next waits until the readers catch up.
     const conversationId = started.target.conversationId;
-    if (started.publishes && conversationId !== undefined && this.readersBehind(conversationId, true)) this.holdFor(connection, conversationId);
+    // A member's only (the conversations it receives): a stranger's send is refused NOT_MEMBER and holds nothing, so
+    // that a hold tells nobody outside how its readers are doing.
+    if (started.publishes && conversationId !== undefined && connection.conversations.has(conversationId) && this.readersBehind(conversationId, true)) {
+      this.holdFor(connection, conversationId);
+    }
   }
 
   /**

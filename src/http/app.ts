@@ -196,7 +196,13 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
         const waitMs = deps.publishWaitMs?.(type, data) ?? null;
-        if (waitMs !== null) throw rateLimited(waitMs, 'the readers of this conversation are behind, or the server is sending all it can: retry after retryAfterMs');
+        if (waitMs !== null) {
+          // Only a member may hear "retry later": anyone else gets the permanent refusal the send itself would get, and
+          // learns nothing of the conversation (before, a stranger was told 429 during a hold: outside check).
+          const { conversationId } = data as { conversationId?: string };
+          if (conversationId !== undefined) await deps.services.chat.requireMembership(conversationId, req.identity!.userId);
+          throw rateLimited(waitMs, 'the readers of this conversation are behind, or the server is sending all it can: retry after retryAfterMs');
+        }
         const budget = userBudgets[type];
         if (budget) await spend(deps.limiter, userBudgetKey(budget, req.identity!.userId), deps.rates.user[budget], budgetSpent[budget]);
         deps.metrics.requests.inc({ type });

@@ -618,6 +618,34 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     }
   });
 
+  it('answers a stranger NOT_MEMBER during a hold, over REST and WebSocket, and holds none of its requests', async () => {
+    const { publisher, readers, conversationId, publisherToken } = await group('late-stranger', 3);
+    const stranger = await register(server, 'late-stranger-x');
+    const strangerWs = await RawClient.connect(server.wsUrl, stranger.token);
+    const sockets = readers.map(socketOf);
+    const path = `/api/v1/conversations/${conversationId}/messages`;
+    try {
+      await fallBehind(publisher, conversationId, sockets);
+      // The hold is in force: a member's REST send is refused for now ...
+      const member = await api(server, publisherToken, 'POST', path, { key: 'late-stranger-m', text: 'member' });
+      assert.equal(member.status, 429, JSON.stringify(member.body));
+      // ... and a stranger is told what it would be told at any time: a permanent refusal that says nothing of readers.
+      const rest = await api(server, stranger.token, 'POST', path, { key: 'late-stranger-1', text: 'stranger' });
+      assert.equal(rest.status, 403, JSON.stringify(rest.body));
+      assert.equal(rest.body.error.code, 'NOT_MEMBER');
+      const pausesBefore = await metric(server, 'parley_backpressure_pauses_total');
+      for (let i = 0; i < 3; i++) {
+        const reply = await strangerWs.request('message.send', { conversationId, key: `late-stranger-ws-${i}`, text: 'stranger' });
+        assert.equal(reply.error?.code, 'NOT_MEMBER', JSON.stringify(reply));
+      }
+      assert.equal(await metric(server, 'parley_backpressure_pauses_total'), pausesBefore, 'the stranger was never held');
+      assert.equal(await metric(server, 'parley_paused_connections'), 0);
+    } finally {
+      for (const socket of sockets) socket.resume();
+      for (const c of [publisher, ...readers, strangerWs]) c.close();
+    }
+  });
+
   it('counts readers by user: one user\'s many connections that stop reading do not hold the publisher', async () => {
     const COUNT = 200;
     const { publisher, readers, conversationId } = await group('late-user', 1);
