@@ -269,7 +269,8 @@ export const configSchema = z.object({
      * the fan-out the requests being served are expected to add. Above it, the requests of every connection that sends
      * one are held, not served (TCP backpressure once a frame's worth is held), until that sum is back under 3/4 of it:
      * publishers slow down to what readers take, instead of the server buffering. Bounds server memory and the delay
-     * of deliveries (≈ this / the readers' byte rate).
+     * of deliveries (≈ this / the readers' byte rate). At least twice `maxReplyBytes` (a page request reserves that
+     * much while it is served).
      * @default 32 MiB
      */
     maxOutgoingTotalBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
@@ -417,6 +418,16 @@ export const configSchema = z.object({
   }
   if (config.limits.outgoingProbeBytes !== undefined && config.limits.outgoingProbeBytes * 2 > config.limits.maxOutgoingBytes) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'outgoingProbeBytes'], message: 'must be at most half of limits.maxOutgoingBytes' });
+  }
+  // A page request reserves maxReplyBytes of the budget while it is served: a budget smaller than two pages served
+  // them one at a time at best, and a reader that stopped after its page held every connection for slowConsumerMs
+  // (outside check: 4 sends in 60 s at a 64 KiB budget).
+  if (config.limits.maxOutgoingTotalBytes < config.limits.maxReplyBytes * 2) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['limits', 'maxOutgoingTotalBytes'],
+      message: `must be at least twice limits.maxReplyBytes (${2 * config.limits.maxReplyBytes} bytes): each page request reserves that much of it while it is served`,
+    });
   }
   if (config.limits.maxOutgoingHardBytes < config.limits.maxOutgoingBytes * 2) {
     ctx.addIssue({ code: 'custom', path: ['limits', 'maxOutgoingHardBytes'], message: 'must be at least twice limits.maxOutgoingBytes' });

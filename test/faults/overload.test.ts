@@ -47,6 +47,7 @@ describe('overload: readers that fall behind, publishers that go faster than fan
   before(async () => {
     server = await startServer({
       PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET),
+      PARLEY_LIMITS_MAX_REPLY_BYTES: String(128 * 1024), // the budget holds two pages (the least it may)
       PARLEY_LIMITS_MAX_OUTGOING_BYTES: '131072',
       PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(8 * 1024 * 1024),
       PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
@@ -359,6 +360,7 @@ describe('overload: members who send and read at once', () => {
     // flight fan out (8 × 2 × 24.6 KB) after it was passed.
     server = await startServer({
       PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(256 * 1024),
+      PARLEY_LIMITS_MAX_REPLY_BYTES: String(128 * 1024), // the budget holds two pages (the least it may)
       PARLEY_LIMITS_MAX_OUTGOING_BYTES: String(512 * 1024),
       PARLEY_LIMITS_MAX_OUTGOING_HARD_BYTES: String(1024 * 1024),
       PARLEY_LIMITS_MAX_INFLIGHT_REQUESTS: '2',
@@ -402,6 +404,7 @@ describe('overload: many requests in flight from members who send and read', () 
     // maxInflightRequests at its default (32): what it lets through is what the budget must still bound.
     server = await startServer({
       PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET_BYTES),
+      PARLEY_LIMITS_MAX_REPLY_BYTES: String(128 * 1024), // the budget holds two pages (the least it may)
       PARLEY_LIMITS_MAX_OUTGOING_BYTES: String(512 * 1024),
       ...RAISED_RATES,
     });
@@ -745,6 +748,7 @@ describe('overload: a few slow readers of one busy group do not hold the publish
     server = await startServer({
       ...RAISED_RATES,
       PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: String(BUDGET),
+      PARLEY_LIMITS_MAX_REPLY_BYTES: String(128 * 1024), // the budget holds two pages (the least it may)
       PARLEY_LIMITS_SLOW_CONSUMER_MS: '1000',
       // The budget alone is what this is about.
       PARLEY_LIMITS_MAX_DELIVERY_DELAY_MS: '60000',

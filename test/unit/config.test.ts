@@ -304,6 +304,15 @@ describe('limits that depend on each other', () => {
   });
 });
 
+describe('the outgoing budget and pages', () => {
+  test('refuse a process-wide outgoing budget below two pages (a page request reserves maxReplyBytes of it)', () => {
+    const lines = mistakes({ env: { PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: '65536' } });
+    assert.deepEqual(lines, ['limits.maxOutgoingTotalBytes: must be at least twice limits.maxReplyBytes (524288 bytes): each page request reserves that much of it while it is served (from PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES)']);
+    const smallPages = loadConfig({ env: { PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: '65536', PARLEY_LIMITS_MAX_REPLY_BYTES: '32768' } });
+    assert.equal(smallPages.limits.maxOutgoingTotalBytes, 65536);
+  });
+});
+
 describe('the store engine', () => {
   test('postgres is chosen with its url, from the environment or a file; its pool settings have defaults', () => {
     const url = 'postgres://parley:pw@db.internal:5432/parley';
