@@ -139,7 +139,7 @@ export class Chat {
     if (added.status === 'full') throw new ParleyError('LIMIT_EXCEEDED', 'the group is full');
     if (added.status === 'banned') throw new ParleyError('BANNED_FROM_GROUP');
     if (added.status === 'exists') throw new ParleyError('ALREADY_MEMBER');
-    await this.announceJoin(conversation.id, added.member);
+    await this.announceJoin(conversation.id, added.member, added.memberCount);
     return { conversation: await this.joinedConversation(conversation.id, userId) };
   }
 
@@ -156,8 +156,9 @@ export class Chat {
       this.announce(this.publisher.toUser(userId, 'conversation.removed', { conversationId: conversation.id, reason: 'left' }));
       return {};
     }
-    await this.store.removeMember(conversation.id, userId);
-    await this.announceLeave(conversation.id, userId, null, 'left');
+    const removal = await this.store.removeMember(conversation.id, userId);
+    // Not removed here: a concurrent kick, ban or leave removed them, and told everyone.
+    if (removal.removed) await this.announceLeave(conversation.id, userId, null, 'left', removal.memberCount + 1);
     return {};
   }
 
@@ -208,8 +209,8 @@ export class Chat {
     if (!canKick(member.role, target.role)) throw new ParleyError('FORBIDDEN');
     // Refused (UNAVAILABLE, nothing stored) while the bus refuses publishes: see Publisher.probe.
     await this.publisher.probe();
-    await this.store.removeMember(conversation.id, d.userId);
-    await this.announceLeave(conversation.id, d.userId, userId, 'kicked');
+    const removal = await this.store.removeMember(conversation.id, d.userId);
+    if (removal.removed) await this.announceLeave(conversation.id, d.userId, userId, 'kicked', removal.memberCount + 1);
     return {};
   }
 
@@ -237,8 +238,8 @@ export class Chat {
     if (!user) throw new ParleyError('NOT_FOUND', 'no such user');
     if (!canKick(member.role, target?.role ?? 'member')) throw new ParleyError('FORBIDDEN');
     if (target) await this.publisher.probe();
-    const { removed } = await this.store.banMember({ conversationId: conversation.id, userId: d.userId, by: userId, now: this.now() });
-    if (removed) await this.announceLeave(conversation.id, d.userId, userId, 'banned');
+    const removal = await this.store.banMember({ conversationId: conversation.id, userId: d.userId, by: userId, now: this.now() });
+    if (removal.removed) await this.announceLeave(conversation.id, d.userId, userId, 'banned', removal.memberCount + 1);
     return {};
   }
 
@@ -320,7 +321,7 @@ export class Chat {
     });
     switch (result.status) {
       case 'joined':
-        await this.announceJoin(result.conversationId, result.member);
+        await this.announceJoin(result.conversationId, result.member, result.memberCount);
         return { conversation: await this.joinedConversation(result.conversationId, userId) };
       case 'already_member':
         throw new ParleyError('ALREADY_MEMBER');
@@ -594,11 +595,13 @@ export class Chat {
    * conversation on this event recovers the messages after it, so a message committed between the join and this read,
    * and published before that subscription, is recovered too instead of being skipped.
    */
-  private async announceJoin(conversationId: string, member: Member): Promise<void> {
+  private async announceJoin(conversationId: string, member: Member, sizeAfter: number): Promise<void> {
     const current = await this.store.getConversation(conversationId);
     if (!current) return;
     const conversation = current.lastSeq > member.readSeq ? { ...current, lastSeq: member.readSeq } : current;
-    const summaries = this.memberSummaries?.summarises(conversation.kind, conversation.memberCount) ? this.memberSummaries : null;
+    // The size right after this join, from its own transaction (see AddMemberResult): a count read now would include
+    // every concurrent join and leave.
+    const summaries = this.memberSummaries?.summarises(conversation.kind, sizeAfter) ? this.memberSummaries : null;
     summaries?.note(conversationId, 'joined');
     await Promise.all([
       this.publisher.toUser(member.userId, 'conversation.updated', conversation),
@@ -606,10 +609,10 @@ export class Chat {
     ]).catch(this.onPublishError);
   }
 
-  private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked' | 'banned'): Promise<void> {
+  /** `sizeBefore`: the member count right before this departure, from its own transaction (see Removal). */
+  private async announceLeave(conversationId: string, userId: string, by: string | null, reason: 'left' | 'kicked' | 'banned', sizeBefore: number): Promise<void> {
     const conversation = this.memberSummaries ? await this.store.getConversation(conversationId).catch(() => null) : null;
-    // Read after the departure: the size before it (what decides, as for a join's size after it) is one more.
-    const summaries = conversation && this.memberSummaries?.summarises(conversation.kind, conversation.memberCount + 1) ? this.memberSummaries : null;
+    const summaries = conversation && this.memberSummaries?.summarises(conversation.kind, sizeBefore) ? this.memberSummaries : null;
     summaries?.note(conversationId, 'left');
     await Promise.all([
       summaries ? undefined : this.publisher.toConversation(conversationId, 'member.left', { conversationId, userId, by }),

@@ -201,6 +201,24 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await b.listUsers({ limit: 100 })).length, 5);
       });
 
+      testTwoHandles('concurrent joins, then leaves, on both report each its own member count (the size right after it)', async (a, b) => {
+        const joiners = Array.from({ length: 20 }, (_, i) => `c${i}`);
+        await addUsers(a, 'owner', ...joiners);
+        await addGroup(a, 'g', 'owner');
+        // What decides whether members hear of a change one by one or in a summary: read in the change's own
+        // transaction, every count from 2 to 21 is reported once; a count read afterwards repeats the final one.
+        const joined = await across(a, b, joiners.length, (store, i) =>
+          store.addMember({ conversationId: 'g', userId: joiners[i], role: 'member', now: T0, maxMembers: 100 }));
+        const afterJoins = joined.map((r) => (r.status === 'added' ? r.memberCount : -1)).sort((x, y) => x - y);
+        assert.deepEqual(afterJoins, Array.from({ length: 20 }, (_, i) => i + 2));
+        const left = await across(a, b, joiners.length, (store, i) => (i % 4 === 3
+          ? store.banMember({ conversationId: 'g', userId: joiners[i], by: 'owner', now: T0 })
+          : store.removeMember('g', joiners[i])));
+        const afterLeaves = left.map((r) => (r.removed ? r.memberCount : -1)).sort((x, y) => x - y);
+        assert.deepEqual(afterLeaves, Array.from({ length: 20 }, (_, i) => i + 1));
+        assert.equal((await b.getConversation('g'))?.memberCount, 1);
+      });
+
       testTwoHandles('concurrent joins on both never exceed maxMembers', async (a, b) => {
         const joiners = Array.from({ length: 20 }, (_, i) => `j${i}`);
         await addUsers(a, 'owner', ...joiners);
@@ -575,7 +593,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await addGroup(store, 'g', 'u1');
         const added = await store.addMember({ conversationId: 'g', userId: 'u2', role: 'admin', now: T0 + 1, maxMembers: 10 });
         const member = { userId: 'u2', name: 'name-u2', role: 'admin', joinedAt: T0 + 1, readSeq: 0 };
-        assert.deepEqual(added, { status: 'added', member });
+        assert.deepEqual(added, { status: 'added', member, memberCount: 2 });
         const again = await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0 + 2, maxMembers: 10 });
         assert.deepEqual(again, { status: 'exists', member });
         assert.equal((await store.getConversation('g'))?.memberCount, 2);
@@ -667,9 +685,9 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
       test('removeMember removes once and keeps memberCount right', async (store) => {
         await addUsers(store, 'u1', 'u2');
         await addGroup(store, 'g', 'u1', ['u2']);
-        assert.equal(await store.removeMember('g', 'u2'), true);
-        assert.equal(await store.removeMember('g', 'u2'), false);
-        assert.equal(await store.removeMember('nope', 'u2'), false);
+        assert.deepEqual(await store.removeMember('g', 'u2'), { removed: true, memberCount: 1 });
+        assert.deepEqual(await store.removeMember('g', 'u2'), { removed: false });
+        assert.deepEqual(await store.removeMember('nope', 'u2'), { removed: false });
         assert.equal(await store.getMember('g', 'u2'), null);
         assert.equal((await store.getConversation('g'))?.memberCount, 1);
         assert.deepEqual(await store.listConversationIds('u2'), []);
@@ -717,7 +735,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await addUsers(store, 'u1', 'u2');
         await addGroup(store, 'g', 'u1');
         await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 10 });
-        assert.deepEqual(await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 + 1 }), { removed: true });
+        assert.deepEqual(await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 + 1 }), { removed: true, memberCount: 1 });
         assert.equal(await store.getMember('g', 'u2'), null);
         assert.equal((await store.getConversation('g'))?.memberCount, 1);
         assert.deepEqual(await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: 10 }), { status: 'banned' });
@@ -769,7 +787,7 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         await send(store, 'g', 'owner', 3);
         const result = await redeem(store, 'u1', T0 + 7);
         assert.deepEqual(result, {
-          status: 'joined', conversationId: 'g', member: { userId: 'u1', name: 'name-u1', role: 'member', joinedAt: T0 + 7, readSeq: 3 },
+          status: 'joined', conversationId: 'g', member: { userId: 'u1', name: 'name-u1', role: 'member', joinedAt: T0 + 7, readSeq: 3 }, memberCount: 2,
         });
         assert.equal((await store.getInvite('tok'))?.uses, 1);
         assert.equal((await store.getConversation('g'))?.memberCount, 2);

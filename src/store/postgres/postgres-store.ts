@@ -18,7 +18,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
-import type { AddMemberResult, DeleteConversationResult, InstanceClaimRequest, NewMessage, NewUser, RedeemResult, Store, UserRecord } from '../store.js';
+import type { AddMemberResult, DeleteConversationResult, InstanceClaimRequest, NewMessage, NewUser, RedeemResult, Removal, Store, UserRecord } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { InstanceClaim } from './instance-claim.js';
@@ -430,9 +430,9 @@ export class PostgresStore implements Store {
     return this.write((db) => addMemberNow(db, input));
   }
 
-  removeMember(conversationId: string, userId: string): Promise<boolean> {
+  removeMember(conversationId: string, userId: string): Promise<Removal> {
     return this.write(async (db) => {
-      if (!await lockConversation(db, conversationId)) return false;
+      if (!await lockConversation(db, conversationId)) return { removed: false };
       return removeMembership(db, conversationId, userId);
     });
   }
@@ -447,14 +447,14 @@ export class PostgresStore implements Store {
     });
   }
 
-  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<{ removed: boolean }> {
+  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<Removal> {
     return this.write(async (db) => {
       await lockConversation(db, input.conversationId);
       // Banning again keeps the first ban.
       await db.query(
         'INSERT INTO conversation_bans (conversation_id, user_id, banned_by, banned_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
         [input.conversationId, input.userId, input.by, input.now]);
-      return { removed: await removeMembership(db, input.conversationId, input.userId) };
+      return removeMembership(db, input.conversationId, input.userId);
     });
   }
 
@@ -520,7 +520,7 @@ export class PostgresStore implements Store {
         case 'exists': return { status: 'already_member', member: added.member, conversationId };
         case 'added':
           await db.query('UPDATE invites SET uses = uses + 1 WHERE token = $1', [input.token]);
-          return { status: 'joined', member: added.member, conversationId };
+          return { status: 'joined', member: added.member, conversationId, memberCount: added.memberCount };
       }
     });
   }
@@ -714,16 +714,16 @@ async function stampMember(db: Queryable, conversationId: string, userId: string
 }
 
 /** Remove a membership under the conversation's lock: member count, departure at a new rev. */
-async function removeMembership(db: Queryable, conversationId: string, userId: string): Promise<boolean> {
+async function removeMembership(db: Queryable, conversationId: string, userId: string): Promise<Removal> {
   const deleted = await db.query('DELETE FROM members WHERE conversation_id = $1 AND user_id = $2', [conversationId, userId]);
-  if (!deleted.rowCount) return false;
-  await db.query('UPDATE conversations SET member_count = member_count - 1 WHERE id = $1', [conversationId]);
+  if (!deleted.rowCount) return { removed: false };
+  const counted = await first<{ member_count: number }>(db, 'UPDATE conversations SET member_count = member_count - 1 WHERE id = $1 RETURNING member_count', [conversationId]);
   // A departure like a kick's, so members who were away learn it from sync.
   const rev = await nextRev(db, conversationId);
   await db.query(
     `INSERT INTO departures (conversation_id, user_id, rev) VALUES ($1, $2, $3)
      ON CONFLICT (conversation_id, user_id) DO UPDATE SET rev = excluded.rev`, [conversationId, userId, rev]);
-  return true;
+  return { removed: true, memberCount: Number(counted?.member_count ?? 0) };
 }
 
 /** The body of addMember: conversation row locked first (member_count), then the user's (their membership count). */
@@ -740,7 +740,8 @@ async function addMemberNow(db: Queryable, input: { conversationId: string; user
     [input.conversationId, input.userId, input.role, input.now, conversation.last_seq, rev]);
   await db.query('UPDATE conversations SET member_count = member_count + 1 WHERE id = $1', [input.conversationId]);
   await db.query('DELETE FROM departures WHERE conversation_id = $1 AND user_id = $2', [input.conversationId, input.userId]);
-  return { status: 'added', member: await requireMember(db, input.conversationId, input.userId) };
+  // The conversation row is locked since lockConversation: its count cannot change in between.
+  return { status: 'added', member: await requireMember(db, input.conversationId, input.userId), memberCount: Number(conversation.member_count) + 1 };
 }
 
 /**

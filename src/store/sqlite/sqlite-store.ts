@@ -10,7 +10,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import type { Ban, StoredChange as Change, Conversation, ConversationPosition, Invite, Member, StoredMessage as Message, MyConversation, Role, Visibility } from '../../protocol/types.js';
 import { usernameFoldedSkeleton, usernameKey, usernameScriptProblem, usernameSkeleton } from '../../protocol/usernames.js';
 import { SEARCH_CANDIDATES, SUBSTRING_QUERY_MIN, foldForSearch, searchFoldSignature } from '../search-text.js';
-import { type AddMemberResult, type DeleteConversationResult, type InstanceClaimRequest, type NewMessage, type NewUser, type RedeemResult, type Store, type UserRecord, differingSettings } from '../store.js';
+import { type AddMemberResult, type DeleteConversationResult, type InstanceClaimRequest, type NewMessage, type NewUser, type RedeemResult, type Removal, type Store, type UserRecord, differingSettings } from '../store.js';
 import { type AppendResult, type QueuedAppend, createAppendBatch } from './append.js';
 import { closedError, toParleyError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
@@ -439,7 +439,8 @@ export class SqliteStore implements Store {
     this.s.addMemberCount.run(1, input.conversationId);
     this.s.forgetDeparture.run(input.conversationId, input.userId);
     this.s.stampMember.run(this.bumpRev(input.conversationId), input.conversationId, input.userId);
-    return { status: 'added', member: this.requireMember(input.conversationId, input.userId) };
+    // Read before the insert in this write transaction: nothing else changes the count in between.
+    return { status: 'added', member: this.requireMember(input.conversationId, input.userId), memberCount: conversation.member_count + 1 };
   }
 
   private requireMember(conversationId: string, userId: string): Member {
@@ -448,13 +449,17 @@ export class SqliteStore implements Store {
     return toMember(row);
   }
 
-  removeMember(conversationId: string, userId: string): Promise<boolean> {
-    return this.write(() => {
-      if (this.s.deleteMember.run(conversationId, userId).changes === 0) return false;
-      this.s.addMemberCount.run(-1, conversationId);
-      this.s.recordDeparture.run(conversationId, userId, this.bumpRev(conversationId));
-      return true;
-    });
+  removeMember(conversationId: string, userId: string): Promise<Removal> {
+    return this.write(() => this.removeMemberNow(conversationId, userId));
+  }
+
+  /** The body of removeMember and banMember's removal, inside the caller's transaction. */
+  private removeMemberNow(conversationId: string, userId: string): Removal {
+    if (this.s.deleteMember.run(conversationId, userId).changes === 0) return { removed: false };
+    this.s.addMemberCount.run(-1, conversationId);
+    // A departure like a kick's, so members who were away learn it from sync.
+    this.s.recordDeparture.run(conversationId, userId, this.bumpRev(conversationId));
+    return { removed: true, memberCount: this.s.conversationById.get(conversationId)?.member_count ?? 0 };
   }
 
   setRole(conversationId: string, userId: string, role: Role): Promise<Member | null> {
@@ -465,16 +470,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<{ removed: boolean }> {
+  banMember(input: { conversationId: string; userId: string; by: string; now: number }): Promise<Removal> {
     return this.write(() => {
       this.s.insertBan.run(input.conversationId, input.userId, input.by, input.now);
-      const removed = this.s.deleteMember.run(input.conversationId, input.userId).changes > 0;
-      if (removed) {
-        this.s.addMemberCount.run(-1, input.conversationId);
-        // A departure like a kick's, so members who were away learn it from sync.
-        this.s.recordDeparture.run(input.conversationId, input.userId, this.bumpRev(input.conversationId));
-      }
-      return { removed };
+      return this.removeMemberNow(input.conversationId, input.userId);
     });
   }
 
@@ -542,7 +541,7 @@ export class SqliteStore implements Store {
         case 'exists': return { status: 'already_member', member: added.member, conversationId };
         case 'added':
           this.s.useInvite.run(input.token);
-          return { status: 'joined', member: added.member, conversationId };
+          return { status: 'joined', member: added.member, conversationId, memberCount: added.memberCount };
       }
     });
   }
