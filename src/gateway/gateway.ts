@@ -292,6 +292,20 @@ export class Gateway implements ConnectionOwner {
     return this.deps.limiter.take(`connect:${userId}`, this.deps.options.userConnectRate).then((d) => d.allowed, () => true);
   }
 
+  /**
+   * A request's `track`, ending its reservation (see `answered`) when it settles: one promise and one closure per
+   * request, the most frequent piece of work there is (a `finally` before `track` cost three promises and three
+   * closures, +10% allocation in the DM bench).
+   */
+  private trackRequest(work: Promise<unknown>, connection: Connection, reserved: number, reply: number): void {
+    const done = (): void => {
+      this.inFlight.delete(settled);
+      this.answered(connection, reserved, reply);
+    };
+    const settled: Promise<void> = work.then(done, done);
+    this.inFlight.add(settled);
+  }
+
   /** Keep a piece of connection work in `inFlight` until it settles (shutdown waits for it). */
   private track(work: Promise<unknown>): void {
     const settled = work.then(noop, noop);
@@ -937,7 +951,7 @@ export class Gateway implements ConnectionOwner {
     this.reservedTotal += reserved;
     connection.reserved += reply;
     connection.inflight++;
-    this.track(started.settled.finally(() => this.answered(connection, reserved, reply)));
+    this.trackRequest(started.settled, connection, reserved, reply);
     if (connection.inflight >= this.deps.options.maxInflightRequests) connection.throttled = true;
     // Served, like a request that passes the budget; what the publisher sends next waits until the readers catch up.
     const conversationId = started.target.conversationId;
@@ -958,9 +972,17 @@ export class Gateway implements ConnectionOwner {
     const now = Date.now();
     let seen = this.behindCache.get(conversationId);
     if (seen === undefined || seen.sends >= BEHIND_RESCAN_SENDS || now - seen.at >= this.deps.options.outgoingProbeMs) {
-      seen = { behind: this.mostUsersBehind(conversationId, now), at: now, sends: 0 };
-      this.behindCache.set(conversationId, seen);
-      if (this.behindCache.size > BEHIND_CACHE_MAX) this.behindCache.delete(this.behindCache.keys().next().value!);
+      const behind = this.mostUsersBehind(conversationId, now);
+      if (seen === undefined) {
+        seen = { behind, at: now, sends: 0 };
+        this.behindCache.set(conversationId, seen);
+        if (this.behindCache.size > BEHIND_CACHE_MAX) this.behindCache.delete(this.behindCache.keys().next().value!);
+      } else {
+        // Updated in place: an object per rescan was one more allocation per few sends of every conversation.
+        seen.behind = behind;
+        seen.at = now;
+        seen.sends = 0;
+      }
     }
     if (publishing) seen.sends++;
     return seen.behind;
