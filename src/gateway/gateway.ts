@@ -410,8 +410,7 @@ export class Gateway implements ConnectionOwner {
    * replies), less room for welcome's fixed fields.
    */
   private welcomeBudget(): ReplyBudget {
-    const { maxReplyBytes, maxOutgoingBytes } = this.deps.options;
-    return new ReplyBudget(Math.min(maxReplyBytes, Math.floor(maxOutgoingBytes / 2)) - WELCOME_FIXED_BYTES);
+    return new ReplyBudget(this.pageBytes() - WELCOME_FIXED_BYTES);
   }
 
   /**
@@ -624,6 +623,13 @@ export class Gateway implements ConnectionOwner {
 
   private removeInterest(connection: Connection, conversationId: string): void {
     connection.removeConversation(conversationId);
+    if (connection.heldFor === conversationId) {
+      // Held for a conversation it has left or was removed from: how its readers are doing is no longer its business,
+      // and every request of it waited on them (outside check: a kicked member's next requests, to other groups too,
+      // waited 4.6 s). Still held while the process is over budget or its own backlog is high.
+      connection.heldFor = null;
+      this.resumeIfCaughtUp();
+    }
     const members = this.byConversation.get(conversationId);
     if (!members) return;
     members.delete(connection);
@@ -946,7 +952,7 @@ export class Gateway implements ConnectionOwner {
     const started = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
     if (!started) return;
     // The reply is its requester's alone: reserved on the connection too (fan-out goes to others' backlogs).
-    const reply = started.pageReply ? this.deps.options.maxReplyBytes : 0;
+    const reply = started.pageReply ? this.pageBytes() : 0;
     const reserved = this.expectedFanOut(connection, started.target, bytes) + reply;
     this.reservedTotal += reserved;
     connection.reserved += reply;
@@ -1023,6 +1029,12 @@ export class Gateway implements ConnectionOwner {
     const { conversationId } = targetOf(data);
     if (this.overBudget() || (conversationId !== undefined && this.readersBehind(conversationId, true))) return this.deps.options.maxDeliveryDelayMs;
     return null;
+  }
+
+  /** The byte budget of one page in force: limits.maxReplyBytes, at most half of limits.maxOutgoingBytes. */
+  private pageBytes(): number {
+    const { maxReplyBytes, maxOutgoingBytes } = this.deps.options;
+    return Math.min(maxReplyBytes, Math.floor(maxOutgoingBytes / 2));
   }
 
   /** Pause a connection that published to a conversation whose readers are behind, until they are not. */

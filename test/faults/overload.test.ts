@@ -649,6 +649,29 @@ describe('overload: a conversation whose readers fall behind slows its publisher
     }
   });
 
+  it('serves a held member again at once when it is removed from the conversation it was held for', async () => {
+    const { publisher: owner, readers, conversationId } = await group('late-kicked', 4);
+    const [member, ...stoppedReaders] = readers as [RawClient, ...RawClient[]];
+    const sockets = stoppedReaders.map(socketOf);
+    try {
+      // 3 of its 5 users stop reading: the member who publishes is held after its next send.
+      await fallBehind(member, conversationId, sockets);
+      const sending = member.request('message.send', { conversationId, key: 'late-kicked-x', text: 'x' }, 30_000);
+      await until(async () => (await metric(server, 'parley_paused_connections')) === 1, 'the member is held', 10_000, 20);
+      await owner.ok('member.kick', { conversationId, userId: member.eventsOf('welcome')[0].user.id });
+      await member.waitFor('conversation.removed', (d: any) => d.conversationId === conversationId, 5000);
+      // Its readers are still stopped; it is no longer theirs to wait for: its requests are served (they waited for
+      // slowConsumerMs, a minute here, before).
+      const list = await member.request('conversation.list', {}, 10_000);
+      assert.ok(list.result, JSON.stringify(list));
+      await sending;
+      await until(async () => (await metric(server, 'parley_paused_connections')) === 0, 'nobody left held', 10_000, 20);
+    } finally {
+      for (const socket of sockets) socket.resume();
+      for (const c of [owner, ...readers]) c.close();
+    }
+  });
+
   it('counts readers by user: one user\'s many connections that stop reading do not hold the publisher', async () => {
     const COUNT = 200;
     const { publisher, readers, conversationId } = await group('late-user', 1);
