@@ -161,6 +161,14 @@ function schemaDefaults(): unknown {
   return defaultsCache;
 }
 
+/** Bounds that depend on other settings (checked in the schema's superRefine), told in `--help` beside the type. */
+const CROSS_RULES: Record<string, string> = {
+  'limits.maxOutgoingTotalBytes': 'and at least twice the reply budget (limits.maxReplyBytes, at most half of limits.maxOutgoingBytes)',
+  'limits.maxOutgoingHardBytes': 'and at least twice limits.maxOutgoingBytes',
+  'limits.maxOutgoingBytes': 'and at least twice the largest event one message makes (6 × limits.maxMessageBytes + limits.maxMetaBytes + 2048)',
+  'limits.outgoingProbeBytes': 'and at most half of limits.maxOutgoingBytes',
+};
+
 const DERIVED_DEFAULTS: Record<string, string> = {
   'store.sqlite.path': '<dataDir>/parley.db',
   'server.instanceId': '<host name>-<pid>',
@@ -183,7 +191,8 @@ export interface EnvironmentVariableInfo {
 /** Every PARLEY_* variable the config understands, in schema order (for `parley serve --help` and the docs). */
 export function describeEnvironmentVariables(): EnvironmentVariableInfo[] {
   return leaves().list.map((leaf) => {
-    const info: EnvironmentVariableInfo = { name: leaf.envName, path: leaf.dotted, type: expected(leaf.schema) };
+    const rule = CROSS_RULES[leaf.dotted];
+    const info: EnvironmentVariableInfo = { name: leaf.envName, path: leaf.dotted, type: expected(leaf.schema) + (rule ? `, ${rule}` : '') };
     if (leaf.description) info.description = leaf.description;
     // The effective default: a section's own default (e.g. connectionRate's 50/s) wins over its inner schema's (10/s).
     const fallback = getAt(schemaDefaults(), leaf.path) ?? leaf.defaultValue;

@@ -422,11 +422,12 @@ export const configSchema = z.object({
   // A page request reserves maxReplyBytes of the budget while it is served: a budget smaller than two pages served
   // them one at a time at best, and a reader that stopped after its page held every connection for slowConsumerMs
   // (outside check: 4 sends in 60 s at a 64 KiB budget).
-  if (config.limits.maxOutgoingTotalBytes < config.limits.maxReplyBytes * 2) {
+  const replyBudget = replyBudgetOf(config.limits);
+  if (config.limits.maxOutgoingTotalBytes < replyBudget * 2) {
     ctx.addIssue({
       code: 'custom',
       path: ['limits', 'maxOutgoingTotalBytes'],
-      message: `must be at least twice limits.maxReplyBytes (${2 * config.limits.maxReplyBytes} bytes): each page request reserves that much of it while it is served`,
+      message: `must be at least twice the reply budget (${2 * replyBudget} bytes; limits.maxReplyBytes, at most half of limits.maxOutgoingBytes): each page request reserves that much of it while it is served`,
     });
   }
   if (config.limits.maxOutgoingHardBytes < config.limits.maxOutgoingBytes * 2) {
@@ -493,6 +494,11 @@ function isAddressOrCidr(value: string): boolean {
   if (family === 0 || rest.length > 0) return false;
   if (prefix === undefined) return true;
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** The byte budget of one page in force: `limits.maxReplyBytes`, at most half of `limits.maxOutgoingBytes`. */
+export function replyBudgetOf(limits: { maxReplyBytes: number; maxOutgoingBytes: number }): number {
+  return Math.min(limits.maxReplyBytes, Math.floor(limits.maxOutgoingBytes / 2));
 }
 
 /** The effective `limits.outgoingProbeBytes`: as configured, else 64 KiB or a quarter of `maxOutgoingBytes` if less. */

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Config } from '../config/schema.js';
+import { replyBudgetOf, type Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { RequestData } from '../protocol/requests.js';
 import type { ResultMap } from '@parley/protocol';
@@ -46,7 +46,7 @@ export const chatLimitsFrom = (config: Config): ChatLimits => ({
   maxPageSize: config.limits.maxPageSize,
   maxJsonDepth: config.limits.maxJsonDepth,
   // Well under the slow-consumer backlog level, so a reply alone never makes a backlog.
-  maxReplyBytes: Math.min(config.limits.maxReplyBytes, Math.floor(config.limits.maxOutgoingBytes / 2)),
+  maxReplyBytes: replyBudgetOf(config.limits),
   maxConcurrentSearches: config.limits.maxConcurrentSearches,
 });
 

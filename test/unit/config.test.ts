@@ -307,7 +307,9 @@ describe('limits that depend on each other', () => {
 describe('the outgoing budget and pages', () => {
   test('refuse a process-wide outgoing budget below two pages (a page request reserves maxReplyBytes of it)', () => {
     const lines = mistakes({ env: { PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: '65536' } });
-    assert.deepEqual(lines, ['limits.maxOutgoingTotalBytes: must be at least twice limits.maxReplyBytes (524288 bytes): each page request reserves that much of it while it is served (from PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES)']);
+    assert.deepEqual(lines, ['limits.maxOutgoingTotalBytes: must be at least twice the reply budget (524288 bytes; limits.maxReplyBytes, at most half of limits.maxOutgoingBytes): each page request reserves that much of it while it is served (from PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES)']);
+    // The budget in force counts: 20 MiB pages are cut at half of maxOutgoingBytes (512 KiB), so the default 32 MiB is fine.
+    assert.equal(loadConfig({ env: { PARLEY_LIMITS_MAX_REPLY_BYTES: String(20 * 1024 * 1024) } }).limits.maxOutgoingTotalBytes, 32 * 1024 * 1024);
     const smallPages = loadConfig({ env: { PARLEY_LIMITS_MAX_OUTGOING_TOTAL_BYTES: '65536', PARLEY_LIMITS_MAX_REPLY_BYTES: '32768' } });
     assert.equal(smallPages.limits.maxOutgoingTotalBytes, 65536);
   });
