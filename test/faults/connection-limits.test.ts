@@ -21,6 +21,7 @@ function upgradeStatus(server: TestServer, token: string): Promise<number> {
 describe('limits: connections', () => {
   let server: TestServer;
   let alice: { id: string; token: string };
+  let carol: { id: string; token: string };
   before(async () => {
     server = await startServer({
       PARLEY_LIMITS_HEADERS_TIMEOUT_MS: '500',
@@ -28,6 +29,7 @@ describe('limits: connections', () => {
       PARLEY_LIMITS_MAX_CONNECTIONS_PER_USER: '3',
     });
     alice = await register(server, 'conn-alice');
+    carol = await register(server, 'conn-carol');
   });
   after(async () => {
     await server.stop();
@@ -57,7 +59,6 @@ describe('limits: connections', () => {
     // The server sees the closes after the client does: retry (bounded) until the count has dropped. As another user
     // than alice: an upgrade of hers still being unregistered counted against her 3 in the next test, which then saw
     // one of her devices refused 4006 instead of the fourth (CI, under load).
-    const carol = await register(server, 'conn-carol');
     let status = 0;
     for (let attempt = 0; attempt < 50 && status !== 101; attempt++) status = await upgradeStatus(server, carol.token).catch(() => 0);
     assert.equal(status, 101);
