@@ -9,7 +9,7 @@ import { createTokenService } from './auth/tokens.js';
 import type { Bus } from './bus/bus.js';
 import { createMemoryBus } from './bus/memory/memory-bus.js';
 import { createRedisBus } from './bus/redis/redis-bus.js';
-import { outgoingProbeBytesOf, type Config } from './config/schema.js';
+import { outgoingProbeBytesOf, replyBudgetOf, type Config } from './config/schema.js';
 import { Admin } from './domain/admin.js';
 import { Chat, chatLimitsFrom } from './domain/chat.js';
 import type { Services } from './domain/operations.js';
@@ -325,6 +325,7 @@ export async function startServer(config: Config, options: { logger?: Logger; li
       path: '/ws',
       ...config.limits,
       outgoingProbeBytes: outgoingProbeBytesOf(config.limits),
+      maxReplyBytes: replyBudgetOf(config.limits),
       userRates,
       heartbeat: config.heartbeat,
       presenceTtlMs: config.presence.ttlMs,

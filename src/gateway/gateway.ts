@@ -32,7 +32,10 @@ export interface GatewayOptions {
   maxFrameBytes: number;
   maxMessageBytes: number;
   maxOutgoingBytes: number;
-  /** The byte budget of a reply that can grow (limits.maxReplyBytes); `welcome`'s conversation list keeps within it. */
+  /**
+   * The byte budget of a reply that can grow, as in force (limits.maxReplyBytes, at most half of maxOutgoingBytes: see
+   * replyBudgetOf): what a page request reserves while served; `welcome`'s conversation list keeps within it.
+   */
   maxReplyBytes: number;
   slowConsumerMs: number;
   maxOutgoingHardBytes: number;
@@ -410,7 +413,7 @@ export class Gateway implements ConnectionOwner {
    * replies), less room for welcome's fixed fields.
    */
   private welcomeBudget(): ReplyBudget {
-    return new ReplyBudget(this.pageBytes() - WELCOME_FIXED_BYTES);
+    return new ReplyBudget(this.deps.options.maxReplyBytes - WELCOME_FIXED_BYTES);
   }
 
   /**
@@ -952,7 +955,7 @@ export class Gateway implements ConnectionOwner {
     const started = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
     if (!started) return;
     // The reply is its requester's alone: reserved on the connection too (fan-out goes to others' backlogs).
-    const reply = started.pageReply ? this.pageBytes() : 0;
+    const reply = started.pageReply ? this.deps.options.maxReplyBytes : 0;
     const reserved = this.expectedFanOut(connection, started.target, bytes) + reply;
     this.reservedTotal += reserved;
     connection.reserved += reply;
@@ -1029,12 +1032,6 @@ export class Gateway implements ConnectionOwner {
     const { conversationId } = targetOf(data);
     if (this.overBudget() || (conversationId !== undefined && this.readersBehind(conversationId, true))) return this.deps.options.maxDeliveryDelayMs;
     return null;
-  }
-
-  /** The byte budget of one page in force: limits.maxReplyBytes, at most half of limits.maxOutgoingBytes. */
-  private pageBytes(): number {
-    const { maxReplyBytes, maxOutgoingBytes } = this.deps.options;
-    return Math.min(maxReplyBytes, Math.floor(maxOutgoingBytes / 2));
   }
 
   /** Pause a connection that published to a conversation whose readers are behind, until they are not. */
