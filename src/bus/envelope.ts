@@ -39,10 +39,9 @@ export function decodeEnvelope(payload: Buffer): Envelope {
   if (first === OPEN_BRACE) return { kind: 'frame', frame: payload, exceptUser: null, exceptConnection: null };
   if (first === BANG || first === TILDE) {
     const colon = payload.indexOf(COLON, 1);
-    const digits = colon > 1 ? payload.toString('latin1', 1, colon) : '';
     const start = colon + 1;
-    const length = Number(digits);
-    if (/^\d+$/.test(digits) && start + length <= payload.length) {
+    const length = colon > 1 ? decimalAt(payload, 1, colon) : -1;
+    if (length >= 0 && start + length <= payload.length) {
       const except = payload.toString('utf8', start, start + length);
       const frame = payload.subarray(start + length);
       return first === BANG
@@ -53,4 +52,15 @@ export function decodeEnvelope(payload: Buffer): Envelope {
   const newline = payload.indexOf(NEWLINE);
   if (first === HASH && newline > 0) return { kind: 'control', command: payload.toString('utf8', 1, newline) };
   return { kind: 'frame', frame: payload, exceptUser: null, exceptConnection: null };
+}
+
+/** The decimal number written in bytes [from, to) of `payload`, or -1 if any of them is not a digit (read per event: no string, no regex). */
+function decimalAt(payload: Buffer, from: number, to: number): number {
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const digit = payload[i]! - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }

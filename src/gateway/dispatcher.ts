@@ -56,6 +56,9 @@ export const PUBLISHING: ReadonlySet<RequestType> = new Set<RequestType>(['messa
  */
 export const JOINING: ReadonlySet<RequestType> = new Set<RequestType>(['conversation.create', 'direct.open', 'conversation.join', 'invite.accept']);
 
+/** Requests that change their own connection (presence subscriptions): the only ones given a ConnectionScope. */
+const SCOPED: ReadonlySet<RequestType> = new Set<RequestType>(['presence.subscribe', 'presence.unsubscribe']);
+
 /** The conversation (`conversationId`) or user (`to`, a direct message) a request's events go to, if it names one. */
 export interface RequestTarget {
   conversationId?: string;
@@ -76,6 +79,8 @@ export class Dispatcher {
     private readonly limiter: RateLimiter,
     /** What a request may change on its connection (presence subscriptions); see ConnectionScope. */
     private readonly scopeOf: (connection: Connection) => ConnectionScope | undefined = () => undefined,
+    /** Closes a connection with a catalogued close (a flood). */
+    private readonly close: (connection: Connection, name: CloseName) => void = (connection, name) => connection.abandon(name),
     /**
      * Runs with a request's result before its reply is written; a promise it returns delays the reply (never fails
      * it). The gateway uses it to listen on a conversation the requester just joined (JOINING).
@@ -83,13 +88,15 @@ export class Dispatcher {
     private readonly beforeReply: (connection: Connection, type: RequestType, result: unknown) => Promise<void> | null = () => null,
   ) {}
 
-  /** Returns the running request, if the frame started one (shutdown waits for it; the gateway counts it in flight). */
-  handle(connection: Connection, data: RawData, isBinary: boolean, close: (name: CloseName) => void): StartedRequest | void {
+  /**
+   * Returns the running request, if the frame started one (shutdown waits for it; the gateway counts it in flight).
+   * `now`: the time the frame is handled (ms since the epoch).
+   */
+  handle(connection: Connection, data: RawData, isBinary: boolean, now: number): StartedRequest | void {
     // Frames that arrive while the close handshake runs are not served (a flood keeps coming after its close).
     if (connection.state !== ConnectionState.Open) return;
-    const now = Date.now();
     if (!connection.requests.take(now)) {
-      if (++connection.refusedInRow >= this.options.floodCloseAfter) return close('FLOOD');
+      if (++connection.refusedInRow >= this.options.floodCloseAfter) return this.close(connection, 'FLOOD');
       return this.fail(connection, peekId(data), rateLimited(connection.requests.waitMs(now)));
     }
     connection.refusedInRow = 0;
@@ -122,7 +129,8 @@ export class Dispatcher {
     const requestType = type as RequestType;
     const input = requestSchemas[requestType].safeParse(body ?? {});
     if (!input.success) return this.fail(connection, id, new ParleyError('INVALID_REQUEST', `invalid data for "${type}"`, zodDetails(input.error)));
-    const target = targetOf(input.data);
+    // Every schema is an object whose conversationId and to, when present, are strings: the data is its own target.
+    const target = input.data as RequestTarget;
     const pageReply = PAGE_REPLIES.has(requestType);
     const publishes = PUBLISHING.has(requestType);
     const budget = userBudgets[requestType];
@@ -172,7 +180,8 @@ export class Dispatcher {
 
   private run(connection: Connection, id: Id, type: RequestType, input: unknown, startedAt: number): Promise<void> {
     const operation = operations[type] as (s: Services, u: string, d: unknown, c: string | null, scope?: ConnectionScope) => Promise<unknown>;
-    return operation(this.services, connection.userId, input, connection.id, this.scopeOf(connection)).then(
+    // A scope is a few objects: made for the requests that use one only, not for every send.
+    return operation(this.services, connection.userId, input, connection.id, SCOPED.has(type) ? this.scopeOf(connection) : undefined).then(
       (result) => {
         if (type === 'message.send') this.metrics.messagesIn.inc();
         const ready = this.beforeReply(connection, type, result);
@@ -201,10 +210,7 @@ export class Dispatcher {
 export function targetOf(data: unknown): RequestTarget {
   if (typeof data !== 'object' || data === null) return {};
   const { conversationId, to } = data as { conversationId?: unknown; to?: unknown };
-  return {
-    ...(typeof conversationId === 'string' ? { conversationId } : {}),
-    ...(typeof to === 'string' ? { to } : {}),
-  };
+  return { conversationId: typeof conversationId === 'string' ? conversationId : undefined, to: typeof to === 'string' ? to : undefined };
 }
 
 /** The request id of a parsed frame, if it has a usable one. */

@@ -189,7 +189,7 @@ export class Gateway implements ConnectionOwner {
       handleProtocols: selectSubprotocol,
     });
     this.scheduler = new WriteScheduler(options.outgoingProbeMs);
-    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c), (c, type, result) => this.listenOnJoin(c.userId, type, result));
+    this.dispatcher = new Dispatcher(deps.services, deps.metrics, deps.logger, options, deps.limiter, (c) => this.scopeOf(c), (c, name) => this.closeConnection(c, name), (c, type, result) => this.listenOnJoin(c.userId, type, result));
     this.recovery = new JoinRecovery({
       readAfter: (id, afterSeq, limit) => deps.services.chat.messagesForMembers(id, afterSeq, limit),
       sendMessages: (id, messages) => this.sendToAudience(id, messages.map((m) => frameText(encodeEvent('message.new', m)))),
@@ -548,8 +548,9 @@ export class Gateway implements ConnectionOwner {
     // closed as a slow consumer); one held for a conversation whose readers are behind waits until they are not; the
     // others go on.
     const own = (this.deps.options.maxOutgoingBytes * 3) / 4;
+    const now = Date.now();
     const resuming = [...this.paused].filter(
-      (connection) => connection.owedBytes() <= own && (connection.heldFor === null || !this.readersBehind(connection.heldFor)),
+      (connection) => connection.owedBytes() <= own && (connection.heldFor === null || !this.readersBehind(connection.heldFor, now)),
     );
     // Readers that stopped altogether must not hold a conversation's publishers for ever.
     if (resuming.length < this.paused.size && [...this.paused].some((connection) => connection.heldFor !== null)) this.closeStalled();
@@ -952,7 +953,8 @@ export class Gateway implements ConnectionOwner {
       return this.holdRequest(connection, data, isBinary);
     }
     const bytes = rawDataBytes(data);
-    const started = this.dispatcher.handle(connection, data, isBinary, (name) => this.closeConnection(connection, name));
+    const now = Date.now();
+    const started = this.dispatcher.handle(connection, data, isBinary, now);
     if (!started) return;
     // The reply is its requester's alone: reserved on the connection too (fan-out goes to others' backlogs).
     const reply = started.pageReply ? this.deps.options.maxReplyBytes : 0;
@@ -966,7 +968,7 @@ export class Gateway implements ConnectionOwner {
     const conversationId = started.target.conversationId;
     // A member's only (the conversations it receives): a stranger's send is refused NOT_MEMBER and holds nothing, so
     // that a hold tells nobody outside how its readers are doing.
-    if (started.publishes && conversationId !== undefined && connection.conversations.has(conversationId) && this.readersBehind(conversationId, true)) {
+    if (started.publishes && conversationId !== undefined && connection.conversations.has(conversationId) && this.readersBehind(conversationId, now, true)) {
       this.holdFor(connection, conversationId);
     }
   }
@@ -977,8 +979,7 @@ export class Gateway implements ConnectionOwner {
    * `outgoingProbeMs`, whichever comes first: a publisher that the store answers within milliseconds must not get a
    * whole interval of sends past a stale answer, and a fast publisher to a large group costs a lookup for most sends.
    */
-  private readersBehind(conversationId: string, publishing = false): boolean {
-    const now = Date.now();
+  private readersBehind(conversationId: string, now: number, publishing = false): boolean {
     let seen = this.behindCache.get(conversationId);
     if (seen === undefined || seen.sends >= BEHIND_RESCAN_SENDS || now - seen.at >= this.deps.options.outgoingProbeMs) {
       const behind = this.mostUsersBehind(conversationId, now);
@@ -1030,7 +1031,7 @@ export class Gateway implements ConnectionOwner {
   restPublishWaitMs(type: RequestType, data: unknown): number | null {
     if (!PUBLISHING.has(type)) return null;
     const { conversationId } = targetOf(data);
-    if (this.overBudget() || (conversationId !== undefined && this.readersBehind(conversationId, true))) return this.deps.options.maxDeliveryDelayMs;
+    if (this.overBudget() || (conversationId !== undefined && this.readersBehind(conversationId, Date.now(), true))) return this.deps.options.maxDeliveryDelayMs;
     return null;
   }
 

@@ -53,6 +53,9 @@ export function findRefused(value: unknown): RefusedValue | null {
  * the WebSocket's per-frame check. A refused value wins over the depth, as when the two checks ran one after the other.
  */
 export function inspectInput(value: unknown, maxDepth: number): { refused: RefusedValue | null; tooDeep: boolean } {
+  // Nearly every frame is clean and shallow: said so by a walk that allocates nothing. Anything else (a refusal, or
+  // nesting past what that walk recurses into) is found again by the walk below, which gives its path.
+  if (cleanWithin(value, Math.min(maxDepth, FAST_DEPTH))) return CLEAN;
   const path: PathPart[] = [];
   const refusal = scalarRefusal(value);
   if (refusal) return { refused: { path, message: refusal }, tooDeep: false };
@@ -82,6 +85,26 @@ export function inspectInput(value: unknown, maxDepth: number): { refused: Refus
     }
   }
   return { refused: null, tooDeep };
+}
+
+const CLEAN: { refused: null; tooDeep: false } = Object.freeze({ refused: null, tooDeep: false });
+/** How deep cleanWithin recurses at most: far from the call stack's limit. */
+const FAST_DEPTH = 64;
+
+/** Whether `value` carries nothing findRefused refuses and nests at most `depthLeft` levels; false tells nothing more. */
+function cleanWithin(value: unknown, depthLeft: number): boolean {
+  if (typeof value !== 'object' || value === null) return scalarRefusal(value) === null;
+  if (depthLeft < 1) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!cleanWithin(value[i], depthLeft - 1)) return false;
+    return true;
+  }
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (key === '__proto__' || !isWellFormed(key) || !cleanWithin((value as Record<string, unknown>)[key], depthLeft - 1)) return false;
+  }
+  return true;
 }
 
 function frame(node: object): { node: object; keys: PathPart[]; next: number } {

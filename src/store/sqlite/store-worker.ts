@@ -13,7 +13,12 @@ import type { Call, Result, WireError } from './thread-protocol.js';
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-  /** When the call was posted (ms since the epoch). */
+  /** The message the call went out in. */
+  post: Post;
+}
+
+/** One message of calls: when it was posted (ms since the epoch), shared by its calls (one clock read per message). */
+interface Post {
   at: number;
 }
 
@@ -25,6 +30,8 @@ export class StoreWorker {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private outbox: Call[] = [];
+  /** The message the outbox will go out in. */
+  private post: Post = { at: 0 };
   private flushScheduled = false;
   /** Set once the thread failed or exited: every later call is UNAVAILABLE. */
   failure: Error | null = null;
@@ -59,7 +66,7 @@ export class StoreWorker {
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, at: Date.now() });
+      this.pending.set(id, { resolve, reject, post: this.post });
       this.worker.ref();
       this.outbox.push([id, method, args]);
       if (!this.flushScheduled) {
@@ -77,6 +84,8 @@ export class StoreWorker {
     this.flushScheduled = false;
     const calls = this.outbox;
     this.outbox = [];
+    this.post.at = Date.now();
+    this.post = { at: 0 };
     this.worker.postMessage(calls);
   }
 
@@ -86,7 +95,7 @@ export class StoreWorker {
       const waiting = this.pending.get(result[0]);
       if (!waiting) continue;
       this.pending.delete(result[0]);
-      this.recentMs = now - waiting.at;
+      this.recentMs = now - waiting.post.at;
       if (result[1]) waiting.resolve(result[2]);
       else waiting.reject(fromWire(result[2]));
     }
