@@ -54,6 +54,21 @@ describe('inspectInput (the per-frame walk)', () => {
         assert.equal(inspectInput(value, max).tooDeep, nestsDeeperThan(value, max), `${JSON.stringify(value)} at ${max}`);
       }
     }
+    // Around and past the depth the allocation-free first pass recurses into (64): the same answers.
+    const deepValues: unknown[] = [chain(31), chain(32), chain(33), chain(40), chain(100)];
+    for (const value of deepValues) {
+      for (const max of [62, 63, 64, 65, 66, 80, 81, 200, Infinity]) {
+        assert.equal(inspectInput(value, max).tooDeep, nestsDeeperThan(value, max), `depth at ${max}`);
+      }
+    }
+    const deepRefusal = (n: number): unknown => (n === 0 ? Number.POSITIVE_INFINITY : [deepRefusal(n - 1)]);
+    for (const n of [10, 63, 64, 65, 100]) {
+      const { refused } = inspectInput(deepRefusal(n), Infinity);
+      assert.equal(refused?.path.length, n, `a refused number ${n} levels down`);
+      assert.equal(refused?.message, NON_FINITE_MESSAGE);
+    }
+    assert.equal(inspectInput({ a: { __proto__: null, b: 1 } }, 10).refused, null, 'a key named by the prototype syntax is no __proto__ key');
+    assert.deepEqual(inspectInput(JSON.parse('{"x":[{"__proto__":1}]}'), 10).refused?.path, ['x', 0, '__proto__']);
     const both = inspectInput(JSON.parse('{"a":[[[[[["\\ud800"]]]]]]}'), 2);
     assert.deepEqual(both.refused?.path, ['a', 0, 0, 0, 0, 0, 0]);
     assert.equal(inspectInput({ a: [[[[1]]]] }, 2).refused, null);
