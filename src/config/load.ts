@@ -174,7 +174,7 @@ const DERIVED_DEFAULTS: Record<string, string> = {
   'server.instanceId': '<host name>-<pid>',
   'server.publicUrl': 'derived from server.host and server.port',
   'auth.accounts.secret': 'generated once and kept in <dataDir>/secret',
-  'limits.outgoingProbeBytes': '65536, or a quarter of limits.maxOutgoingBytes if less',
+  'limits.outgoingProbeBytes': '131072, or a quarter of limits.maxOutgoingBytes if less',
 };
 
 export interface EnvironmentVariableInfo {
