@@ -22,6 +22,11 @@ export interface ConnectionOwner {
   countClose(name: CloseName): void;
   /** The connection's backlog (see `Connection.backlogBytes`) changed by `delta` (the owner keeps the process-wide total). */
   backlogChanged(delta: number): void;
+  /**
+   * The connection now has unanswered position pings (1), or no longer has any (-1: answered, or it closed). With
+   * none in the whole process, no reader is behind (`Connection.delayMs` is 0 for all: see `Gateway.readersBehind`).
+   */
+  unansweredChanged(delta: 1 | -1): void;
 }
 
 export interface ConnectionLimits {
@@ -355,9 +360,10 @@ export class Connection {
     // the whole backlog as evenly as they can. Dropping the oldest left a reader far behind (pings every
     // outgoingProbeMs, each covering little) without a ping it could answer: it confirmed nothing for seconds while
     // reading and was closed 4002; forgetting every other one made the oldest stretch sparsest, right where it reads.
-    if (outstanding.push([payload, position, now, position - this.confirmedBytes]) > this.maxOutstandingPings()) {
-      forgetClosest(outstanding);
-    }
+    const count = outstanding.push([payload, position, now, position - this.confirmedBytes]);
+    if (count === 1 && this.counted) this.owner.unansweredChanged(1);
+    // forgetClosest keeps the first and the last: never empties the list.
+    if (count > this.maxOutstandingPings()) forgetClosest(outstanding);
     return payload;
   }
 
@@ -428,6 +434,7 @@ export class Connection {
     if (index < 0) return;
     const position = track.outstanding[index]![1];
     track.outstanding.splice(0, index + 1);
+    if (track.outstanding.length === 0 && this.counted) this.owner.unansweredChanged(-1);
     if (position <= this.confirmedBytes) return;
     const now = Date.now();
     this.confirmedBytes = position;
@@ -477,6 +484,7 @@ export class Connection {
   uncount(): number {
     if (!this.counted) return 0;
     this.counted = false;
+    if (this.track !== null && this.track.outstanding.length > 0) this.owner.unansweredChanged(-1);
     return this.countedBacklog;
   }
 

@@ -165,6 +165,8 @@ export class Gateway implements ConnectionOwner {
   private readonly inFlight = new Set<Promise<void>>();
   /** The backlog of every connection (Connection.backlogBytes): what fan-out has not yet got to its readers. */
   private backlogTotal = 0;
+  /** Connections with unanswered position pings (see ConnectionOwner.unansweredChanged); none: nobody is behind. */
+  private unanswered = 0;
   /** Whether each conversation's readers were behind when last looked at, when, and the publishing requests since. */
   private readonly behindCache = new Map<string, { behind: boolean; at: number; sends: number }>();
   /** When closeStalled last scanned the connections (ms since the epoch). */
@@ -487,6 +489,10 @@ export class Gateway implements ConnectionOwner {
 
   backlogChanged(delta: number): void {
     this.backlogTotal += delta;
+  }
+
+  unansweredChanged(delta: 1 | -1): void {
+    this.unanswered += delta;
   }
 
   // ---------------------------------------------------------------- backpressure on requesting connections
@@ -980,6 +986,11 @@ export class Gateway implements ConnectionOwner {
    * whole interval of sends past a stale answer, and a fast publisher to a large group costs a lookup for most sends.
    */
   private readersBehind(conversationId: string, now: number, publishing = false): boolean {
+    // A reader is behind only by an unanswered ping (its age, or a bound from it) or by unconfirmed bytes past its
+    // threshold at its measured rate; and past the threshold with every ping answered, the next write carries one (its
+    // bytes since the last ping are over the spacing). So with no ping unanswered anywhere, nobody is behind: the
+    // usual case of a DM load, answered without a lookup.
+    if (this.unanswered === 0) return false;
     let seen = this.behindCache.get(conversationId);
     if (seen === undefined || seen.sends >= BEHIND_RESCAN_SENDS || now - seen.at >= this.deps.options.outgoingProbeMs) {
       const behind = this.mostUsersBehind(conversationId, now);

@@ -30,6 +30,10 @@ class CountingOwner implements ConnectionOwner {
   backlogChanged(delta: number): void {
     this.total += delta;
   }
+  unanswered = 0;
+  unansweredChanged(delta: 1 | -1): void {
+    this.unanswered += delta;
+  }
 }
 
 describe('connection backlog accounting', () => {
@@ -62,5 +66,40 @@ describe('connection backlog accounting', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(connection.queuedByteCount, 0);
     assert.equal(owner.total, frame.length - LIMITS.outgoingProbeBytes);
+  });
+
+  it('tells the owner when it has unanswered position pings and when it no longer has (answered, or closed)', async () => {
+    const ws = await serverSide;
+    const owner = new CountingOwner();
+    const socket = (ws as unknown as { _socket: Socket })._socket;
+    const connection = new Connection('c2', 'u1', 'name', null, ws, socket, owner, new WriteScheduler(LIMITS.outgoingProbeMs), LIMITS, Date.now());
+    // The gateway routes pongs to confirm; here the client's own pongs (ws answers pings by itself) do.
+    const onPong = (payload: Buffer): void => connection.confirm(payload);
+    ws.on('pong', onPong);
+    try {
+      // Under the allowance: no ping, nothing unanswered.
+      connection.send(frameText('small'));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(owner.unanswered, 0);
+      // Past it: the write carries a ping; unanswered until the client's pong comes back.
+      connection.send(frameText('y'.repeat(16 * 1024)));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(owner.unanswered, 1, 'one connection with an unanswered ping');
+      const deadline = Date.now() + 10_000;
+      while (owner.unanswered !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(owner.unanswered, 0, 'answered by the pong');
+      // A ping left unanswered when the connection closes is no longer counted.
+      ws.off('pong', onPong);
+      connection.send(frameText('z'.repeat(16 * 1024)));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(owner.unanswered, 1);
+      connection.uncount();
+      assert.equal(owner.unanswered, 0, 'closed: not counted');
+      connection.send(frameText('w'.repeat(16 * 1024)));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(owner.unanswered, 0, 'a closed connection never counts again');
+    } finally {
+      ws.off('pong', onPong);
+    }
   });
 });
