@@ -24,9 +24,22 @@ const NEWLINE = 0x0a;
 
 /** At most one exception is carried: `exceptUser` when given, else `exceptConnection`. One UTF-8 encoding. */
 export function encodeFrame(frame: string, exceptUser: string | null = null, exceptConnection: string | null = null): Buffer {
-  if (exceptUser !== null) return Buffer.from(`!${Buffer.byteLength(exceptUser)}:${exceptUser}${frame}`);
-  if (exceptConnection !== null) return Buffer.from(`~${Buffer.byteLength(exceptConnection)}:${exceptConnection}${frame}`);
+  if (exceptUser !== null) return prefixed(BANG, exceptUser, frame);
+  if (exceptConnection !== null) return prefixed(TILDE, exceptConnection, frame);
   return Buffer.from(frame);
+}
+
+/** `<mark><length>:<id><frame>` written straight into one Buffer (a template string would be copied once more first). */
+function prefixed(mark: number, id: string, frame: string): Buffer {
+  const idBytes = Buffer.byteLength(id);
+  const digits = String(idBytes);
+  const out = Buffer.allocUnsafe(1 + digits.length + 1 + idBytes + Buffer.byteLength(frame));
+  out[0] = mark;
+  let at = 1 + out.write(digits, 1, 'latin1');
+  out[at++] = COLON;
+  at += out.write(id, at, 'utf8');
+  out.write(frame, at, 'utf8');
+  return out;
 }
 
 export function encodeControl(command: string): Buffer {

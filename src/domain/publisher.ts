@@ -138,10 +138,7 @@ export class Publisher {
 
   private publish(topic: string, payload: Buffer, recoverable: boolean): Promise<void> {
     return this.bus.publish(topic, payload).then(
-      () => {
-        // The bus takes publishes again: what is owed goes now rather than at the next retry.
-        if ((this.lostAll || this.lost.size > 0) && this.retrying === null) this.retry();
-      },
+      this.published,
       (err: unknown) => {
         this.onFailed();
         if (recoverable) this.remember(topic);
@@ -149,6 +146,11 @@ export class Publisher {
       },
     );
   }
+
+  /** A publish passed: the bus takes publishes again, so what is owed goes now rather than at the next retry. One function for every publish. */
+  private readonly published = (): void => {
+    if ((this.lostAll || this.lost.size > 0) && this.retrying === null) this.retry();
+  };
 
   private remember(topic: string): void {
     if (!this.lostAll) {

@@ -12,7 +12,15 @@ describe('bus envelope', () => {
     const ids = ['u1', 'auth0|5f7c', 'ann.lee+chat@example.com', 'tenant:42', 'a\nb', '12:34', '!3:x', '{"a":1}', '#ban\n', ':', 'é😀', 'x'.repeat(128)];
     for (const id of ids) {
       assert.deepEqual(decodeEnvelope(encodeFrame(text, id)), { kind: 'frame', frame, exceptUser: id, exceptConnection: null }, JSON.stringify(id));
+      // The layout, byte for byte: `!<UTF-8 length>:<id><frame>`.
+      assert.deepEqual(encodeFrame(text, id), Buffer.from(`!${Buffer.byteLength(id)}:${id}${text}`), JSON.stringify(id));
+      assert.deepEqual(encodeFrame(text, null, id), Buffer.from(`~${Buffer.byteLength(id)}:${id}${text}`), JSON.stringify(id));
     }
+    // A prefix of many digits (an id over 1,000 bytes) and a length prefix that is not all digits (read as a frame).
+    const long = 'é'.repeat(600);
+    assert.deepEqual(decodeEnvelope(encodeFrame(text, long)), { kind: 'frame', frame, exceptUser: long, exceptConnection: null });
+    const odd = Buffer.from(`!1x:u${text}`);
+    assert.deepEqual(decodeEnvelope(odd), { kind: 'frame', frame: odd, exceptUser: null, exceptConnection: null });
     assert.deepEqual(decodeEnvelope(encodeFrame(text)), { kind: 'frame', frame, exceptUser: null, exceptConnection: null });
     assert.deepEqual(decodeEnvelope(encodeControl('ban')), { kind: 'control', command: 'ban' });
   });
