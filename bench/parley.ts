@@ -336,6 +336,11 @@ export interface DmOptions {
   /** Lower bound of the offered rate of the latency phase (the brief: half the maximum, or this if higher). */
   minOfferedRate?: number;
   /**
+   * The offered rate of the latency phase, in msg/s, whatever the maximum was: two builds compared at the same load
+   * (with the brief's rule, the one with the higher maximum is offered more).
+   */
+  offeredRate?: number;
+  /**
    * Where Parley runs (default: one instance on SQLite). With several instances, pair i's receiver connects to
    * instance i % n and its sender to instance (i + 1) % n: every message crosses instances.
    */
@@ -449,7 +454,7 @@ export async function runDmBench(options: DmOptions = {}): Promise<DmResult> {
         `${(max.histogram.quantileUs(0.5) / 1000).toFixed(1)} ms p99 ${(max.histogram.quantileUs(0.99) / 1000).toFixed(1)} ms, ` +
         `CPU server ${max.cpu.server.toFixed(2)} clients ${max.cpu.clients.toFixed(2)}`,
     );
-    const offered = Math.max(Math.round(max.acksPerSec / 2), options.minOfferedRate ?? 10_000);
+    const offered = options.offeredRate ?? Math.max(Math.round(max.acksPerSec / 2), options.minOfferedRate ?? 10_000);
     const rate = await phase({ mode: 'rate', perSecond: offered / processes }, rateSeconds);
     log(
       `dm rate: ${offered} msg/s offered → ${Math.round(rate.acksPerSec)} stored/s, ${Math.round(rate.deliveriesPerSec)} ` +

@@ -18,6 +18,8 @@
  * BENCH_RATE_SECONDS (4), BENCH_CLIENT_PROCS (1), BENCH_WS_CLIENT (raw | ws; raw),
  * BENCH_TARGETS (comma-separated, default parley,ws-coalesced,socketio; ws-naive is available), BENCH_DM_PAIRS (1000),
  * BENCH_DM_INFLIGHT (requests each DM sender keeps outstanding at maximum rate, 4), BENCH_DM_PROCS (1),
+ * BENCH_DM_RATE (msg/s offered in the DM latency phase; default half the maximum or 10,000, whichever is higher: set it
+ * to compare builds at the same load),
  * BENCH_MEM_CONNECTIONS (10000; 0 skips), BENCH_MEM_PROCS (2).
  */
 import { cpus, loadavg } from 'node:os';
@@ -46,6 +48,7 @@ const targets = (process.env.BENCH_TARGETS ?? 'parley,ws-coalesced,socketio')
 const dmPairs = envNumber('BENCH_DM_PAIRS', 1_000);
 const dmInflight = envNumber('BENCH_DM_INFLIGHT', 4);
 const dmProcesses = envNumber('BENCH_DM_PROCS', 1);
+const dmRate = envNumber('BENCH_DM_RATE', 0);
 const memConnections = envNumber('BENCH_MEM_CONNECTIONS', 10_000);
 const memProcesses = envNumber('BENCH_MEM_PROCS', 2);
 const targetOf = (name: BuiltinTarget | 'parley'): BuiltinTarget | CustomTarget =>
@@ -174,6 +177,7 @@ if (dmPairs > 0) {
         clientProcesses: dmProcesses,
         maxSeconds: 6,
         rateSeconds: 6,
+        ...(dmRate > 0 ? { offeredRate: dmRate } : {}),
         log: (l) => console.log(`  ${l}`),
       });
     } catch (error) {
