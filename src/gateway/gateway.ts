@@ -1041,7 +1041,7 @@ export class Gateway implements ConnectionOwner {
    */
   restPublishWaitMs(type: RequestType, data: unknown): number | null {
     if (!PUBLISHING.has(type)) return null;
-    const { conversationId } = targetOf(data);
+    const { conversationId } = targetOf(data as object);
     if (this.overBudget() || (conversationId !== undefined && this.readersBehind(conversationId, Date.now(), true))) return this.deps.options.maxDeliveryDelayMs;
     return null;
   }
