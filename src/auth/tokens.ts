@@ -33,7 +33,14 @@ export interface VerifiedToken {
 }
 
 export interface TokenService {
+  /**
+   * The token's claims once its signature and claims check out; a ParleyError UNAUTHORIZED (UNAVAILABLE when the JWKS
+   * cannot be fetched) otherwise. A token verified before is answered from memory while it is valid (see
+   * REMEMBERED_TOKENS): reconnecting clients and REST clients present the same token again and again.
+   */
   verify(token: string): Promise<VerifiedToken>;
+  /** Tokens remembered now, and verifications answered from memory and checked in full since start (for tests). */
+  stats(): { remembered: number; hits: number; checked: number };
   /**
    * A token of our own for the user, with a fresh session id (`jti`) and the user's token generation (`gen`);
    * `expiresAt` in ms since the epoch.
@@ -42,13 +49,27 @@ export interface TokenService {
 }
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/**
+ * Verified tokens kept, at most; past it the oldest is forgotten. A check costs ~35 µs of CPU and, since jose uses
+ * WebCrypto, a trip through libuv's thread pool (~90 µs before the answer on an idle machine): on every reconnect, and
+ * on every REST call. ~0.5 KB each (the token and its claims), so the bound is ~0.5 MB.
+ */
+export const REMEMBERED_TOKENS = 1024;
+/**
+ * How long a verification is remembered at most (ms), whatever the token's expiry: a key dropped from a JWKS stops
+ * being accepted within jose's own refresh of the key set (10 minutes), as before. Expiry is checked on every use;
+ * revocation (logout, bans) is checked by the Authenticator on every use, from the store.
+ */
+export const REMEMBERED_TOKEN_MS = 5 * 60_000;
 const MAX_SUBJECT_LENGTH = 128;
 const MAX_NAME_LENGTH = 128;
 
 type AsymmetricAlg = 'RS256' | 'ES256';
 type Verifier = { key: Parameters<typeof jwtVerify>[1]; remote: boolean };
 
-export function createTokenService(config: Config['auth'], ownSecret: string): TokenService {
+/** `clock`: ms since the epoch, for expiry (tests move it). */
+export function createTokenService(config: Config['auth'], ownSecret: string, clock: () => number = Date.now): TokenService {
   if (!ownSecret) throw new Error('createTokenService: the own secret is empty');
   const ownKey = hmacKey(ownSecret);
   const ownIssuer = config.accounts.issuer;
@@ -68,10 +89,10 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
   if (jwt.issuer) externalOptions.issuer = jwt.issuer;
   if (jwt.audience) externalOptions.audience = jwt.audience;
 
-  async function verifyOwn(token: string): Promise<JWTPayload> {
+  async function verifyOwn(token: string, now: number): Promise<JWTPayload> {
     try {
       const { payload } = await jwtVerify(token, await ownKey(), {
-        algorithms: ['HS256'], issuer: ownIssuer, clockTolerance: tolerance, requiredClaims: ['exp', 'sub'],
+        algorithms: ['HS256'], issuer: ownIssuer, clockTolerance: tolerance, requiredClaims: ['exp', 'sub'], currentDate: new Date(now),
       });
       return payload;
     } catch (err) {
@@ -79,7 +100,7 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
     }
   }
 
-  async function verifyExternal(token: string, alg: string): Promise<JWTPayload> {
+  async function verifyExternal(token: string, alg: string, now: number): Promise<JWTPayload> {
     if (externalAlgs.size === 0) throw unauthorized('tokens from this issuer are not accepted');
     if (!externalAlgs.has(alg)) throw unauthorized('algorithm not allowed');
     const candidates: Verifier[] = [];
@@ -89,7 +110,7 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
     const failures: ParleyError[] = [];
     for (const { key, remote } of candidates) {
       try {
-        const { payload } = await jwtVerify(token, key as any, { ...externalOptions, algorithms: [alg] });
+        const { payload } = await jwtVerify(token, key as any, { ...externalOptions, algorithms: [alg], currentDate: new Date(now) });
         return payload;
       } catch (err) {
         const wrapped = wrap(err, remote);
@@ -101,38 +122,71 @@ export function createTokenService(config: Config['auth'], ownSecret: string): T
     throw failures.find((f) => f.code === 'UNAVAILABLE') ?? failures[0] ?? unauthorized('algorithm not allowed');
   }
 
+  /** The full check of a token not remembered: signature, issuer routing, claims. */
+  async function check(token: string, now: number): Promise<VerifiedToken> {
+    if (typeof token !== 'string' || token.length === 0) throw unauthorized('missing token');
+    if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
+    let alg: unknown;
+    let claimedIssuer: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+      claimedIssuer = decodeJwt(token).iss;
+    } catch {
+      throw unauthorized('malformed token');
+    }
+    if (typeof alg !== 'string' || alg.toLowerCase() === 'none') throw unauthorized('algorithm not allowed');
+
+    const local = claimedIssuer === ownIssuer;
+    const payload = local ? await verifyOwn(token, now) : await verifyExternal(token, alg, now);
+
+    const sub = payload.sub;
+    if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
+    if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
+    // The user id reaches topics, logs and URLs: refused at the door unless it is of the id alphabet.
+    if (!isValidId(sub)) throw unauthorized('subject (sub) has characters outside the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
+    if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
+    // jose checks iat only against a maximum age; one from the future (beyond the tolerance) was never issued honestly.
+    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + tolerance) throw unauthorized('token issued in the future (iat)');
+    // Frozen: a remembered verification is handed to every later caller of the token.
+    return Object.freeze({
+      userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
+      sessionId: local && typeof payload.jti === 'string' && payload.jti.length > 0 ? payload.jti : null,
+      generation: local && Number.isSafeInteger(payload.gen) ? (payload.gen as number) : 0,
+      admin: !local && jwt.adminClaim !== undefined && payload[jwt.adminClaim] === true,
+    } satisfies VerifiedToken);
+  }
+
+  // Insertion order is age: the first key is the oldest.
+  const remembered = new Map<string, { verified: VerifiedToken; until: number }>();
+  let hits = 0;
+  let checked = 0;
+
+  function remember(token: string, verified: VerifiedToken, now: number): void {
+    // Valid while jose would still accept its exp: now < (exp + tolerance) s.
+    const until = Math.min((verified.expiresAt ?? now) + tolerance * 1000, now + REMEMBERED_TOKEN_MS);
+    if (until <= now) return;
+    if (remembered.size >= REMEMBERED_TOKENS) remembered.delete(remembered.keys().next().value!);
+    remembered.set(token, { verified, until });
+  }
+
   return {
     async verify(token) {
-      if (typeof token !== 'string' || token.length === 0) throw unauthorized('missing token');
-      if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('token too long');
-      let alg: unknown;
-      let claimedIssuer: unknown;
-      try {
-        alg = decodeProtectedHeader(token).alg;
-        claimedIssuer = decodeJwt(token).iss;
-      } catch {
-        throw unauthorized('malformed token');
+      const now = clock();
+      const known = typeof token === 'string' ? remembered.get(token) : undefined;
+      if (known !== undefined) {
+        if (now < known.until) {
+          hits++;
+          return known.verified;
+        }
+        remembered.delete(token);
       }
-      if (typeof alg !== 'string' || alg.toLowerCase() === 'none') throw unauthorized('algorithm not allowed');
-
-      const local = claimedIssuer === ownIssuer;
-      const payload = local ? await verifyOwn(token) : await verifyExternal(token, alg);
-
-      const sub = payload.sub;
-      if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no subject (sub)');
-      if (sub.length > MAX_SUBJECT_LENGTH) throw unauthorized(`subject (sub) longer than ${MAX_SUBJECT_LENGTH} characters`);
-      // The user id reaches topics, logs and URLs: refused at the door unless it is of the id alphabet.
-      if (!isValidId(sub)) throw unauthorized('subject (sub) has characters outside the id alphabet (A-Z a-z 0-9 . _ ~ - : @ + | =)');
-      if (typeof payload.exp !== 'number') throw unauthorized('token has no expiry (exp)');
-      // jose checks iat only against a maximum age; one from the future (beyond the tolerance) was never issued honestly.
-      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + tolerance) throw unauthorized('token issued in the future (iat)');
-      return {
-        userId: sub, name: nameOf(payload), expiresAt: payload.exp * 1000, issuer: local ? 'local' : 'external',
-        sessionId: local && typeof payload.jti === 'string' && payload.jti.length > 0 ? payload.jti : null,
-        generation: local && Number.isSafeInteger(payload.gen) ? (payload.gen as number) : 0,
-        admin: !local && jwt.adminClaim !== undefined && payload[jwt.adminClaim] === true,
-      };
+      const verified = await check(token, now);
+      checked++;
+      remember(token, verified, now);
+      return verified;
     },
+
+    stats: () => ({ remembered: remembered.size, hits, checked }),
 
     async issue(user, options) {
       if (!isValidId(user.id)) throw new Error(`issue: user id must be 1 to ${MAX_SUBJECT_LENGTH} characters of the id alphabet`);

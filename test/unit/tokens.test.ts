@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateSecret } from '../../src/auth/secret.js';
-import { createTokenService } from '../../src/auth/tokens.js';
+import { createTokenService, REMEMBERED_TOKEN_MS, REMEMBERED_TOKENS } from '../../src/auth/tokens.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { ParleyError } from '../../src/protocol/errors.js';
@@ -273,5 +273,64 @@ describe('the server secret (<dataDir>/secret)', () => {
     await loadOrCreateSecret(dataDir);
     writeFileSync(join(dataDir, 'secret'), 'short');
     await assert.rejects(loadOrCreateSecret(dataDir), /no usable secret/);
+  });
+});
+
+describe('verified tokens are remembered', () => {
+  // A clock the test moves: expiry on a remembered token is judged by it, as jose judges a fresh one.
+  let now = Date.now();
+  const clock = () => now;
+  const fresh = () => createTokenService(authConfig(), OWN_SECRET, clock);
+
+  test('a token checked once is answered from memory after; a token that differs only in its signature is not', async () => {
+    const service = fresh();
+    const { token } = await service.issue({ id: 'u-1', name: 'Alice' });
+    const first = await service.verify(token);
+    assert.deepEqual(await service.verify(token), first);
+    assert.deepEqual(service.stats(), { remembered: 1, hits: 1, checked: 1 });
+    const [h, p, s] = token.split('.');
+    const forged = `${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
+    await refused(service.verify(forged), /signature verification failed/);
+    assert.deepEqual(service.stats(), { remembered: 1, hits: 1, checked: 1 }, 'a refusal is not remembered');
+    await refused(service.verify(forged), /signature verification failed/);
+  });
+
+  test('a remembered token is refused once expired (with the tolerance), like any other', async () => {
+    now = Date.now();
+    const service = fresh();
+    const { token, expiresAt } = await service.issue({ id: 'u-1', name: 'Alice' }, { ttlSeconds: 60 });
+    await service.verify(token);
+    const tolerance = authConfig().jwt.clockToleranceSeconds * 1000;
+    now = expiresAt + tolerance - 1;
+    assert.equal((await service.verify(token)).userId, 'u-1', 'still within exp + tolerance');
+    assert.equal(service.stats().hits, 1);
+    now = expiresAt + tolerance;
+    await refused(service.verify(token), /token expired/);
+    assert.equal(service.stats().remembered, 0);
+  });
+
+  test('a verification is remembered for at most REMEMBERED_TOKEN_MS, then checked in full again', async () => {
+    now = Date.now();
+    const service = fresh();
+    const { token } = await service.issue({ id: 'u-1', name: 'Alice' });
+    await service.verify(token);
+    now += REMEMBERED_TOKEN_MS - 1;
+    await service.verify(token);
+    assert.deepEqual(service.stats(), { remembered: 1, hits: 1, checked: 1 });
+    now += 1;
+    await service.verify(token);
+    assert.deepEqual(service.stats(), { remembered: 1, hits: 1, checked: 2 });
+  });
+
+  test(`at most ${REMEMBERED_TOKENS} are kept: the oldest is forgotten first`, async () => {
+    now = Date.now();
+    const service = fresh();
+    const tokens = await Promise.all(Array.from({ length: REMEMBERED_TOKENS + 2 }, (_, i) => service.issue({ id: `u-${i}`, name: 'A' })));
+    for (const { token } of tokens) await service.verify(token);
+    assert.deepEqual(service.stats(), { remembered: REMEMBERED_TOKENS, hits: 0, checked: REMEMBERED_TOKENS + 2 });
+    await service.verify(tokens.at(-1)!.token);
+    assert.equal(service.stats().hits, 1, 'the newest is remembered');
+    await service.verify(tokens[0]!.token);
+    assert.deepEqual(service.stats(), { remembered: REMEMBERED_TOKENS, hits: 1, checked: REMEMBERED_TOKENS + 3 }, 'the oldest was forgotten');
   });
 });
