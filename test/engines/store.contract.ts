@@ -254,6 +254,18 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await a.getConversation('g'))?.memberCount, 2);
       });
 
+      testTwoHandles('listPositions on one sees every append the other acknowledged before it', async (a, b) => {
+        await addUsers(a, 'u1', 'u2');
+        await addGroup(a, 'g', 'u1', ['u2']);
+        await addGroup(a, 'h', 'u1', ['u2']);
+        for (let i = 1; i <= 5; i++) {
+          const target = i % 2 === 0 ? 'g' : 'h';
+          const { message } = await b.appendMessage(newMessage(target, 'u1', `two-${i}`, { now: T0 + i }));
+          const [first] = await a.listPositions('u2');
+          assert.deepEqual({ id: first?.id, lastSeq: first?.lastSeq }, { id: target, lastSeq: message.seq });
+        }
+      });
+
       testTwoHandles('concurrent markRead on both never moves a cursor back', async (a, b) => {
         await addUsers(a, 'u1', 'u2');
         await addGroup(a, 'g', 'u1', ['u2']);
@@ -1271,6 +1283,40 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.deepEqual(byId.get('d')?.peer, { id: 'b', name: 'name-b' });
         assert.deepEqual(await store.listMyConversations('nobody'), []);
       });
+
+      test('listPositions gives each of the user\'s conversations as listMyConversations does, in its order', async (store) => {
+        await addUsers(store, 'me', 'a');
+        await addGroup(store, 'g1', 'me', ['a']);
+        await addGroup(store, 'g2', 'a', ['me']);
+        await addGroup(store, 'g3', 'a');
+        await store.openDirect({ id: 'd', a: 'a', b: 'me', now: T0 });
+        await send(store, 'g2', 'a', 3, (i) => T0 + 10 + i);
+        await send(store, 'd', 'a', 1, () => T0 + 20);
+        await store.markRead('g2', 'me', 1);
+        await store.editMessage({ conversationId: 'g2', seq: 2, text: 'edited', meta: null, now: T0 + 30 });
+        const positions = await store.listPositions('me');
+        const mine = await store.listMyConversations('me');
+        assert.deepEqual(positions, mine.map((c) => ({ id: c.id, lastSeq: c.lastSeq, rev: c.rev, readSeq: c.readSeq })));
+        assert.deepEqual(positions.map((p) => p.id), ['d', 'g2', 'g1']);
+        assert.deepEqual(await store.listPositions('nobody'), []);
+      });
+
+      // welcome's positions (src/gateway/gateway.ts, setUp) must cover every message published before them: a read
+      // sees every append acknowledged before it, for a short list and a long one.
+      for (const count of [3, 300]) {
+        test(`listPositions sees every append acknowledged before it (a user in ${count} conversations)`, async (store) => {
+          await addUsers(store, 'me');
+          for (let i = 0; i < count; i++) await store.createGroup({ id: `g${String(i).padStart(3, '0')}`, name: `g${i}`, visibility: 'private', createdBy: 'me', now: T0 + i });
+          assert.equal((await store.listPositions('me')).length, count);
+          // g000 is the least recently active; each append makes it the first, at the seq the append was given.
+          for (let round = 1; round <= 3; round++) {
+            const { message } = await store.appendMessage(newMessage('g000', 'me', `p-${round}`, { now: T0 + 10_000 + round }));
+            const [first] = await store.listPositions('me');
+            assert.deepEqual({ id: first?.id, lastSeq: first?.lastSeq }, { id: 'g000', lastSeq: message.seq });
+            assert.equal(message.seq, round);
+          }
+        });
+      }
     });
 
     describe('deleteConversation', () => {
