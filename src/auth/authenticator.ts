@@ -43,6 +43,8 @@ export class Authenticator {
 
   private async productUser(verified: VerifiedToken): Promise<UserRecord> {
     const existing = await this.store.getUser(verified.userId);
+    // Refused before anything is written: a banned user's token renames nobody.
+    if (existing?.banned) throw new ParleyError('BANNED');
     const user = existing && (existing.origin === 'builtin' || verified.name === null || verified.name === existing.name)
       ? existing
       : await this.store.ensureUser(verified.userId, verified.name, this.now());

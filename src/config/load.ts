@@ -235,7 +235,8 @@ function expected(schema: AnySchema | undefined, value?: unknown): string {
   switch (def.type) {
     case 'number': {
       const r = numberRange(schema);
-      const noun = r.int && typeof value === 'number' && !Number.isInteger(value) ? 'a whole number' : 'a number';
+      // Said of every whole-number field, so the help does not invite 0.5 where only whole numbers pass.
+      const noun = r.int ? 'a whole number' : 'a number';
       if (r.min !== undefined && r.max !== undefined && r.minInclusive && r.maxInclusive) return `${noun} between ${r.min} and ${r.max}`;
       const parts: string[] = [];
       if (r.min !== undefined) parts.push(r.minInclusive ? `of at least ${r.min}` : `greater than ${r.min}`);

@@ -90,6 +90,19 @@ describe('identities', () => {
       assert.equal((await login(server, 'id-shared-name')).status, 200, 'the account keeps its login name');
     });
 
+    it('never renames a banned product user from a token: refused 403 / 4502 before anything is written', async () => {
+      const sub = 'banned-product-user';
+      assert.equal((await api(server, await productToken(sub, { name: 'Original' }), 'GET', '/api/v1/me')).status, 200);
+      assert.equal((await api(server, ADMIN_TOKEN, 'POST', `/api/v1/admin/users/${sub}/ban`)).status, 200);
+      const renaming = await productToken(sub, { name: 'Renamed while banned' });
+      const refused = await api(server, renaming, 'GET', '/api/v1/me');
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.error.code, 'BANNED');
+      assert.equal(await refusedWith(server, renaming), 4502);
+      const users = await api(server, ADMIN_TOKEN, 'GET', '/api/v1/admin/users?limit=1000');
+      assert.equal(users.body.users.find((u: { id: string }) => u.id === sub)?.name, 'Original');
+    });
+
     it('gives a product token no admin rights by default, even with an admin-looking claim', async () => {
       for (const claims of [{ admin: true }, { isAdmin: true }, { role: 'admin' }]) {
         const res = await api(server, await productToken('prod-wannabe', claims), 'GET', '/api/v1/admin/users');

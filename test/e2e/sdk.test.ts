@@ -142,17 +142,26 @@ describe('SDK against a real server', () => {
 
   it('after an abrupt disconnect, reconnects by itself and delivers 1..N exactly once, in order (200 messages)', async () => {
     const a = sdk(server.wsUrl, alice.token);
-    const b = sdk(server.wsUrl, bob.token);
+    // Bob's reconnect waits for `away` to be opened (the SDK asks its token function before each connect): without
+    // it, a reconnect that wins the race sees welcome's positions equal to its own and rightly skips the sync.
+    let away: Promise<void> | null = null;
+    let back = (): void => {};
+    const b = sdk(server.wsUrl, async () => {
+      await away;
+      return bob.token;
+    });
     await Promise.all([a.client.connect(), b.client.connect()]);
     const conv = await sharedGroup(a, b, 'sdk-sync');
 
     const sent: Message[] = [];
     for (let batch = 0; batch < 10; batch++) {
       if (batch === 2) {
-        b.cut(); // mid-stream: some of the 200 arrive live, the rest while bob is away or syncing
-        await until(() => b.disconnects.length === 1, 'bob to notice the cut'); // (he may be back within a few ms)
+        away = new Promise((resolve) => (back = resolve));
+        b.cut(); // mid-stream: 1..40 arrived live, 41..60 are sent while bob is away, the rest live or while he syncs
+        await until(() => b.disconnects.length === 1, 'bob to notice the cut');
       }
       sent.push(...(await Promise.all(range(1, 20).map((i) => a.client.send(conv, `sync ${batch}-${i}`)))));
+      if (batch === 2) back();
     }
     assert.deepEqual(sent.map((m) => m.seq).sort((x, y) => x - y), range(1, 200));
 

@@ -132,7 +132,7 @@ describe('environment variable names are derived from the schema', () => {
     assert.equal(new Set(list.map((v) => v.name)).size, list.length);
     assert.ok(list.length >= 40);
     const port = list.find((v) => v.path === 'server.port');
-    assert.equal(port?.type, 'a number between 0 and 65535');
+    assert.equal(port?.type, 'a whole number between 0 and 65535');
     assert.equal(port?.default, '8080');
     assert.equal(list.find((v) => v.path === 'store.sqlite.path')?.default, '<dataDir>/parley.db');
   });
@@ -183,25 +183,25 @@ describe('environment variable names are derived from the schema', () => {
 describe('mistakes are reported as "path: problem (from source)", all at once', () => {
   test('a bad number from the environment', () => {
     assert.deepEqual(mistakes({ env: { PARLEY_SERVER_PORT: 'abc' } }), [
-      'server.port: expected a number between 0 and 65535, got "abc" (from PARLEY_SERVER_PORT)',
+      'server.port: expected a whole number between 0 and 65535, got "abc" (from PARLEY_SERVER_PORT)',
     ]);
   });
 
   test('a number out of range, from YAML, names the file', () => {
     const file = yamlFile('server:\n  port: 70000\n');
-    assert.deepEqual(mistakes({ env: {}, file }), [`server.port: expected a number between 0 and 65535, got 70000 (from ${file})`]);
+    assert.deepEqual(mistakes({ env: {}, file }), [`server.port: expected a whole number between 0 and 65535, got 70000 (from ${file})`]);
   });
 
   test('a number out of range from a flag names the flag', () => {
     assert.deepEqual(mistakes({ env: {}, overrides: { server: { port: '99999' } }, overrideSources: { 'server.port': '--port' } }), [
-      'server.port: expected a number between 0 and 65535, got 99999 (from --port)',
+      'server.port: expected a whole number between 0 and 65535, got 99999 (from --port)',
     ]);
   });
 
   test('a wrong type in YAML', () => {
     const file = yamlFile('server:\n  port: "eighty"\nauth:\n  accounts:\n    enabled: maybe\n');
     assert.deepEqual(mistakes({ env: {}, file }), [
-      `server.port: expected a number between 0 and 65535, got "eighty" (from ${file})`,
+      `server.port: expected a whole number between 0 and 65535, got "eighty" (from ${file})`,
       `auth.accounts.enabled: expected true or false, got "maybe" (from ${file})`,
     ]);
   });
@@ -275,7 +275,7 @@ describe('mistakes are reported as "path: problem (from source)", all at once', 
     const lines = mistakes({ env: { PARLEY_SERVER_PORT: 'abc', PARLEY_TYPO: '1' }, file, overrides: { log: { level: 'loud' as 'info' } } });
     assert.equal(lines.length, 4);
     assert.ok(lines.some((l) => l.startsWith('server.prot: unknown setting')));
-    assert.ok(lines.some((l) => l.startsWith('server.port: expected a number')));
+    assert.ok(lines.some((l) => l.startsWith('server.port: expected a whole number')));
     assert.ok(lines.some((l) => l.startsWith('PARLEY_TYPO: unknown environment variable')));
     assert.ok(lines.some((l) => l === 'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud" (from command line)'));
   });

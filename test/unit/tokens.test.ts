@@ -334,3 +334,19 @@ describe('verified tokens are remembered', () => {
     assert.deepEqual(service.stats(), { remembered: REMEMBERED_TOKENS, hits: 1, checked: REMEMBERED_TOKENS + 3 }, 'the oldest was forgotten');
   });
 });
+
+describe('expiry with a fraction of a second', () => {
+  test('a token whose exp has a fraction is refused from exp + tolerance exactly, as its connection is closed then', async () => {
+    const exp = nowSeconds() + 60.5;
+    let now = Date.now();
+    const service = createTokenService(authConfig({ secret: EXTERNAL_SECRET }), OWN_SECRET, () => now);
+    const token = await sign({ sub: 'u-frac', exp }, enc(EXTERNAL_SECRET), 'HS256');
+    const tolerance = authConfig().jwt.clockToleranceSeconds;
+    now = (exp + tolerance) * 1000 - 1;
+    assert.equal((await service.verify(token)).expiresAt, exp * 1000);
+    now = (exp + tolerance) * 1000;
+    await refused(service.verify(token), /token expired/);
+    // Checked in full, not only when remembered: a second service that never saw the token refuses it too.
+    await refused(createTokenService(authConfig({ secret: EXTERNAL_SECRET }), OWN_SECRET, () => now).verify(token), /token expired/);
+  });
+});
