@@ -31,11 +31,11 @@ export function createAppendBatch(db: Database.Database, s: Statements): Batch {
   // no savepoint per item (each costs a sub-journal copy of every page the item touches). An insert that still fails
   // (a caller breaking the types) takes the slow path below.
   const appendChecked = (m: QueuedAppend): AppendResult => {
-    const existing = s.messageByKey.get(m.conversationId, m.senderId, m.key);
-    if (existing) return { message: toMessage(existing), duplicate: true };
+    const checks = s.appendChecks.get({ conversationId: m.conversationId, senderId: m.senderId, key: m.key })!;
+    if (checks.duplicate_seq !== null) return { message: toMessage(s.message.get(m.conversationId, checks.duplicate_seq)!), duplicate: true };
     // Checked inside the transaction, so a sender removed or banned a moment ago cannot slip a message in.
-    if (!s.isMember.get(m.conversationId, m.senderId)) throw new ParleyError('NOT_MEMBER');
-    if (s.userById.get(m.senderId)?.banned === 1) throw new ParleyError('BANNED');
+    if (!checks.member) throw new ParleyError('NOT_MEMBER');
+    if (checks.banned === 1) throw new ParleyError('BANNED');
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');
     try {

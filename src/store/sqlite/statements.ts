@@ -172,6 +172,12 @@ export function prepareStatements(db: Database.Database) {
     useInvite: prepare<[string]>('UPDATE invites SET uses = uses + 1 WHERE token = ?'),
 
     // ---- messages
+    // An append's three checks (a duplicate key, membership, an account ban) in one statement: each statement costs a
+    // round through the driver, and these run for every message (src/store/sqlite/append.ts).
+    appendChecks: prepare<[{ conversationId: string; senderId: string; key: string }], { duplicate_seq: number | null; member: number; banned: number | null }>(
+      `SELECT (SELECT seq FROM messages WHERE conversation_id = @conversationId AND sender_id = @senderId AND client_key = @key) AS duplicate_seq,
+              EXISTS (SELECT 1 FROM members WHERE conversation_id = @conversationId AND user_id = @senderId) AS member,
+              (SELECT banned FROM users WHERE id = @senderId) AS banned`),
     messageByKey: prepare<[string, string, string], MessageRow>(
       `SELECT ${messageColumns} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_key = ?`),
     // created_at never goes backwards within a conversation, even if the clock does: history by time relies on it.
