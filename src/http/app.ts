@@ -213,9 +213,9 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
           throw err;
         });
         await deps.listenOnJoin?.(req.identity!.userId, type, result);
-        // A retried send (same key) created nothing: it answers 200 with the original, not 201.
-        const replayed = (result as { duplicate?: unknown }).duplicate === true;
-        if (route.successStatus) reply.code(replayed ? 200 : route.successStatus);
+        // A retried send (same key) created nothing: it answers replayStatus (200) with the original, not 201.
+        const replayed = route.replayStatus !== undefined && (result as { duplicate?: unknown }).duplicate === true;
+        if (route.successStatus) reply.code(replayed ? route.replayStatus! : route.successStatus);
         return result;
       },
     });

@@ -151,10 +151,10 @@ export function buildOpenApi(): Record<string, unknown> {
         ...params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
         ...(route.queryParams ?? []).map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } })),
       ],
-      responses: responses(route.successStatus ?? 200, operationResponse(components, types)),
+      responses: responses(route.successStatus ?? 200, operationResponse(components, types), route.replayStatus),
     };
     if (['POST', 'PUT', 'PATCH'].includes(route.method) && typeof route.operation === 'string') {
-      const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation], { io: 'input', unrepresentable: 'any' }) as JsonSchema, params);
+      const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation], { io: 'input', unrepresentable: 'any' }) as JsonSchema, [...params, ...(route.bodyOmits ?? [])]);
       if (body) op.requestBody = { required: true, content: { 'application/json': { schema: body } } };
     }
     add(url, route.method, op);
@@ -234,15 +234,19 @@ function adminResponse(components: SchemaComponents, method: string, url: string
  * A route's responses: its success body (a bare object when no schema is known; test/e2e/operations.test.ts fails
  * on that) and every catalogued error status.
  */
-function responses(status: number, success: Content | null): Record<string, unknown> {
+function responses(status: number, success: Content | null, replayStatus?: number): Record<string, unknown> {
   const errors = Object.fromEntries(errorStatuses().map(([s]) => [String(s), { $ref: `#/components/responses/Error${s}` }]));
+  const content = success ?? json({ type: 'object', description: 'not documented' });
   return {
-    [String(status)]: { description: 'Success', content: success ?? json({ type: 'object', description: 'not documented' }) },
+    [String(status)]: { description: 'Success', content },
+    ...(replayStatus !== undefined && replayStatus !== status
+      ? { [String(replayStatus)]: { description: 'A repeat of an earlier request (the same idempotency key): the original, with `duplicate: true`', content } }
+      : {}),
     ...errors,
   };
 }
 
-/** The body part of an operation schema: its properties minus those taken from the path. */
+/** The body part of an operation schema: its properties minus those taken from the path (or never from the body). */
 function bodySchema(schema: JsonSchema, pathParamNames: string[]): JsonSchema | null {
   const properties = { ...(schema.properties ?? {}) };
   for (const name of pathParamNames) delete properties[name];

@@ -22,6 +22,10 @@ export interface OperationRoute {
   /** Query parameters this route reads, for the OpenAPI document. */
   queryParams?: string[];
   successStatus?: number;
+  /** Status of a repeat (the same idempotency key: the result says `duplicate`), answered with the original. */
+  replayStatus?: number;
+  /** Fields of the operation's data this route never takes from the body (an alternative its path already chose). */
+  bodyOmits?: readonly string[];
 }
 
 const int = (value: string | undefined): number | undefined => {
@@ -93,7 +97,9 @@ export const operationRoutes: OperationRoute[] = [
   },
   {
     method: 'POST', url: '/api/v1/conversations/:conversationId/messages', summary: 'Send a message (body: key, text, meta); counts against my message rate. 201 when stored, 200 with the original (duplicate: true) when the key was seen before',
-    operation: 'message.send', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201,
+    operation: 'message.send', input: (i) => ({ ...i.body, ...conversation(i) }), successStatus: 201, replayStatus: 200,
+    // The path names the conversation: `to` (the other way to name it) is refused here, so it is no body field.
+    bodyOmits: ['to'],
   },
   {
     method: 'PATCH', url: '/api/v1/conversations/:conversationId/messages/:seq', summary: 'Edit my message (body: text, meta); counts against my message rate',

@@ -189,11 +189,12 @@ export interface Store {
 
   // ---- messages
   /**
-   * Append a message: allocate the next seq of the conversation and store the message, atomically. If a message with
-   * the same (conversationId, senderId, key) exists, store nothing and return it with `duplicate: true`. Otherwise a
-   * sender who is not a member (checked in the same transaction, so a concurrent kick cannot be overtaken) rejects
-   * NOT_MEMBER, and a banned sender (likewise, so a ban is enforced on a connection opened just before it) rejects
-   * BANNED; nothing is stored then. In the same transaction:
+   * Append a message: allocate the next seq of the conversation and store the message, atomically. A sender who is
+   * not a member (checked in the same transaction, so a concurrent kick cannot be overtaken) rejects NOT_MEMBER, even
+   * for a retry of a key they used before. Otherwise, if a message with the same (conversationId, senderId, key)
+   * exists, store nothing and return it with `duplicate: true`. Otherwise a banned sender (checked likewise, so a ban is
+   * enforced on a connection opened just before it) rejects BANNED. Nothing is stored on a rejection. In the same
+   * transaction:
    * - `createdAt` is max(now, the conversation's previous createdAt): it never decreases along seq, so history by time
    *   can follow seq order;
    * - the sender's read cursor moves up to the new seq (sending implies having read what came before), so a member

@@ -981,6 +981,21 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal((await store.getConversation('g'))?.lastSeq, stored.length);
       });
 
+      test('a retry by a member who left or was removed rejects NOT_MEMBER (not its duplicate); back as a member, it is again', async (store) => {
+        await addUsers(store, 'u1', 'u2');
+        await addGroup(store, 'g', 'u1', ['u2']);
+        const first = await store.appendMessage(newMessage('g', 'u2', 'before'));
+        assert.equal((await store.removeMember('g', 'u2')).removed, true);
+        await rejectsWith(store.appendMessage(newMessage('g', 'u2', 'before')), 'NOT_MEMBER');
+        await store.banMember({ conversationId: 'g', userId: 'u2', by: 'u1', now: T0 });
+        await rejectsWith(store.appendMessage(newMessage('g', 'u2', 'before')), 'NOT_MEMBER');
+        await store.unbanMember('g', 'u2');
+        assert.equal((await store.addMember({ conversationId: 'g', userId: 'u2', role: 'member', now: T0, maxMembers: BIG })).status, 'added');
+        const retry = await store.appendMessage(newMessage('g', 'u2', 'before'));
+        assert.deepEqual([retry.duplicate, retry.message.seq], [true, first.message.seq]);
+        assert.deepEqual(seqsOf(await store.messagesAfter('g', 0, 10)), [1]);
+      });
+
       test('an append by a banned sender rejects BANNED and stores nothing; a retry of a stored one is still a duplicate', async (store) => {
         await addUsers(store, 'u1', 'u2');
         await addGroup(store, 'g', 'u1', ['u2']);

@@ -2,8 +2,8 @@
  * The append batch: the appends of one group commit in one transaction and one round trip, each with its own outcome.
  *
  * The work is the SQL function parley_append_batch (migrations/001_init.sql), which, in this order: locks the counter
- * rows (conversations) of every conversation in the batch, in id order; then per message checks the idempotency key
- * (a repeat returns the original, `duplicate`), membership and bans, and only if all pass increments the counter,
+ * rows (conversations) of every conversation in the batch, in id order; then per message checks membership, the
+ * idempotency key (a repeat returns the original, `duplicate`) and bans (migrations/002), and only if all pass increments the counter,
  * inserts the message and moves the sender's read cursor. Taking the counter's lock FIRST means every other append to
  * the conversation has committed or not started by the time the checks run: two retries of one key on two instances
  * give one original and one duplicate, never a unique violation. Id order keeps two instances' batches from

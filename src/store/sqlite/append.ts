@@ -27,14 +27,16 @@ class FailedAfterWrite extends Error {
 type Batch = (items: QueuedAppend[]) => Outcome<AppendResult>[];
 
 export function createAppendBatch(db: Database.Database, s: Statements): Batch {
-  // Expected refusals (duplicate, non-member sender, unknown conversation) are found before anything is written, so the common path needs
+  // Expected refusals (non-member sender, unknown conversation, duplicate, banned sender) are found before anything is written, so the common path needs
   // no savepoint per item (each costs a sub-journal copy of every page the item touches). An insert that still fails
   // (a caller breaking the types) takes the slow path below.
   const appendChecked = (m: QueuedAppend): AppendResult => {
     const checks = s.appendChecks.get({ conversationId: m.conversationId, senderId: m.senderId, key: m.key })!;
-    if (checks.duplicate_seq !== null) return { message: toMessage(s.message.get(m.conversationId, checks.duplicate_seq)!), duplicate: true };
-    // Checked inside the transaction, so a sender removed or banned a moment ago cannot slip a message in.
+    // Checked inside the transaction, so a sender removed or banned a moment ago cannot slip a message in. Membership
+    // comes before the key: a removed member's retry is NOT_MEMBER too, never a republish of their old message to the
+    // group. An account ban comes after it (a retry of a message stored before the ban is still its duplicate).
     if (!checks.member) throw new ParleyError('NOT_MEMBER');
+    if (checks.duplicate_seq !== null) return { message: toMessage(s.message.get(m.conversationId, checks.duplicate_seq)!), duplicate: true };
     if (checks.banned === 1) throw new ParleyError('BANNED');
     const counter = s.nextSeq.get(m.now, m.conversationId);
     if (!counter) throw new ParleyError('NOT_FOUND', 'No such conversation');

@@ -172,7 +172,7 @@ export function prepareStatements(db: Database.Database) {
     useInvite: prepare<[string]>('UPDATE invites SET uses = uses + 1 WHERE token = ?'),
 
     // ---- messages
-    // An append's three checks (a duplicate key, membership, an account ban) in one statement: each statement costs a
+    // An append's three checks (membership, a duplicate key, an account ban) in one statement: each statement costs a
     // round through the driver, and these run for every message (src/store/sqlite/append.ts).
     appendChecks: prepare<[{ conversationId: string; senderId: string; key: string }], { duplicate_seq: number | null; member: number; banned: number | null }>(
       `SELECT (SELECT seq FROM messages WHERE conversation_id = @conversationId AND sender_id = @senderId AND client_key = @key) AS duplicate_seq,
