@@ -12,7 +12,7 @@ import type { RunningServer } from './main.js';
 import { displayNameProblem } from './protocol/display-names.js';
 import { isParleyError } from './protocol/errors.js';
 import type { Store, UserRecord } from './store/store.js';
-import { isWellFormed } from './protocol/well-formed.js';
+import { findRefused, illFormedDetail, stringRefusal } from './protocol/well-formed.js';
 
 // The server and the engines are imported by the commands that use them, not here: `parley serve` opens its port
 // before loading them (most of a start), and the other commands load only what they need.
@@ -195,7 +195,8 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
   const name = usernameSchema.safeParse(username);
   if (!name.success) throw new UsageError(`invalid username "${username}": ${name.error.issues[0]?.message ?? 'not allowed'}`);
   const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : flags.password!;
-  if (!isWellFormed(password)) throw new UsageError('the password is not well-formed Unicode (lone surrogate)');
+  const passwordRefusal = stringRefusal(password);
+  if (passwordRefusal) throw new UsageError(`the password is ${passwordRefusal}`);
   try {
     await checkNewPassword(password, name.data, config.auth.accounts);
   } catch (err) {
@@ -235,8 +236,9 @@ async function resolveUser(store: Store, which: string, by: Lookup | undefined):
 
 async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: number; create?: boolean; by?: Lookup }): Promise<void> {
   const config = configFrom(flags);
-  if (!isWellFormed(which) || (flags.name !== undefined && !isWellFormed(flags.name))) {
-    throw new UsageError('the user and --name must be well-formed Unicode (no lone surrogate)');
+  for (const [what, value] of [['the user', which], ['--name', flags.name]] as const) {
+    const refusal = value === undefined ? null : stringRefusal(value);
+    if (refusal) throw new UsageError(`${what} is ${refusal}`);
   }
   const nameProblem = flags.name === undefined ? null : displayNameProblem(flags.name.trim());
   if (nameProblem) throw new UsageError(`invalid --name: ${nameProblem}`);
@@ -270,8 +272,9 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
 }
 
 async function userUpsert(userId: string, flags: ConfigFlags & { name: string; metadata?: string }): Promise<void> {
-  if (!isWellFormed(userId) || !isWellFormed(flags.name) || (flags.metadata !== undefined && !isWellFormed(flags.metadata))) {
-    throw new UsageError('the user id, --name and --metadata must be well-formed Unicode (no lone surrogate)');
+  for (const [what, value] of [['the user id', userId], ['--name', flags.name], ['--metadata', flags.metadata]] as const) {
+    const refusal = value === undefined ? null : stringRefusal(value);
+    if (refusal) throw new UsageError(`${what} is ${refusal}`);
   }
   let metadata: unknown;
   if (flags.metadata !== undefined) {
@@ -279,6 +282,13 @@ async function userUpsert(userId: string, flags: ConfigFlags & { name: string; m
       metadata = JSON.parse(flags.metadata);
     } catch {
       throw new UsageError('--metadata must be JSON, for example \'{"team":"blue"}\'');
+    }
+    // JSON escapes can spell what the text itself does not hold ("\ud800", "\u0000"), and a `__proto__` key: the
+    // same check as the admin API's body.
+    const refused = findRefused(metadata);
+    if (refused) {
+      const detail = illFormedDetail(['metadata', ...refused.path]);
+      throw new UsageError(`${detail.path} is ${refused.message}`);
     }
   }
   const input = productUserSchema.safeParse({ name: flags.name, metadata });

@@ -9,7 +9,7 @@ import { requestEnvelope, requestSchemas, type RequestType } from '../protocol/r
 import { ConnectionState, type Connection } from './connection.js';
 import { userBudgetKey, type Rate, type RateLimiter } from '../ratelimit/limiter.js';
 import { zodDetails } from '../protocol/validation.js';
-import { illFormedDetail, inspectInput, isWellFormed, type RefusedValue } from '../protocol/well-formed.js';
+import { illFormedDetail, inspectInput, stringRefusal, type RefusedValue } from '../protocol/well-formed.js';
 
 export interface DispatcherOptions {
   /** The rate of each per-user budget (see userBudgets). */
@@ -150,7 +150,7 @@ export class Dispatcher {
   }
 
   /**
-   * A lone surrogate, a `__proto__` key or a non-finite number anywhere in the frame: INVALID_REQUEST naming the field
+   * A lone surrogate, U+0000, a `__proto__` key or a non-finite number anywhere in the frame: INVALID_REQUEST naming the field
    * (paths inside `data` are relative to it, like schema issues), or BAD_FRAME when it is the request id itself, which
    * then cannot be echoed.
    */
@@ -221,7 +221,7 @@ function idOf(value: unknown): Id | null {
   const id = (value as { id?: unknown }).id;
   // Beyond 2^53 the number the client sent is not the one JSON.parse gives back: it cannot be echoed, so it is unusable.
   if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
-  if (typeof id === 'string' && id.length > 0 && id.length <= 64 && isWellFormed(id)) return id;
+  if (typeof id === 'string' && id.length > 0 && id.length <= 64 && stringRefusal(id) === null) return id;
   return null;
 }
 

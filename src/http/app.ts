@@ -307,7 +307,7 @@ function refuseUnknownQuery(query: ParsedQuery, known: readonly string[]): void 
 
 /**
  * Every route, before anything reads the request, runs the WebSocket's input check (src/protocol/well-formed.ts
- * findRefused) on the path parameters, the query and the JSON body: a lone surrogate, a `__proto__` key or a
+ * findRefused) on the path parameters, the query and the JSON body: a lone surrogate, U+0000, a `__proto__` key or a
  * non-finite number at any depth is INVALID_REQUEST naming the field.
  */
 function refuseValues(req: FastifyRequest): void {

@@ -4,7 +4,8 @@
  * Every string a client sends is therefore refused unless it is well-formed UTF-16 (every high surrogate followed by a
  * low one, no low surrogate alone). The check runs on each decoded request as a whole (WebSocket frame, REST body,
  * query and path), strings and object keys at any depth, before any schema: a field added later is covered too.
- * The same walk refuses the two other values no request may carry: `__proto__` keys and non-finite numbers (findRefused).
+ * The same walk refuses the other values no request may carry: U+0000 in a string or key, `__proto__` keys and
+ * non-finite numbers (findRefused).
  */
 
 type PathPart = string | number;
@@ -17,6 +18,15 @@ export function isWellFormed(s: string): boolean {
 /** `s` with every lone surrogate replaced by U+FFFD, for showing a bad value or key in an error. */
 export function toWellFormed(s: string): string {
   return (s as unknown as { toWellFormed(): string }).toWellFormed();
+}
+
+/**
+ * Why no request may carry the string `s` (a lone surrogate, or U+0000), or null when it may. For strings that enter
+ * outside a decoded request (command-line arguments, token claims).
+ */
+export function stringRefusal(s: string): string | null {
+  if (!isWellFormed(s)) return ILL_FORMED_MESSAGE;
+  return s.includes('\0') ? NUL_MESSAGE : null;
 }
 
 /**
@@ -36,6 +46,8 @@ export interface RefusedValue {
 /**
  * The first value, in document order, that no request may carry (docs/protocol.md "Conventions"), or null:
  * - a string or object key that is not well-formed UTF-16 (a lone surrogate): ILL_FORMED_MESSAGE;
+ * - a string or object key holding U+0000 (NUL): NUL_MESSAGE. PostgreSQL's text cannot hold it (SQLSTATE 22021), so
+ *   it would fail on one engine where another stores it; no chat text needs it. Refused everywhere, on every engine;
  * - an object key named `__proto__`: PROTO_KEY_MESSAGE. JSON.parse makes it an own property, but any consumer that
  *   copies or merges the value (Object.assign, a spread into a class, a naive deep merge) would set a prototype;
  *   schemas miss it too, since `"__proto__"` is never a known key. `constructor` and `prototype` are plain data;
@@ -73,7 +85,8 @@ export function inspectInput(value: unknown, maxDepth: number): { refused: Refus
     path[stack.length - 1] = key;
     path.length = stack.length;
     if (typeof key === 'string') {
-      if (!isWellFormed(key)) return { refused: { path, message: ILL_FORMED_MESSAGE }, tooDeep };
+      const keyRefusal = stringRefusal(key);
+      if (keyRefusal) return { refused: { path, message: keyRefusal }, tooDeep };
       if (key === '__proto__') return { refused: { path, message: PROTO_KEY_MESSAGE }, tooDeep };
     }
     const child = (top.node as Record<PathPart, unknown>)[key];
@@ -102,7 +115,7 @@ function cleanWithin(value: unknown, depthLeft: number): boolean {
   const keys = Object.keys(value);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
-    if (key === '__proto__' || !isWellFormed(key) || !cleanWithin((value as Record<string, unknown>)[key], depthLeft - 1)) return false;
+    if (key === '__proto__' || stringRefusal(key) !== null || !cleanWithin((value as Record<string, unknown>)[key], depthLeft - 1)) return false;
   }
   return true;
 }
@@ -112,7 +125,7 @@ function frame(node: object): { node: object; keys: PathPart[]; next: number } {
 }
 
 function scalarRefusal(value: unknown): string | null {
-  if (typeof value === 'string') return isWellFormed(value) ? null : ILL_FORMED_MESSAGE;
+  if (typeof value === 'string') return stringRefusal(value);
   if (typeof value === 'number') return Number.isFinite(value) ? null : NON_FINITE_MESSAGE;
   return null;
 }
@@ -121,12 +134,14 @@ export const PROTO_KEY_MESSAGE = 'a key named "__proto__", which no request may 
 
 export const NON_FINITE_MESSAGE = 'a number beyond the range of a double (it would parse as Infinity); send at most about 1.7e308';
 
+export const NUL_MESSAGE = 'a string with U+0000 (NUL), which no request may carry (PostgreSQL text cannot hold it)';
+
 export const ILL_FORMED_MESSAGE = 'not well-formed Unicode: a lone UTF-16 surrogate (\\uD800-\\uDFFF) has no UTF-8 form';
 
 /**
- * The `details` entry of an INVALID_REQUEST for an ill-formed string: `{path, message}` like a schema issue, the path
- * dotted and made printable (a lone surrogate in a key is shown as U+FFFD).
+ * The `details` entry of an INVALID_REQUEST for a refused value: `{path, message}` like a schema issue, the path
+ * dotted and made printable (a lone surrogate or U+0000 in a key is shown as U+FFFD).
  */
 export function illFormedDetail(path: PathPart[], message = ILL_FORMED_MESSAGE): { path: string; message: string } {
-  return { path: path.map((p) => toWellFormed(String(p))).join('.'), message };
+  return { path: path.map((p) => toWellFormed(String(p)).replaceAll('\0', '\ufffd')).join('.'), message };
 }

@@ -25,6 +25,8 @@ export function differingSettings(settings: string | undefined, others: Readonly
  * - `appendMessage` assigns `seq` atomically: strictly increasing and gap-free per conversation, even under
  *   concurrent appends from many processes; and it is idempotent on (conversationId, senderId, key).
  * - Engine failures reject with a ParleyError('UNAVAILABLE') so callers can tell "retry later" from a bug.
+ * - A string holding U+0000 (which requests never carry: src/protocol/well-formed.ts) is either kept exactly (SQLite)
+ *   or refused with INVALID_REQUEST (PostgreSQL text cannot hold it); either way only that call is affected.
  * Permission checks are not the store's job: the domain decides who may do what, the store keeps data consistent.
  */
 export interface Store {

@@ -159,6 +159,23 @@ describe('the parley CLI', () => {
     }
   });
 
+  it('refuses metadata whose JSON escapes spell a lone surrogate, U+0000 or a __proto__ key, as the admin API does', async () => {
+    for (const [metadata, expected] of [
+      ['{"a":"x\\u0000"}', /metadata\.a is a string with U\+0000/],
+      ['{"a":["\\ud800"]}', /metadata\.a\.0 is not well-formed Unicode/],
+      ['{"k\\u0000":1}', /metadata\.k\ufffd is a string with U\+0000/],
+      ['{"__proto__":{"x":1}}', /metadata\.__proto__ is a key named "__proto__"/],
+    ] as const) {
+      await assert.rejects(cli(['user', 'upsert', 'cli-meta', '--name', 'Meta', '--metadata', metadata, '--data-dir', dataDir]), (err: any) => {
+        assert.equal(err.code, 1, err.stderr);
+        assert.match(err.stderr, expected);
+        return true;
+      }, metadata);
+    }
+    const { stdout } = await cli(['user', 'upsert', 'cli-meta', '--name', 'Meta', '--metadata', '{"a":"\\u0001 ok"}', '--data-dir', dataDir]);
+    assert.deepEqual(JSON.parse(stdout).created, true, 'nothing was stored by the refusals');
+  });
+
   it('exits 2 with one line per configuration mistake', async () => {
     await assert.rejects(cli(['migrate', '--data-dir', dataDir], { PARLEY_LIMITS_MAX_MESSAGE_BYTES: 'lots', PARLEY_NO_SUCH_SETTING: '1' }), (err: any) => {
       assert.equal(err.code, 2);

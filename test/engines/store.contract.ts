@@ -965,6 +965,43 @@ export function runStoreContract(engineName: string, createStore: () => Promise<
         assert.equal(await store.getConversation('nope'), null);
       });
 
+      test('keys compare exactly: canonically equal spellings and case variants are different keys', async (store) => {
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const keys = ['\u00e9', 'e\u0301', 'K1', 'k1', 'k1 ', '\ud83d\ude00'];
+        for (const key of keys) assert.equal((await store.appendMessage(newMessage('g', 'u1', key))).duplicate, false, JSON.stringify(key));
+        for (const key of keys) assert.equal((await store.appendMessage(newMessage('g', 'u1', key))).duplicate, true, JSON.stringify(key));
+        assert.deepEqual((await store.messagesAfter('g', 0, 10)).map((m) => m.key), keys);
+      });
+
+      test('a text or key with U+0000 is kept exactly or refused INVALID_REQUEST, and only that append is affected', async (store) => {
+        // Requests never carry U+0000 (the request checks refuse it); an engine must still not turn one into anything
+        // but its own refusal (PostgreSQL text cannot hold it), nor fail the other appends of its group commit.
+        await addUsers(store, 'u1');
+        await addGroup(store, 'g', 'u1');
+        const bad = [newMessage('g', 'u1', 'nul-text', { text: 'a\u0000b' }), newMessage('g', 'u1', 'nul\u0000key')];
+        const results = await Promise.allSettled([
+          store.appendMessage(newMessage('g', 'u1', 'a')), store.appendMessage(bad[0]!),
+          store.appendMessage(newMessage('g', 'u1', 'b')), store.appendMessage(bad[1]!),
+          store.appendMessage(newMessage('g', 'u1', 'c')),
+        ]);
+        assert.deepEqual([0, 2, 4].map((i) => results[i]!.status), ['fulfilled', 'fulfilled', 'fulfilled']);
+        for (const i of [1, 3]) {
+          const result = results[i]!;
+          if (result.status === 'rejected') {
+            assert.ok(isParleyError(result.reason), `a ParleyError, not ${String(result.reason)}`);
+            assert.equal(result.reason.code, 'INVALID_REQUEST');
+          }
+        }
+        const stored = await store.messagesAfter('g', 0, 10);
+        assert.deepEqual(seqsOf(stored), stored.map((_, i) => i + 1), 'no gap');
+        for (const [i, m] of [[1, bad[0]!], [3, bad[1]!]] as const) {
+          const kept = stored.find((s) => s.id === m.id);
+          assert.equal(kept !== undefined, results[i]!.status === 'fulfilled', 'stored exactly when accepted');
+          if (kept) assert.deepEqual([kept.text, kept.key], [m.text, m.key]);
+        }
+      });
+
       test('an append by a non-member rejects NOT_MEMBER and stores nothing, even racing the removal', async (store) => {
         await addUsers(store, 'u1', 'u2');
         await addGroup(store, 'g', 'u1', ['u2']);

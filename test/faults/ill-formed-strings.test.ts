@@ -5,22 +5,27 @@ import { ADMIN_TOKEN, EXTERNAL_SECRET, api, register, signToken, startServer, ty
 
 /**
  * A lone UTF-16 surrogate has no UTF-8 form: stored, it came back from history as U+FFFD while the live event carried
- * it as sent. Every string a client sends (texts, meta values and keys, names, keys, ids, tokens, queries, the envelope,
- * REST bodies, URLs and token claims) must be refused with a documented error, and nothing stored.
+ * it as sent. U+0000 cannot be stored in PostgreSQL's text at all (a message with one was answered INTERNAL there,
+ * and stored on SQLite). Every string a client sends (texts, meta values and keys, names, keys, ids, tokens, queries,
+ * the envelope, REST bodies, URLs and token claims) holding either must be refused with a documented error, and
+ * nothing stored.
  */
 const HIGH = 'x\ud800y';
 const LOW = 'x\udc00y';
-const LONE = [HIGH, LOW];
+const NUL = 'x\u0000y';
+const LONE = [HIGH, LOW, NUL];
+/** How a refused string's key is shown in a path. */
+const shown = (bad: string) => bad.replace(/[\ud800-\udfff\u0000]/, '\ufffd');
 
 function assertIllFormed(error: any, path: string, what: string): void {
   assert.equal(error?.code, 'INVALID_REQUEST', `${what}: ${JSON.stringify(error)}`);
   assert.equal(error.temporary, false, what);
   assert.ok(Array.isArray(error.details), `${what}: details`);
   assert.equal(error.details[0].path, path, `${what}: ${JSON.stringify(error.details)}`);
-  assert.match(error.details[0].message, /well-formed/, what);
+  assert.match(error.details[0].message, /well-formed|U\+0000/, what);
 }
 
-describe('ill-formed strings (lone surrogates)', () => {
+describe('refused strings (lone surrogates, U+0000)', () => {
   let server: TestServer;
   let alice: { id: string; name: string; token: string };
   let bob: { id: string; name: string; token: string };
@@ -30,7 +35,8 @@ describe('ill-formed strings (lone surrogates)', () => {
   let invite: string;
 
   before(async () => {
-    server = await startServer();
+    // Three bad strings times every field is more requests than one connection's default burst allows.
+    server = await startServer({ PARLEY_LIMITS_CONNECTION_RATE_BURST: '1000', PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '1000' });
     alice = await register(server, 'lone-alice');
     bob = await register(server, 'lone-bob');
     a = await RawClient.connect(server.wsUrl, alice.token);
@@ -45,9 +51,9 @@ describe('ill-formed strings (lone surrogates)', () => {
     await server.stop();
   });
 
-  it('a message text with a lone surrogate was stored as U+FFFD; now it is refused and nothing is stored', async () => {
+  it('a message text with a lone surrogate or U+0000 is refused and nothing is stored', async () => {
     for (const bad of LONE) {
-      const reply = await a.request('message.send', { conversationId, key: `k-${bad}`.replace(/[\ud800-\udfff]/g, '_'), text: bad });
+      const reply = await a.request('message.send', { conversationId, key: `k-${bad}`.replace(/[\ud800-\udfff\u0000]/g, '_'), text: bad });
       assertIllFormed(reply.error, 'text', JSON.stringify(bad));
     }
     const { messages } = await a.ok('history.after', { conversationId, afterSeq: 0 });
@@ -83,11 +89,11 @@ describe('ill-formed strings (lone surrogates)', () => {
       ['message.send', { conversationId, key: bad, text: 'hi' }, 'key'],
       ['message.send', { to: bad, key: 'k1', text: 'hi' }, 'to'],
       ['message.send', { conversationId, key: 'k2', text: 'hi', meta: { note: bad } }, 'meta.note'],
-      ['message.send', { conversationId, key: 'k3', text: 'hi', meta: { [bad]: 1 } }, `meta.${bad.replace(/[\ud800-\udfff]/, '\ufffd')}`],
+      ['message.send', { conversationId, key: 'k3', text: 'hi', meta: { [bad]: 1 } }, `meta.${shown(bad)}`],
       ['message.send', { conversationId, key: 'k4', text: 'hi', meta: { list: [1, { deep: [bad] }] } }, 'meta.list.1.deep.0'],
       ['message.send', { conversationId, key: 'k5', text: 'hi', meta: bad }, 'meta'],
       ['message.edit', { conversationId, seq: 1, text: bad }, 'text'],
-      ['message.edit', { conversationId, seq: 1, text: 'ok', meta: { [bad]: bad } }, `meta.${bad.replace(/[\ud800-\udfff]/, '\ufffd')}`],
+      ['message.edit', { conversationId, seq: 1, text: 'ok', meta: { [bad]: bad } }, `meta.${shown(bad)}`],
       ['message.delete', { conversationId: bad, seq: 1 }, 'conversationId'],
       ['history.after', { conversationId: bad, afterSeq: 0 }, 'conversationId'],
       ['history.before', { conversationId: bad }, 'conversationId'],
@@ -95,6 +101,7 @@ describe('ill-formed strings (lone surrogates)', () => {
       ['read.mark', { conversationId: bad, seq: 1 }, 'conversationId'],
       ['typing', { conversationId: bad, typing: true }, 'conversationId'],
       ['presence.get', { userIds: [bob.id, bad] }, 'userIds.1'],
+      ['user.find', { username: bad }, 'username'],
     ];
     for (const bad of LONE) {
       for (const [type, data, path] of cases(bad)) {
@@ -136,7 +143,7 @@ describe('ill-formed strings (lone surrogates)', () => {
         [alice.token, 'POST', '/api/v1/direct', { userId: bad }, 'userId'],
         [alice.token, 'PATCH', `/api/v1/conversations/${conversationId}`, { name: bad }, 'name'],
         [alice.token, 'PUT', `/api/v1/conversations/${conversationId}/members/${bob.id}/role`, { role: bad }, 'role'],
-        [alice.token, 'POST', `/api/v1/conversations/${conversationId}/invites`, { [bad]: 1 }, bad.replace(/[\ud800-\udfff]/, '\ufffd')],
+        [alice.token, 'POST', `/api/v1/conversations/${conversationId}/invites`, { [bad]: 1 }, shown(bad)],
         [ADMIN_TOKEN, 'POST', '/api/v1/admin/users', { username: bad, password: 'plum kettle orbit 97' }, 'username'],
         [ADMIN_TOKEN, 'POST', '/api/v1/admin/groups', { name: bad, ownerId: alice.id }, 'name'],
         [ADMIN_TOKEN, 'POST', '/api/v1/admin/groups', { name: 'ok', ownerId: bad }, 'ownerId'],
@@ -164,6 +171,23 @@ describe('ill-formed strings (lone surrogates)', () => {
     }
   });
 
+  it('refuses U+0000 percent-encoded in a URL path or query, naming the parameter', async () => {
+    const cases: Array<[string | null, string, string, string]> = [
+      [alice.token, 'GET', '/api/v1/conversations/a%00b', 'conversationId'],
+      [alice.token, 'GET', `/api/v1/conversations/${conversationId}/messages?before=1&after=0&limit=5%00`, 'limit'],
+      [alice.token, 'GET', '/api/v1/conversations?after=x%00', 'after'],
+      [ADMIN_TOKEN, 'GET', '/api/v1/admin/users?after=a%00', 'after'],
+      [ADMIN_TOKEN, 'POST', '/api/v1/admin/users/a%00/ban', 'userId'],
+    ];
+    for (const [token, method, path, field] of cases) {
+      const res = await api(server, token, method, path);
+      assert.equal(res.status, 400, `${method} ${path}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error?.code, 'INVALID_REQUEST', `${path}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.details[0].path, field, `${path}: ${JSON.stringify(res.body)}`);
+      assert.match(res.body.error.details[0].message, /U\+0000/, path);
+    }
+  });
+
   it('refuses a token whose sub or name claim holds a lone surrogate: close 4500 and HTTP 401', async () => {
     for (const bad of LONE) {
       for (const token of [
@@ -174,7 +198,7 @@ describe('ill-formed strings (lone surrogates)', () => {
         const res = await api(server, token, 'GET', '/api/v1/me');
         assert.equal(res.status, 401, JSON.stringify(res.body));
         // The sub is refused by the id alphabet (which admits no surrogate at all), the name claim as ill-formed.
-        assert.match(res.body.error.message, /well-formed|id alphabet/);
+        assert.match(res.body.error.message, /well-formed|id alphabet|U\+0000/);
         const client = await RawClient.connect(server.wsUrl, token, { waitWelcome: false });
         const closed = await client.waitClose();
         assert.equal(closed.code, 4500);

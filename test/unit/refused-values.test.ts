@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NON_FINITE_MESSAGE, PROTO_KEY_MESSAGE, ILL_FORMED_MESSAGE, findRefused, inspectInput } from '../../src/protocol/well-formed.js';
+import { NON_FINITE_MESSAGE, NUL_MESSAGE, PROTO_KEY_MESSAGE, ILL_FORMED_MESSAGE, findRefused, illFormedDetail, inspectInput, stringRefusal } from '../../src/protocol/well-formed.js';
 import { nestsDeeperThan } from '../../src/protocol/json-depth.js';
 import { QUERY_FAULT, parseQuery } from '../../src/http/request-input.js';
 
@@ -10,6 +10,18 @@ describe('findRefused: values no request may carry', () => {
     assert.deepEqual(findRefused(JSON.parse('{"a":{"n":-1e400},"b":"\\ud800"}')), { path: ['a', 'n'], message: NON_FINITE_MESSAGE });
     assert.deepEqual(findRefused(JSON.parse('{"a":{"n":1},"b":["\\ud800"]}')), { path: ['b', 0], message: ILL_FORMED_MESSAGE });
     assert.deepEqual(findRefused(Infinity), { path: [], message: NON_FINITE_MESSAGE });
+  });
+
+  it('finds U+0000 in a value or a key at any depth, on both walks, and shows it in a path as U+FFFD', () => {
+    assert.deepEqual(findRefused(JSON.parse('{"a":"ok","b":[1,{"c":"x\\u0000"}]}')), { path: ['b', 1, 'c'], message: NUL_MESSAGE });
+    assert.deepEqual(findRefused(JSON.parse('{"m":{"k\\u0000":1}}')), { path: ['m', 'k\u0000'], message: NUL_MESSAGE });
+    assert.deepEqual(findRefused('\u0000'), { path: [], message: NUL_MESSAGE });
+    const deep = (n: number): unknown => (n === 0 ? 'a\u0000' : [deep(n - 1)]);
+    for (const n of [1, 63, 64, 65, 100]) assert.equal(inspectInput(deep(n), Infinity).refused?.message, NUL_MESSAGE, `${n} levels down`);
+    assert.equal(illFormedDetail(['m', 'k\u0000'], NUL_MESSAGE).path, 'm.k\ufffd');
+    assert.equal(stringRefusal('a\u0000'), NUL_MESSAGE);
+    assert.equal(stringRefusal('a\ud800'), ILL_FORMED_MESSAGE);
+    assert.equal(stringRefusal('\u0001 tab\t and \ud83d\ude00'), null, 'other control characters are data here (names have their own rule)');
   });
 
   it('accepts constructor, prototype, finite numbers and surrogate pairs', () => {

@@ -1,8 +1,8 @@
 /**
  * Translates node-postgres failures into ParleyErrors: the engine being away (connection refused or lost, server
  * shutting down or starting, pool timeout, statement timeout) is UNAVAILABLE (temporary: retry later); constraint
- * outcomes are CONFLICT / NOT_FOUND / ACCOUNT_EXISTS as the Store seam documents; anything else is a bug and is
- * rethrown untouched.
+ * outcomes are CONFLICT / NOT_FOUND / ACCOUNT_EXISTS as the Store seam documents; a string PostgreSQL cannot hold
+ * (U+0000) is INVALID_REQUEST; anything else is a bug and is rethrown untouched.
  */
 import { ParleyError, isParleyError } from '../../protocol/errors.js';
 
@@ -77,6 +77,9 @@ export function toParleyError(err: unknown): unknown {
     return uniqueMeaning[constraint]?.() ?? new ParleyError('CONFLICT', (err as Error).message);
   }
   if (code === '23503') return new ParleyError('NOT_FOUND', 'A referenced user or conversation does not exist');
+  // The request checks refuse U+0000 in every string they see (src/protocol/well-formed.ts); this is for a string that
+  // came another way (a command-line argument): PostgreSQL's text cannot hold it, which is the caller's fault, not ours.
+  if (code === '22021') return new ParleyError('INVALID_REQUEST', 'A string holds U+0000 (NUL), which PostgreSQL text cannot hold');
   if (code !== undefined && (unavailableCodes.has(code) || unavailableClasses.has(code.slice(0, 2)))) {
     return new ParleyError('UNAVAILABLE', `Store unavailable: ${(err as Error).message}`);
   }
