@@ -342,7 +342,9 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     logger,
     limiter,
   });
+  let closing: Promise<void> | null = null;
   const app = buildHttpApp({
+    stopping: () => closing !== null,
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
     admin: new Admin(store, chat, publisher, onPublishError, chatLimitsFrom(config).maxReplyBytes),
@@ -384,7 +386,6 @@ export async function startServer(config: Config, options: { logger?: Logger; li
   const url = config.server.publicUrl ?? `http://${host}:${port}`;
   logger.info({ url, port, store: config.store.kind, bus: config.bus.kind, presence: config.presence.kind, ratelimit: config.ratelimit.kind }, 'parley listening');
 
-  let closing: Promise<void> | null = null;
   return {
     url,
     port,

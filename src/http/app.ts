@@ -22,7 +22,7 @@ import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { QUERY_FAULT, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
-import { compact, operationRoutes, type RouteInput } from './routes.js';
+import { bodyFields, compact, operationRoutes, routePathParams, type OperationRoute, type RouteInput } from './routes.js';
 import { registerWebClient } from './web-client.js';
 
 export interface HttpDeps {
@@ -48,6 +48,8 @@ export interface HttpDeps {
   publishWaitMs?: (type: RequestType, data: unknown) => number | null;
   /** Readiness: resolves when the store commits a small write and the bus answers; rejects with the reason. */
   ready: () => Promise<void>;
+  /** Whether the server is stopping (its drain has begun): every request that arrives then is answered UNAVAILABLE. */
+  stopping?: () => boolean;
   bodyLimit: number;
   /** Deepest `meta`; a body may nest ENVELOPE_DEPTH more. */
   maxJsonDepth: number;
@@ -80,7 +82,8 @@ declare module 'fastify' {
  */
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({
-    logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true,
+    // While closing, requests get our own 503 (below), in the documented error body rather than fastify's.
+    logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: false,
     trustProxy: deps.trustedProxies && deps.trustedProxies.length > 0 ? deps.trustedProxies : false,
     routerOptions: {
       // fastify's default (100) would answer 414 to a valid 101–128-character id in a path; longer ones reach the
@@ -114,6 +117,19 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // A request its store does not answer (a frozen PostgreSQL answers nothing until the pool's own bound, past the
   // connection's deadline) gets 504 TIMEOUT, temporary, before that deadline would close the connection without a reply.
   const replyDeadlineMs = deps.requestTimeoutMs - Math.min(1000, deps.requestTimeoutMs / 4);
+  // A server that is stopping (from the start of its drain, as the WebSocket refuses upgrades) answers what arrives
+  // meanwhile UNAVAILABLE, temporary, and closes the connection, so clients retry elsewhere or after the restart;
+  // requests already running finish.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing && !deps.stopping?.()) return;
+    reply.header('connection', 'close');
+    throw new ParleyError('UNAVAILABLE', 'the server is shutting down: retry, on another instance or once it is back');
+  });
   app.addHook('onRequest', (_req, reply, done) => {
     const timer = setTimeout(() => {
       if (!reply.sent) sendError(reply, new ParleyError('TIMEOUT', `the request did not complete within ${Math.round(replyDeadlineMs)} ms (the store is not answering); retry later`).toBody());
@@ -193,6 +209,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
           body: (req.body ?? {}) as Record<string, unknown>,
         };
         if (typeof input.body !== 'object' || Array.isArray(input.body)) throw new ParleyError('INVALID_REQUEST', 'the body must be a JSON object');
+        refuseFieldsNotOfBody(route, input.body);
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
         const waitMs = deps.publishWaitMs?.(type, data) ?? null;
@@ -288,6 +305,25 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
         return result;
       },
     });
+  }
+}
+
+/**
+ * A body field the route does not take from the body: INVALID_REQUEST naming it. A field the path gives (the
+ * conversation, a seq, a user) or the route never takes (`to` where the path names the conversation) would otherwise
+ * be overwritten or ignored in silence, and a route without a body would ignore whatever was sent. Other unknown
+ * fields reach the operation's schema, which refuses them ("Unrecognized key").
+ */
+function refuseFieldsNotOfBody(route: OperationRoute, body: Record<string, unknown>): void {
+  const fields = bodyFields(route);
+  for (const key of Object.keys(body)) {
+    if (fields.includes(key)) continue;
+    const why = routePathParams(route).includes(key) ? `the URL path gives ${key}`
+      : route.bodyOmits?.includes(key) ? `this route does not take ${key}: its path names the conversation`
+        : fields.length === 0 ? 'this route takes no body'
+          : null;
+    if (why === null) continue; // the operation's schema refuses it
+    throw new ParleyError('INVALID_REQUEST', `the body may not carry ${key}: ${why}`, [{ path: key, message: `not a body field of this route: ${why}` }]);
   }
 }
 

@@ -6,7 +6,7 @@ import {
   conversationSchema, inviteSchema, memberSchema, messageSchema, myConversationSchema, presenceInfoSchema, resultSchemas, userInfoSchema,
 } from '../protocol/result-schemas.js';
 import { adminRoutes } from './admin-routes.js';
-import { operationRoutes } from './routes.js';
+import { bodyFields, operationRoutes } from './routes.js';
 
 type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
 
@@ -153,9 +153,10 @@ export function buildOpenApi(): Record<string, unknown> {
       ],
       responses: responses(route.successStatus ?? 200, operationResponse(components, types), route.replayStatus),
     };
-    if (['POST', 'PUT', 'PATCH'].includes(route.method) && typeof route.operation === 'string') {
-      const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation], { io: 'input', unrepresentable: 'any' }) as JsonSchema, [...params, ...(route.bodyOmits ?? [])]);
-      if (body) op.requestBody = { required: true, content: { 'application/json': { schema: body } } };
+    const fields = bodyFields(route);
+    if (fields.length > 0) {
+      const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation as RequestType], { io: 'input', unrepresentable: 'any' }) as JsonSchema, fields);
+      op.requestBody = { required: true, content: { 'application/json': { schema: body } } };
     }
     add(url, route.method, op);
   }
@@ -246,11 +247,9 @@ function responses(status: number, success: Content | null, replayStatus?: numbe
   };
 }
 
-/** The body part of an operation schema: its properties minus those taken from the path (or never from the body). */
-function bodySchema(schema: JsonSchema, pathParamNames: string[]): JsonSchema | null {
-  const properties = { ...(schema.properties ?? {}) };
-  for (const name of pathParamNames) delete properties[name];
-  if (Object.keys(properties).length === 0) return null;
+/** The body part of an operation schema: its properties that the route takes from the body (bodyFields). */
+function bodySchema(schema: JsonSchema, fields: readonly string[]): JsonSchema {
+  const properties = Object.fromEntries(Object.entries(schema.properties ?? {}).filter(([name]) => fields.includes(name)));
   const { $schema: _ignored, ...rest } = schema;
-  return { ...rest, properties, required: (schema.required ?? []).filter((n) => !pathParamNames.includes(n)) };
+  return { ...rest, properties, required: (schema.required ?? []).filter((n) => fields.includes(n)) };
 }

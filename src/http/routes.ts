@@ -1,4 +1,4 @@
-import type { RequestType } from '../protocol/requests.js';
+import { requestSchemas, type RequestType } from '../protocol/requests.js';
 
 /** What a REST route reads its input from: path parameters, the query string and the JSON body, merged. */
 export interface RouteInput {
@@ -115,6 +115,30 @@ export const operationRoutes: OperationRoute[] = [
     input: (i) => ({ userIds: (i.query.userIds ?? '').split(',').filter(Boolean) }), queryParams: ['userIds'],
   },
 ];
+
+/** The names of a route's path parameters (`:conversationId` -> `conversationId`), in order. */
+export function routePathParams(route: OperationRoute): string[] {
+  return [...route.url.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
+}
+
+const bodyFieldsCache = new WeakMap<OperationRoute, readonly string[]>();
+
+/**
+ * The fields a route takes from its JSON body, as docs/openapi.json lists them: for POST, PUT and PATCH routes of one
+ * operation, the operation's fields less those its path gives and its `bodyOmits`; none for any other route. The
+ * server refuses a body field its path gives or the route omits, and any body on a route that takes none.
+ */
+export function bodyFields(route: OperationRoute): readonly string[] {
+  let fields = bodyFieldsCache.get(route);
+  if (!fields) {
+    const takesBody = ['POST', 'PUT', 'PATCH'].includes(route.method) && typeof route.operation === 'string';
+    const operationFields = takesBody ? Object.keys(requestSchemas[route.operation as RequestType].shape) : [];
+    const notFromBody = [...routePathParams(route), ...(route.bodyOmits ?? [])];
+    fields = operationFields.filter((name) => !notFromBody.includes(name));
+    bodyFieldsCache.set(route, fields);
+  }
+  return fields;
+}
 
 /** Drop keys whose value is undefined, so optional query parameters are simply absent. */
 export function compact(data: Record<string, unknown>): Record<string, unknown> {

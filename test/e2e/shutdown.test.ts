@@ -82,6 +82,34 @@ describe('graceful shutdown', () => {
     (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
     await stuck.waitClose(5000);
   });
+
+  it('answers REST requests that arrive during the drain 503 UNAVAILABLE (temporary) in the documented error body', async () => {
+    // Before: fastify's own {"error":"Service Unavailable","statusCode":503}, without code or temporary.
+    const server = await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '20000' }, { dataDir: freshDataDir() });
+    const alice = await register(server, 'drain-rest-alice');
+    const { conversation } = (await api(server, alice.token, 'POST', '/api/v1/conversations', { name: 'drain room' })).body;
+    // A client that does not read holds the drain open (up to drainMs), so the REST calls below fall inside it.
+    const stuck = await RawClient.connect(server.wsUrl, alice.token);
+    const socket = (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.pause();
+    const stopped = server.stop();
+    let res: Response | null = null;
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
+      res = await fetch(`${server.url}/api/v1/conversations/${conversation.id}/messages`, {
+        method: 'POST', headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ key: `k-${Date.now()}`, text: 'during the drain?' }),
+      });
+      if (res.status !== 201) break;
+    }
+    assert.equal(res?.status, 503);
+    assert.equal(res.headers.get('connection'), 'close');
+    const body = await res.json() as { error: { code: string; temporary: boolean; message: string } };
+    assert.equal(body.error.code, 'UNAVAILABLE', JSON.stringify(body));
+    assert.equal(body.error.temporary, true);
+    assert.match(body.error.message, /shutting down/);
+    socket.resume();
+    assert.equal(await stopped, 0);
+  });
 });
 
 describe('shutdown ordering', () => {

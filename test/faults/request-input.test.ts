@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { adminRoutes } from '../../src/http/admin-routes.js';
-import { operationRoutes } from '../../src/http/routes.js';
+import { bodyFields, operationRoutes, routePathParams } from '../../src/http/routes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { ADMIN_TOKEN, api, register, startServer, type TestServer } from '../helpers/server.js';
 
@@ -84,6 +84,37 @@ describe('request input: query strings, path parameters, bodies and frames', () 
     }
     // A comma-separated list in one parameter is still how presence takes many ids.
     assert.equal((await api(server, alice.token, 'GET', `/api/v1/presence?userIds=${alice.id},nobody`)).status, 200);
+    assertNoErrorLogs(server);
+  });
+
+  it('a body field the path gives, or on a route that takes no body, was ignored in silence; every route now refuses it', async () => {
+    // Before: POST .../G1/messages with {"conversationId":"G2"} stored in G1 with 201, join took {"foo":1}.
+    const before = (await history()).length;
+    let checked = 0;
+    for (const route of operationRoutes) {
+      const fields = bodyFields(route);
+      const path = pathOf(route.url);
+      const refused = [
+        ...routePathParams(route).map((name) => [name, /the URL path gives/] as const),
+        ...(route.bodyOmits ?? []).map((name) => [name, /does not take/] as const),
+        ...(fields.length === 0 ? [['foo', /takes no body/] as const] : []),
+      ];
+      if (route.method === 'GET') continue; // a GET has no body to send (fetch refuses one)
+      for (const [field, message] of refused) {
+        const body = JSON.stringify({ ...Object.fromEntries(fields.map((f) => [f, f === 'key' ? 'k-body' : 'x'])), [field]: field === 'seq' ? 1 : 'other' });
+        const res = await raw(server, route.method, path, { token: alice.token, body, contentType: 'application/json' });
+        assertInvalid(res, field, `${route.method} ${route.url} with ${field} in the body`, message);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 20, `${checked} cases`);
+    assert.equal((await history()).length, before, 'nothing was stored');
+    // A route's own body fields still pass, and an unknown one is still the schema's "Unrecognized key".
+    const other = (await a.ok('conversation.create', { name: 'body fields room' })).conversation.id;
+    const send = `/api/v1/conversations/${other}/messages`;
+    const sent = await raw(server, 'POST', send, { token: alice.token, body: JSON.stringify({ key: 'body-ok', text: 'fine' }), contentType: 'application/json' });
+    assert.equal(sent.status, 201, JSON.stringify(sent.body));
+    assertInvalid(await raw(server, 'POST', send, { token: alice.token, body: JSON.stringify({ key: 'body-x', text: 'x', colour: 1 }), contentType: 'application/json' }), '', 'unknown field', /Unrecognized key/);
     assertNoErrorLogs(server);
   });
 
