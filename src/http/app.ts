@@ -140,6 +140,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.addHook('preValidation', async (req) => {
     refuseBadQuery(req);
     refuseValues(req);
+    refuseUnwantedBody(req);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -173,13 +174,13 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     }
   });
 
-  app.post('/api/v1/accounts', async (req, reply) => {
+  app.post('/api/v1/accounts', { config: TAKES_BODY }, async (req, reply) => {
     await spend(deps.limiter, `register:${req.ip}`, deps.rates.registration, 'too many registrations from this address');
     const credentials = parse(credentialsSchema, req.body);
     reply.code(201);
     return deps.accounts.register(credentials);
   });
-  app.post('/api/v1/sessions', async (req) => {
+  app.post('/api/v1/sessions', { config: TAKES_BODY }, async (req) => {
     const credentials = parse(loginSchema, req.body);
     return deps.loginThrottle.attempt(credentials.username, req.ip, () => deps.accounts.login(credentials));
   });
@@ -200,6 +201,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     app.route({
       method: route.method,
       url: route.url,
+      config: bodyFields(route).length > 0 ? TAKES_BODY : {},
       preHandler: authenticate(deps),
       handler: async (req, reply) => {
         refuseUnknownQuery(req.query as ParsedQuery, route.queryParams ?? []);
@@ -293,6 +295,7 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
     app.route({
       method: route.method,
       url: route.url,
+      config: route.body ? TAKES_BODY : {},
       preHandler,
       handler: async (req, reply) => {
         if (!route.query) refuseUnknownQuery(req.query as ParsedQuery, []);
@@ -308,20 +311,39 @@ function registerAdminRoutes(app: FastifyInstance, deps: HttpDeps): void {
   }
 }
 
+/** Route config of a route that reads a JSON body; every other route refuses one (refuseUnwantedBody). */
+const TAKES_BODY = Object.freeze({ takesBody: true });
+
+/**
+ * A body sent to a route that takes none (a GET, a DELETE, join, ban, logout...): INVALID_REQUEST naming its first
+ * field. Ignored in silence, `{"userId": "B"}` on the ban route of user C looked like it banned B. No body, `null` and `{}`
+ * are no body. Unknown routes are left to the 404.
+ */
+function refuseUnwantedBody(req: FastifyRequest): void {
+  const body = req.body;
+  if (body === undefined || body === null || req.is404 || (req.routeOptions.config as { takesBody?: boolean }).takesBody) return;
+  const isObject = typeof body === 'object' && !Array.isArray(body);
+  if (isObject && Object.keys(body).length === 0) return;
+  const key = isObject ? Object.keys(body)[0]! : '';
+  const fromPath = Object.hasOwn((req.params ?? {}) as object, key);
+  const message = fromPath ? `the URL path gives ${key}; this route takes no body` : 'this route takes no body';
+  throw new ParleyError('INVALID_REQUEST', isObject ? `the body may not carry ${key}: ${message}` : `the body must be empty: ${message}`, [{ path: key, message }]);
+}
+
 /**
  * A body field the route does not take from the body: INVALID_REQUEST naming it. A field the path gives (the
  * conversation, a seq, a user) or the route never takes (`to` where the path names the conversation) would otherwise
- * be overwritten or ignored in silence, and a route without a body would ignore whatever was sent. Other unknown
- * fields reach the operation's schema, which refuses them ("Unrecognized key").
+ * be overwritten or ignored in silence. Other unknown fields reach the operation's schema, which refuses them
+ * ("Unrecognized key").
  */
 function refuseFieldsNotOfBody(route: OperationRoute, body: Record<string, unknown>): void {
   const fields = bodyFields(route);
   for (const key of Object.keys(body)) {
     if (fields.includes(key)) continue;
+    // A route that takes no body refused every field before this (refuseUnwantedBody).
     const why = routePathParams(route).includes(key) ? `the URL path gives ${key}`
       : route.bodyOmits?.includes(key) ? `this route does not take ${key}: its path names the conversation`
-        : fields.length === 0 ? 'this route takes no body'
-          : null;
+        : null;
     if (why === null) continue; // the operation's schema refuses it
     throw new ParleyError('INVALID_REQUEST', `the body may not carry ${key}: ${why}`, [{ path: key, message: `not a body field of this route: ${why}` }]);
   }

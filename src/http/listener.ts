@@ -36,7 +36,7 @@ export interface Listener {
   adopt(onRequest: RequestHandler): Server;
   /** Install the adopted request handler and `onUpgrade`, and release everything held, in arrival order. Once. */
   serve(onUpgrade: UpgradeHandler): void;
-  /** Stop accepting connections; resolves when every connection has closed (idle keep-alive ones are closed now). */
+  /** Stop accepting connections; resolves when every connection has closed (keep-alive ones as soon as they are idle). */
   close(): Promise<void>;
   /** The server failed to start: close the socket and every connection, held ones included. */
   abort(): void;
@@ -99,8 +99,11 @@ export async function openListener(config: Config): Promise<Listener> {
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Idle keep-alive connections now, and each one whose last request finishes later: without the sweep those wait
+      // out keepAliveTimeout (5 s) before the process can exit.
       server.closeIdleConnections();
-      return closed;
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      return closed.finally(() => clearInterval(sweep));
     },
     abort() {
       server.close();

@@ -156,7 +156,7 @@ export function buildOpenApi(): Record<string, unknown> {
     const fields = bodyFields(route);
     if (fields.length > 0) {
       const body = bodySchema(z.toJSONSchema(requestSchemas[route.operation as RequestType], { io: 'input', unrepresentable: 'any' }) as JsonSchema, fields);
-      op.requestBody = { required: true, content: { 'application/json': { schema: body } } };
+      op.requestBody = requestBody(body);
     }
     add(url, route.method, op);
   }
@@ -172,7 +172,7 @@ export function buildOpenApi(): Record<string, unknown> {
       ],
       responses: responses(route.successStatus ?? 200, adminResponse(components, route.method, route.url)),
     };
-    if (route.body) op.requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } };
+    if (route.body) op.requestBody = requestBody(z.toJSONSchema(route.body, { io: 'input' }) as JsonSchema);
     add(url, route.method, op);
   }
   for (const route of extraRoutes) {
@@ -184,7 +184,7 @@ export function buildOpenApi(): Record<string, unknown> {
         : json(components.ref(route.response, `${pascal(route.method.toLowerCase())}${pascal(route.url)}Result`))),
     };
     if (route.auth !== 'none') op.security = [{ bearer: [] }];
-    if (route.body) op.requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } };
+    if (route.body) op.requestBody = requestBody(z.toJSONSchema(route.body, { io: 'input' }) as JsonSchema);
     add(route.url, route.method, op);
   }
   return {
@@ -245,6 +245,11 @@ function responses(status: number, success: Content | null, replayStatus?: numbe
       : {}),
     ...errors,
   };
+}
+
+/** A JSON request body; required only when some field is (an invite's body may be left out: `{}` is assumed). */
+function requestBody(schema: JsonSchema): Record<string, unknown> {
+  return { required: (schema.required ?? []).length > 0, content: { 'application/json': { schema } } };
 }
 
 /** The body part of an operation schema: its properties that the route takes from the body (bodyFields). */

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { RawClient } from '../helpers/raw-client.js';
+import { Agent, type IncomingMessage, request } from 'node:http';
+import { once } from 'node:events';
+import { RawClient, until } from '../helpers/raw-client.js';
 import { api, register, startServer } from '../helpers/server.js';
 
 describe('graceful shutdown', () => {
@@ -109,6 +111,35 @@ describe('graceful shutdown', () => {
     assert.match(body.error.message, /shutting down/);
     socket.resume();
     assert.equal(await stopped, 0);
+  });
+
+  it('exits once a request in flight at SIGTERM is answered, without waiting out its keep-alive connection', async () => {
+    // Before: a request that ended after the server began closing left its kept-alive connection (Node's agent keeps
+    // it) open until keepAliveTimeoutMs or headersTimeoutMs, and the process with it (5 s by default; 120 s here).
+    const server = await startServer({ PARLEY_LIMITS_KEEP_ALIVE_TIMEOUT_MS: '120000', PARLEY_LIMITS_HEADERS_TIMEOUT_MS: '120000' }, { dataDir: freshDataDir() });
+    const alice = await register(server, 'keepalive-alice');
+    const { conversation } = (await api(server, alice.token, 'POST', '/api/v1/conversations', { name: 'keep-alive room' })).body;
+    const body = JSON.stringify({ key: 'in-flight', text: 'sent across the SIGTERM' });
+    const agent = new Agent({ keepAlive: true });
+    const req = request(`${server.url}/api/v1/conversations/${conversation.id}/messages`, {
+      method: 'POST', agent,
+      headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), expect: '100-continue' },
+    });
+    const response = once(req, 'response') as Promise<[IncomingMessage]>;
+    // "100 Continue": the server has taken the request (and run its first checks) before the signal.
+    await once(req, 'continue');
+    req.write(body.slice(0, 10));
+    const stopped = server.stop();
+    // The rest of the body once the drain has begun, so the request ends while the server is closing.
+    await until(() => server.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('draining')), 'the drain began', 10_000);
+    req.end(body.slice(10));
+    const [res] = await response;
+    res.resume();
+    assert.equal(res.statusCode, 201);
+    // Far below the keep-alive timeout (120 s): only the server closing the connection once idle lets it exit this soon.
+    const outcome = await Promise.race([stopped, new Promise((r) => setTimeout(r, 60_000, 'still running')).then((v) => v)]);
+    assert.equal(outcome, 0, 'the server exited by itself, with 0 (its forced exit after the shutdown deadline is not 0)');
+    agent.destroy();
   });
 });
 

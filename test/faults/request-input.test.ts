@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { adminRoutes } from '../../src/http/admin-routes.js';
 import { bodyFields, operationRoutes, routePathParams } from '../../src/http/routes.js';
@@ -20,6 +21,28 @@ async function raw(server: TestServer, method: string, path: string, init: { tok
   const res = await fetch(`${server.url}${path}`, { method, headers, body });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A request over node:http, which (unlike fetch) sends a body with any method, GET and DELETE included. */
+function rawHttp(server: TestServer, method: string, path: string, body: string | undefined, token: string | null): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const req = request(`${server.url}${path}`, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch { /* /metrics answers text */ }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 function assertInvalid(res: { status: number; body: any }, path: string, what: string, message?: RegExp): void {
@@ -88,7 +111,7 @@ describe('request input: query strings, path parameters, bodies and frames', () 
   });
 
   it('a body field the path gives, or on a route that takes no body, was ignored in silence; every route now refuses it', async () => {
-    // Before: POST .../G1/messages with {"conversationId":"G2"} stored in G1 with 201, join took {"foo":1}.
+    // Before: a send to conversation G1 with {"conversationId":"G2"} in its body was stored in G1 with 201, and join took {"foo":1}.
     const before = (await history()).length;
     let checked = 0;
     for (const route of operationRoutes) {
@@ -115,6 +138,32 @@ describe('request input: query strings, path parameters, bodies and frames', () 
     const sent = await raw(server, 'POST', send, { token: alice.token, body: JSON.stringify({ key: 'body-ok', text: 'fine' }), contentType: 'application/json' });
     assert.equal(sent.status, 201, JSON.stringify(sent.body));
     assertInvalid(await raw(server, 'POST', send, { token: alice.token, body: JSON.stringify({ key: 'body-x', text: 'x', colour: 1 }), contentType: 'application/json' }), '', 'unknown field', /Unrecognized key/);
+    assertNoErrorLogs(server);
+  });
+
+  it('a body sent to any route that takes none (admin, sessions) was ignored in silence; it is refused naming its field', async () => {
+    // Before: {"userId": B} on the admin ban route of user C answered 200 and banned C; the admin delete of conversation G2
+    // with {"conversationId": G} deleted G2.
+    const victim = await register(server, 'input-bodyless');
+    const bodiless: Array<[string, string, string | null]> = [
+      // A GET's body is not read at all (HTTP gives it no meaning; docs/protocol.md says it is ignored).
+      ...adminRoutes.filter((r) => !r.body && r.method !== 'GET').map((r) => [r.method, concrete(r.url, (name) => (name === 'userId' ? victim.id : 'no-such')), ADMIN_TOKEN] as [string, string, string]),
+      ['DELETE', '/api/v1/sessions/current', victim.token], ['DELETE', '/api/v1/sessions', victim.token],
+    ];
+    for (const [method, path, token] of bodiless) {
+      for (const [body, field] of [['{"userId":"someone-else"}', 'userId'], ['{"x":1}', 'x'], ['[1]', '']] as const) {
+        const res = await rawHttp(server, method, path, body, token);
+        assertInvalid(res, field, `${method} ${path} ${body}`, /takes no body/);
+      }
+      // No body, null and {} are no body: the route answers as usual (whatever that is), never 400.
+      for (const body of [undefined, 'null', '{}']) {
+        const res = await rawHttp(server, method, path, body, token);
+        assert.notEqual(res.status, 400, `${method} ${path} ${body}: ${JSON.stringify(res.body)}`);
+      }
+    }
+    const users = (await api(server, ADMIN_TOKEN, 'GET', '/api/v1/admin/users?limit=1000')).body.users as Array<{ id: string; banned: boolean }>;
+    // The ban route ran once, with no body: the victim is banned, nobody else (the unban ran after it, likewise).
+    assert.deepEqual(users.filter((u) => u.banned).map((u) => u.id), []);
     assertNoErrorLogs(server);
   });
 
