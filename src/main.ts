@@ -21,6 +21,7 @@ import { TypingService } from './domain/typing.js';
 import { Gateway } from './gateway/gateway.js';
 import { buildHttpApp } from './http/app.js';
 import { openListener, type Listener } from './http/listener.js';
+import { RunningRequests } from './http/running-requests.js';
 import { Metrics } from './http/metrics.js';
 import { createOriginPolicy } from './http/origin-policy.js';
 import { createLogger, throttled, type Logger } from './logging.js';
@@ -343,8 +344,10 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     limiter,
   });
   let closing: Promise<void> | null = null;
+  const running = new RunningRequests();
   const app = buildHttpApp({
     stopping: () => closing !== null,
+    running,
     services,
     accounts: new Accounts(store, tokens, config.auth.accounts),
     admin: new Admin(store, chat, publisher, onPublishError, chatLimitsFrom(config).maxReplyBytes),
@@ -392,12 +395,15 @@ export async function startServer(config: Config, options: { logger?: Logger; li
     close: () => (closing ??= (async () => {
       logger.info('draining: closing connections with 4000 (reconnect elsewhere)');
       // Order matters: nothing may touch the bus or store after they close. The drain waits for the connections'
-      // in-flight work (requests, presence disconnects); REST requests finish in app.close; then no timer is armed
-      // again, and whatever started meanwhile is waited for before the engines close.
+      // in-flight work (requests, presence disconnects); REST connections close as they become idle, and at the end
+      // of the drain whatever is still uploading; the REST requests being served are waited for; then no timer is
+      // armed again, and whatever started meanwhile is waited for before the engines close.
+      const drainEnds = Date.now() + config.shutdown.drainMs;
       await gateway.drain(config.shutdown.drainMs);
       gateway.close();
       await app.close();
-      await listener.close();
+      await listener.close(drainEnds);
+      await running.settled();
       services.typing.close();
       await services.presence.close();
       await memberSummaries.close();

@@ -410,7 +410,10 @@ export const configSchema = z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).strict().prefault({}),
   shutdown: z.object({
-    /** How long SIGTERM waits for pending writes before exiting. @default 5000 */
+    /**
+     * How long SIGTERM's drain may take, ms: WebSocket connections are closed (4000) once the requests being served on
+     * them are answered, within half of it; REST uploads not finished by then have their connection closed. @default 5000
+     */
     drainMs: z.number().int().min(0).default(5000),
   }).strict().prefault({}),
 }).strict().superRefine((config, ctx) => {

@@ -253,20 +253,38 @@ export class Gateway implements ConnectionOwner {
     ));
   }
 
-  /** Stop accepting, tell every client to reconnect elsewhere (4000), and wait for the sockets to close. */
+  /**
+   * Stop accepting and serving, tell every client to reconnect elsewhere (4000), and wait for the sockets to close.
+   * A connection is closed once the requests it is being served are answered (within half of `timeoutMs`; then it is
+   * closed anyway), so that what was stored is acknowledged; requests that arrive or were held from now on are not
+   * served (no reply: the client retries them after reconnecting, with the same key).
+   */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.heartbeat.stop();
     if (this.resumeTimer !== null) clearInterval(this.resumeTimer);
     this.resumeTimer = null;
-    for (const connection of this.connections) this.closeConnection(connection, 'SERVER_SHUTDOWN');
     const deadline = Date.now() + timeoutMs;
+    const answeredBy = Date.now() + timeoutMs / 2;
+    while (this.closeAnswered() > 0 && Date.now() < answeredBy) await new Promise((r) => setTimeout(r, 10));
+    for (const connection of this.connections) this.closeConnection(connection, 'SERVER_SHUTDOWN');
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const connection of this.connections) connection.ws.terminate();
     // A terminated socket reports 'close' a moment later; its unregister starts work that settled() then waits for.
     const closedBy = Date.now() + 1000;
     while (this.connections.size > 0 && Date.now() < closedBy) await new Promise((r) => setTimeout(r, 10));
     await this.settled();
+  }
+
+  /** Close (4000) each open connection that has no request being served; how many are left open. */
+  private closeAnswered(): number {
+    let open = 0;
+    for (const connection of this.connections) {
+      if (connection.state !== ConnectionState.Open) continue;
+      if (connection.inflight === 0) this.closeConnection(connection, 'SERVER_SHUTDOWN');
+      else open++;
+    }
+    return open;
   }
 
   /**
@@ -944,6 +962,7 @@ export class Gateway implements ConnectionOwner {
   // ---------------------------------------------------------------- socket events (shared functions, `this` is the socket)
 
   handleFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (this.draining) return; // not served: the connection is closed 4000 once what it is being served is answered
     const setup = this.setups.size > 0 ? this.setups.get(connection) : undefined;
     if (setup) {
       // Held, not refused: a client may send before `welcome` (documented), and its replies must follow `welcome`.

@@ -23,6 +23,7 @@ import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { QUERY_FAULT, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
 import { bodyFields, compact, operationRoutes, routePathParams, type OperationRoute, type RouteInput } from './routes.js';
+import type { RunningRequests } from './running-requests.js';
 import { registerWebClient } from './web-client.js';
 
 export interface HttpDeps {
@@ -50,6 +51,8 @@ export interface HttpDeps {
   ready: () => Promise<void>;
   /** Whether the server is stopping (its drain has begun): every request that arrives then is answered UNAVAILABLE. */
   stopping?: () => boolean;
+  /** Counts the requests being served, which a shutdown waits for (main.ts); absent in tests that only inject. */
+  running?: RunningRequests;
   bodyLimit: number;
   /** Deepest `meta`; a body may nest ENVELOPE_DEPTH more. */
   maxJsonDepth: number;
@@ -138,9 +141,16 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     done();
   });
   app.addHook('preValidation', async (req) => {
+    deps.running?.start(req);
     refuseBadQuery(req);
     refuseValues(req);
     refuseUnwantedBody(req);
+  });
+  app.addHook('onSend', (req, reply, payload, done) => {
+    deps.running?.end(req);
+    // A request that was running when the drain began: its connection closes after this reply, so say so.
+    if (closing || deps.stopping?.()) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -210,7 +220,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
           query: req.query as Record<string, string | undefined>,
           body: (req.body ?? {}) as Record<string, unknown>,
         };
-        if (typeof input.body !== 'object' || Array.isArray(input.body)) throw new ParleyError('INVALID_REQUEST', 'the body must be a JSON object');
+        if (typeof input.body !== 'object' || Array.isArray(input.body)) throw notAnObject();
         refuseFieldsNotOfBody(route, input.body);
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
@@ -321,13 +331,27 @@ const TAKES_BODY = Object.freeze({ takesBody: true });
  */
 function refuseUnwantedBody(req: FastifyRequest): void {
   const body = req.body;
-  if (body === undefined || body === null || req.is404 || (req.routeOptions.config as { takesBody?: boolean }).takesBody) return;
+  if (body === undefined || body === null || req.is404) return;
   const isObject = typeof body === 'object' && !Array.isArray(body);
+  if ((req.routeOptions.config as { takesBody?: boolean }).takesBody) return refusePathFields(req, isObject ? body : {});
   if (isObject && Object.keys(body).length === 0) return;
   const key = isObject ? Object.keys(body)[0]! : '';
   const fromPath = Object.hasOwn((req.params ?? {}) as object, key);
   const message = fromPath ? `the URL path gives ${key}; this route takes no body` : 'this route takes no body';
   throw new ParleyError('INVALID_REQUEST', isObject ? `the body may not carry ${key}: ${message}` : `the body must be empty: ${message}`, [{ path: key, message }]);
+}
+
+/** A body that is JSON but not an object (an array, a string, a number...) on a route that takes an object. */
+function notAnObject(): ParleyError {
+  return new ParleyError('INVALID_REQUEST', 'the body must be a JSON object', [{ path: '', message: 'not a JSON object' }]);
+}
+
+/** A body field the URL path gives (an admin route's userId...): INVALID_REQUEST naming it, never overwritten or ignored. */
+function refusePathFields(req: FastifyRequest, body: object): void {
+  for (const key of Object.keys(body)) {
+    if (!Object.hasOwn((req.params ?? {}) as object, key)) continue;
+    throw new ParleyError('INVALID_REQUEST', `the body may not carry ${key}: the URL path gives ${key}`, [{ path: key, message: `not a body field of this route: the URL path gives ${key}` }]);
+  }
 }
 
 /**

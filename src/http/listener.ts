@@ -36,8 +36,11 @@ export interface Listener {
   adopt(onRequest: RequestHandler): Server;
   /** Install the adopted request handler and `onUpgrade`, and release everything held, in arrival order. Once. */
   serve(onUpgrade: UpgradeHandler): void;
-  /** Stop accepting connections; resolves when every connection has closed (keep-alive ones as soon as they are idle). */
-  close(): Promise<void>;
+  /**
+   * Stop accepting connections; resolves when every connection has closed: keep-alive ones as soon as they are idle,
+   * and at `deadline` (ms since the epoch) every one still open, such as an upload that has not finished.
+   */
+  close(deadline?: number): Promise<void>;
   /** The server failed to start: close the socket and every connection, held ones included. */
   abort(): void;
 }
@@ -97,13 +100,18 @@ export async function openListener(config: Config): Promise<Listener> {
         }
       }
     },
-    close() {
+    close(deadline = Infinity) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Idle keep-alive connections now, and each one whose last request finishes later: without the sweep those wait
       // out keepAliveTimeout (5 s) before the process can exit.
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
-      return closed.finally(() => clearInterval(sweep));
+      // A client that never finishes its upload must not hold the exit past the drain it was given.
+      const cut = Number.isFinite(deadline) ? setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now())) : null;
+      return closed.finally(() => {
+        clearInterval(sweep);
+        if (cut !== null) clearTimeout(cut);
+      });
     },
     abort() {
       server.close();

@@ -57,7 +57,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Fastify's JSON content-type parser, replaced: the bytes must be well-formed UTF-8 (a fatal TextDecoder, so no byte
  * becomes U+FFFD unseen) and then JSON. Plain JSON.parse keeps `__proto__` as an own key, which the shared input check
  * (findRefused) then refuses with its path on both transports alike; secure-json-parse would refuse it as "not JSON".
- * Errors: INVALID_REQUEST (path `body`) for bad UTF-8; BAD_FRAME for an empty body or one that is not JSON.
+ * An empty body (or only JSON whitespace) is no body: `undefined`.
+ * Errors: INVALID_REQUEST (path `body`) for bad UTF-8; BAD_FRAME for a body that is not JSON.
  */
 export function parseJsonBody(body: Buffer): unknown {
   let text: string;
@@ -66,7 +67,8 @@ export function parseJsonBody(body: Buffer): unknown {
   } catch {
     throw new ParleyError('INVALID_REQUEST', 'the body is not valid UTF-8', [{ path: 'body', message: 'not valid UTF-8 (ill-formed byte sequence)' }]);
   }
-  if (text.trim() === '') throw new ParleyError('BAD_FRAME', 'the body is empty; send JSON or no content-type');
+  // What fetch and curl send with a JSON content type set for every request: the same as no body.
+  if (/^[ \t\n\r]*$/.test(text)) return undefined;
   try {
     return JSON.parse(text);
   } catch {

@@ -69,6 +69,49 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('answers the WebSocket requests it is serving at SIGTERM before closing 4000, and stores none it leaves unanswered', async () => {
+    // Before: the connections were closed at once, and requests being served then were stored without a reply.
+    const dataDir = freshDataDir();
+    const rates = { PARLEY_LIMITS_CONNECTION_RATE_BURST: '1000', PARLEY_LIMITS_USER_MESSAGE_RATE_BURST: '1000' };
+    const first = await startServer(rates, { dataDir });
+    const alice = await register(first, 'flight-alice');
+    const bob = await register(first, 'flight-bob');
+    const a = await RawClient.connect(first.wsUrl, alice.token);
+    const conversationId = (await a.ok('direct.open', { userId: bob.id })).conversation.id;
+    const answered = new Map<string, number>(); // text -> seq, for each send answered with a result
+    const sends: Array<Promise<void>> = [];
+    // A window of 16 sends kept in flight (each reply sends the next), so that some are being served at the signal.
+    const sendNext = (): void => {
+      const text = `flight ${sends.length}`;
+      if (sends.length >= 400) return;
+      sends.push(a.request('message.send', { conversationId, key: text, text }, 15_000).then((reply) => {
+        if (reply.result) answered.set(text, reply.result.seq);
+        if (reply.result) sendNext();
+      }, () => undefined));
+    };
+    for (let i = 0; i < 16; i++) sendNext();
+    await until(() => answered.size >= 20, 'sends answered', 10_000);
+    const closed = a.waitClose(10_000);
+    const stopped = first.stop();
+    assert.equal((await closed).code, 4000);
+    assert.equal(await stopped, 0);
+    await Promise.all(sends);
+
+    const second = await startServer(rates, { dataDir });
+    try {
+      const b = await RawClient.connect(second.wsUrl, bob.token);
+      const { messages, more } = await b.ok('history.after', { conversationId, afterSeq: 0, limit: 500 });
+      assert.equal(more, false);
+      const stored = new Map<string, number>(messages.map((m: { text: string; seq: number }) => [m.text, m.seq]));
+      assert.ok(stored.size >= 1);
+      for (const [text, seq] of stored) assert.equal(answered.get(text), seq, `"${text}" was stored (seq ${seq}) but its send got no reply`);
+      for (const [text, seq] of answered) assert.equal(stored.get(text), seq, `"${text}" was acknowledged but not kept`);
+      b.close();
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
+  });
+
   it('does not let a client that stops reading hold the shutdown beyond the drain time', async () => {
     const server = await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '1000' }, { dataDir: freshDataDir() });
     const alice = await register(server, 'stuck-alice');
@@ -136,10 +179,43 @@ describe('graceful shutdown', () => {
     const [res] = await response;
     res.resume();
     assert.equal(res.statusCode, 201);
+    assert.equal(res.headers.connection, 'close', 'a reply sent during the drain says its connection closes');
     // Far below the keep-alive timeout (120 s): only the server closing the connection once idle lets it exit this soon.
     const outcome = await Promise.race([stopped, new Promise((r) => setTimeout(r, 60_000, 'still running')).then((v) => v)]);
     assert.equal(outcome, 0, 'the server exited by itself, with 0 (its forced exit after the shutdown deadline is not 0)');
     agent.destroy();
+  });
+});
+
+describe('graceful shutdown with an upload that never finishes', () => {
+  it('closes its connection at the end of the drain and exits with 0, storing nothing of it', async () => {
+    // Before: the process waited for the upload until its forced exit (drainMs + 10 s), which exits 1.
+    const dataDir = mkdtempSync(join(tmpdir(), 'parley-shutdown-'));
+    after(() => rmSync(dataDir, { recursive: true, force: true }));
+    const server = await startServer({ PARLEY_SHUTDOWN_DRAIN_MS: '1000' }, { dataDir });
+    const alice = await register(server, 'stall-alice');
+    const { conversation } = (await api(server, alice.token, 'POST', '/api/v1/conversations', { name: 'stall room' })).body;
+    const req = request(`${server.url}/api/v1/conversations/${conversation.id}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json', 'content-length': '40', expect: '100-continue' },
+    });
+    const ended = new Promise<string>((resolve) => {
+      req.once('response', (res) => resolve(`answered ${res.statusCode}`));
+      req.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    await once(req, 'continue');
+    req.write('{"key"'); // and never the rest
+    assert.equal(await server.stop(), 0, 'exited by itself at the end of the drain (the forced exit is 1)');
+    assert.match(await ended, /ECONNRESET|socket hang up/);
+
+    const second = await startServer({}, { dataDir });
+    try {
+      const page = await api(second, alice.token, 'GET', `/api/v1/conversations/${conversation.id}/messages`);
+      assert.equal(page.status, 200);
+      assert.deepEqual(page.body.messages, []);
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
   });
 });
 
