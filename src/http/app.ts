@@ -21,7 +21,7 @@ import type { Listener } from './listener.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
-import { QUERY_FAULT, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
+import { QUERY_FAULT, isBlank, notJsonType, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
 import { bodyFields, compact, operationRoutes, routePathParams, type OperationRoute, type RouteInput } from './routes.js';
 import type { RunningRequests } from './running-requests.js';
 import { registerWebClient } from './web-client.js';
@@ -104,7 +104,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     ...(deps.listener ? { serverFactory: deps.listener.adopt } : {}),
   });
 
-  // Only JSON bodies, decoded strictly; any other content-type is 415 from fastify → INVALID_REQUEST.
+  // Only JSON bodies, decoded strictly. A body of any other content-type, or of none, is INVALID_REQUEST, unless it is
+  // empty: a browser's fetch(url, {method: 'POST', body: ''}) says text/plain.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     try {
@@ -112,6 +113,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     } catch (err) {
       done(err as Error, undefined);
     }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    if (req.is404 || isBlank(body as Buffer)) done(null, undefined);
+    else done(notJsonType(), undefined);
   });
 
   registerCors(app, deps.originPolicy ?? createOriginPolicy([]));
@@ -457,7 +462,7 @@ function frameworkError(err: { code?: string; statusCode?: number }): ParleyErro
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
     case 'FST_ERR_CTP_EMPTY_TYPE':
-      return new ParleyError('INVALID_REQUEST', 'send application/json', [{ path: 'content-type', message: 'the only accepted body type is application/json' }]);
+      return notJsonType();
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ParleyError('INVALID_REQUEST', 'the content-length does not match the body', [{ path: 'content-length', message: 'does not match the body' }]);
   }

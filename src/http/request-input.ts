@@ -53,6 +53,17 @@ function lenient(s: string): string {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** An empty body, or one of JSON whitespace only (space, tab, CR, LF): no body, whatever its content-type says. */
+export function isBlank(body: Buffer): boolean {
+  for (const byte of body) if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return false;
+  return true;
+}
+
+/** A body of another type than JSON (or of none given): INVALID_REQUEST naming the content-type. */
+export function notJsonType(): ParleyError {
+  return new ParleyError('INVALID_REQUEST', 'send application/json', [{ path: 'content-type', message: 'the only accepted body type is application/json' }]);
+}
+
 /**
  * Fastify's JSON content-type parser, replaced: the bytes must be well-formed UTF-8 (a fatal TextDecoder, so no byte
  * becomes U+FFFD unseen) and then JSON. Plain JSON.parse keeps `__proto__` as an own key, which the shared input check
@@ -68,7 +79,7 @@ export function parseJsonBody(body: Buffer): unknown {
     throw new ParleyError('INVALID_REQUEST', 'the body is not valid UTF-8', [{ path: 'body', message: 'not valid UTF-8 (ill-formed byte sequence)' }]);
   }
   // What fetch and curl send with a JSON content type set for every request: the same as no body.
-  if (/^[ \t\n\r]*$/.test(text)) return undefined;
+  if (isBlank(body)) return undefined;
   try {
     return JSON.parse(text);
   } catch {

@@ -24,9 +24,10 @@ async function raw(server: TestServer, method: string, path: string, init: { tok
 }
 
 /** A request over node:http, which (unlike fetch) sends a body with any method, GET and DELETE included. */
-function rawHttp(server: TestServer, method: string, path: string, body: string | undefined, token: string | null): Promise<{ status: number; body: any }> {
+function rawHttp(server: TestServer, method: string, path: string, body: string | undefined, token: string | null, contentType: string | null = 'application/json'): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) };
+    if (body !== undefined && contentType !== null) headers['content-type'] = contentType;
     if (token) headers.authorization = `Bearer ${token}`;
     const req = request(`${server.url}${path}`, { method, headers }, (res) => {
       let text = '';
@@ -197,6 +198,17 @@ describe('request input: query strings, path parameters, bodies and frames', () 
     const joiner = await register(server, 'input-empty-joiner');
     const join = await rawHttp(server, 'POST', `/api/v1/conversations/${other}/join`, '', joiner.token);
     assert.equal(join.status, 200, JSON.stringify(join.body));
+    // With any content-type or none (a browser's fetch with body '' says text/plain): empty is still no body.
+    for (const [body, type] of [['', 'text/plain;charset=UTF-8'], [' \n', null], ['', 'application/x-www-form-urlencoded']] as const) {
+      const leave = await rawHttp(server, 'POST', `/api/v1/conversations/${other}/leave`, body, joiner.token, type);
+      assert.equal(leave.status, 200, `${type}: ${JSON.stringify(leave.body)}`);
+      const rejoin = await rawHttp(server, 'POST', `/api/v1/conversations/${other}/join`, body, joiner.token, type);
+      assert.equal(rejoin.status, 200, `${type}: ${JSON.stringify(rejoin.body)}`);
+    }
+    // A body that is not empty still has to be JSON, and an unknown route is still 404 whatever its body.
+    assertInvalid(await rawHttp(server, 'POST', `/api/v1/conversations/${other}/leave`, 'x', joiner.token, 'text/plain'), 'content-type', 'text/plain body');
+    assertInvalid(await rawHttp(server, 'POST', `/api/v1/conversations/${other}/leave`, '{}', joiner.token, null), 'content-type', 'a body with no content-type');
+    assert.equal((await rawHttp(server, 'POST', '/api/v1/no-such-route', 'x', joiner.token, 'text/plain')).status, 404);
     assert.equal((await a.ok('history.after', { conversationId: other, afterSeq: 0 })).messages.length, 0, 'nothing was stored');
     assertNoErrorLogs(server);
   });
