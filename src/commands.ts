@@ -195,8 +195,7 @@ async function userAdd(username: string, flags: ConfigFlags & { password?: strin
   const name = usernameSchema.safeParse(username);
   if (!name.success) throw new UsageError(`invalid username "${username}": ${name.error.issues[0]?.message ?? 'not allowed'}`);
   const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : flags.password!;
-  const passwordRefusal = stringRefusal(password);
-  if (passwordRefusal) throw new UsageError(`the password is ${passwordRefusal}`);
+  refuseArguments([['the password', password]]);
   try {
     await checkNewPassword(password, name.data, config.auth.accounts);
   } catch (err) {
@@ -234,12 +233,17 @@ async function resolveUser(store: Store, which: string, by: Lookup | undefined):
   return null;
 }
 
-async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: number; create?: boolean; by?: Lookup }): Promise<void> {
-  const config = configFrom(flags);
-  for (const [what, value] of [['the user', which], ['--name', flags.name]] as const) {
+/** The first argument no request could carry (a lone surrogate, U+0000: stringRefusal), as a usage error naming it. */
+function refuseArguments(args: ReadonlyArray<readonly [string, string | undefined]>): void {
+  for (const [what, value] of args) {
     const refusal = value === undefined ? null : stringRefusal(value);
     if (refusal) throw new UsageError(`${what} is ${refusal}`);
   }
+}
+
+async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: number; create?: boolean; by?: Lookup }): Promise<void> {
+  const config = configFrom(flags);
+  refuseArguments([['the user', which], ['--name', flags.name]]);
   const nameProblem = flags.name === undefined ? null : displayNameProblem(flags.name.trim());
   if (nameProblem) throw new UsageError(`invalid --name: ${nameProblem}`);
   const [{ createTokenService }, { resolveOwnSecret }, { openStore }] = await Promise.all([
@@ -272,10 +276,7 @@ async function token(which: string, flags: ConfigFlags & { name?: string; ttl?: 
 }
 
 async function userUpsert(userId: string, flags: ConfigFlags & { name: string; metadata?: string }): Promise<void> {
-  for (const [what, value] of [['the user id', userId], ['--name', flags.name], ['--metadata', flags.metadata]] as const) {
-    const refusal = value === undefined ? null : stringRefusal(value);
-    if (refusal) throw new UsageError(`${what} is ${refusal}`);
-  }
+  refuseArguments([['the user id', userId], ['--name', flags.name], ['--metadata', flags.metadata]]);
   let metadata: unknown;
   if (flags.metadata !== undefined) {
     try {

@@ -22,7 +22,7 @@ import { adminRoutes } from './admin-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
 import { QUERY_FAULT, isBlank, notJsonType, parseJsonBody, parseQuery, type ParsedQuery } from './request-input.js';
-import { bodyFields, compact, operationRoutes, routePathParams, type OperationRoute, type RouteInput } from './routes.js';
+import { bodyFields, compact, operationRoutes, type OperationRoute, type RouteInput } from './routes.js';
 import type { RunningRequests } from './running-requests.js';
 import { registerWebClient } from './web-client.js';
 
@@ -129,12 +129,13 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // meanwhile UNAVAILABLE, temporary, and closes the connection, so clients retry elsewhere or after the restart;
   // requests already running finish.
   let closing = false;
+  const stopping = (): boolean => closing || deps.stopping?.() === true;
   app.addHook('preClose', (done) => {
     closing = true;
     done();
   });
   app.addHook('onRequest', async (_req, reply) => {
-    if (!closing && !deps.stopping?.()) return;
+    if (!stopping()) return;
     reply.header('connection', 'close');
     throw new ParleyError('UNAVAILABLE', 'the server is shutting down: retry, on another instance or once it is back');
   });
@@ -154,7 +155,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.addHook('onSend', (req, reply, payload, done) => {
     deps.running?.end(req);
     // A request that was running when the drain began: its connection closes after this reply, so say so.
-    if (closing || deps.stopping?.()) reply.header('connection', 'close');
+    if (stopping()) reply.header('connection', 'close');
     done(null, payload);
   });
 
@@ -226,7 +227,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
           body: (req.body ?? {}) as Record<string, unknown>,
         };
         if (typeof input.body !== 'object' || Array.isArray(input.body)) throw notAnObject();
-        refuseFieldsNotOfBody(route, input.body);
+        refuseOmittedFields(route, input.body);
         const type = typeof route.operation === 'function' ? route.operation(input) : route.operation;
         const data = parse(requestSchemas[type], compact(route.input(input)));
         const waitMs = deps.publishWaitMs?.(type, data) ?? null;
@@ -360,20 +361,14 @@ function refusePathFields(req: FastifyRequest, body: object): void {
 }
 
 /**
- * A body field the route does not take from the body: INVALID_REQUEST naming it. A field the path gives (the
- * conversation, a seq, a user) or the route never takes (`to` where the path names the conversation) would otherwise
- * be overwritten or ignored in silence. Other unknown fields reach the operation's schema, which refuses them
- * ("Unrecognized key").
+ * A field the route omits from its body (`to` where the path names the conversation): INVALID_REQUEST naming it,
+ * never ignored in silence. Fields the path gives were refused before (refusePathFields); other unknown fields reach
+ * the operation's schema, which refuses them ("Unrecognized key").
  */
-function refuseFieldsNotOfBody(route: OperationRoute, body: Record<string, unknown>): void {
-  const fields = bodyFields(route);
-  for (const key of Object.keys(body)) {
-    if (fields.includes(key)) continue;
-    // A route that takes no body refused every field before this (refuseUnwantedBody).
-    const why = routePathParams(route).includes(key) ? `the URL path gives ${key}`
-      : route.bodyOmits?.includes(key) ? `this route does not take ${key}: its path names the conversation`
-        : null;
-    if (why === null) continue; // the operation's schema refuses it
+function refuseOmittedFields(route: OperationRoute, body: Record<string, unknown>): void {
+  for (const key of route.bodyOmits ?? []) {
+    if (!Object.hasOwn(body, key)) continue;
+    const why = `this route does not take ${key}: its path names the conversation`;
     throw new ParleyError('INVALID_REQUEST', `the body may not carry ${key}: ${why}`, [{ path: key, message: `not a body field of this route: ${why}` }]);
   }
 }

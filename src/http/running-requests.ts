@@ -18,10 +18,6 @@ export class RunningRequests {
     for (const wake of this.waiters.splice(0)) wake();
   }
 
-  get size(): number {
-    return this.running.size;
-  }
-
   /** Resolves once no request is running (at once when none is). */
   settled(): Promise<void> {
     return this.running.size === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
